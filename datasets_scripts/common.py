@@ -1,0 +1,163 @@
+"""Shared pieces of the dataset builders: the common schema, audio I/O, checks and atomic saving.
+
+Every builder returns a ``DatasetDict`` whose splits have the columns of :func:`ser_features`
+(``audio``, ``emotion``, ``transcript``, ``speaker_id``, ``utterance_id`` and optional
+``gender``, ``arousal``, ``valence``, ``dominance``, ``language``) and saves it with
+:func:`save_dataset_dict`, which never leaves a half-written folder behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from modeling.file_utils import atomic_output_dir, check_output_dir
+
+SAMPLING_RATE = 16_000
+OPTIONAL_STRING_COLUMNS = ("gender", "language")
+OPTIONAL_FLOAT_COLUMNS = ("arousal", "valence", "dominance")
+
+
+def ser_features(labels: Sequence[str], optional: Iterable[str] = ()):
+    """The common schema, with ``emotion`` a ClassLabel over ``labels`` (the corpus' own order)."""
+    import datasets
+
+    features = {
+        "audio": datasets.Audio(sampling_rate=SAMPLING_RATE),
+        "emotion": datasets.ClassLabel(names=list(labels)),
+        "transcript": datasets.Value("string"),
+        "speaker_id": datasets.Value("string"),
+        "utterance_id": datasets.Value("string"),
+    }
+    for column in optional:
+        if column in OPTIONAL_STRING_COLUMNS:
+            features[column] = datasets.Value("string")
+        elif column in OPTIONAL_FLOAT_COLUMNS:
+            features[column] = datasets.Value("float32")
+        else:
+            raise ValueError(
+                f"unknown optional column {column!r}; the schema allows {OPTIONAL_STRING_COLUMNS + OPTIONAL_FLOAT_COLUMNS}"
+            )
+    return datasets.Features(features)
+
+
+def resample(waveform: np.ndarray, orig_sr: int, target_sr: int = SAMPLING_RATE) -> np.ndarray:
+    """Band-limited resampling (torchaudio's sinc interpolation) of a mono float waveform."""
+    if orig_sr == target_sr:
+        return waveform.astype(np.float32, copy=False)
+    import torch
+    import torchaudio.functional as AF
+
+    return AF.resample(
+        torch.from_numpy(np.ascontiguousarray(waveform, dtype=np.float32)), orig_sr, target_sr
+    ).numpy()
+
+
+def read_audio(path_or_bytes: str | os.PathLike | bytes, target_sr: int = SAMPLING_RATE) -> np.ndarray:
+    """Read a sound file (any format libsndfile reads) as mono float32 at ``target_sr``.
+
+    Raises ``ValueError`` naming the file when it is missing, unreadable or empty.
+    """
+    import soundfile as sf
+
+    name = "<bytes>" if isinstance(path_or_bytes, bytes) else str(path_or_bytes)
+    source = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, bytes) else path_or_bytes
+    try:
+        data, sr = sf.read(source, dtype="float32", always_2d=True)
+    except Exception as err:  # soundfile raises LibsndfileError/RuntimeError/OSError by case
+        raise ValueError(
+            f"could not read audio file {name}: {err}. Check that it is a complete, uncorrupted sound file."
+        ) from err
+    if data.shape[0] == 0:
+        raise ValueError(f"audio file {name} has no samples; remove it or re-export it.")
+    return resample(data.mean(axis=1), sr, target_sr)
+
+
+def encode_wav(waveform: np.ndarray, sampling_rate: int = SAMPLING_RATE) -> bytes:
+    """16-bit PCM WAV bytes, the storage format of the ``audio`` column."""
+    import soundfile as sf
+
+    buffer = io.BytesIO()
+    sf.write(buffer, np.clip(waveform, -1.0, 1.0), sampling_rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def class_counts(dataset, column: str = "emotion") -> dict[str, int]:
+    names = dataset.features[column].names
+    counts = Counter(dataset[column])
+    return {name: counts.get(i, 0) for i, name in enumerate(names)}
+
+
+def describe(dataset_dict, column: str = "emotion") -> str:
+    """A table of class counts per split (printed by every builder, written into the card)."""
+    splits = list(dataset_dict)
+    names = dataset_dict[splits[0]].features[column].names
+    counts = {split: class_counts(dataset_dict[split], column) for split in splits}
+    width = max(len(n) for n in [*names, "total"]) + 2
+    lines = ["| class | " + " | ".join(splits) + " |", "|---|" + "---|" * len(splits)]
+    for name in names:
+        lines.append(f"| {name:<{width}} | " + " | ".join(str(counts[s][name]) for s in splits) + " |")
+    lines.append(f"| {'total':<{width}} | " + " | ".join(str(len(dataset_dict[s])) for s in splits) + " |")
+    speakers = [str(len(set(dataset_dict[s]["speaker_id"]))) for s in splits]
+    lines.append(f"| {'speakers':<{width}} | " + " | ".join(speakers) + " |")
+    return "\n".join(lines)
+
+
+def check_speaker_independent(dataset_dict) -> None:
+    """Raise ``ValueError`` when a speaker appears in more than one split."""
+    seen: dict[str, str] = {}
+    leaks = []
+    for split, ds in dataset_dict.items():
+        for speaker in set(ds["speaker_id"]):
+            if speaker in seen and seen[speaker] != split:
+                leaks.append(f"{speaker} ({seen[speaker]}, {split})")
+            seen.setdefault(speaker, split)
+    if leaks:
+        raise ValueError(
+            f"splits are not speaker-independent; speakers in two splits: {', '.join(sorted(leaks))}"
+        )
+
+
+def save_dataset_dict(
+    dataset_dict, output_dir: str | os.PathLike, card: str | None = None, overwrite: bool = False
+) -> Path:
+    """``save_to_disk`` into a temporary sibling folder, add the card, then rename into place.
+
+    An existing ``output_dir`` is left untouched unless ``overwrite``; either way a crash never
+    leaves a half-written dataset at ``output_dir``.
+    """
+    with atomic_output_dir(output_dir, overwrite=overwrite) as tmp:
+        dataset_dict.save_to_disk(str(tmp))
+        if card is not None:
+            (tmp / "README.md").write_text(card, encoding="utf-8")
+    return Path(output_dir).resolve()
+
+
+def builder_argument_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--output_dir", required=True, help="folder to write the DatasetDict to (save_to_disk)"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output_dir")
+    return parser
+
+
+__all__ = [
+    "SAMPLING_RATE",
+    "builder_argument_parser",
+    "check_output_dir",
+    "check_speaker_independent",
+    "class_counts",
+    "describe",
+    "encode_wav",
+    "read_audio",
+    "resample",
+    "save_dataset_dict",
+    "ser_features",
+]

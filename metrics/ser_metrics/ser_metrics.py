@@ -1,0 +1,210 @@
+"""Speech-emotion-recognition metrics as an `evaluate` module.
+
+    import evaluate
+    ser = evaluate.load("metrics/ser_metrics")               # a local folder: works offline
+    ser.compute(predictions=["sad", "happy"], references=["sad", "sad"], labels=["happy", "sad"])
+
+    ccc = evaluate.load("metrics/ser_metrics", "dimensional")
+    ccc.compute(predictions=[[0.1, 0.3, 0.2], ...], references=[[...], ...])
+
+This file is self-contained (numpy only) so that ``evaluate.load`` can copy it; the functions are
+also importable directly (``from metrics.ser_metrics.ser_metrics import classification_metrics``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import datasets
+import evaluate
+import numpy as np
+
+_CITATION = """\
+@inproceedings{busso2025odyssey,
+  title={The Odyssey 2024 / Interspeech 2025 Speech Emotion Recognition Challenges},
+  note={macro-F1 is the challenge's main figure; UA and WA are the customary companions in SER}
+}
+"""
+
+_DESCRIPTION = """\
+Categorical SER metrics: weighted accuracy (WA, plain accuracy), unweighted accuracy (UA, the mean
+recall over the classes present in the references, i.e. scikit-learn's balanced_accuracy_score),
+macro-F1 (the MSP-Podcast challenge figure), weighted F1, per-class F1 and the confusion matrix,
+with an optional bootstrap 95 % confidence interval of macro-F1.
+The "dimensional" configuration computes Lin's concordance correlation coefficient (CCC) per
+dimension (arousal, valence, dominance by default) and its mean.
+"""
+
+_KWARGS_DESCRIPTION = """\
+Args (categorical):
+    predictions: predicted labels, names (str) or class indices (int).
+    references: gold labels, same kind as predictions.
+    labels: the label set, in the order used for the confusion matrix and per-class F1. Default:
+        the sorted union of predictions and references. Labels outside this set raise ValueError.
+    bootstrap: number of bootstrap resamples for a 95 % confidence interval of macro-F1 (0: none).
+    seed: random seed of the bootstrap.
+Returns:
+    accuracy, unweighted_accuracy, macro_f1, weighted_f1, per_class_f1 (dict label -> F1),
+    confusion_matrix (list of rows: reference, columns: prediction), labels, num_samples and, with
+    bootstrap > 0, macro_f1_ci_low / macro_f1_ci_high.
+Args (dimensional):
+    predictions, references: lists of equal-length float vectors (one value per dimension).
+    dimensions: names of the dimensions, default ("arousal", "valence", "dominance").
+Returns:
+    ccc_<dimension> for each dimension and ccc_mean.
+"""
+
+
+def _check_same_length(predictions: Sequence, references: Sequence) -> None:
+    if len(predictions) != len(references):
+        raise ValueError(
+            f"predictions and references must have the same length, got {len(predictions)} predictions "
+            f"and {len(references)} references; pass one prediction per reference."
+        )
+    if len(references) == 0:
+        raise ValueError("no predictions/references were given; pass at least one example.")
+
+
+def confusion_matrix(ref_idx: np.ndarray, pred_idx: np.ndarray, num_labels: int) -> np.ndarray:
+    """Counts ``cm[i, j]`` of references of class ``i`` predicted as class ``j``."""
+    cm = np.zeros((num_labels, num_labels), dtype=np.int64)
+    np.add.at(cm, (ref_idx, pred_idx), 1)
+    return cm
+
+
+def _scores_from_confusion(cm: np.ndarray) -> dict:
+    tp = np.diag(cm).astype(np.float64)
+    support = cm.sum(1).astype(np.float64)  # references per class
+    predicted = cm.sum(0).astype(np.float64)
+    denom = support + predicted
+    # F1 = 2TP / (2TP + FP + FN); 0 for a label that is neither predicted nor present, and macro-F1
+    # averages over the whole label set (scikit-learn's f1_score(labels=..., zero_division=0)).
+    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    recall_classes = support > 0  # UA: mean recall over the classes present in the references
+    n = cm.sum()
+    return {
+        "accuracy": float(tp.sum() / n),
+        "unweighted_accuracy": float((tp[recall_classes] / support[recall_classes]).mean()),
+        "macro_f1": float(f1.mean()),
+        "weighted_f1": float((f1 * support).sum() / support.sum()),
+        "f1": f1,
+    }
+
+
+def encode_labels(
+    predictions: Sequence, references: Sequence, labels: Sequence | None = None
+) -> tuple[np.ndarray, np.ndarray, list]:
+    """Map predictions/references to indices into ``labels`` (checked); returns (pred, ref, labels)."""
+    _check_same_length(predictions, references)
+    if labels is None:
+        labels = sorted(set(predictions) | set(references), key=lambda x: (str(type(x)), x))
+    labels = list(labels)
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"labels must be unique, got {labels}")
+    index = {label: i for i, label in enumerate(labels)}
+    unknown = sorted({str(x) for x in (*predictions, *references) if x not in index})
+    if unknown:
+        raise ValueError(
+            f"found labels that are not in the label set {labels}: {unknown}; pass `labels=` with every "
+            "class, or map the outputs to the label set before scoring."
+        )
+    pred = np.fromiter((index[x] for x in predictions), dtype=np.int64, count=len(predictions))
+    ref = np.fromiter((index[x] for x in references), dtype=np.int64, count=len(references))
+    return pred, ref, labels
+
+
+def classification_metrics(
+    predictions: Sequence,
+    references: Sequence,
+    labels: Sequence | None = None,
+    bootstrap: int = 0,
+    seed: int = 0,
+) -> dict:
+    """WA, UA, macro/weighted/per-class F1, confusion matrix and an optional bootstrap CI of macro-F1."""
+    pred, ref, labels = encode_labels(predictions, references, labels)
+    cm = confusion_matrix(ref, pred, len(labels))
+    scores = _scores_from_confusion(cm)
+    f1 = scores.pop("f1")
+    out = {
+        **scores,
+        "per_class_f1": {str(label): float(f1[i]) for i, label in enumerate(labels)},
+        "confusion_matrix": cm.tolist(),
+        "labels": [str(label) for label in labels],
+        "num_samples": int(len(ref)),
+    }
+    if bootstrap:
+        rng = np.random.default_rng(seed)
+        n = len(ref)
+        stats = np.empty(bootstrap)
+        for b in range(bootstrap):
+            idx = rng.integers(0, n, n)
+            stats[b] = _scores_from_confusion(confusion_matrix(ref[idx], pred[idx], len(labels)))["macro_f1"]
+        out["macro_f1_ci_low"], out["macro_f1_ci_high"] = (
+            float(v) for v in np.percentile(stats, [2.5, 97.5])
+        )
+    return out
+
+
+def concordance_correlation_coefficient(predictions: Sequence[float], references: Sequence[float]) -> float:
+    """Lin's CCC with population moments (as the MSP-Podcast challenge scorer)."""
+    x = np.asarray(predictions, dtype=np.float64)
+    y = np.asarray(references, dtype=np.float64)
+    _check_same_length(x, y)
+    mx, my = x.mean(), y.mean()
+    cov = ((x - mx) * (y - my)).mean()
+    denom = x.var() + y.var() + (mx - my) ** 2
+    return float(2 * cov / denom) if denom > 0 else 0.0
+
+
+def dimensional_metrics(
+    predictions: Sequence[Sequence[float]],
+    references: Sequence[Sequence[float]],
+    dimensions: Sequence[str] = ("arousal", "valence", "dominance"),
+) -> dict:
+    _check_same_length(predictions, references)
+    x = np.asarray(predictions, dtype=np.float64).reshape(len(predictions), -1)
+    y = np.asarray(references, dtype=np.float64).reshape(len(references), -1)
+    if x.shape != y.shape or x.shape[1] != len(dimensions):
+        raise ValueError(
+            f"expected predictions and references of shape (N, {len(dimensions)}) for dimensions "
+            f"{list(dimensions)}, found {x.shape} and {y.shape}; pass `dimensions=` to match."
+        )
+    out = {
+        f"ccc_{d}": concordance_correlation_coefficient(x[:, i], y[:, i]) for i, d in enumerate(dimensions)
+    }
+    out["ccc_mean"] = float(np.mean(list(out.values())))
+    return out
+
+
+@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+class SerMetrics(evaluate.Metric):
+    def _info(self):
+        if self.config_name == "dimensional":
+            features = datasets.Features(
+                {
+                    "predictions": datasets.Sequence(datasets.Value("float64")),
+                    "references": datasets.Sequence(datasets.Value("float64")),
+                }
+            )
+        else:
+            features = [
+                datasets.Features(
+                    {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
+                ),
+                datasets.Features(
+                    {"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}
+                ),
+            ]
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation=_CITATION,
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=features,
+        )
+
+    def _compute(self, predictions, references, labels=None, bootstrap=0, seed=0, dimensions=None):
+        if self.config_name == "dimensional":
+            return dimensional_metrics(
+                predictions, references, dimensions or ("arousal", "valence", "dominance")
+            )
+        return classification_metrics(predictions, references, labels=labels, bootstrap=bootstrap, seed=seed)

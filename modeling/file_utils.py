@@ -1,0 +1,50 @@
+"""Writing output folders atomically: a crash never leaves a half-written folder at the target."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def check_output_dir(output_dir: str | os.PathLike, overwrite: bool = False) -> None:
+    """Refuse to write into an existing non-empty folder unless ``overwrite`` (checked before slow work)."""
+    output_dir = Path(output_dir)
+    if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())) and not overwrite:
+        raise FileExistsError(
+            f"{output_dir} already exists and is not empty; choose another output folder or pass --overwrite."
+        )
+
+
+@contextlib.contextmanager
+def atomic_output_dir(output_dir: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary sibling folder; on success it replaces ``output_dir``, on error it is removed.
+
+    An existing non-empty ``output_dir`` raises ``FileExistsError`` unless ``overwrite``; with
+    ``overwrite`` the old folder is swapped out only after the new one is complete.
+    """
+    check_output_dir(output_dir, overwrite)
+    output_dir = Path(output_dir).resolve()
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the result should look like mkdir's
+    try:
+        yield tmp
+        old = None
+        if output_dir.exists():
+            old = output_dir.with_name(f".{output_dir.name}.old-{os.getpid()}")
+            os.replace(output_dir, old)
+        os.replace(tmp, output_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+__all__ = ["atomic_output_dir", "check_output_dir"]

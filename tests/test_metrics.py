@@ -1,0 +1,101 @@
+"""The ser_metrics evaluate module agrees with scikit-learn and refuses bad input."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score
+
+from metrics import load_ser_metrics
+from metrics.plotting import plot_confusion_matrix, plot_training_curves
+from metrics.ser_metrics.ser_metrics import classification_metrics, concordance_correlation_coefficient
+
+LABELS = ["neutral", "happy", "sad", "angry", "fear", "surprise"]
+
+
+@pytest.fixture(scope="module")
+def ser():
+    return load_ser_metrics()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_matches_sklearn_on_random_inputs(ser, seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 200))
+    refs = rng.choice(LABELS, n, p=[0.4, 0.2, 0.15, 0.1, 0.05, 0.1]).tolist()
+    # predictions never use the last two classes: absent-from-predictions must be handled as sklearn does
+    preds = rng.choice(LABELS[:4], n).tolist()
+    out = ser.compute(predictions=preds, references=refs, labels=LABELS)
+    assert out["accuracy"] == pytest.approx(np.mean(np.array(preds) == np.array(refs)))
+    assert out["unweighted_accuracy"] == pytest.approx(balanced_accuracy_score(refs, preds))
+    assert out["macro_f1"] == pytest.approx(
+        f1_score(refs, preds, labels=LABELS, average="macro", zero_division=0)
+    )
+    assert out["weighted_f1"] == pytest.approx(
+        f1_score(refs, preds, labels=LABELS, average="weighted", zero_division=0)
+    )
+    per_class = f1_score(refs, preds, labels=LABELS, average=None, zero_division=0)
+    assert out["per_class_f1"] == pytest.approx(dict(zip(LABELS, per_class)))
+    assert out["confusion_matrix"] == confusion_matrix(refs, preds, labels=LABELS).tolist()
+
+
+def test_default_label_set_is_union_and_int_labels_work(ser):
+    refs, preds = [0, 1, 2, 2, 1], [0, 2, 2, 2, 0]
+    out = ser.compute(predictions=preds, references=refs)
+    assert out["labels"] == ["0", "1", "2"]
+    assert out["macro_f1"] == pytest.approx(f1_score(refs, preds, average="macro"))
+
+
+def test_perfect_and_bootstrap_interval(ser):
+    rng = np.random.default_rng(0)
+    refs = rng.choice(LABELS, 300).tolist()
+    preds = [r if rng.random() < 0.7 else LABELS[0] for r in refs]
+    out = ser.compute(predictions=preds, references=refs, labels=LABELS, bootstrap=200, seed=1)
+    assert out["macro_f1_ci_low"] < out["macro_f1"] < out["macro_f1_ci_high"]
+    assert out["macro_f1_ci_high"] - out["macro_f1_ci_low"] < 0.2
+    again = classification_metrics(preds, refs, labels=LABELS, bootstrap=200, seed=1)
+    assert again["macro_f1_ci_low"] == out["macro_f1_ci_low"]  # seeded: reproducible
+    perfect = ser.compute(predictions=refs, references=refs, labels=LABELS)
+    assert perfect["macro_f1"] == perfect["accuracy"] == perfect["unweighted_accuracy"] == 1.0
+
+
+def test_length_mismatch_is_refused():
+    with pytest.raises(ValueError, match="same length"):
+        classification_metrics(["sad", "happy"], ["sad"])
+
+
+def test_unknown_label_is_refused():
+    with pytest.raises(ValueError, match=r"not in the label set.*'bored'"):
+        classification_metrics(["sad", "bored"], ["sad", "happy"], labels=["sad", "happy"])
+
+
+def test_ccc_matches_formula_and_dimensional_config():
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=(100, 3))
+    x = 0.8 * y + rng.normal(scale=0.5, size=(100, 3)) + 0.3
+    for d in range(3):
+        a, b = x[:, d], y[:, d]
+        expected = 2 * np.cov(a, b, bias=True)[0, 1] / (a.var() + b.var() + (a.mean() - b.mean()) ** 2)
+        assert concordance_correlation_coefficient(a, b) == pytest.approx(expected)
+    assert concordance_correlation_coefficient(y[:, 0], y[:, 0]) == pytest.approx(1.0)
+    dim = load_ser_metrics("dimensional")
+    out = dim.compute(predictions=x.tolist(), references=y.tolist())
+    assert set(out) == {"ccc_arousal", "ccc_valence", "ccc_dominance", "ccc_mean"}
+    assert out["ccc_mean"] == pytest.approx(
+        np.mean([out["ccc_arousal"], out["ccc_valence"], out["ccc_dominance"]])
+    )
+    with pytest.raises(ValueError, match="shape"):
+        dim.compute(predictions=x[:, :2].tolist(), references=y[:, :2].tolist())
+
+
+def test_plots_are_written(tmp_path):
+    out = classification_metrics(["a", "b", "b"], ["a", "b", "a"])
+    png = plot_confusion_matrix(out["confusion_matrix"], out["labels"], tmp_path / "cm.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    history = [
+        {"step": 1, "loss": 2.0},
+        {"step": 2, "loss": 1.5},
+        {"step": 2, "eval_loss": 1.6, "eval_macro_f1": 0.3},
+    ]
+    curves = plot_training_curves(history, tmp_path / "curves.png")
+    assert curves.stat().st_size > 1000
+    with pytest.raises(ValueError, match="square"):
+        plot_confusion_matrix([[1, 2]], ["a"], tmp_path / "bad.png")

