@@ -1,0 +1,128 @@
+"""Configuration of the speech-encoder emotion classifier (ABHINAYA S1, MSP-Podcast baseline)."""
+
+from __future__ import annotations
+
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+# Encoders the classifier can wrap, by `model_type`. Whisper contributes its encoder only.
+SUPPORTED_ENCODERS = ("wavlm", "hubert", "wav2vec2", "data2vec-audio", "whisper")
+LOSS_TYPES = ("ce", "weighted_ce", "focal", "vector_scaling")
+DIMENSIONS = ("arousal", "valence", "dominance")
+
+
+def audio_config_from(value) -> PreTrainedConfig:
+    """A sub-config from a config object or its dict (dispatching on ``model_type``)."""
+    if isinstance(value, PreTrainedConfig):
+        config = value
+    elif isinstance(value, dict):
+        if "model_type" not in value:
+            raise ValueError("audio_config needs a 'model_type' key (e.g. 'wavlm' or 'whisper')")
+        value = dict(value)
+        config = CONFIG_MAPPING[value.pop("model_type")](**value)
+    else:
+        raise ValueError(f"audio_config must be a config or a dict, got {type(value).__name__}")
+    if config.model_type not in SUPPORTED_ENCODERS:
+        raise ValueError(
+            f"unsupported speech encoder {config.model_type!r}; supported: {', '.join(SUPPORTED_ENCODERS)}"
+        )
+    return config
+
+
+class SpeechEmotionConfig(PreTrainedConfig):
+    r"""Speech encoder -> (weighted layer sum) -> attentive statistics pooling -> MLP head.
+
+    Args:
+        audio_config: config (or dict) of the speech encoder: WavLM, HuBERT, wav2vec2, data2vec-audio
+            or Whisper (encoder only).
+        use_weighted_layer_sum: learn a softmax-weighted sum of all hidden layers instead of using the last.
+        pooling_attention_size: hidden size of the attentive pooling's scoring MLP.
+        head_hidden_size, head_dropout: the classification MLP.
+        freeze_encoder: keep the whole encoder frozen (its outputs can then be cached).
+        freeze_feature_encoder: freeze only the convolutional feature encoder (wav2vec2 family) or the
+            convolutional stem (Whisper).
+        num_trainable_encoder_layers: fine-tune only the top N transformer layers (None: all, unless frozen).
+        loss_type: "ce" | "weighted_ce" | "focal" | "vector_scaling" (see ``modeling/losses.py``).
+        class_counts: training-set count per label id; weights the losses that need it.
+        focal_gamma, vs_gamma, vs_tau, class_weighting: loss parameters.
+        dimensions: names of the regression targets of an optional dimensional head trained with a
+            CCC loss jointly with the categorical head, e.g. ("arousal", "valence", "dominance").
+        dimensional_loss_weight: weight of the CCC loss in the total loss.
+        chunk_length_s: inputs longer than this are encoded in chunks of this length (then pooled
+            together), so long recordings fit in memory and Whisper's 30 s window.
+    """
+
+    model_type = "ser_speech_emotion"
+    sub_configs = {"audio_config": AutoConfig}
+
+    def __init__(
+        self,
+        audio_config=None,
+        use_weighted_layer_sum: bool = True,
+        pooling_attention_size: int = 128,
+        head_hidden_size: int = 256,
+        head_dropout: float = 0.1,
+        freeze_encoder: bool = True,
+        freeze_feature_encoder: bool = True,
+        num_trainable_encoder_layers: int | None = None,
+        loss_type: str = "ce",
+        class_counts: list[int] | None = None,
+        focal_gamma: float = 2.0,
+        vs_gamma: float = 0.2,
+        vs_tau: float = 1.0,
+        class_weighting: str = "inverse",
+        dimensions: list[str] | tuple[str, ...] = (),
+        dimensional_loss_weight: float = 0.5,
+        chunk_length_s: float = 30.0,
+        **kwargs,
+    ):
+        self.audio_config = audio_config_from(
+            audio_config if audio_config is not None else {"model_type": "wavlm"}
+        )
+        self.use_weighted_layer_sum = use_weighted_layer_sum
+        if use_weighted_layer_sum:
+            # LayerDrop skips layers at random in training, and the layer sum needs every layer.
+            for name in ("layerdrop", "encoder_layerdrop"):
+                if getattr(self.audio_config, name, 0.0):
+                    setattr(self.audio_config, name, 0.0)
+        self.pooling_attention_size = pooling_attention_size
+        self.head_hidden_size = head_hidden_size
+        self.head_dropout = head_dropout
+        self.freeze_encoder = freeze_encoder
+        self.freeze_feature_encoder = freeze_feature_encoder
+        self.num_trainable_encoder_layers = num_trainable_encoder_layers
+        if loss_type not in LOSS_TYPES:
+            raise ValueError(f"loss_type must be one of {LOSS_TYPES}, got {loss_type!r}")
+        self.loss_type = loss_type
+        self.class_counts = list(class_counts) if class_counts is not None else None
+        self.focal_gamma = focal_gamma
+        self.vs_gamma = vs_gamma
+        self.vs_tau = vs_tau
+        self.class_weighting = class_weighting
+        self.dimensions = list(dimensions)
+        self.dimensional_loss_weight = dimensional_loss_weight
+        if chunk_length_s <= 0:
+            raise ValueError(f"chunk_length_s must be positive, got {chunk_length_s}")
+        self.chunk_length_s = chunk_length_s
+        super().__init__(**kwargs)
+        if self.class_counts is not None and len(self.class_counts) != self.num_labels:
+            raise ValueError(
+                f"class_counts has {len(self.class_counts)} entries but there are {self.num_labels} labels "
+                f"({list(self.id2label.values())}); give one count per label, in label-id order."
+            )
+
+    @property
+    def encoder_hidden_size(self) -> int:
+        return (
+            self.audio_config.d_model
+            if self.audio_config.model_type == "whisper"
+            else self.audio_config.hidden_size
+        )
+
+    @property
+    def num_encoder_layers(self) -> int:
+        cfg = self.audio_config
+        return cfg.encoder_layers if cfg.model_type == "whisper" else cfg.num_hidden_layers
+
+
+__all__ = ["SpeechEmotionConfig"]

@@ -1,0 +1,158 @@
+"""Feature extractor of serhub's speech models: raw waveform (wav2vec2 family) or Whisper log-mel.
+
+Unlike ``WhisperFeatureExtractor`` it never pads a clip to 30 s (emotional utterances are ~3 s, and
+padding costs ~10x encoder time): each clip is featurised on its own and a batch is padded to its
+longest clip with an ``attention_mask``, so a clip's features do not depend on its batch.
+It checks its input (sampling rate, NaN/Inf, empty, channels) and accepts integer PCM.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from transformers import BatchFeature, SequenceFeatureExtractor
+
+FEATURE_TYPES = ("waveform", "log_mel")
+
+
+def _to_float_mono(x, index: int) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim != 1:
+        raise ValueError(
+            f"audio #{index} has shape {x.shape}; expected a mono 1-D waveform. Mix the channels down first, "
+            "e.g. `audio.mean(axis=0)` for (channels, samples)."
+        )
+    if x.size == 0:
+        raise ValueError(f"audio #{index} is empty (0 samples); remove it or pass at least one sample.")
+    if np.issubdtype(x.dtype, np.integer):  # PCM: scale to [-1, 1)
+        info = np.iinfo(x.dtype)
+        x = (x.astype(np.float64) - (info.max + info.min + 1) / 2) / ((info.max - info.min + 1) / 2)
+    x = x.astype(np.float32, copy=False)
+    if not np.isfinite(x).all():
+        raise ValueError(
+            f"audio #{index} contains NaN or Inf samples; clean or drop the clip before inference."
+        )
+    return x
+
+
+@functools.lru_cache(maxsize=8)
+def _mel_filters(n_fft: int, n_mels: int, sampling_rate: int) -> np.ndarray:
+    from transformers.audio_utils import mel_filter_bank
+
+    return mel_filter_bank(
+        num_frequency_bins=1 + n_fft // 2,
+        num_mel_filters=n_mels,
+        min_frequency=0.0,
+        max_frequency=sampling_rate / 2,
+        sampling_rate=sampling_rate,
+        norm="slaney",
+        mel_scale="slaney",
+    ).astype(np.float32)
+
+
+class SpeechEmotionFeatureExtractor(SequenceFeatureExtractor):
+    r"""Args:
+    feature_type: "waveform" (normalised samples, for WavLM/HuBERT/wav2vec2/data2vec; ``input_values``
+        (B, N)) or "log_mel" (Whisper's log-mel spectrogram with ``feature_size`` bins; ``input_features``
+        (B, T, n_mels), time-major, transposed by the model).
+    sampling_rate: expected input rate; other rates are refused (the pipeline resamples for you).
+    do_normalize: zero-mean unit-variance per clip ("waveform").
+    n_fft, hop_length: STFT of "log_mel" (Whisper: 400, 160).
+    """
+
+    model_input_names = ["input_values", "attention_mask"]
+
+    def __init__(
+        self,
+        feature_type: str = "waveform",
+        feature_size: int = 1,
+        sampling_rate: int = 16000,
+        padding_value: float = 0.0,
+        do_normalize: bool = True,
+        n_fft: int = 400,
+        hop_length: int = 160,
+        return_attention_mask: bool = True,
+        **kwargs,
+    ):
+        if feature_type not in FEATURE_TYPES:
+            raise ValueError(f"feature_type must be one of {FEATURE_TYPES}, got {feature_type!r}")
+        super().__init__(
+            feature_size=feature_size, sampling_rate=sampling_rate, padding_value=padding_value, **kwargs
+        )
+        self.feature_type = feature_type
+        self.do_normalize = do_normalize
+        self.n_fft = n_fft
+        self.hop_length = hop_length
+        self.return_attention_mask = return_attention_mask
+        if feature_type == "log_mel":
+            self.model_input_names = ["input_features", "attention_mask"]
+
+    @classmethod
+    def from_encoder_feature_extractor(cls, fe) -> SpeechEmotionFeatureExtractor:
+        """Mirror a WhisperFeatureExtractor / Wav2Vec2FeatureExtractor's settings."""
+        if type(fe).__name__.startswith("Whisper"):
+            return cls("log_mel", fe.feature_size, fe.sampling_rate, n_fft=fe.n_fft, hop_length=fe.hop_length)
+        return cls("waveform", 1, fe.sampling_rate, do_normalize=getattr(fe, "do_normalize", True))
+
+    @classmethod
+    def from_encoder_pretrained(cls, encoder_name_or_path, **kwargs) -> SpeechEmotionFeatureExtractor:
+        from transformers import AutoFeatureExtractor
+
+        return cls.from_encoder_feature_extractor(
+            AutoFeatureExtractor.from_pretrained(encoder_name_or_path, **kwargs)
+        )
+
+    def log_mel(self, waveform: np.ndarray) -> np.ndarray:
+        """Whisper's log-mel spectrogram of one clip, (n_mels, frames) with frames = len // hop."""
+        import torch
+
+        x = torch.tensor(waveform)
+        if x.numel() < self.n_fft // 2 + 1:  # reflect padding needs a few samples
+            x = torch.nn.functional.pad(x, (0, self.n_fft // 2 + 1 - x.numel()))
+        stft = torch.stft(
+            x, self.n_fft, self.hop_length, window=torch.hann_window(self.n_fft), return_complex=True
+        )
+        power = stft[..., :-1].abs() ** 2
+        mel = torch.from_numpy(_mel_filters(self.n_fft, self.feature_size, self.sampling_rate)).T @ power
+        log_spec = torch.clamp(mel, min=1e-10).log10()
+        log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
+        frames = max(len(waveform) // self.hop_length, 1)
+        return ((log_spec + 4.0) / 4.0)[:, :frames].numpy()
+
+    def __call__(
+        self, raw_speech, sampling_rate: int | None = None, return_tensors=None, **kwargs
+    ) -> BatchFeature:
+        if sampling_rate is not None and sampling_rate != self.sampling_rate:
+            raise ValueError(
+                f"audio at {sampling_rate} Hz, but this model expects {self.sampling_rate} Hz; resample first "
+                "(pipeline('audio-classification') does it for {'raw': array, 'sampling_rate': rate} inputs)."
+            )
+        batched = (
+            isinstance(raw_speech, (list, tuple)) and len(raw_speech) > 0 and not np.isscalar(raw_speech[0])
+        )
+        clips = [_to_float_mono(x, i) for i, x in enumerate(raw_speech if batched else [raw_speech])]
+        if self.feature_type == "log_mel":
+            # time-major (B, T, n_mels), so that generic padding (pipelines' collate) pads time
+            feats = [self.log_mel(x).T for x in clips]  # each (T, n_mels)
+            lengths = [len(f) for f in feats]
+            out = np.full((len(feats), max(lengths), self.feature_size), self.padding_value, dtype=np.float32)
+            for i, f in enumerate(feats):
+                out[i, : len(f)] = f
+            name = "input_features"
+        else:
+            if self.do_normalize:
+                clips = [(x - x.mean()) / np.sqrt(x.var() + 1e-7) for x in clips]
+            lengths = [len(x) for x in clips]
+            out = np.full((len(clips), max(lengths)), self.padding_value, dtype=np.float32)
+            for i, x in enumerate(clips):
+                out[i, : len(x)] = x
+            name = "input_values"
+        mask = (np.arange(max(lengths))[None, :] < np.asarray(lengths)[:, None]).astype(np.int32)
+        data = {name: out}
+        if self.return_attention_mask:
+            data["attention_mask"] = mask
+        return BatchFeature(data, tensor_type=return_tensors)
+
+
+__all__ = ["SpeechEmotionFeatureExtractor"]

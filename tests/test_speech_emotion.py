@@ -1,0 +1,329 @@
+"""SpeechEmotionForAudioClassification: tiny random encoders of every supported family."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from transformers import (
+    AutoModelForAudioClassification,
+    Data2VecAudioConfig,
+    HubertConfig,
+    Wav2Vec2Config,
+    WavLMConfig,
+    WhisperConfig,
+    pipeline,
+)
+
+from modeling import SpeechEmotionConfig, SpeechEmotionFeatureExtractor, SpeechEmotionForAudioClassification
+
+LABELS = ["neutral", "happy", "sad"]
+_SSL = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=64,
+    conv_dim=(16, 16),
+    conv_stride=(5, 4),
+    conv_kernel=(10, 8),
+    num_conv_pos_embeddings=16,
+    num_conv_pos_embedding_groups=2,
+    # "layer" norm in the conv stem: group norm would mix padding into the features (wav2vec2-base)
+    feat_extract_norm="layer",
+    do_stable_layer_norm=True,
+)
+ENCODERS = {
+    "wavlm": lambda: WavLMConfig(**_SSL, num_buckets=16, max_bucket_distance=64),
+    "hubert": lambda: HubertConfig(**_SSL),
+    "wav2vec2": lambda: Wav2Vec2Config(**_SSL),
+    "data2vec-audio": lambda: Data2VecAudioConfig(
+        **{**_SSL, "num_conv_pos_embeddings": 5, "num_conv_pos_embedding_groups": 2}
+    ),
+    "whisper": lambda: WhisperConfig(
+        d_model=32,
+        encoder_layers=2,
+        encoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_layers=1,
+        decoder_attention_heads=2,
+        decoder_ffn_dim=64,
+        num_mel_bins=16,
+        max_source_positions=200,  # a 4-s window, so a 10-s clip exercises chunking
+        vocab_size=64,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        decoder_start_token_id=3,
+    ),
+}
+
+
+def make(encoder: str, **kwargs):
+    torch.manual_seed(0)
+    config = SpeechEmotionConfig(
+        audio_config=ENCODERS[encoder](),
+        id2label=dict(enumerate(LABELS)),
+        label2id={n: i for i, n in enumerate(LABELS)},
+        head_hidden_size=16,
+        pooling_attention_size=8,
+        head_dropout=0.0,
+        **kwargs,
+    )
+    fe = (
+        SpeechEmotionFeatureExtractor("log_mel", 16)
+        if encoder == "whisper"
+        else SpeechEmotionFeatureExtractor()
+    )
+    return SpeechEmotionForAudioClassification(config).eval(), fe
+
+
+def clips(lengths=(8000, 12345, 4000), seed=0):
+    rng = np.random.default_rng(seed)
+    return [(0.1 * rng.standard_normal(n)).astype(np.float32) for n in lengths]
+
+
+@pytest.mark.parametrize("encoder", list(ENCODERS))
+def test_padded_batch_equals_one_by_one(encoder):
+    model, fe = make(encoder)
+    audio = clips()
+    with torch.no_grad():
+        batched = model(**fe(audio, sampling_rate=16000, return_tensors="pt")).logits
+        single = torch.cat([model(**fe(a, sampling_rate=16000, return_tensors="pt")).logits for a in audio])
+    assert batched.shape == (3, 3)
+    torch.testing.assert_close(batched, single, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("encoder", list(ENCODERS))
+def test_precomputed_encoder_states_give_the_same_logits(encoder):
+    model, fe = make(encoder)
+    inputs = fe(clips(), sampling_rate=16000, return_tensors="pt")
+    with torch.no_grad():
+        direct = model(**inputs).logits
+        states, mask = model.encode(
+            inputs.get("input_values", inputs.get("input_features")), inputs["attention_mask"]
+        )
+        cached = model(encoder_hidden_states=states, encoder_attention_mask=mask).logits
+    assert states.shape[1] == model.config.num_encoder_layers + 1
+    torch.testing.assert_close(direct, cached)
+
+
+@pytest.mark.parametrize("encoder", list(ENCODERS))
+def test_loss_decreases_when_training_the_head(encoder):
+    model, fe = make(encoder)
+    model.train()
+    audio = clips((6000, 7000, 8000, 9000, 6500, 7500), seed=1)
+    inputs = fe(audio, sampling_rate=16000, return_tensors="pt")
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-2)
+    losses = []
+    for _ in range(40):
+        loss = model(**inputs, labels=labels).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+    # the frozen encoder did not move and got no gradients
+    assert all(p.grad is None for p in model.encoder.parameters())
+
+
+@pytest.mark.parametrize("loss_type", ["ce", "weighted_ce", "focal", "vector_scaling"])
+def test_every_loss_option_trains(loss_type):
+    model, fe = make("whisper", loss_type=loss_type, class_counts=[50, 20, 5])
+    model.train()
+    states = torch.randn(12, 3, 10, 32)
+    mask = torch.ones(12, 10, dtype=torch.bool)
+    labels = torch.arange(12) % 3
+    states[torch.arange(12), :, :, labels] += 2.0  # a learnable signal
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    first = None
+    for _ in range(30):
+        loss = model(encoder_hidden_states=states, encoder_attention_mask=mask, labels=labels).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        first = first if first is not None else loss.item()
+    assert loss.item() < 0.5 * first
+
+
+def test_dimensional_head_trains_with_ccc_and_ignores_missing_values():
+    model, fe = make("wavlm", dimensions=["arousal", "valence", "dominance"])
+    inputs = fe(clips(), sampling_rate=16000, return_tensors="pt")
+    targets = torch.tensor([[3.0, 4.0, 5.0], [2.0, float("nan"), 1.0], [6.0, 2.0, 4.0]])
+    out = model(**inputs, labels=torch.tensor([0, 1, 2]), dimensional_labels=targets)
+    assert out.dimensional.shape == (3, 3) and torch.isfinite(out.loss)
+    out.loss.backward()
+    assert model.regressor.out_proj.weight.grad.abs().sum() > 0
+
+
+def test_freezing_options():
+    def trainable(model, prefix):
+        return sum(p.numel() for n, p in model.named_parameters() if p.requires_grad and n.startswith(prefix))
+
+    frozen, _ = make("wavlm")
+    assert trainable(frozen, "encoder.") == 0 and trainable(frozen, "classifier.") > 0
+    stem_frozen, _ = make("wavlm", freeze_encoder=False, freeze_feature_encoder=True)
+    assert trainable(stem_frozen, "encoder.model.feature_extractor.") == 0
+    assert trainable(stem_frozen, "encoder.model.encoder.layers.") > 0
+    top1, _ = make("wavlm", freeze_encoder=False, num_trainable_encoder_layers=1)
+    assert (
+        trainable(top1, "encoder.model.encoder.layers.0.") == 0
+        and trainable(top1, "encoder.model.encoder.layers.1.") > 0
+    )
+    with pytest.raises(ValueError, match="num_trainable_encoder_layers must be in"):
+        make("wavlm", freeze_encoder=False, num_trainable_encoder_layers=5)
+
+
+def test_config_refuses_bad_values():
+    with pytest.raises(ValueError, match="unsupported speech encoder 'bert'"):
+        SpeechEmotionConfig(audio_config={"model_type": "bert"})
+    with pytest.raises(ValueError, match="loss_type must be one of"):
+        SpeechEmotionConfig(loss_type="hinge")
+    with pytest.raises(ValueError, match="class_counts has 2 entries but there are 3 labels"):
+        SpeechEmotionConfig(id2label=dict(enumerate(LABELS)), class_counts=[1, 2])
+    with pytest.raises(ValueError, match="needs the training-set class counts"):
+        make("wavlm", loss_type="weighted_ce")[0](
+            encoder_hidden_states=torch.randn(1, 3, 4, 32),
+            encoder_attention_mask=torch.ones(1, 4, dtype=torch.bool),
+            labels=torch.tensor([0]),
+        )
+
+
+def test_from_encoder_pretrained_keeps_the_encoder_weights(tmp_path):
+    from transformers import WavLMModel
+
+    torch.manual_seed(0)
+    encoder = WavLMModel(ENCODERS["wavlm"]()).eval()
+    encoder.save_pretrained(tmp_path / "enc")
+    model = SpeechEmotionForAudioClassification.from_encoder_pretrained(
+        str(tmp_path / "enc"), LABELS, head_hidden_size=16
+    )
+    for name, tensor in encoder.state_dict().items():
+        torch.testing.assert_close(model.encoder.model.state_dict()[name], tensor)
+    assert model.config.id2label == dict(enumerate(LABELS)) and model.config.label2id["sad"] == 2
+
+
+def test_long_audio_is_encoded_in_chunks():
+    model, fe = make("whisper")  # 4-s encoder window
+    ten_s = clips((160_000,))[0]
+    with torch.no_grad():
+        out = model(**fe(ten_s, sampling_rate=16000, return_tensors="pt"))
+        states, mask = model.encode(fe(ten_s, sampling_rate=16000, return_tensors="pt")["input_features"])
+    assert torch.isfinite(out.logits).all()
+    assert mask.sum() == 500  # 1000 mel frames -> 500 encoder frames, over 3 chunks
+
+
+def test_feature_extractor_input_checks():
+    fe = SpeechEmotionFeatureExtractor()
+    with pytest.raises(ValueError, match="is empty"):
+        fe(np.zeros(0, dtype=np.float32), sampling_rate=16000)
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        fe(np.array([0.0, np.nan, 0.1], dtype=np.float32), sampling_rate=16000)
+    with pytest.raises(ValueError, match=r"mono 1-D.*mean\(axis=0\)"):
+        fe(np.zeros((2, 16000), dtype=np.float32), sampling_rate=16000)
+    with pytest.raises(ValueError, match="expects 16000 Hz; resample first"):
+        fe(np.zeros(8000, dtype=np.float32), sampling_rate=8000)
+    pcm = (np.sin(np.linspace(0, 100, 16000)) * 16000).astype(np.int16)
+    as_float = pcm.astype(np.float32) / 32768.0
+    mel = SpeechEmotionFeatureExtractor("log_mel", 16)
+    np.testing.assert_allclose(
+        mel(pcm)["input_features"], mel(as_float)["input_features"], atol=1e-5
+    )  # int16 PCM accepted
+    silent = mel(np.zeros(16000, dtype=np.float32))["input_features"]  # all-zero: valid, constant features
+    assert np.isfinite(silent).all() and silent.std() == 0
+
+
+@pytest.fixture(scope="module")
+def saved_models(tmp_path_factory):
+    """A saved classifier of each family, with its feature extractor and remote code."""
+    out = {}
+    for encoder in ("whisper", "wavlm"):
+        model, fe = make(encoder)
+        path = tmp_path_factory.mktemp(encoder)
+        model.save_pretrained(path)
+        fe.save_pretrained(path)
+        with torch.no_grad():
+            expected = model(**fe(clips(), sampling_rate=16000, return_tensors="pt")).logits
+        out[encoder] = (path, expected)
+    return out
+
+
+def test_reload_in_a_fresh_process_gives_equal_logits(saved_models, tmp_path):
+    np.save(tmp_path / "clips.npy", np.array(clips(), dtype=object), allow_pickle=True)
+    script = textwrap.dedent(
+        f"""
+        import json, sys, numpy as np, torch
+        from transformers import AutoFeatureExtractor, AutoModel, AutoModelForAudioClassification
+        audio = list(np.load({str(tmp_path / "clips.npy")!r}, allow_pickle=True))
+        out = {{}}
+        for name, path in {json.dumps({k: str(v[0]) for k, v in saved_models.items()})}.items():
+            fe = AutoFeatureExtractor.from_pretrained(path, trust_remote_code=True)
+            for auto in (AutoModelForAudioClassification, AutoModel):
+                model = auto.from_pretrained(path, trust_remote_code=True).eval()
+                with torch.no_grad():
+                    out[name + auto.__name__] = model(**fe(audio, sampling_rate=16000, return_tensors="pt")).logits.tolist()
+        assert not any(m == "modeling" or m.startswith("modeling.") for m in sys.modules), "serhub was imported"
+        print(json.dumps(out))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    logits = json.loads(result.stdout.strip().splitlines()[-1])
+    for name, (_, expected) in saved_models.items():
+        for auto in ("AutoModelForAudioClassification", "AutoModel"):
+            torch.testing.assert_close(torch.tensor(logits[name + auto]), expected, atol=1e-5, rtol=0)
+
+
+def test_pipeline_returns_label_names_for_every_input_kind(saved_models, tmp_path):
+    path, _ = saved_models["whisper"]
+    clf = pipeline("audio-classification", model=str(path), trust_remote_code=True)
+    audio = clips()[0]
+    direct = clf(audio, top_k=3)
+    assert [set(d) for d in direct] == [{"label", "score"}] * 3 and {d["label"] for d in direct} == set(
+        LABELS
+    )
+    assert abs(sum(d["score"] for d in direct) - 1.0) < 1e-5
+    assert len(clf(audio, top_k=1)) == 1
+    for rate in (8000, 22050, 44100):  # the pipeline resamples dict inputs
+        resampled = np.interp(
+            np.linspace(0, len(audio), int(len(audio) * rate / 16000)), np.arange(len(audio)), audio
+        ).astype(np.float32)
+        result = clf({"raw": resampled, "sampling_rate": rate}, top_k=3)
+        assert {d["label"] for d in result} == set(LABELS)
+    wav = tmp_path / "clip.wav"
+    sf.write(wav, audio, 16000)
+    from_file = clf(str(wav), top_k=3)
+    assert from_file[0]["label"] == direct[0]["label"]
+    assert from_file[0]["score"] == pytest.approx(direct[0]["score"], abs=1e-3)  # 16-bit file rounding
+    batch = clf(clips(), top_k=2, batch_size=2)
+    assert len(batch) == 3 and all(len(r) == 2 for r in batch)
+    not_audio = tmp_path / "notes.wav"
+    not_audio.write_text("this is not audio")
+    with pytest.raises(ValueError):
+        clf(str(not_audio))
+
+
+def test_pipeline_batching_matches_single_calls(saved_models):
+    path, _ = saved_models["wavlm"]
+    clf = pipeline("audio-classification", model=str(path), trust_remote_code=True)
+    single = [clf(a, top_k=3) for a in clips()]
+    batched = clf(clips(), top_k=3, batch_size=3)
+    for s, b in zip(single, batched):
+        assert [d["label"] for d in s] == [d["label"] for d in b]
+        assert np.allclose([d["score"] for d in s], [d["score"] for d in b], atol=1e-5)
+
+
+def test_auto_class_loads_in_process(saved_models):
+    path, expected = saved_models["wavlm"]
+    model = AutoModelForAudioClassification.from_pretrained(path, trust_remote_code=True).eval()
+    fe = SpeechEmotionFeatureExtractor.from_pretrained(path)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            model(**fe(clips(), sampling_rate=16000, return_tensors="pt")).logits, expected, atol=1e-5, rtol=0
+        )
