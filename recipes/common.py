@@ -1,0 +1,259 @@
+"""What every serhub recipe shares: argument parsing with YAML defaults, dataset loading and label
+checks, the frozen-encoder cache, metrics, result files, plots and the model card."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from transformers import TrainerCallback
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "recipes" / "configs"
+TEMPLATES = REPO / "model_cards"
+
+
+# ----------------------------------------------------------------------------------------------
+# Arguments
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class DataArguments:
+    """Which data to train and evaluate on (a DatasetDict folder in serhub's common schema)."""
+
+    dataset_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "save_to_disk folder or Hub dataset id; default: the embedded synthetic_emotions set (built once)"
+        },
+    )
+    train_split: str = field(default="train")
+    eval_split: str = field(default="validation")
+    test_split: str | None = field(default="test", metadata={"help": "scored once at the end; empty to skip"})
+    label_column: str = field(default="emotion")
+    labels: list[str] | None = field(
+        default=None, metadata={"help": "the label set, in order (default: the dataset's ClassLabel names)"}
+    )
+    max_train_samples: int | None = field(default=None)
+    max_eval_samples: int | None = field(default=None)
+    cache_encoder_outputs: bool = field(
+        default=True,
+        metadata={"help": "with a frozen encoder, encode every clip once and train on the cached outputs"},
+    )
+    bootstrap: int = field(
+        default=1000, metadata={"help": "bootstrap resamples for the test macro-F1 confidence interval"}
+    )
+
+
+def parse_arguments(dataclass_types: Sequence[type], default_config: Path, argv: list[str] | None = None):
+    """TrlParser over ``dataclass_types``; with no ``--config`` the recipe's embedded default YAML is used."""
+    from trl import TrlParser
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--config" not in argv and not any(a.startswith("--config=") for a in argv):
+        argv = ["--config", str(default_config), *argv]
+    return TrlParser(dataclass_types=list(dataclass_types)).parse_args_and_config(args=argv)
+
+
+# ----------------------------------------------------------------------------------------------
+# Data
+# ----------------------------------------------------------------------------------------------
+def embedded_dataset_path(name: str = "synthetic_emotions") -> Path:
+    """Build the embedded corpus once into the serhub cache (file-locked for DDP ranks)."""
+    from filelock import FileLock
+
+    from datasets_scripts import asterisk_prompts, synthetic_emotions
+    from datasets_scripts.common import save_dataset_dict
+    from modeling.offline_assets import cache_dir
+
+    builders = {"synthetic_emotions": synthetic_emotions.build, "asterisk_prompts": asterisk_prompts.build}
+    path = cache_dir() / "datasets" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        if not (path / "dataset_dict.json").is_file():
+            print(
+                f"[serhub] building the embedded {name} corpus -> {path} (once)", file=sys.stderr, flush=True
+            )
+            save_dataset_dict(builders[name](), path)
+    return path
+
+
+def load_dataset_dict(name_or_path: str | None):
+    import datasets
+
+    if name_or_path is None:
+        name_or_path = str(embedded_dataset_path())
+    if Path(name_or_path).is_dir():
+        return datasets.load_from_disk(name_or_path)
+    return datasets.load_dataset(name_or_path)
+
+
+def resolve_labels(dataset_dict, data_args: DataArguments, known: dict[int, str] | None = None) -> list[str]:
+    """The label set; refuses data whose labels the model does not know, naming them."""
+    split = dataset_dict[data_args.train_split]
+    feature = split.features.get(data_args.label_column)
+    if feature is None:
+        raise ValueError(
+            f"the dataset has no {data_args.label_column!r} column; columns: {split.column_names}"
+        )
+    names = list(getattr(feature, "names", None) or sorted(set(split[data_args.label_column])))
+    labels = list(data_args.labels) if data_args.labels else (list(known.values()) if known else names)
+    for split_name, ds in dataset_dict.items():
+        used = set(ds[data_args.label_column])
+        used = {names[i] for i in used} if hasattr(feature, "names") else used
+        unknown = sorted(used - set(labels))
+        if unknown:
+            raise ValueError(
+                f"split {split_name!r} has labels the model does not know: {unknown}; the model's labels are {labels}. "
+                "Map or drop those rows, or pass --labels with the full label set (for a new model)."
+            )
+    return labels
+
+
+def encode_labels(dataset, column: str, labels: list[str]):
+    """Replace ``column`` by ``labels`` (ids into ``labels``), whatever the dataset's own id order."""
+    feature = dataset.features[column]
+    names = getattr(feature, "names", None)
+    index = {name: i for i, name in enumerate(labels)}
+    return dataset.map(
+        lambda batch: {"labels": [index[names[v] if names else v] for v in batch[column]]},
+        batched=True,
+        desc="labels",
+    )
+
+
+def class_counts(dataset, num_labels: int) -> list[int]:
+    return np.bincount(np.asarray(dataset["labels"]), minlength=num_labels).tolist()
+
+
+def fingerprint(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class EpochTimer(TrainerCallback):
+    """Records each epoch's wall time, from its first step to its last (evaluation excluded)."""
+
+    def __init__(self):
+        self.epoch_seconds: list[float] = []
+        self._start = self._last = None
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self._start = self._last = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._last = time.perf_counter()
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if self._start is not None:
+            self.epoch_seconds.append(self._last - self._start)
+
+
+# ----------------------------------------------------------------------------------------------
+# Results
+# ----------------------------------------------------------------------------------------------
+def scalar_metrics(metrics: dict, prefix: str = "") -> dict[str, float]:
+    """Flatten the ser_metrics output to scalars (per-class F1 as ``f1_<label>``) for logging."""
+    out = {}
+    for key, value in metrics.items():
+        if key == "per_class_f1":
+            out.update({f"{prefix}f1_{label}": v for label, v in value.items()})
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def write_json(path: str | os.PathLike, data) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def write_model_card(
+    output_dir: str | os.PathLike,
+    *,
+    template: str,
+    model_name: str,
+    labels: list[str],
+    dataset_name: str,
+    results: dict[str, dict],
+    base_model: str | None = None,
+    tags: Sequence[str] = (),
+    language: str | list[str] = "en",
+    task_type: str = "audio-classification",
+    **template_kwargs,
+) -> Path:
+    """README.md from ``model_cards/<template>``; ``results[split]`` metrics become ``model-index``."""
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    eval_results = []
+    for split, metrics in results.items():
+        for metric in ("macro_f1", "unweighted_accuracy", "accuracy"):
+            if metric in metrics:
+                eval_results.append(
+                    EvalResult(
+                        task_type=task_type,
+                        dataset_type=dataset_name,
+                        dataset_name=dataset_name,
+                        dataset_split=split,
+                        metric_type=metric,
+                        metric_name={"macro_f1": "Macro F1", "unweighted_accuracy": "UA", "accuracy": "WA"}[
+                            metric
+                        ],
+                        metric_value=round(float(metrics[metric]), 4),
+                    )
+                )
+    # only a Hub id belongs in the metadata (not a local folder or an offline: alias)
+    is_hub_id = (
+        base_model and ":" not in base_model and not Path(base_model).exists() and base_model.count("/") == 1
+    )
+    base_models = base_model if is_hub_id else None
+    card_data = ModelCardData(
+        model_name=model_name,
+        language=language,
+        license="apache-2.0",
+        library_name="transformers",
+        pipeline_tag=task_type,
+        tags=["speech-emotion-recognition", "serhub", *tags],
+        base_model=base_models,
+        eval_results=eval_results or None,
+    )
+    card = ModelCard.from_template(
+        card_data,
+        template_path=str(TEMPLATES / template),
+        model_name=model_name,
+        labels=labels,
+        dataset_name=dataset_name,
+        results=results,
+        base_model=base_model,
+        **template_kwargs,
+    )
+    path = Path(output_dir) / "README.md"
+    tmp = path.with_suffix(".md.tmp")
+    card.save(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+__all__ = [
+    "DataArguments",
+    "EpochTimer",
+    "class_counts",
+    "embedded_dataset_path",
+    "encode_labels",
+    "fingerprint",
+    "load_dataset_dict",
+    "parse_arguments",
+    "resolve_labels",
+    "scalar_metrics",
+    "write_json",
+    "write_model_card",
+]

@@ -1,0 +1,401 @@
+"""Train a speech-encoder emotion classifier (ABHINAYA S1, the MSP-Podcast challenge baseline).
+
+    accelerate launch recipes/ssl_classifier.py        # embedded default: Whisper tiny.en (frozen, cached) on synthetic_emotions, CPU, ~2 min
+    accelerate launch --config_file recipes/accelerate_configs/cpu_ddp.yaml recipes/ssl_classifier.py --use_cpu true  # 2-process DDP, CPU
+    accelerate launch recipes/ssl_classifier.py --config recipes/configs/ssl_classifier/abhinaya_s1_wavlm_large.yaml \\
+        --dataset_name_or_path data/msp_podcast
+
+Any argument of ModelArguments, DataArguments or transformers' TrainingArguments can be given in
+the YAML or on the command line (the command line wins). With no --config the embedded default
+(recipes/configs/ssl_classifier/default.yaml) is used. Re-running with the same --output_dir resumes
+from its last checkpoint.
+
+Outputs in --output_dir: the best model (by validation macro-F1) with its feature extractor and
+remote code, eval_results.json, confusion_matrix.png (test split), training_curves.png, README.md
+(model card with model-index results). --push_to_hub --hub_model_id NAME uploads that folder.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+import datasets
+import numpy as np
+import torch
+from transformers import Trainer, TrainingArguments, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+from metrics.plotting import plot_confusion_matrix, plot_training_curves
+from metrics.ser_metrics.ser_metrics import classification_metrics, dimensional_metrics
+from modeling import SpeechEmotionFeatureExtractor, SpeechEmotionForAudioClassification
+from modeling.offline_assets import resolve_pretrained
+from recipes.common import (
+    CONFIGS,
+    DataArguments,
+    EpochTimer,
+    class_counts,
+    encode_labels,
+    fingerprint,
+    load_dataset_dict,
+    parse_arguments,
+    resolve_labels,
+    scalar_metrics,
+    write_json,
+    write_model_card,
+)
+
+DEFAULT_CONFIG = CONFIGS / "ssl_classifier" / "default.yaml"
+
+
+@dataclass
+class ModelArguments:
+    encoder_name_or_path: str = field(
+        default="offline:whisper-tiny.en",
+        metadata={
+            "help": "speech encoder (Hub id, folder or offline:<name>): WavLM, HuBERT, wav2vec2, data2vec-audio, Whisper"
+        },
+    )
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "continue from a serhub classifier instead"}
+    )
+    use_weighted_layer_sum: bool = True
+    freeze_encoder: bool = True
+    freeze_feature_encoder: bool = True
+    num_trainable_encoder_layers: int | None = None
+    loss_type: str = field(
+        default="weighted_ce", metadata={"help": "ce | weighted_ce | focal | vector_scaling"}
+    )
+    focal_gamma: float = 2.0
+    vs_gamma: float = 0.2
+    vs_tau: float = 1.0
+    class_weighting: str = "inverse"
+    head_hidden_size: int = 256
+    pooling_attention_size: int = 128
+    head_dropout: float = 0.1
+    dimensions: list[str] = field(
+        default_factory=list, metadata={"help": "e.g. arousal valence dominance: adds a CCC-trained head"}
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Collators (defined here: only this recipe uses them)
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class AudioCollator:
+    """Raw audio -> features with the model's feature extractor (encoder runs in the model)."""
+
+    feature_extractor: SpeechEmotionFeatureExtractor
+    dimensions: tuple[str, ...] = ()
+
+    def __call__(self, rows):
+        batch = self.feature_extractor(
+            [r["audio"]["array"] for r in rows],
+            sampling_rate=self.feature_extractor.sampling_rate,
+            return_tensors="pt",
+        )
+        batch["labels"] = torch.tensor([r["labels"] for r in rows])
+        if self.dimensions:
+            batch["dimensional_labels"] = torch.tensor(
+                [[r[d] for d in self.dimensions] for r in rows], dtype=torch.float
+            )
+        return batch
+
+
+@dataclass
+class CachedEncoderCollator:
+    """Cached encoder outputs (T', L+1, D) float16 -> a padded float batch (B, L+1, T', D) and mask."""
+
+    dimensions: tuple[str, ...] = ()
+
+    def __call__(self, rows):
+        states = [torch.as_tensor(np.asarray(r["encoder_hidden_states"])) for r in rows]
+        frames = max(s.shape[0] for s in states)
+        batch_states = torch.zeros(len(rows), states[0].shape[1], frames, states[0].shape[2])
+        mask = torch.zeros(len(rows), frames, dtype=torch.bool)
+        for i, s in enumerate(states):
+            batch_states[i, :, : s.shape[0]] = s.transpose(0, 1).float()
+            mask[i, : s.shape[0]] = True
+        batch = {
+            "encoder_hidden_states": batch_states,
+            "encoder_attention_mask": mask,
+            "labels": torch.tensor([r["labels"] for r in rows]),
+        }
+        if self.dimensions:
+            batch["dimensional_labels"] = torch.tensor(
+                [[r[d] for d in self.dimensions] for r in rows], dtype=torch.float
+            )
+        return batch
+
+
+def cache_encoder_outputs(
+    model, feature_extractor, dataset, cache_file: str, batch_size: int, keep: tuple[str, ...]
+):
+    """Encode every clip once with the frozen encoder; only valid frames are stored (float16)."""
+    config = model.config
+    features = datasets.Features(
+        {
+            **{k: dataset.features[k] for k in keep},
+            "encoder_hidden_states": datasets.Array3D(
+                shape=(None, config.num_encoder_layers + 1, config.encoder_hidden_size), dtype="float16"
+            ),
+        }
+    )
+
+    def encode(batch):
+        inputs = feature_extractor(
+            [a["array"] for a in batch["audio"]],
+            sampling_rate=feature_extractor.sampling_rate,
+            return_tensors="pt",
+        )
+        main = inputs.get("input_values", inputs.get("input_features"))
+        with torch.no_grad():
+            states, mask = model.encode(main.to(model.device), inputs["attention_mask"].to(model.device))
+        return {
+            "encoder_hidden_states": [
+                states[i][:, mask[i]].transpose(0, 1).half().cpu().numpy() for i in range(len(states))
+            ]
+        }
+
+    encoded = dataset.map(
+        encode,
+        batched=True,
+        batch_size=batch_size,
+        remove_columns=[c for c in dataset.column_names if c not in keep],
+        features=features,
+        cache_file_name=cache_file,
+        desc="encoding once (frozen encoder)",
+    )
+    return encoded.with_format("numpy")  # python lists of (T', L+1, D) arrays would dominate the epoch time
+
+
+def main(argv=None):
+    model_args, data_args, training_args = parse_arguments(
+        (ModelArguments, DataArguments, TrainingArguments), DEFAULT_CONFIG, argv
+    )
+    set_seed(training_args.seed)
+    push_to_hub = training_args.push_to_hub
+    training_args.push_to_hub = False  # push once, at the end, with our model card (not at every save)
+
+    # ------------------------------------------------------------------ data
+    with training_args.main_process_first(desc="dataset"):
+        raw = load_dataset_dict(data_args.dataset_name_or_path)
+    dataset_name = data_args.dataset_name_or_path or "synthetic_emotions"
+    splits = [s for s in (data_args.train_split, data_args.eval_split, data_args.test_split) if s]
+    missing = [s for s in splits if s not in raw]
+    if missing:
+        raise ValueError(
+            f"splits {missing} not in the dataset; it has {list(raw)}. Set --train_split/--eval_split/--test_split."
+        )
+
+    # ------------------------------------------------------------------ model
+    if model_args.model_name_or_path:
+        model = SpeechEmotionForAudioClassification.from_pretrained(
+            resolve_pretrained(model_args.model_name_or_path)
+        )
+        feature_extractor = SpeechEmotionFeatureExtractor.from_pretrained(
+            resolve_pretrained(model_args.model_name_or_path)
+        )
+        labels = resolve_labels(raw, data_args, known=model.config.id2label)
+    else:
+        labels = resolve_labels(raw, data_args)
+        model = None
+    limits = {
+        data_args.train_split: data_args.max_train_samples,
+        data_args.eval_split: data_args.max_eval_samples,
+    }
+    data = {}
+    for split in splits:
+        ds = raw[split]
+        if limits.get(split):
+            ds = ds.shuffle(seed=training_args.seed).select(range(min(limits[split], len(ds))))
+        data[split] = encode_labels(
+            ds.cast_column("audio", datasets.Audio(sampling_rate=16000)), data_args.label_column, labels
+        )
+    counts = class_counts(data[data_args.train_split], len(labels))
+    if model is None:
+        encoder = resolve_pretrained(model_args.encoder_name_or_path)
+        model = SpeechEmotionForAudioClassification.from_encoder_pretrained(
+            encoder,
+            labels,
+            use_weighted_layer_sum=model_args.use_weighted_layer_sum,
+            freeze_encoder=model_args.freeze_encoder,
+            freeze_feature_encoder=model_args.freeze_feature_encoder,
+            num_trainable_encoder_layers=model_args.num_trainable_encoder_layers,
+            loss_type=model_args.loss_type,
+            class_counts=counts,
+            focal_gamma=model_args.focal_gamma,
+            vs_gamma=model_args.vs_gamma,
+            vs_tau=model_args.vs_tau,
+            class_weighting=model_args.class_weighting,
+            head_hidden_size=model_args.head_hidden_size,
+            pooling_attention_size=model_args.pooling_attention_size,
+            head_dropout=model_args.head_dropout,
+            dimensions=model_args.dimensions,
+        )
+        feature_extractor = SpeechEmotionFeatureExtractor.from_encoder_pretrained(encoder)
+    print(f"labels: {labels}\ntraining class counts: {dict(zip(labels, counts))}")
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    print(f"trainable parameters: {trainable:,} of {sum(p.numel() for p in model.parameters()):,}")
+
+    dims = tuple(model.config.dimensions)
+    keep = ("labels", *dims)
+    cached = model.config.freeze_encoder and data_args.cache_encoder_outputs
+    if cached:
+        cache_dir = f"{training_args.output_dir}/encoder_cache"
+        key = fingerprint(
+            model_args.encoder_name_or_path, model.config.audio_config.to_dict(), feature_extractor.to_dict()
+        )
+        encode_start = time.time()
+        with training_args.main_process_first(desc="encoder cache"):
+            os.makedirs(cache_dir, exist_ok=True)
+            for split, ds in data.items():
+                data[split] = cache_encoder_outputs(
+                    model,
+                    feature_extractor,
+                    ds,
+                    f"{cache_dir}/{split}-{key}-{ds._fingerprint}.arrow",
+                    training_args.per_device_eval_batch_size,
+                    keep,
+                )
+        encode_seconds = time.time() - encode_start
+        print(f"encoder outputs cached in {encode_seconds:.1f} s; training never runs the encoder again")
+        collator = CachedEncoderCollator(dims)
+    else:
+        encode_seconds = 0.0
+        collator = AudioCollator(feature_extractor, dims)
+
+    # ------------------------------------------------------------------ train
+    # What the Trainer collects as references at evaluation (its default would be every forward
+    # argument named *label*, and it skips metrics when one of them is absent).
+    training_args.label_names = ["labels", "dimensional_labels"] if dims else ["labels"]
+
+    def compute_metrics(eval_pred):
+        logits = (
+            eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
+        )
+        refs = eval_pred.label_ids[0] if isinstance(eval_pred.label_ids, tuple) else eval_pred.label_ids
+        out = scalar_metrics(
+            classification_metrics(
+                [labels[i] for i in logits.argmax(-1)], [labels[i] for i in refs], labels=labels
+            )
+        )
+        if dims and isinstance(eval_pred.predictions, tuple):
+            out.update(dimensional_metrics(eval_pred.predictions[1], eval_pred.label_ids[1], dims))
+        return out
+
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=data[data_args.train_split],
+        eval_dataset=data[data_args.eval_split],
+        data_collator=collator,
+        processing_class=feature_extractor,
+        compute_metrics=compute_metrics,
+        callbacks=[timer := EpochTimer()],
+    )
+    last = get_last_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
+    if last:
+        print(f"resuming from {last}")
+    start = time.time()
+    train_result = trainer.train(resume_from_checkpoint=last)
+    train_seconds = time.time() - start
+
+    # ------------------------------------------------------------------ evaluate
+    results = {data_args.eval_split: trainer.evaluate()}
+    if data_args.test_split:
+        prediction = trainer.predict(data[data_args.test_split])
+        logits = (
+            prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        )
+        refs = prediction.label_ids[0] if isinstance(prediction.label_ids, tuple) else prediction.label_ids
+        test = classification_metrics(
+            [labels[i] for i in logits.argmax(-1)],
+            [labels[i] for i in refs],
+            labels=labels,
+            bootstrap=data_args.bootstrap,
+            seed=training_args.seed,
+        )
+        if dims and isinstance(prediction.predictions, tuple):
+            test.update(dimensional_metrics(prediction.predictions[1], prediction.label_ids[1], dims))
+        results[data_args.test_split] = test
+
+    # ------------------------------------------------------------------ save, card, push
+    if trainer.is_world_process_zero():
+        out = training_args.output_dir
+        trainer.save_model(out)
+        feature_extractor.save_pretrained(out)
+        summary = {
+            "train_runtime_s": round(train_seconds, 1),
+            "encoder_cache_s": round(encode_seconds, 1),
+            "epoch_seconds": [round(t, 2) for t in timer.epoch_seconds],
+            "train_loss": train_result.training_loss,
+            "labels": labels,
+            "class_counts": counts,
+            "world_size": training_args.world_size,
+        }
+        write_json(f"{out}/eval_results.json", {**results, **summary})
+        if data_args.test_split:
+            test = results[data_args.test_split]
+            plot_confusion_matrix(
+                test["confusion_matrix"],
+                labels,
+                f"{out}/confusion_matrix.png",
+                title=f"{dataset_name} {data_args.test_split}",
+            )
+        plot_training_curves(trainer.state.log_history, f"{out}/training_curves.png", title="ssl_classifier")
+        card_results = {
+            split: {k.removeprefix("eval_"): v for k, v in r.items()} for split, r in results.items()
+        }
+        write_model_card(
+            out,
+            template="speech_emotion.md",
+            model_name=(training_args.hub_model_id or "serhub-ssl-classifier").split("/")[-1],
+            labels=labels,
+            dataset_name=dataset_name,
+            results=card_results,
+            base_model=model_args.encoder_name_or_path,
+            tags=["ssl_classifier"],
+            training_config={
+                "encoder": model_args.encoder_name_or_path,
+                "loss_type": model.config.loss_type,
+                "freeze_encoder": model.config.freeze_encoder,
+                "learning_rate": training_args.learning_rate,
+                "epochs": training_args.num_train_epochs,
+                "batch_size": training_args.per_device_train_batch_size,
+                "seed": training_args.seed,
+            },
+        )
+        print(
+            f"test macro-F1 {results.get(data_args.test_split, {}).get('macro_f1', float('nan')):.4f}; saved to {out}"
+        )
+        if push_to_hub:
+            push(out, training_args.hub_model_id, training_args.hub_private_repo)
+
+
+def push(folder: str, repo_id: str | None, private: bool | None) -> None:
+    from huggingface_hub import HfApi
+
+    if not repo_id:
+        raise ValueError("--push_to_hub needs --hub_model_id (e.g. your-name/ser-wavlm-msp)")
+    try:
+        api = HfApi()
+        api.create_repo(repo_id, private=bool(private), exist_ok=True)
+        api.upload_folder(
+            repo_id=repo_id,
+            folder_path=folder,
+            ignore_patterns=["checkpoint-*/**", "encoder_cache/**", "*.tmp"],
+        )
+    except (
+        Exception
+    ) as err:  # network/auth errors come in many types; the local folder is complete either way
+        raise RuntimeError(
+            f"pushing to {repo_id} failed ({err}); the model is saved in {folder}: upload it later with `hf upload {repo_id} {folder}`"
+        ) from err
+    print(f"pushed {folder} to https://huggingface.co/{repo_id}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
