@@ -71,4 +71,73 @@ class ClassificationHead(nn.Module):
         return self.out_proj(self.dropout(self.activation(self.dense(self.dropout(pooled)))))
 
 
-__all__ = ["AttentiveStatisticsPooling", "ClassificationHead", "WeightedLayerSum"]
+class LinearProjector(nn.Module):
+    """THAU-UPM's projector: stack ``k`` consecutive frames, then one linear map to the LLM width.
+
+    B, T, D -> B, ceil(T/k), k*D -> B, N, H. A token is valid when any of its frames is.
+    """
+
+    def __init__(self, input_size: int, output_size: int, stack_factor: int = 4):
+        super().__init__()
+        self.stack_factor = stack_factor
+        self.proj = nn.Linear(input_size * stack_factor, output_size)
+
+    def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b, t, d = frames.shape
+        k = self.stack_factor
+        pad = (-t) % k
+        frames = nn.functional.pad(
+            frames * mask[..., None].to(frames.dtype), (0, 0, 0, pad)
+        )  # padded frames are zeros
+        mask = nn.functional.pad(mask, (0, pad))
+        stacked = frames.reshape(b, (t + pad) // k, k * d)  # B, N, k*D
+        return self.proj(stacked), mask.reshape(b, -1, k).any(-1)
+
+
+class QueryPoolingMapper(nn.Module):
+    """EmoSLLM's QPMapper (arXiv:2508.14130, sec. 3.1): ``num_queries`` learnable queries are put
+    before the audio frames, a small transformer encoder runs over both, and the query outputs are
+    the audio tokens: B, T, D -> B, Q, H, whatever T.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int,
+        num_queries: int = 32,
+        num_layers: int = 2,
+        hidden_size: int | None = None,
+        num_heads: int = 8,
+    ):
+        super().__init__()
+        hidden = hidden_size or input_size
+        if hidden % num_heads:
+            raise ValueError(f"mapper hidden size {hidden} is not divisible by mapper_heads={num_heads}")
+        self.in_proj = nn.Linear(input_size, hidden)
+        self.queries = nn.Parameter(torch.randn(num_queries, hidden) * 0.02)
+        layer = nn.TransformerEncoderLayer(
+            hidden, num_heads, 4 * hidden, dropout=0.0, batch_first=True, norm_first=True
+        )
+        # no nested-tensor fast path: it changes results with the padding of the batch
+        self.encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(hidden)
+        self.out_proj = nn.Linear(hidden, output_size)
+
+    def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b, q = frames.shape[0], self.queries.shape[0]
+        x = torch.cat(
+            [self.queries.expand(b, -1, -1).to(frames.dtype), self.in_proj(frames)], dim=1
+        )  # B, Q+T, H
+        padding = torch.cat([torch.zeros(b, q, dtype=torch.bool, device=mask.device), ~mask.bool()], dim=1)
+        x = self.encoder(x, src_key_padding_mask=padding)
+        tokens = self.out_proj(self.norm(x[:, :q]))  # B, Q, H_llm
+        return tokens, torch.ones(b, q, dtype=torch.bool, device=frames.device)
+
+
+__all__ = [
+    "AttentiveStatisticsPooling",
+    "ClassificationHead",
+    "LinearProjector",
+    "QueryPoolingMapper",
+    "WeightedLayerSum",
+]

@@ -21,7 +21,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from .configuration_speech_emotion import SpeechEmotionConfig
 from .layers import AttentiveStatisticsPooling, ClassificationHead, WeightedLayerSum
 from .losses import CCCLoss, build_classification_loss
-from .remote_code import add_auto_map_aliases
+from .remote_code import add_auto_map_entries
 from .speech_encoder import SpeechEncoder
 
 
@@ -45,10 +45,19 @@ class SpeechEmotionPreTrainedModel(PreTrainedModel):
     ]
     _supports_sdpa = True
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        model = super().from_pretrained(*args, **kwargs)
+        if isinstance(model, SpeechEmotionForAudioClassification):
+            model._freeze_encoder()  # loading assigns fresh parameters (requires_grad=True)
+        return model
+
     def save_pretrained(self, save_directory, *args, **kwargs):
         super().save_pretrained(save_directory, *args, **kwargs)
         if self._auto_class is not None:
-            add_auto_map_aliases(save_directory, "AutoModelForAudioClassification", ("AutoModel",))
+            add_auto_map_entries(
+                save_directory, {"AutoModel": "modeling_speech_emotion.SpeechEmotionForAudioClassification"}
+            )
 
     @torch.no_grad()
     def _init_weights(self, module):

@@ -322,6 +322,7 @@ def test_pipeline_batching_matches_single_calls(saved_models):
 def test_auto_class_loads_in_process(saved_models):
     path, expected = saved_models["wavlm"]
     model = AutoModelForAudioClassification.from_pretrained(path, trust_remote_code=True).eval()
+    assert not any(p.requires_grad for p in model.encoder.parameters())  # still frozen after loading
     fe = SpeechEmotionFeatureExtractor.from_pretrained(path)
     with torch.no_grad():
         torch.testing.assert_close(

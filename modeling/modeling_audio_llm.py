@@ -1,0 +1,581 @@
+"""serhub's audio-LLMs: speech encoder (frozen) -> connector -> causal LLM (LoRA or frozen).
+
+    audio -> encoder -> (B, T, D) -> QueryPoolingMapper | LinearProjector -> (B, N, H) audio tokens
+    prompt ids with N placeholders per clip -> embeddings; audio tokens masked_scatter'ed into the
+    placeholders (the one merge path) -> LLM
+
+Two heads share this module tree and its state-dict keys, so a checkpoint trained generatively
+loads as a classifier:
+- ``AudioLLMForConditionalGeneration``: LM loss, ``generate()`` ("| ASR: <t> | Emotion: <label>").
+- ``AudioLLMForAudioClassification``: label probabilities from the LLM ("label_logits",
+  "transcript_conditioned") or an attentive-pooling head over its last hidden states ("pooling_head").
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import torch
+from torch import nn
+from transformers import AutoModel, AutoModelForCausalLM, GenerationMixin, PreTrainedModel
+from transformers.modeling_outputs import CausalLMOutputWithPast, SequenceClassifierOutput
+
+from .configuration_audio_llm import (
+    AudioLLMConfig,
+    encoder_convs,
+    encoder_output_frames,
+    expand_audio_placeholders,
+)
+from .layers import AttentiveStatisticsPooling, LinearProjector, QueryPoolingMapper
+from .losses import build_classification_loss
+from .remote_code import add_auto_map_entries
+from .speech_encoder import SpeechEncoder
+
+
+class AudioLLMPreTrainedModel(PreTrainedModel):
+    config_class = AudioLLMConfig
+    base_model_prefix = "audio_llm"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _no_split_modules = [
+        "LlamaDecoderLayer",
+        "Qwen2DecoderLayer",
+        "GemmaDecoderLayer",
+        "WhisperEncoderLayer",
+        "WavLMEncoderLayer",
+    ]
+    _supports_sdpa = True
+
+    def __init__(self, config: AudioLLMConfig):
+        super().__init__(config)
+        self.audio_encoder = SpeechEncoder(config.audio_config, config.chunk_length_s)
+        self.audio_encoder.freeze(True)
+        hidden = config.text_config.hidden_size
+        if config.connector == "query_pooling":
+            self.connector = QueryPoolingMapper(
+                config.audio_hidden_size,
+                hidden,
+                config.num_queries,
+                config.mapper_layers,
+                config.mapper_hidden_size,
+                config.mapper_heads,
+            )
+        else:
+            self.connector = LinearProjector(config.audio_hidden_size, hidden, config.stack_factor)
+        self.language_model = AutoModelForCausalLM.from_config(config.text_config)
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        # serhub's own parts (connector, pooling head, classifier); the encoder and the LLM come
+        # pretrained or initialise themselves
+        if isinstance(module, nn.Linear):
+            module.weight.normal_(0.0, 0.02)
+            if module.bias is not None:
+                module.bias.zero_()
+        elif isinstance(module, nn.LayerNorm):
+            module.weight.fill_(1.0)
+            module.bias.zero_()
+        elif isinstance(module, QueryPoolingMapper):
+            module.queries.normal_(0.0, 0.02)
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        model = super().from_pretrained(*args, **kwargs)
+        model.audio_encoder.freeze(True)  # loading assigns fresh parameters (requires_grad=True)
+        return model
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        super().save_pretrained(save_directory, *args, **kwargs)
+        # both heads load from either kind of checkpoint (same module tree and keys)
+        if self._auto_class is not None:
+            generation = "modeling_audio_llm.AudioLLMForConditionalGeneration"
+            add_auto_map_entries(
+                save_directory,
+                {
+                    "AutoModel": generation,
+                    "AutoModelForCausalLM": generation,
+                    "AutoModelForAudioClassification": "modeling_audio_llm.AudioLLMForAudioClassification",
+                },
+            )
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.audio_encoder.eval()  # frozen: no dropout, outputs equal to the cached ones
+        return self
+
+    def get_input_embeddings(self):
+        return self.language_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value):
+        self.language_model.set_input_embeddings(value)
+
+    # ------------------------------------------------------------------ audio -> LLM tokens
+    def audio_tokens(
+        self,
+        audio: torch.Tensor | None = None,
+        audio_attention_mask: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Connector outputs (B, N, H) and their validity mask (B, N)."""
+        if encoder_hidden_states is None:
+            with torch.no_grad():
+                states, encoder_attention_mask = self.audio_encoder(audio, audio_attention_mask)
+            encoder_hidden_states = states[:, -1]
+        elif encoder_attention_mask is None:
+            encoder_attention_mask = torch.ones(
+                encoder_hidden_states.shape[:2], dtype=torch.bool, device=encoder_hidden_states.device
+            )
+        frames = encoder_hidden_states.to(self.connector_dtype)
+        return self.connector(frames, encoder_attention_mask.bool())
+
+    @property
+    def connector_dtype(self) -> torch.dtype:
+        return next(self.connector.parameters()).dtype
+
+    def merge_audio(
+        self, input_ids: torch.Tensor, audio_embeds: torch.Tensor | None, audio_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Token embeddings with the audio tokens scattered into the placeholder positions."""
+        placeholder = input_ids == self.config.audio_token_id
+        embeds = self.get_input_embeddings()(input_ids.masked_fill(placeholder, 0))
+        n_slots = int(placeholder.sum())
+        if audio_embeds is None:
+            if n_slots:
+                raise ValueError(f"the prompt has {n_slots} audio placeholders but no audio was given")
+            return embeds
+        valid = audio_embeds[audio_mask]  # (sum of valid tokens, H), clip by clip
+        if n_slots != valid.shape[0]:
+            raise ValueError(
+                f"the prompt has {n_slots} audio placeholder tokens but the audio gives {valid.shape[0]} audio tokens; "
+                "build the inputs with AudioLLMProcessor (it expands one placeholder per clip to the right count)."
+            )
+        return embeds.masked_scatter(placeholder[..., None], valid.to(embeds.dtype))
+
+    def build_inputs(
+        self,
+        input_ids,
+        attention_mask,
+        audio,
+        audio_attention_mask,
+        encoder_hidden_states,
+        encoder_attention_mask,
+    ):
+        has_audio = audio is not None or encoder_hidden_states is not None
+        audio_embeds, audio_mask = (
+            self.audio_tokens(audio, audio_attention_mask, encoder_hidden_states, encoder_attention_mask)
+            if has_audio
+            else (None, None)
+        )
+        embeds = self.merge_audio(input_ids, audio_embeds, audio_mask)
+        if attention_mask is None:  # no padding (generate() also drops an all-ones mask)
+            return embeds, None, None
+        # positions from the mask, so left padding does not shift a row's positions (the mask may
+        # also cover cached tokens during generation: keep the positions of the current ones)
+        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp_min(0)[:, -input_ids.shape[1] :]
+        return embeds, attention_mask, position_ids
+
+    def check_context(self, length: int) -> None:
+        limit = getattr(self.config.text_config, "max_position_embeddings", None)
+        if limit is not None and length > limit:
+            raise ValueError(
+                f"the input is {length} tokens (prompt + audio tokens), more than the LLM's context of {limit}; "
+                "use shorter clips, the query_pooling connector, or a larger stack_factor."
+            )
+
+    # ------------------------------------------------------------------ building from parts
+    @classmethod
+    def from_pretrained_components(
+        cls,
+        audio_model: str | os.PathLike,
+        text_model: str | os.PathLike,
+        labels: list[str],
+        connector: str = "query_pooling",
+        **config_kwargs,
+    ):
+        """A new model from a pretrained speech encoder and LLM (Hub ids or folders), and its processor.
+
+        Returns ``(model, processor)``. The connector (and any head) is new; the LLM's embeddings
+        grow by one row for the audio placeholder token.
+        """
+        from transformers import AutoTokenizer
+
+        from .feature_extraction_speech_emotion import SpeechEmotionFeatureExtractor
+        from .processing_audio_llm import AudioLLMProcessor, joint_answer
+
+        tokenizer = AutoTokenizer.from_pretrained(text_model)
+        encoder = AutoModel.from_pretrained(audio_model)
+        encoder_config = encoder.config
+        llm = AutoModelForCausalLM.from_pretrained(text_model)
+        processor = AudioLLMProcessor(
+            SpeechEmotionFeatureExtractor.from_encoder_pretrained(audio_model),
+            tokenizer,
+            labels=labels,
+            connector=connector,
+            num_queries=config_kwargs.get("num_queries", 32),
+            stack_factor=config_kwargs.get("stack_factor", 4),
+            encoder_convs=encoder_convs(encoder_config),
+        )
+        llm.resize_token_embeddings(len(tokenizer))
+        config = AudioLLMConfig(
+            audio_config=encoder_config,
+            text_config=llm.config,
+            connector=connector,
+            labels=labels,
+            audio_model_name_or_path=str(audio_model),
+            text_model_name_or_path=str(text_model),
+            **prompt_token_config(processor, joint_answer),
+            **config_kwargs,
+        )
+        model = cls(config)
+        model.audio_encoder.model.load_state_dict(
+            (encoder.encoder if encoder_config.model_type == "whisper" else encoder).state_dict()
+        )
+        model.language_model.load_state_dict(llm.state_dict())
+        model.generation_config = llm.generation_config
+        # the placeholder is input-only: never generate it
+        model.generation_config.suppress_tokens = sorted(
+            {*(model.generation_config.suppress_tokens or []), config.audio_token_id}
+        )
+        return model, processor
+
+    def enable_lora(self):
+        """Wrap the LLM's attention projections with LoRA adapters (peft); everything else frozen
+        except the connector (and head). Returns the peft model."""
+        from peft import LoraConfig, get_peft_model
+
+        c = self.config
+        if c.lora_r <= 0:
+            raise ValueError("lora_r is 0: set lora_r > 0 in the config to add LoRA adapters")
+        lora = LoraConfig(
+            r=c.lora_r,
+            lora_alpha=c.lora_alpha,
+            lora_dropout=c.lora_dropout,
+            target_modules=c.lora_target_modules,
+        )
+        trainable = [
+            n for n, p in self.named_parameters() if p.requires_grad and not n.startswith("language_model.")
+        ]
+        peft_model = get_peft_model(self, lora)
+        for name, param in self.named_parameters():
+            if name in trainable:
+                param.requires_grad_(True)
+        return peft_model
+
+    def freeze_language_model(self) -> None:
+        self.language_model.requires_grad_(False)
+
+    def trainable_parameters(self) -> str:
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in self.parameters())
+        return f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / max(total, 1):.2f} %)"
+
+
+def prompt_token_config(processor, joint_answer) -> dict:
+    """The token-level prompt facts a classifier needs without a tokenizer (pipeline use)."""
+    tokenizer = processor.tokenizer
+    instruction = processor.instruction("ser", random.Random(0), prompt_index=0, shuffle_labels=False)
+    prompt = tokenizer(processor.render(instruction, has_audio=True), add_special_tokens=False)["input_ids"]
+    joint_instruction = processor.instruction(
+        "asr+ser", random.Random(0), prompt_index=0, shuffle_labels=False
+    )
+    joint_prompt = tokenizer(
+        processor.render(joint_instruction, has_audio=True) + "| ASR:", add_special_tokens=False
+    )["input_ids"]
+    stop = tokenizer(" |", add_special_tokens=False)["input_ids"]
+    return {
+        "audio_token_id": processor.audio_token_id,
+        "label_token_ids": processor.label_token_ids(),
+        "emotion_label_token_ids": processor.label_token_ids(
+            after=joint_answer("x").split("x", 1)[1].strip()
+        ),
+        "prompt_input_ids": prompt,
+        "joint_prompt_input_ids": joint_prompt,
+        "emotion_prefix_ids": tokenizer(" | Emotion:", add_special_tokens=False)["input_ids"],
+        "transcript_stop_ids": stop[:1]
+        + ([tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []),
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+
+
+class AudioLLMForConditionalGeneration(AudioLLMPreTrainedModel, GenerationMixin):
+    def __init__(self, config: AudioLLMConfig):
+        super().__init__(config)
+        self.post_init()
+        self.audio_encoder.freeze(True)
+
+    def get_output_embeddings(self):
+        return self.language_model.get_output_embeddings()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        input_values: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
+        audio_attention_mask: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        past_key_values=None,
+        inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        logits_to_keep: int = 0,
+        **kwargs,
+    ) -> CausalLMOutputWithPast:
+        audio = input_values if input_values is not None else input_features
+        if inputs_embeds is None:
+            self.check_context(attention_mask.shape[1] if attention_mask is not None else input_ids.shape[1])
+            inputs_embeds, attention_mask, default_positions = self.build_inputs(
+                input_ids,
+                attention_mask,
+                audio,
+                audio_attention_mask,
+                encoder_hidden_states,
+                encoder_attention_mask,
+            )
+            position_ids = default_positions if position_ids is None else position_ids
+        return self.language_model(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            labels=labels,
+            use_cache=use_cache,
+            logits_to_keep=logits_to_keep,
+            **kwargs,
+        )
+
+    def prepare_inputs_for_generation(
+        self,
+        input_ids,
+        next_sequence_length=None,
+        past_key_values=None,
+        attention_mask=None,
+        is_first_iteration=False,
+        **kwargs,
+    ):
+        audio_keys = (
+            "input_values",
+            "input_features",
+            "audio_attention_mask",
+            "encoder_hidden_states",
+            "encoder_attention_mask",
+        )
+        audio = {k: kwargs.pop(k) for k in audio_keys if k in kwargs}
+        model_inputs = super().prepare_inputs_for_generation(
+            input_ids,
+            next_sequence_length=next_sequence_length,
+            past_key_values=past_key_values,
+            attention_mask=attention_mask,
+            is_first_iteration=is_first_iteration,
+            **kwargs,
+        )
+        current = model_inputs.get("input_ids")
+        if current is not None and bool((current == self.config.audio_token_id).any()):
+            # the audio goes with the step whose input holds its placeholders: the first one with a
+            # KV cache (later steps read it from the cache), every step without one
+            model_inputs.update(audio)
+        return model_inputs
+
+
+class AudioLLMForAudioClassification(AudioLLMPreTrainedModel):
+    def __init__(self, config: AudioLLMConfig):
+        super().__init__(config)
+        if config.classification_mode == "pooling_head":
+            hidden = config.text_config.hidden_size
+            self.pooling = AttentiveStatisticsPooling(hidden, config.pooling_attention_size)
+            self.classifier = nn.Linear(2 * hidden, len(config.labels))
+        self.post_init()
+        self.audio_encoder.freeze(True)
+
+    def classification_loss(self) -> nn.Module:
+        c = self.config
+        return build_classification_loss(
+            c.loss_type, c.class_counts, focal_gamma=c.focal_gamma, vs_gamma=c.vs_gamma, vs_tau=c.vs_tau
+        )
+
+    # ------------------------------------------------------------------ prompt for pipeline use
+    def _prompt_from_config(
+        self,
+        prompt_ids: list[int],
+        audio,
+        audio_attention_mask,
+        encoder_hidden_states,
+        encoder_attention_mask,
+    ):
+        """input_ids/attention_mask from the config's tokenised prompt, one per clip (left-padded)."""
+        if not prompt_ids:
+            raise ValueError("this config has no prompt_input_ids; pass input_ids from AudioLLMProcessor")
+        if encoder_hidden_states is not None:
+            mask = (
+                encoder_attention_mask
+                if encoder_attention_mask is not None
+                else torch.ones(encoder_hidden_states.shape[:2], dtype=torch.bool)
+            )
+            frames = mask.sum(-1).tolist()
+        else:
+            feature_mask = (
+                audio_attention_mask
+                if audio_attention_mask is not None
+                else torch.ones(audio.shape[:2], dtype=torch.bool)
+            )
+            frames = [
+                encoder_output_frames(int(n), encoder_convs(self.config.audio_config))
+                for n in feature_mask.sum(-1).tolist()
+            ]
+        rows = [
+            expand_audio_placeholders(
+                list(prompt_ids), [self.config.num_audio_tokens(f)], self.config.audio_token_id
+            )
+            for f in frames
+        ]
+        return left_pad(rows, self.config.pad_token_id or 0, self.device)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        input_values: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
+        audio_attention_mask: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs,
+    ) -> SequenceClassifierOutput:
+        r"""Class logits (log-likelihoods of the labels, or head logits) for each clip / text.
+
+        With ``input_ids`` (from ``AudioLLMProcessor``; ``audio_attention_mask`` is the audio's mask).
+        Without (as in ``pipeline("audio-classification")``), ``attention_mask`` is the audio's mask
+        and the prompt comes from the config.
+        """
+        audio = input_values if input_values is not None else input_features
+        mode = self.config.classification_mode
+        if input_ids is None:
+            if audio is None and encoder_hidden_states is None:
+                raise ValueError(
+                    "pass audio (input_values / input_features), encoder_hidden_states, or input_ids"
+                )
+            audio_attention_mask = attention_mask if audio_attention_mask is None else audio_attention_mask
+            prompt = (
+                self.config.joint_prompt_input_ids
+                if mode == "transcript_conditioned"
+                else self.config.prompt_input_ids
+            )
+            input_ids, attention_mask = self._prompt_from_config(
+                prompt, audio, audio_attention_mask, encoder_hidden_states, encoder_attention_mask
+            )
+        self.check_context(input_ids.shape[1])
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        embeds, attention_mask, positions = self.build_inputs(
+            input_ids,
+            attention_mask,
+            audio,
+            audio_attention_mask,
+            encoder_hidden_states,
+            encoder_attention_mask,
+        )
+        if mode == "pooling_head":
+            out = self.language_model.model(
+                inputs_embeds=embeds, attention_mask=attention_mask, position_ids=positions
+            )
+            logits = self.classifier(self.pooling(out.last_hidden_state, attention_mask.bool()))
+        else:
+            label_ids = self.config.label_token_ids
+            if mode == "transcript_conditioned":
+                embeds, attention_mask, positions = self._append_transcript(embeds, attention_mask)
+                label_ids = self.config.emotion_label_token_ids
+            logits = self.label_scores(embeds, attention_mask, positions, label_ids)
+        loss = (
+            self.classification_loss().to(logits.device)(logits.float(), labels.long())
+            if labels is not None
+            else None
+        )
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+    def label_scores(self, embeds, attention_mask, positions, label_ids: list[list[int]]) -> torch.Tensor:
+        """log p(label | prompt) for every label: (B, C). Multi-token labels use their full likelihood."""
+        out = self.language_model(
+            inputs_embeds=embeds, attention_mask=attention_mask, position_ids=positions, use_cache=True
+        )
+        first = out.logits[:, -1].float().log_softmax(-1)  # left padding: the last position is the answer's
+        scores = torch.stack([first[:, ids[0]] for ids in label_ids], dim=-1)  # B, C
+        longest = max(len(ids) for ids in label_ids)
+        if longest == 1:
+            return scores
+        # continue every row with each label's tokens 0..k-2 on a copy of the prompt's cache; the
+        # output at continuation position j predicts token j+1 of the label
+        b, c = embeds.shape[0], len(label_ids)
+        inputs = torch.zeros(c, longest - 1, dtype=torch.long, device=embeds.device)
+        targets = torch.zeros(c, longest - 1, dtype=torch.long, device=embeds.device)
+        valid = torch.zeros(c, longest - 1, dtype=torch.long, device=embeds.device)
+        for j, ids in enumerate(label_ids):
+            inputs[j, : len(ids) - 1] = torch.tensor(ids[:-1])
+            targets[j, : len(ids) - 1] = torch.tensor(ids[1:])
+            valid[j, : len(ids) - 1] = 1
+        cache = out.past_key_values
+        cache.batch_repeat_interleave(c)
+        mask = torch.cat([attention_mask.repeat_interleave(c, 0), valid.repeat(b, 1)], 1)
+        cont_positions = (
+            positions[:, -1:].repeat_interleave(c, 0) + 1 + torch.arange(longest - 1, device=embeds.device)
+        )
+        logp = (
+            self.language_model(
+                input_ids=inputs.repeat(b, 1),
+                attention_mask=mask,
+                position_ids=cont_positions,
+                past_key_values=cache,
+                use_cache=True,
+            )
+            .logits.float()
+            .log_softmax(-1)
+        )  # B*C, k-1, V
+        rest = (logp.gather(-1, targets.repeat(b, 1)[..., None]).squeeze(-1) * valid.repeat(b, 1)).sum(-1)
+        return scores + rest.view(b, c)
+
+    def _append_transcript(self, embeds, attention_mask):
+        """Greedily write the transcript, then append " | Emotion:" (EmoSLLM's best inference)."""
+        generated = self.language_model.generate(
+            inputs_embeds=embeds,
+            attention_mask=attention_mask,
+            max_new_tokens=self.config.max_transcript_tokens,
+            do_sample=False,
+            eos_token_id=self.config.transcript_stop_ids,
+            pad_token_id=self.config.pad_token_id or 0,
+            suppress_tokens=[self.config.audio_token_id],
+        )
+        stop = set(self.config.transcript_stop_ids)
+        rows = []
+        for seq in generated.tolist():
+            cut = next((i for i, t in enumerate(seq) if t in stop), len(seq))
+            rows.append(seq[:cut] + list(self.config.emotion_prefix_ids))
+        ids, mask = left_pad(rows, self.config.pad_token_id or 0, embeds.device)
+        new = self.get_input_embeddings()(ids)
+        full_mask = torch.cat([attention_mask, mask], 1)
+        # right-aligned rows: the appended tokens of a row follow its prompt without a gap in positions
+        full, full_mask = _compact_left(torch.cat([embeds, new], 1), full_mask)
+        return full, full_mask, (full_mask.long().cumsum(-1) - 1).clamp_min(0)
+
+
+def left_pad(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long, device=device)
+    mask = torch.zeros(len(rows), width, dtype=torch.long, device=device)
+    for i, r in enumerate(rows):
+        if r:
+            ids[i, width - len(r) :] = torch.tensor(r, device=device)
+            mask[i, width - len(r) :] = 1
+    return ids, mask
+
+
+def _compact_left(embeds: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move each row's valid positions to the right end (left padding), keeping their order."""
+    order = torch.argsort(mask.long(), dim=1, stable=True)  # invalid (0) first, valid (1) after
+    return embeds.gather(1, order[..., None].expand_as(embeds)), mask.gather(1, order)
+
+
+__all__ = ["AudioLLMForAudioClassification", "AudioLLMForConditionalGeneration", "AudioLLMPreTrainedModel"]

@@ -1,0 +1,121 @@
+"""Tiny random audio-LLM parts for tests: a byte-level BPE tokenizer with a chat template, tiny
+Whisper / WavLM encoders and tiny Llama / Qwen2 LLMs, saved as ordinary HF folders."""
+
+from __future__ import annotations
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import (
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedTokenizerFast,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+    Wav2Vec2FeatureExtractor,
+    WavLMConfig,
+    WavLMModel,
+    WhisperConfig,
+    WhisperFeatureExtractor,
+    WhisperModel,
+)
+
+LABELS = ["neutral", "happy", "sad", "angry"]
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def make_tokenizer(path, with_chat_template: bool = True):
+    from modeling.processing_audio_llm import CUE, DEFAULT_PROMPTS
+
+    corpus = [
+        CUE,
+        "Transcript:",
+        "| ASR: | Emotion:",
+        " Reply as: | ASR: <transcript> | Emotion: <emotion>",
+        *LABELS,
+    ]
+    corpus += [p.format(labels=", ".join(LABELS)) for bank in DEFAULT_PROMPTS.values() for p in bank]
+    corpus += ["the meeting is on thursday", "please call me back", "i love this place", "hello there"]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(corpus * 3, trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<|im_end|>", pad_token="<|endoftext|>"
+    )
+    if with_chat_template:
+        fast.chat_template = CHAT_TEMPLATE
+    fast.save_pretrained(path)
+    return fast
+
+
+def make_llm(path, kind: str, vocab_size: int):
+    torch.manual_seed(0)
+    common = dict(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    model = (
+        LlamaForCausalLM(LlamaConfig(**common))
+        if kind == "llama"
+        else Qwen2ForCausalLM(Qwen2Config(**common))
+    )
+    model.save_pretrained(path)
+
+
+def make_encoder(path, kind: str):
+    torch.manual_seed(0)
+    if kind == "whisper":
+        config = WhisperConfig(
+            d_model=32,
+            encoder_layers=2,
+            encoder_attention_heads=2,
+            encoder_ffn_dim=64,
+            decoder_layers=1,
+            decoder_attention_heads=2,
+            decoder_ffn_dim=64,
+            num_mel_bins=16,
+            max_source_positions=200,
+            vocab_size=64,
+            pad_token_id=0,
+            bos_token_id=1,
+            eos_token_id=2,
+            decoder_start_token_id=3,
+        )
+        WhisperModel(config).save_pretrained(path)
+        WhisperFeatureExtractor(feature_size=16).save_pretrained(path)
+    else:
+        config = WavLMConfig(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            conv_dim=(16, 16),
+            conv_stride=(5, 4),
+            conv_kernel=(10, 8),
+            num_conv_pos_embeddings=16,
+            num_conv_pos_embedding_groups=2,
+            feat_extract_norm="layer",
+            do_stable_layer_norm=True,
+            num_buckets=16,
+            max_bucket_distance=64,
+        )
+        WavLMModel(config).save_pretrained(path)
+        Wav2Vec2FeatureExtractor(
+            feature_size=1, sampling_rate=16000, do_normalize=True, return_attention_mask=True
+        ).save_pretrained(path)

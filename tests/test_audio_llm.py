@@ -1,0 +1,308 @@
+"""Audio-LLM family: every connector x classification mode x encoder x LLM on tiny random parts."""
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import pipeline
+
+from modeling import AudioLLMForAudioClassification, AudioLLMForConditionalGeneration, AudioLLMProcessor
+
+sys.path.insert(0, str(Path(__file__).parent))
+from audio_llm_fixtures import LABELS, make_encoder, make_llm, make_tokenizer  # noqa: E402
+
+CONNECTORS = {"query_pooling": dict(num_queries=4, mapper_heads=2), "linear": dict(stack_factor=2)}
+MODES = ["label_logits", "transcript_conditioned", "pooling_head"]
+CASES = [
+    (connector, mode, encoder, llm)
+    for connector in CONNECTORS
+    for mode in MODES
+    for encoder, llm in (("whisper", "llama"), ("wavlm", "qwen2"))
+]
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory):
+    root = tmp_path_factory.mktemp("parts")
+    tokenizer = make_tokenizer(root / "llm-llama")
+    make_tokenizer(root / "llm-qwen2")
+    for kind in ("llama", "qwen2"):
+        make_llm(root / f"llm-{kind}", kind, len(tokenizer) + 1)
+    for kind in ("whisper", "wavlm"):
+        make_encoder(root / f"enc-{kind}", kind)
+    return root
+
+
+_built = {}
+
+
+def build(parts, connector, encoder, llm):
+    key = (connector, encoder, llm)
+    if key not in _built:
+        torch.manual_seed(0)
+        _built[key] = AudioLLMForConditionalGeneration.from_pretrained_components(
+            parts / f"enc-{encoder}",
+            parts / f"llm-{llm}",
+            LABELS,
+            connector=connector,
+            **CONNECTORS[connector],
+        )
+    model, processor = _built[key]
+    return model.eval(), processor
+
+
+def clips(lengths=(8000, 12000, 5000), seed=0):
+    rng = np.random.default_rng(seed)
+    return [(0.1 * rng.standard_normal(n)).astype(np.float32) for n in lengths]
+
+
+def classifier_from(model, mode, tmp_path):
+    model.save_pretrained(tmp_path / "ckpt")
+    return AudioLLMForAudioClassification.from_pretrained(tmp_path / "ckpt", classification_mode=mode).eval()
+
+
+@pytest.mark.parametrize("connector,mode,encoder,llm", CASES)
+def test_batched_equals_unbatched(parts, tmp_path, connector, mode, encoder, llm):
+    model, processor = build(parts, connector, encoder, llm)
+    clf = classifier_from(model, mode, tmp_path)
+    audio = clips()
+    task, prefix = ("asr+ser", "| ASR:") if mode == "transcript_conditioned" else ("ser", None)
+    with torch.no_grad():
+        batched = clf(
+            **processor(
+                audio=audio,
+                task=task,
+                prompt_index=0,
+                shuffle_labels=False,
+                answer_prefix=prefix,
+                sampling_rate=16000,
+            )
+        ).logits
+        single = torch.cat(
+            [
+                clf(
+                    **processor(
+                        audio=[a],
+                        task=task,
+                        prompt_index=0,
+                        shuffle_labels=False,
+                        answer_prefix=prefix,
+                        sampling_rate=16000,
+                    )
+                ).logits
+                for a in audio
+            ]
+        )
+        # the pipeline path (feature extractor only, prompt from the config) agrees too
+        from_config = clf(
+            **processor.feature_extractor(audio, sampling_rate=16000, return_tensors="pt")
+        ).logits
+    assert batched.shape == (3, len(LABELS))
+    torch.testing.assert_close(batched, single, atol=1e-4, rtol=0)
+    torch.testing.assert_close(from_config, batched, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("connector", list(CONNECTORS))
+@pytest.mark.parametrize("encoder,llm", [("whisper", "llama"), ("wavlm", "qwen2")])
+def test_cached_generation_equals_uncached(parts, connector, encoder, llm):
+    model, processor = build(parts, connector, encoder, llm)
+    inputs = processor(audio=clips(), task="asr", prompt_index=0, sampling_rate=16000)
+    with torch.no_grad():
+        cached = model.generate(**inputs, max_new_tokens=6, do_sample=False)
+        uncached = model.generate(**inputs, max_new_tokens=6, do_sample=False, use_cache=False)
+    assert torch.equal(cached, uncached)
+    assert cached.shape == (3, inputs["input_ids"].shape[1] + 6)
+
+
+@pytest.mark.parametrize("connector", list(CONNECTORS))
+def test_generative_checkpoint_ranks_labels_like_the_lm(parts, tmp_path, connector):
+    model, processor = build(parts, connector, "whisper", "llama")
+    inputs = processor(audio=clips(), task="ser", prompt_index=0, shuffle_labels=False, sampling_rate=16000)
+    clf = classifier_from(model, "label_logits", tmp_path)
+    with torch.no_grad():
+        next_token = model(**inputs).logits[:, -1].log_softmax(-1)
+        scores = clf(**inputs).logits
+    first_tokens = [ids[0] for ids in clf.config.label_token_ids]
+    single = [len(ids) == 1 for ids in clf.config.label_token_ids]
+    if all(single):
+        torch.testing.assert_close(scores, next_token[:, first_tokens], atol=1e-5, rtol=0)
+    assert torch.equal(scores.argsort(-1)[:, -1:], scores.argsort(-1)[:, -1:])  # ranking available
+    with torch.no_grad():  # a multi-token label is scored by its full log-likelihood
+        for j, ids in enumerate(clf.config.label_token_ids):
+            full = torch.tensor([ids])
+            seq = torch.cat([inputs["input_ids"], full.expand(3, -1)], 1)
+            mask = torch.cat([inputs["attention_mask"], torch.ones(3, len(ids), dtype=torch.long)], 1)
+            logp = model(**{**inputs, "input_ids": seq, "attention_mask": mask}).logits.log_softmax(-1)
+            expected = sum(logp[:, inputs["input_ids"].shape[1] - 1 + k, t] for k, t in enumerate(ids))
+            torch.testing.assert_close(scores[:, j], expected, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("connector", list(CONNECTORS))
+def test_training_steps_lower_the_loss_with_lora(parts, connector):
+    model, processor = build(parts, connector, "whisper", "llama")
+    import copy
+
+    model = copy.deepcopy(model).train()
+    model.config.lora_r, model.config.lora_alpha = 16, 64  # a strong adapter for a 12-step test
+    peft_model = model.enable_lora()
+    trainable = {n for n, p in peft_model.named_parameters() if p.requires_grad}
+    assert any("lora_" in n for n in trainable) and any("connector" in n for n in trainable)
+    assert not any("audio_encoder" in n for n in trainable)  # the regex spares the encoder's q/v projections
+    assert all("lora_" in n for n in trainable if "language_model" in n)
+    batch = processor(
+        audio=clips(),
+        task="asr+ser",
+        labels=["happy", "sad", "angry"],
+        transcripts=["hello there", "i love this place", "please call me back"],
+        sampling_rate=16000,
+    )
+    opt = torch.optim.Adam([p for p in peft_model.parameters() if p.requires_grad], lr=2e-2)
+    losses = []
+    for _ in range(25):
+        loss = peft_model(**batch).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    # only attention adapters and the connector move, on a random tiny LM: a clear but small drop
+    assert losses[-1] < losses[0] - 0.1 and min(losses[-5:]) < min(losses[:5])
+    assert (batch["labels"] != -100).sum() < batch["attention_mask"].sum()  # only the answers are scored
+
+
+def test_classification_loss_trains_pooling_head(parts, tmp_path):
+    model, processor = build(parts, "query_pooling", "whisper", "llama")
+    torch.manual_seed(0)  # the new head's initialisation
+    clf = classifier_from(model, "pooling_head", tmp_path).train()
+    clf.freeze_language_model()
+    assert not any(p.requires_grad for p in clf.audio_encoder.parameters())  # frozen after loading too
+    # cached encoder outputs with a class signal (the recipes train on such caches)
+    targets = torch.tensor([0, 1, 2, 3, 0, 1])
+    states = torch.randn(6, 10, 32)
+    states[torch.arange(6), :, targets * 4] += 3.0
+    ids = processor(audio=clips((8000,) * 6), task="ser", prompt_index=0, sampling_rate=16000)
+    batch = {
+        "input_ids": ids["input_ids"],
+        "attention_mask": ids["attention_mask"],
+        "encoder_hidden_states": states,
+    }
+    opt = torch.optim.Adam([p for p in clf.parameters() if p.requires_grad], lr=1e-2)
+    first = None
+    for _ in range(30):
+        loss = clf(**batch, labels=targets).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        first = first if first is not None else loss.item()
+    assert loss.item() < 0.5 * first
+
+
+def test_text_only_classification(parts, tmp_path):
+    model, processor = build(parts, "query_pooling", "whisper", "llama")
+    clf = classifier_from(model, "label_logits", tmp_path)
+    inputs = processor(
+        text=["i love this place", "please call me back"], task="ser", prompt_index=0, shuffle_labels=False
+    )
+    assert "input_features" not in inputs and (inputs["input_ids"] == processor.audio_token_id).sum() == 0
+    with torch.no_grad():
+        logits = clf(**inputs).logits
+    assert logits.shape == (2, len(LABELS)) and torch.isfinite(logits).all()
+
+
+def test_processor_prompts_and_masks(parts):
+    _, processor = build(parts, "query_pooling", "whisper", "llama")
+    a = processor(audio=clips()[:1], task="ser", seed=1, sampling_rate=16000)
+    b = processor(audio=clips()[:1], task="ser", seed=2, sampling_rate=16000)
+    assert (a["input_ids"] == processor.audio_token_id).sum() == 4  # one placeholder -> num_queries tokens
+    texts = {processor.decode(x["input_ids"][0]) for x in (a, b)}
+    assert len(texts) == 2  # a different prompt and label order per seed
+    train = processor(
+        audio=clips()[:1], task="asr+ser", labels=["sad"], transcripts=["hello there"], sampling_rate=16000
+    )
+    answer = processor.decode(train["input_ids"][0][train["labels"][0] != -100])
+    assert answer.strip().startswith("| ASR: hello there | Emotion: sad")
+    with pytest.raises(ValueError, match="not in the processor's label set"):
+        processor(audio=clips()[:1], task="ser", labels=["bored"], sampling_rate=16000)
+    with pytest.raises(ValueError, match="expects 16000 Hz"):
+        processor(audio=clips()[:1], sampling_rate=8000)
+
+
+def test_bad_inputs_are_explained(parts):
+    model, processor = build(parts, "linear", "whisper", "llama")
+    inputs = processor(audio=clips()[:1], task="ser", sampling_rate=16000)
+    ids = inputs["input_ids"].clone()
+    ids[ids == processor.audio_token_id] = (
+        processor.tokenizer.pad_token_id
+    )  # a prompt without the placeholder
+    with pytest.raises(ValueError, match="0 audio placeholder tokens but the audio gives"):
+        model(**{**inputs, "input_ids": ids})
+    long_clip = (0.1 * np.random.default_rng(0).standard_normal(16000 * 20)).astype(
+        np.float32
+    )  # 20 s -> 250 tokens
+    too_long = processor(audio=[long_clip], task="ser", sampling_rate=16000)
+    model.config.text_config.max_position_embeddings = 128
+    try:
+        with pytest.raises(ValueError, match="more than the LLM's context of 128"):
+            model(**too_long)
+    finally:
+        model.config.text_config.max_position_embeddings = 512
+    tokenizer = make_tokenizer(
+        Path(processor.tokenizer.name_or_path).parent / "no-template", with_chat_template=False
+    )
+    with pytest.raises(ValueError, match="has no chat template"):
+        AudioLLMProcessor(processor.feature_extractor, tokenizer, labels=LABELS)
+
+
+def test_colliding_labels_are_refused(parts):
+    _, processor = build(parts, "query_pooling", "whisper", "llama")
+    clash = AudioLLMProcessor(processor.feature_extractor, processor.tokenizer, labels=["sad", "sad"])
+    with pytest.raises(ValueError, match="tokenise identically"):
+        clash.label_token_ids()
+
+
+def test_reload_in_fresh_process_and_pipeline(parts, tmp_path):
+    model, processor = build(parts, "query_pooling", "whisper", "llama")
+    model.save_pretrained(tmp_path / "m")
+    processor.save_pretrained(tmp_path / "m")
+    audio = clips()
+    np.save(tmp_path / "clips.npy", np.array(audio, dtype=object), allow_pickle=True)
+    with torch.no_grad():
+        expected_lm = model(
+            **processor(audio=audio, task="ser", prompt_index=0, shuffle_labels=False, sampling_rate=16000)
+        ).logits[:, -1]
+        clf = AudioLLMForAudioClassification.from_pretrained(tmp_path / "m").eval()
+        expected_clf = clf(
+            **processor.feature_extractor(audio, sampling_rate=16000, return_tensors="pt")
+        ).logits
+    script = textwrap.dedent(
+        f"""
+        import json, sys, numpy as np, torch
+        from transformers import AutoModel, AutoModelForAudioClassification, AutoProcessor
+        path = {str(tmp_path / "m")!r}
+        audio = list(np.load({str(tmp_path / "clips.npy")!r}, allow_pickle=True))
+        processor = AutoProcessor.from_pretrained(path, trust_remote_code=True)
+        lm = AutoModel.from_pretrained(path, trust_remote_code=True).eval()
+        clf = AutoModelForAudioClassification.from_pretrained(path, trust_remote_code=True).eval()
+        with torch.no_grad():
+            a = lm(**processor(audio=audio, task="ser", prompt_index=0, shuffle_labels=False, sampling_rate=16000)).logits[:, -1]
+            b = clf(**processor.feature_extractor(audio, sampling_rate=16000, return_tensors="pt")).logits
+        assert not any(m == "modeling" or m.startswith("modeling.") for m in sys.modules)
+        print(json.dumps({{"lm": a.tolist(), "clf": b.tolist()}}))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    torch.testing.assert_close(torch.tensor(out["lm"]), expected_lm, atol=1e-4, rtol=0)
+    torch.testing.assert_close(torch.tensor(out["clf"]), expected_clf, atol=1e-4, rtol=0)
+
+    clf_pipe = pipeline("audio-classification", model=str(tmp_path / "m"), trust_remote_code=True)
+    result = clf_pipe(audio[0], top_k=len(LABELS))
+    assert {r["label"] for r in result} == set(LABELS)
+    assert abs(sum(r["score"] for r in result) - 1.0) < 1e-4
