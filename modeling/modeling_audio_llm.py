@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -31,6 +32,8 @@ from .layers import AttentiveStatisticsPooling, LinearProjector, QueryPoolingMap
 from .losses import build_classification_loss
 from .remote_code import add_auto_map_entries
 from .speech_encoder import SpeechEncoder
+
+TRAINABLE_WEIGHTS = "trainable.safetensors"
 
 
 class AudioLLMPreTrainedModel(PreTrainedModel):
@@ -80,10 +83,77 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
             module.queries.normal_(0.0, 0.02)
 
     @classmethod
-    def from_pretrained(cls, *args, **kwargs):
-        model = super().from_pretrained(*args, **kwargs)
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        path = Path(str(pretrained_model_name_or_path))
+        if (path / TRAINABLE_WEIGHTS).is_file():
+            return cls.from_trainable(path, **kwargs)
+        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         model.audio_encoder.freeze(True)  # loading assigns fresh parameters (requires_grad=True)
         return model
+
+    # ------------------------------------------------------------------ light checkpoints
+    def save_trainable(self, save_directory: str | os.PathLike) -> Path:
+        """Save only what was trained (connector, LoRA adapters, head) plus the config, whose
+        ``audio_model_name_or_path`` / ``text_model_name_or_path`` name the frozen backbones
+        (Ultravox-style). ``from_pretrained`` rebuilds the model from those references.
+        For a self-contained checkpoint, merge LoRA (``peft_model.merge_and_unload()``) and use
+        ``save_pretrained``."""
+        from safetensors.torch import save_file
+
+        c = self.config
+        if not (c.audio_model_name_or_path and c.text_model_name_or_path):
+            raise ValueError(
+                "save_trainable needs config.audio_model_name_or_path and text_model_name_or_path (set by from_pretrained_components)"
+            )
+        trained = {
+            name: p.detach().contiguous().cpu() for name, p in self.named_parameters() if p.requires_grad
+        }
+        if not trained:
+            raise ValueError("nothing is trainable: there is nothing to save in a trainable-only checkpoint")
+        save_directory = Path(save_directory)
+        save_directory.mkdir(parents=True, exist_ok=True)
+        has_lora = any(".lora_" in name for name in trained)
+        self.config.save_pretrained(save_directory)
+        save_file(
+            trained,
+            str(save_directory / TRAINABLE_WEIGHTS),
+            metadata={"lora": str(has_lora), "class": type(self).__name__},
+        )
+        return save_directory
+
+    @classmethod
+    def from_trainable(cls, path: str | os.PathLike, **kwargs):
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        config = AudioLLMConfig.from_pretrained(path, **kwargs)
+        with safe_open(str(path / TRAINABLE_WEIGHTS), "pt") as f:
+            has_lora = f.metadata().get("lora") == "True"
+        model = cls(config)
+        encoder = AutoModel.from_pretrained(config.audio_model_name_or_path)
+        model.audio_encoder.model.load_state_dict(
+            (encoder.encoder if config.audio_config.model_type == "whisper" else encoder).state_dict()
+        )
+        llm = AutoModelForCausalLM.from_pretrained(config.text_model_name_or_path)
+        new_rows = config.text_config.vocab_size - llm.get_input_embeddings().weight.shape[0]
+        if new_rows > 0:
+            llm.resize_token_embeddings(config.text_config.vocab_size)
+            with torch.no_grad():
+                weight = llm.get_input_embeddings().weight
+                weight[-new_rows:] = weight[:-new_rows].mean(0)
+        model.language_model.load_state_dict(llm.state_dict())
+        model.audio_encoder.freeze(True)
+        if has_lora:
+            model.enable_lora()
+        missing = set(load_file(str(path / TRAINABLE_WEIGHTS))) - set(dict(model.named_parameters()))
+        if missing:
+            raise ValueError(
+                f"{path / TRAINABLE_WEIGHTS} has weights this model lacks: {sorted(missing)[:5]}"
+            )
+        model.load_state_dict(load_file(str(path / TRAINABLE_WEIGHTS)), strict=False)
+        model.generation_config.suppress_tokens = [config.audio_token_id]
+        return model.eval()
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         super().save_pretrained(save_directory, *args, **kwargs)
@@ -217,7 +287,12 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
             stack_factor=config_kwargs.get("stack_factor", 4),
             encoder_convs=encoder_convs(encoder_config),
         )
+        new_rows = len(tokenizer) - llm.get_input_embeddings().weight.shape[0]
         llm.resize_token_embeddings(len(tokenizer))
+        if new_rows > 0:  # the placeholder's row: deterministic (the mean), never trained or generated
+            with torch.no_grad():
+                weight = llm.get_input_embeddings().weight
+                weight[-new_rows:] = weight[:-new_rows].mean(0)
         config = AudioLLMConfig(
             audio_config=encoder_config,
             text_config=llm.config,

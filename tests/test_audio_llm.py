@@ -306,3 +306,69 @@ def test_reload_in_fresh_process_and_pipeline(parts, tmp_path):
     result = clf_pipe(audio[0], top_k=len(LABELS))
     assert {r["label"] for r in result} == set(LABELS)
     assert abs(sum(r["score"] for r in result) - 1.0) < 1e-4
+
+
+@pytest.mark.parametrize("fmt", ["trainable_only", "merged"])
+def test_lora_checkpoints_reload_with_equal_outputs(parts, tmp_path, fmt):
+    import copy
+
+    model, processor = build(parts, "query_pooling", "whisper", "llama")
+    model = copy.deepcopy(model).train()
+    peft_model = model.enable_lora()
+    batch = processor(
+        audio=clips(),
+        task="asr+ser",
+        labels=["happy", "sad", "angry"],
+        transcripts=["hello there"] * 3,
+        sampling_rate=16000,
+    )
+    opt = torch.optim.Adam([p for p in peft_model.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(3):  # move the adapters away from their zero initialisation
+        loss = peft_model(**batch).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    inputs = processor(audio=clips(), task="ser", prompt_index=0, shuffle_labels=False, sampling_rate=16000)
+    model.eval()
+    with torch.no_grad():
+        expected = model(**inputs).logits
+    if fmt == "trainable_only":
+        model.save_trainable(tmp_path / "light")
+        files = {p.name for p in (tmp_path / "light").iterdir()}
+        assert "trainable.safetensors" in files and "model.safetensors" not in files  # no backbone weights
+        reloaded = AudioLLMForConditionalGeneration.from_pretrained(tmp_path / "light")
+    else:
+        merged = peft_model.merge_and_unload()
+        merged.save_pretrained(tmp_path / "merged")
+        assert not any("lora_" in k for k in merged.state_dict())
+        reloaded = AudioLLMForConditionalGeneration.from_pretrained(tmp_path / "merged").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(**inputs).logits, expected, atol=1e-4, rtol=0)
+
+
+@pytest.mark.slow
+def test_real_whisper_and_smollm2_forward_backward(whisper_tiny_dir, smollm2_dir):
+    torch.manual_seed(0)
+    model, processor = AudioLLMForConditionalGeneration.from_pretrained_components(
+        whisper_tiny_dir, smollm2_dir, LABELS, connector="query_pooling"
+    )
+    peft_model = model.train().enable_lora()
+    trainable = {n for n, p in peft_model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n or "connector" in n for n in trainable)
+    batch = processor(
+        audio=clips((16000, 24000)),
+        task="asr+ser",
+        labels=["happy", "sad"],
+        transcripts=["hello there", "please call me back"],
+        sampling_rate=16000,
+    )
+    loss = peft_model(**batch).loss
+    loss.backward()
+    assert torch.isfinite(loss) and 0.5 < loss.item() < 20
+    grads = [p.grad for n, p in peft_model.named_parameters() if "connector" in n]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads) and any(
+        g.abs().sum() > 0 for g in grads
+    )
+    # the real chat template renders the prompt; the answer is the only scored part
+    text = processor.decode(batch["input_ids"][0], skip_special_tokens=False)
+    assert "<|im_start|>assistant" in text and processor.cue in text
