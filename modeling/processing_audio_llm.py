@@ -143,13 +143,6 @@ class AudioLLMProcessor(ProcessorMixin):
         text = template.format(labels=", ".join(labels))
         return text + JOINT_FORMAT if task == "asr+ser" else text
 
-    def answer(self, task: str, transcript: str | None, label: str | None) -> str:
-        if task == "asr":
-            return transcript or ""
-        if task == "ser":
-            return label or ""
-        return joint_answer(transcript or "", label)
-
     def render(
         self,
         instruction: str,
@@ -185,6 +178,7 @@ class AudioLLMProcessor(ProcessorMixin):
         shuffle_labels: bool = True,
         seed: int | None = None,
         answer_prefix: str | None = None,
+        return_asr_mask: bool = False,
         **kwargs,
     ) -> BatchFeature:
         r"""Build model inputs.
@@ -196,6 +190,8 @@ class AudioLLMProcessor(ProcessorMixin):
             ``transcripts``; when given, ``labels`` of the output masks everything but the answer.
         answer_prefix: text the assistant turn starts with at inference (e.g. "| ASR:").
         prompt_index: a fixed prompt of the bank (default: random, seeded by ``seed``).
+        return_asr_mask: also return ``asr_token_mask`` (1 on answer tokens of the transcript), for
+            recipes that weight the ASR part of joint answers.
         """
         rng = random.Random(seed)
         clips = None
@@ -224,7 +220,7 @@ class AudioLLMProcessor(ProcessorMixin):
             out["audio_attention_mask"] = features["attention_mask"]
             counts = [self.num_audio_tokens(int(m.sum())) for m in features["attention_mask"]]
 
-        sequences, label_masks = [], []
+        sequences, label_masks, asr_masks = [], [], []
         for i in range(n):
             instruction = self.instruction(task, rng, prompt_index, shuffle_labels)
             transcript_in_prompt = texts[i] if texts is not None else None
@@ -232,20 +228,16 @@ class AudioLLMProcessor(ProcessorMixin):
             if answer_prefix:
                 prompt += answer_prefix
             ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-            answer_ids = []
+            answer_ids, asr_part = [], []
             if training:
-                answer = self.answer(
-                    task,
-                    answers_text[i] if answers_text is not None else None,
-                    answers_label[i] if answers_label is not None else None,
-                )
-                answer_ids = self.tokenizer(answer + self._end_of_turn(), add_special_tokens=False)[
-                    "input_ids"
-                ]
+                transcript = answers_text[i] if answers_text is not None else None
+                label = answers_label[i] if answers_label is not None else None
+                answer_ids, asr_part = self._answer_ids(task, transcript, label)
             if clips is not None:
                 ids = expand_audio_placeholders(ids, [counts[i]], self.audio_token_id)
             sequences.append(ids + answer_ids)
             label_masks.append([False] * len(ids) + [True] * len(answer_ids))
+            asr_masks.append([False] * len(ids) + asr_part)
 
         # left padding: the last position is the next-token position of every row
         width = max(len(s) for s in sequences)
@@ -261,7 +253,35 @@ class AudioLLMProcessor(ProcessorMixin):
             for i, (s, m) in enumerate(zip(sequences, label_masks)):
                 target[i, width - len(s) :] = np.where(m, s, -100)
             out["labels"] = target
+            if return_asr_mask:
+                asr = np.zeros((n, width), dtype=np.int64)
+                for i, (s, m) in enumerate(zip(sequences, asr_masks)):
+                    asr[i, width - len(s) :] = m
+                out["asr_token_mask"] = asr
         return BatchFeature(out, tensor_type=return_tensors)
+
+    def _answer_ids(
+        self, task: str, transcript: str | None, label: str | None
+    ) -> tuple[list[int], list[bool]]:
+        """Answer tokens and which of them belong to the transcript (weighted by the ASR loss weight).
+
+        The joint answer is tokenised as "| ASR: <t> | Emotion:" then " <label><end>", so a label's
+        tokens are the same as those the classifier scores after "| Emotion:".
+        """
+
+        def encode(text: str) -> list[int]:
+            return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+        end = self._end_of_turn()
+        if task == "asr":
+            ids = encode((transcript or "") + end)
+            return ids, [True] * len(ids)
+        if task == "ser":
+            ids = encode((label or "") + end)
+            return ids, [False] * len(ids)
+        asr_ids = encode(joint_answer(transcript or ""))
+        label_ids = encode(f" {label}{end}" if label is not None else end)
+        return asr_ids + label_ids, [True] * len(asr_ids) + [False] * len(label_ids)
 
     def batch_decode(self, *args, **kwargs):
         return self.tokenizer.batch_decode(*args, **kwargs)
@@ -270,17 +290,12 @@ class AudioLLMProcessor(ProcessorMixin):
         return self.tokenizer.decode(*args, **kwargs)
 
     def label_token_ids(self, after: str = "") -> list[list[int]]:
-        """Token ids of each label as the model would write it after ``after`` (e.g. "| Emotion:")."""
-        ids = []
-        for label in self.labels:
-            text = f"{after} {label}" if after else label
-            full = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-            prefix = self.tokenizer(after, add_special_tokens=False)["input_ids"] if after else []
-            if full[: len(prefix)] != prefix:
-                raise ValueError(
-                    f"tokenising {text!r} changes the tokens of {after!r}; choose another prompt format"
-                )
-            ids.append(full[len(prefix) :])
+        """Token ids of each label as an answer on its own, or (``after`` non-empty, e.g. "| Emotion:")
+        as written after that prefix, i.e. with a leading space (see ``_answer_ids``)."""
+        ids = [
+            self.tokenizer(f" {label}" if after else label, add_special_tokens=False)["input_ids"]
+            for label in self.labels
+        ]
         if len({tuple(i) for i in ids}) != len(ids):
             raise ValueError(f"two labels tokenise identically: {dict(zip(self.labels, ids))}; rename one")
         return ids
