@@ -13,6 +13,7 @@ loads as a classifier:
 
 from __future__ import annotations
 
+import copy
 import os
 import random
 from pathlib import Path
@@ -338,6 +339,23 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
                 param.requires_grad_(True)
         return peft_model
 
+    def merge_and_unload_lora(self):
+        """Fold LoRA adapters into the LLM's weights and remove them (in place); returns ``self``,
+        a plain model that ``save_pretrained`` writes as a self-contained checkpoint."""
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        for name, module in list(self.named_modules()):
+            if isinstance(module, BaseTunerLayer):
+                module.merge()
+                parent_name, _, child = name.rpartition(".")
+                setattr(
+                    self.get_submodule(parent_name) if parent_name else self, child, module.get_base_layer()
+                )
+        for attr in ("peft_config", "_hf_peft_config_loaded"):
+            if attr in self.__dict__:
+                delattr(self, attr)
+        return self
+
     def freeze_language_model(self) -> None:
         self.language_model.requires_grad_(False)
 
@@ -422,6 +440,24 @@ class AudioLLMForConditionalGeneration(AudioLLMPreTrainedModel, GenerationMixin)
             logits_to_keep=logits_to_keep,
             **kwargs,
         )
+
+    def as_classifier(self, classification_mode: str = "label_logits") -> AudioLLMForAudioClassification:
+        """A classifier that shares this model's modules (no copy): evaluate a generatively trained
+        model with label scores. (A "pooling_head" needs its own trained head: load a checkpoint.)"""
+        if classification_mode == "pooling_head":
+            raise ValueError(
+                "a pooling_head classifier needs a trained head; use AudioLLMForAudioClassification.from_pretrained"
+            )
+        config = copy.deepcopy(self.config)
+        config.classification_mode = classification_mode
+        with torch.device("meta"):
+            classifier = AudioLLMForAudioClassification(config)
+        classifier.audio_encoder, classifier.connector, classifier.language_model = (
+            self.audio_encoder,
+            self.connector,
+            self.language_model,
+        )
+        return classifier.eval() if not self.training else classifier
 
     def prepare_inputs_for_generation(
         self,

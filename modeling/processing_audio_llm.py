@@ -125,9 +125,14 @@ class AudioLLMProcessor(ProcessorMixin):
         return self.tokenizer.convert_tokens_to_ids(self.audio_token)
 
     def num_audio_tokens(self, feature_frames: int) -> int:
+        """Audio tokens of a clip with ``feature_frames`` feature-extractor frames (or samples)."""
+        return self.num_audio_tokens_from_frames(encoder_output_frames(feature_frames, self.encoder_convs))
+
+    def num_audio_tokens_from_frames(self, encoder_frames: int) -> int:
+        """Audio tokens made from ``encoder_frames`` encoder output frames."""
         if self.connector == "query_pooling":
             return self.num_queries
-        return -(-encoder_output_frames(feature_frames, self.encoder_convs) // self.stack_factor)
+        return -(-encoder_frames // self.stack_factor)
 
     # ------------------------------------------------------------------ prompts
     def instruction(
@@ -179,6 +184,7 @@ class AudioLLMProcessor(ProcessorMixin):
         seed: int | None = None,
         answer_prefix: str | None = None,
         return_asr_mask: bool = False,
+        audio_token_counts: list[int] | None = None,
         **kwargs,
     ) -> BatchFeature:
         r"""Build model inputs.
@@ -190,6 +196,8 @@ class AudioLLMProcessor(ProcessorMixin):
             ``transcripts``; when given, ``labels`` of the output masks everything but the answer.
         answer_prefix: text the assistant turn starts with at inference (e.g. "| ASR:").
         prompt_index: a fixed prompt of the bank (default: random, seeded by ``seed``).
+        audio_token_counts: instead of ``audio``, the number of audio tokens of each clip (when the
+            model gets precomputed encoder outputs).
         return_asr_mask: also return ``asr_token_mask`` (1 on answer tokens of the transcript), for
             recipes that weight the ASR part of joint answers.
         """
@@ -198,9 +206,13 @@ class AudioLLMProcessor(ProcessorMixin):
         if audio is not None:
             clips = list(audio) if isinstance(audio, (list, tuple)) else [audio]
         texts = [text] if isinstance(text, str) else (list(text) if text is not None else None)
-        n = len(clips) if clips is not None else (len(texts) if texts is not None else 0)
+        n = (
+            len(clips)
+            if clips is not None
+            else (len(texts) if texts is not None else len(audio_token_counts or []))
+        )
         if n == 0:
-            raise ValueError("give audio, text, or both")
+            raise ValueError("give audio (or audio_token_counts), text, or both")
         if texts is not None and len(texts) != n:
             raise ValueError(f"got {n} audio clips but {len(texts)} texts; give one text per clip")
         answers_label = [labels] if isinstance(labels, str) else labels
@@ -212,7 +224,8 @@ class AudioLLMProcessor(ProcessorMixin):
                 raise ValueError(f"labels {unknown} are not in the processor's label set {self.labels}")
 
         out: dict = {}
-        counts = [None] * n
+        counts = list(audio_token_counts) if audio_token_counts is not None else [None] * n
+        has_audio = clips is not None or audio_token_counts is not None
         if clips is not None:
             features = self.feature_extractor(clips, sampling_rate=sampling_rate, return_tensors="np")
             name = "input_values" if "input_values" in features else "input_features"
@@ -224,7 +237,7 @@ class AudioLLMProcessor(ProcessorMixin):
         for i in range(n):
             instruction = self.instruction(task, rng, prompt_index, shuffle_labels)
             transcript_in_prompt = texts[i] if texts is not None else None
-            prompt = self.render(instruction, clips is not None, transcript_in_prompt)
+            prompt = self.render(instruction, has_audio, transcript_in_prompt)
             if answer_prefix:
                 prompt += answer_prefix
             ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
@@ -233,7 +246,7 @@ class AudioLLMProcessor(ProcessorMixin):
                 transcript = answers_text[i] if answers_text is not None else None
                 label = answers_label[i] if answers_label is not None else None
                 answer_ids, asr_part = self._answer_ids(task, transcript, label)
-            if clips is not None:
+            if has_audio:
                 ids = expand_audio_placeholders(ids, [counts[i]], self.audio_token_id)
             sequences.append(ids + answer_ids)
             label_masks.append([False] * len(ids) + [True] * len(answer_ids))

@@ -132,6 +132,57 @@ def class_counts(dataset, num_labels: int) -> list[int]:
     return np.bincount(np.asarray(dataset["labels"]), minlength=num_labels).tolist()
 
 
+def cache_encoder_outputs(
+    encode, feature_extractor, dataset, cache_file: str, batch_size: int, keep: Sequence[str]
+):
+    """Run a frozen encoder once over ``dataset`` and keep its outputs (float16) in an Arrow cache.
+
+    ``encode(inputs, mask)`` returns hidden states (B, T, D) or all layers (B, L, T, D) and a frame
+    mask (B, T). Only valid frames are stored, time first: (T', D) or (T', L, D). ``keep``: columns
+    kept next to them. Re-running with the same ``cache_file`` loads the cache instead.
+    """
+    import datasets
+    import torch
+
+    def run(batch):
+        inputs = feature_extractor(
+            [a["array"] for a in batch["audio"]],
+            sampling_rate=feature_extractor.sampling_rate,
+            return_tensors="pt",
+        )
+        main = inputs.get("input_values", inputs.get("input_features"))
+        with torch.no_grad():
+            states, mask = encode(main, inputs["attention_mask"])
+        if states.ndim == 4:  # B, L, T, D -> per clip (T', L, D)
+            return {
+                "encoder_hidden_states": [
+                    states[i][:, mask[i]].transpose(0, 1).half().cpu().numpy() for i in range(len(states))
+                ]
+            }
+        return {
+            "encoder_hidden_states": [states[i][mask[i]].half().cpu().numpy() for i in range(len(states))]
+        }
+
+    probe = run(dataset.select(range(1))[:1])["encoder_hidden_states"][0]
+    array = datasets.Array3D if probe.ndim == 3 else datasets.Array2D
+    features = datasets.Features(
+        {
+            **{k: dataset.features[k] for k in keep},
+            "encoder_hidden_states": array(shape=(None, *probe.shape[1:]), dtype="float16"),
+        }
+    )
+    encoded = dataset.map(
+        run,
+        batched=True,
+        batch_size=batch_size,
+        remove_columns=[c for c in dataset.column_names if c not in keep],
+        features=features,
+        cache_file_name=cache_file,
+        desc="encoding once (frozen encoder)",
+    )
+    return encoded.with_format("numpy")  # python lists of arrays would dominate the epoch time
+
+
 def fingerprint(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -243,15 +294,39 @@ def write_model_card(
     return path
 
 
+def push(folder: str, repo_id: str | None, private: bool | None) -> None:
+    from huggingface_hub import HfApi
+
+    if not repo_id:
+        raise ValueError("--push_to_hub needs --hub_model_id (e.g. your-name/ser-wavlm-msp)")
+    try:
+        api = HfApi()
+        api.create_repo(repo_id, private=bool(private), exist_ok=True)
+        api.upload_folder(
+            repo_id=repo_id,
+            folder_path=folder,
+            ignore_patterns=["checkpoint-*/**", "encoder_cache/**", "*.tmp"],
+        )
+    except (
+        Exception
+    ) as err:  # network/auth errors come in many types; the local folder is complete either way
+        raise RuntimeError(
+            f"pushing to {repo_id} failed ({err}); the model is saved in {folder}: upload it later with `hf upload {repo_id} {folder}`"
+        ) from err
+    print(f"pushed {folder} to https://huggingface.co/{repo_id}")
+
+
 __all__ = [
     "DataArguments",
     "EpochTimer",
+    "cache_encoder_outputs",
     "class_counts",
     "embedded_dataset_path",
     "encode_labels",
     "fingerprint",
     "load_dataset_dict",
     "parse_arguments",
+    "push",
     "resolve_labels",
     "scalar_metrics",
     "write_json",

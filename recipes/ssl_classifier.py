@@ -36,11 +36,13 @@ from recipes.common import (
     CONFIGS,
     DataArguments,
     EpochTimer,
+    cache_encoder_outputs,
     class_counts,
     encode_labels,
     fingerprint,
     load_dataset_dict,
     parse_arguments,
+    push,
     resolve_labels,
     scalar_metrics,
     write_json,
@@ -130,47 +132,6 @@ class CachedEncoderCollator:
         return batch
 
 
-def cache_encoder_outputs(
-    model, feature_extractor, dataset, cache_file: str, batch_size: int, keep: tuple[str, ...]
-):
-    """Encode every clip once with the frozen encoder; only valid frames are stored (float16)."""
-    config = model.config
-    features = datasets.Features(
-        {
-            **{k: dataset.features[k] for k in keep},
-            "encoder_hidden_states": datasets.Array3D(
-                shape=(None, config.num_encoder_layers + 1, config.encoder_hidden_size), dtype="float16"
-            ),
-        }
-    )
-
-    def encode(batch):
-        inputs = feature_extractor(
-            [a["array"] for a in batch["audio"]],
-            sampling_rate=feature_extractor.sampling_rate,
-            return_tensors="pt",
-        )
-        main = inputs.get("input_values", inputs.get("input_features"))
-        with torch.no_grad():
-            states, mask = model.encode(main.to(model.device), inputs["attention_mask"].to(model.device))
-        return {
-            "encoder_hidden_states": [
-                states[i][:, mask[i]].transpose(0, 1).half().cpu().numpy() for i in range(len(states))
-            ]
-        }
-
-    encoded = dataset.map(
-        encode,
-        batched=True,
-        batch_size=batch_size,
-        remove_columns=[c for c in dataset.column_names if c not in keep],
-        features=features,
-        cache_file_name=cache_file,
-        desc="encoding once (frozen encoder)",
-    )
-    return encoded.with_format("numpy")  # python lists of (T', L+1, D) arrays would dominate the epoch time
-
-
 def main(argv=None):
     model_args, data_args, training_args = parse_arguments(
         (ModelArguments, DataArguments, TrainingArguments), DEFAULT_CONFIG, argv
@@ -253,7 +214,7 @@ def main(argv=None):
             os.makedirs(cache_dir, exist_ok=True)
             for split, ds in data.items():
                 data[split] = cache_encoder_outputs(
-                    model,
+                    model.encode,
                     feature_extractor,
                     ds,
                     f"{cache_dir}/{split}-{key}-{ds._fingerprint}.arrow",
@@ -373,28 +334,6 @@ def main(argv=None):
         )
         if push_to_hub:
             push(out, training_args.hub_model_id, training_args.hub_private_repo)
-
-
-def push(folder: str, repo_id: str | None, private: bool | None) -> None:
-    from huggingface_hub import HfApi
-
-    if not repo_id:
-        raise ValueError("--push_to_hub needs --hub_model_id (e.g. your-name/ser-wavlm-msp)")
-    try:
-        api = HfApi()
-        api.create_repo(repo_id, private=bool(private), exist_ok=True)
-        api.upload_folder(
-            repo_id=repo_id,
-            folder_path=folder,
-            ignore_patterns=["checkpoint-*/**", "encoder_cache/**", "*.tmp"],
-        )
-    except (
-        Exception
-    ) as err:  # network/auth errors come in many types; the local folder is complete either way
-        raise RuntimeError(
-            f"pushing to {repo_id} failed ({err}); the model is saved in {folder}: upload it later with `hf upload {repo_id} {folder}`"
-        ) from err
-    print(f"pushed {folder} to https://huggingface.co/{repo_id}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,277 @@
+"""What the audio-LLM recipes (emosllm, whisper_llm) share: arguments, building the model, the
+cached-encoder collator, a Trainer that saves only what trains and weights the ASR part of joint
+answers, and evaluation (SER in label_logits / transcript_conditioned modes, WER)."""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import Trainer
+
+from metrics.asr import word_error_rate
+from metrics.ser_metrics.ser_metrics import classification_metrics
+from modeling import AudioLLMForConditionalGeneration, AudioLLMProcessor
+from modeling.modeling_audio_llm import TRAINABLE_WEIGHTS
+from modeling.offline_assets import resolve_pretrained
+
+from .common import cache_encoder_outputs, fingerprint
+
+
+@dataclass
+class AudioLLMArguments:
+    """The model: encoder, connector, LLM and LoRA."""
+
+    audio_model_name_or_path: str = field(
+        default="offline:whisper-tiny.en",
+        metadata={"help": "speech encoder (Hub id, folder, offline:<name>)"},
+    )
+    text_model_name_or_path: str = field(
+        default="offline:smollm2-135m-instruct", metadata={"help": "causal LLM with a chat template"}
+    )
+    connector: str = field(default="query_pooling", metadata={"help": "query_pooling | linear"})
+    num_queries: int = 32
+    mapper_layers: int = 2
+    mapper_hidden_size: int | None = None
+    mapper_heads: int = 8
+    stack_factor: int = 4
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    loss_type: str = field(default="weighted_ce", metadata={"help": "classification loss (whisper_llm)"})
+    max_transcript_tokens: int = 48
+
+
+def build_model(
+    args: AudioLLMArguments, labels: list[str]
+) -> tuple[AudioLLMForConditionalGeneration, AudioLLMProcessor]:
+    return AudioLLMForConditionalGeneration.from_pretrained_components(
+        resolve_pretrained(args.audio_model_name_or_path),
+        resolve_pretrained(args.text_model_name_or_path),
+        labels,
+        connector=args.connector,
+        num_queries=args.num_queries,
+        mapper_layers=args.mapper_layers,
+        mapper_hidden_size=args.mapper_hidden_size,
+        mapper_heads=args.mapper_heads,
+        stack_factor=args.stack_factor,
+        lora_r=args.lora_r,
+        lora_alpha=args.lora_alpha,
+        lora_dropout=args.lora_dropout,
+        loss_type=args.loss_type,
+        max_transcript_tokens=args.max_transcript_tokens,
+    )
+
+
+def cache_split(model, processor, dataset, cache_dir: str, name: str, batch_size: int, keep):
+    """Last-layer encoder outputs of ``dataset`` (computed once; later runs and epochs reuse them)."""
+    os.makedirs(cache_dir, exist_ok=True)
+    key = fingerprint(
+        model.config.audio_config.to_dict(), processor.feature_extractor.to_dict(), dataset._fingerprint
+    )
+
+    def encode(inputs, mask):
+        states, frame_mask = model.audio_encoder(inputs, mask)
+        return states[:, -1], frame_mask
+
+    return cache_encoder_outputs(
+        encode, processor.feature_extractor, dataset, f"{cache_dir}/{name}-{key}.arrow", batch_size, keep
+    )
+
+
+@dataclass
+class CachedAudioLLMCollator:
+    """Cached encoder outputs + prompts (and answers) for one task: "asr", "ser" or "asr+ser".
+
+    Prompts come from the processor's bank with the emotion list shuffled per sample, unless
+    ``fixed_prompt`` (evaluation, and THAU's single-prompt training).
+    """
+
+    processor: AudioLLMProcessor
+    task: str
+    labels: list[str] | None = None  # label names by class id
+    with_answers: bool = True
+    class_targets: bool = False  # put class ids in "labels" (classification training)
+    fixed_prompt: bool = False
+    answer_prefix: str | None = None
+    seed: int = 0
+
+    def __post_init__(self):
+        self._rng = random.Random(self.seed)
+
+    def __call__(self, rows):
+        states = [torch.as_tensor(np.asarray(r["encoder_hidden_states"])).float() for r in rows]
+        frames = max(s.shape[0] for s in states)
+        hidden = torch.zeros(len(rows), frames, states[0].shape[-1])
+        mask = torch.zeros(len(rows), frames, dtype=torch.bool)
+        for i, s in enumerate(states):
+            hidden[i, : s.shape[0]], mask[i, : s.shape[0]] = s, True
+        counts = [self.processor.num_audio_tokens_from_frames(s.shape[0]) for s in states]
+        names = [self.labels[int(r["labels"])] for r in rows] if self.labels and "labels" in rows[0] else None
+        answers = {}
+        if self.with_answers and not self.class_targets:
+            if self.task != "asr":
+                answers["labels"] = names
+            if self.task != "ser":
+                answers["transcripts"] = [r["transcript"] for r in rows]
+        batch = self.processor(
+            audio_token_counts=counts,
+            task=self.task,
+            prompt_index=0 if self.fixed_prompt else None,
+            shuffle_labels=not self.fixed_prompt,
+            seed=self._rng.randrange(2**31),
+            answer_prefix=self.answer_prefix,
+            return_asr_mask=bool(answers),
+            **answers,
+        )
+        batch["encoder_hidden_states"], batch["encoder_attention_mask"] = hidden, mask
+        if self.class_targets:
+            batch["labels"] = torch.tensor([int(r["labels"]) for r in rows])
+        return batch
+
+
+def asr_weight(progress: float, start: float, end: float, schedule: str) -> float:
+    """ASR loss weight at ``progress`` in [0, 1] of phase 3 (EmoSLLM: decreasing over training)."""
+    progress = min(max(progress, 0.0), 1.0)
+    if schedule == "constant":
+        return start
+    if schedule == "linear":
+        return start + (end - start) * progress
+    if schedule == "cosine":
+        return end + (start - end) * 0.5 * (1 + math.cos(math.pi * progress))
+    raise ValueError(f"unknown asr_weight_schedule {schedule!r}; expected constant, linear or cosine")
+
+
+class AudioLLMTrainer(Trainer):
+    """Trainer for the audio-LLMs: checkpoints hold only what trains (connector, LoRA, head), the
+    transcript tokens of joint answers are weighted by a scheduled ASR weight, and ``extra_eval``
+    adds task metrics (macro-F1, WER) to each evaluation."""
+
+    def __init__(self, *args, asr_weight_schedule=None, extra_eval=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.asr_weight_schedule = asr_weight_schedule  # progress -> weight, or None (weight 1)
+        self.extra_eval = extra_eval
+
+    def current_asr_weight(self) -> float:
+        if self.asr_weight_schedule is None:
+            return 1.0
+        return self.asr_weight_schedule(self.state.global_step / max(self.state.max_steps, 1))
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        asr_mask = inputs.pop("asr_token_mask", None)
+        if asr_mask is None or "labels" not in inputs or inputs["labels"].ndim == 1:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        logits = outputs.logits[:, :-1].float()
+        targets = labels[:, 1:]
+        token_loss = torch.nn.functional.cross_entropy(
+            logits.transpose(1, 2), targets, ignore_index=-100, reduction="none"
+        )
+        weights = (targets != -100).float() * torch.where(
+            asr_mask[:, 1:].bool(), self.current_asr_weight(), 1.0
+        )
+        loss = (token_loss * weights).sum() / weights.sum().clamp_min(1e-8)
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs, *args, **kwargs):
+        if self.asr_weight_schedule is not None and "loss" in logs:
+            logs = {**logs, "asr_weight": round(self.current_asr_weight(), 4)}
+        super().log(logs, *args, **kwargs)
+
+    def _save(self, output_dir=None, state_dict=None):
+        output_dir = output_dir or self.args.output_dir
+        self.model.save_trainable(output_dir)
+        if self.processing_class is not None:
+            self.processing_class.save_pretrained(output_dir)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        from safetensors.torch import load_file
+
+        model = model or self.model
+        weights = load_file(str(Path(resume_from_checkpoint) / TRAINABLE_WEIGHTS))
+        unexpected = set(weights) - set(dict(model.named_parameters()))
+        if unexpected:
+            raise ValueError(
+                f"checkpoint {resume_from_checkpoint} does not match the model: {sorted(unexpected)[:3]}"
+            )
+        model.load_state_dict(weights, strict=False)
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+        metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        if self.extra_eval is not None and self.is_world_process_zero():
+            was_training = self.model.training
+            self.model.eval()
+            extra = {f"{metric_key_prefix}_{k}": v for k, v in self.extra_eval(self.model).items()}
+            self.model.train(was_training)
+            self.log(extra)
+            metrics.update(extra)
+        return metrics
+
+
+def batches(dataset, size: int):
+    for start in range(0, len(dataset), size):
+        yield [dataset[i] for i in range(start, min(start + size, len(dataset)))]
+
+
+@torch.no_grad()
+def evaluate_ser(
+    model,
+    processor,
+    dataset,
+    labels: list[str],
+    modes=("label_logits",),
+    batch_size: int = 16,
+    bootstrap: int = 0,
+) -> dict:
+    """SER metrics of the model in each classification mode, on a cached split."""
+    results = {}
+    for mode in modes:
+        classifier = model.as_classifier(mode)
+        joint = mode == "transcript_conditioned"
+        collate = CachedAudioLLMCollator(
+            processor,
+            "asr+ser" if joint else "ser",
+            labels,
+            with_answers=False,
+            fixed_prompt=True,
+            answer_prefix="| ASR:" if joint else None,
+        )
+        predictions, references = [], []
+        for rows in batches(dataset, batch_size):
+            batch = collate(rows)
+            logits = classifier(**{k: v.to(model.device) for k, v in batch.items()}).logits
+            predictions += [labels[i] for i in logits.argmax(-1).tolist()]
+            references += [labels[int(r["labels"])] for r in rows]
+        results[mode] = classification_metrics(predictions, references, labels=labels, bootstrap=bootstrap)
+    return results
+
+
+@torch.no_grad()
+def evaluate_wer(model, processor, dataset, batch_size: int = 16, max_new_tokens: int = 48) -> float:
+    """Greedy transcription of a cached ASR split, scored with WER."""
+    collate = CachedAudioLLMCollator(processor, "asr", with_answers=False, fixed_prompt=True)
+    hypotheses, references = [], []
+    for rows in batches(dataset, batch_size):
+        batch = {k: v.to(model.device) for k, v in collate(rows).items()}
+        out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False)
+        hypotheses += processor.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+        references += [r["transcript"] for r in rows]
+    return word_error_rate(hypotheses, references)
+
+
+__all__ = [
+    "AudioLLMArguments",
+    "AudioLLMTrainer",
+    "CachedAudioLLMCollator",
+    "asr_weight",
+    "build_model",
+    "cache_split",
+    "evaluate_ser",
+    "evaluate_wer",
+]

@@ -1,0 +1,340 @@
+"""EmoSLLM (arXiv:2508.14130): frozen speech encoder -> query-pooling mapper -> LLM with LoRA, trained
+with a 3-phase curriculum.
+
+    accelerate launch recipes/emosllm.py                  # embedded default: Whisper tiny.en + SmolLM2-135M, CPU, < 20 min
+    accelerate launch recipes/emosllm.py --phases 3       # one phase alone (starts from phase 2's output)
+    accelerate launch --config_file recipes/accelerate_configs/cpu_ddp.yaml recipes/emosllm.py --use_cpu true
+    accelerate launch --config_file recipes/accelerate_configs/ddp.yaml recipes/emosllm.py \\
+        --config recipes/configs/emosllm/paper_wavlm_llama3b_msp.yaml --dataset_name_or_path data/msp_podcast
+
+Phase 1: only the mapper trains, on ASR. Phase 2: + LoRA on the LLM, still ASR. Phase 3: joint ASR +
+SER answers "| ASR: <transcript> | Emotion: <label>", the transcript tokens weighted by an ASR weight
+that decreases over the phase. Each phase starts from the previous phase's output
+(``<output_dir>/phase<k>``, a trainable-only checkpoint); a finished phase is skipped on re-run and an
+interrupted one resumes from its last checkpoint. The frozen encoder runs once per dataset (cache).
+
+Every evaluation reports WER on held-out ASR speech, and in phase 3 macro-F1 / UA / WA in the
+label_logits and transcript_conditioned modes. The final model (LoRA merged) is in <output_dir>,
+loadable with AutoModelForAudioClassification / pipeline("audio-classification")
+(trust_remote_code=True), with eval_results.json, confusion_matrix.png, training_curves.png and a
+model card.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import datasets
+from transformers import TrainingArguments, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+from metrics.plotting import plot_confusion_matrix, plot_training_curves
+from modeling import AudioLLMForConditionalGeneration
+from recipes.audio_llm_common import (
+    AudioLLMArguments,
+    AudioLLMTrainer,
+    CachedAudioLLMCollator,
+    asr_weight,
+    build_model,
+    cache_split,
+    evaluate_ser,
+    evaluate_wer,
+)
+from recipes.common import (
+    CONFIGS,
+    DataArguments,
+    embedded_dataset_path,
+    encode_labels,
+    load_dataset_dict,
+    parse_arguments,
+    push,
+    resolve_labels,
+    scalar_metrics,
+    write_json,
+    write_model_card,
+)
+
+DEFAULT_CONFIG = CONFIGS / "emosllm" / "default.yaml"
+
+
+@dataclass
+class CurriculumArguments:
+    phases: list[int] = field(
+        default_factory=lambda: [1, 2, 3], metadata={"help": "which phases to run, in order"}
+    )
+    phase_max_steps: list[int] = field(
+        default_factory=lambda: [-1, -1, -1],
+        metadata={"help": "steps of phases 1, 2, 3 (-1: num_train_epochs)"},
+    )
+    asr_weight_start: float = 1.0
+    asr_weight_end: float = 0.1
+    asr_weight_schedule: str = field(default="linear", metadata={"help": "constant | linear | cosine"})
+    asr_dataset_name_or_path: str | None = field(
+        default=None, metadata={"help": "ASR data; default: the embedded Asterisk prompts"}
+    )
+    asr_train_split: str = "train"
+    asr_eval_split: str = "test"
+    max_asr_eval_samples: int = 48
+    max_ser_eval_samples: int | None = None
+    eval_transcript_conditioned: bool = True
+
+
+def phase_dir(output_dir: str, phase: int) -> Path:
+    return Path(output_dir) / f"phase{phase}"
+
+
+def load_phase_model(model_args, curriculum, training_args, labels, phase: int):
+    """Phase 1 starts from the pretrained parts; phase k from phase k-1's output (+ LoRA at phase 2)."""
+    if phase == 1 or not (phase_dir(training_args.output_dir, phase - 1) / "trainable.safetensors").is_file():
+        if phase > 1:
+            print(
+                f"[emosllm] phase {phase - 1} output not found: phase {phase} starts from the pretrained parts"
+            )
+        model, processor = build_model(model_args, labels)
+    else:
+        previous = phase_dir(training_args.output_dir, phase - 1)
+        model = AudioLLMForConditionalGeneration.from_pretrained(previous)
+        from modeling import AudioLLMProcessor
+
+        processor = AudioLLMProcessor.from_pretrained(previous)
+    model.train()
+    if phase == 1:
+        model.freeze_language_model()
+    elif not any(".lora_" in n for n, _ in model.named_parameters()):
+        model.enable_lora()
+    print(f"[emosllm] phase {phase}: {model.trainable_parameters()}")
+    return model, processor
+
+
+def main(argv=None):
+    model_args, data_args, curriculum, training_args = parse_arguments(
+        (AudioLLMArguments, DataArguments, CurriculumArguments, TrainingArguments), DEFAULT_CONFIG, argv
+    )
+    set_seed(training_args.seed)
+    push_to_hub = training_args.push_to_hub
+    training_args.push_to_hub = False
+    output_dir = training_args.output_dir
+
+    # ------------------------------------------------------------------ data
+    with training_args.main_process_first(desc="datasets"):
+        ser = load_dataset_dict(data_args.dataset_name_or_path)
+        asr = load_dataset_dict(
+            curriculum.asr_dataset_name_or_path or str(embedded_dataset_path("asterisk_prompts"))
+        )
+    labels = resolve_labels(ser, data_args)
+    ser_splits = {s: ser[s] for s in (data_args.train_split, data_args.eval_split, data_args.test_split) if s}
+    ser_splits = {
+        s: encode_labels(
+            d.cast_column("audio", datasets.Audio(sampling_rate=16000)), data_args.label_column, labels
+        )
+        for s, d in ser_splits.items()
+    }
+    if curriculum.max_ser_eval_samples:
+        ser_splits[data_args.eval_split] = ser_splits[data_args.eval_split].select(
+            range(min(curriculum.max_ser_eval_samples, len(ser_splits[data_args.eval_split])))
+        )
+    asr_splits = {
+        "train": asr[curriculum.asr_train_split].cast_column("audio", datasets.Audio(sampling_rate=16000)),
+        "eval": asr[curriculum.asr_eval_split].cast_column("audio", datasets.Audio(sampling_rate=16000)),
+    }
+    asr_splits["eval"] = asr_splits["eval"].select(
+        range(min(curriculum.max_asr_eval_samples, len(asr_splits["eval"])))
+    )
+
+    history, timings, cached = [], {}, {}
+    model = processor = None
+    for index, phase in enumerate(curriculum.phases):
+        out = phase_dir(output_dir, phase)
+        if (out / "phase_done.json").is_file():
+            print(f"[emosllm] phase {phase} already done ({out}); skipping")
+            history += json.loads((out / "phase_done.json").read_text())["log_history"]
+            continue
+        model, processor = load_phase_model(model_args, curriculum, training_args, labels, phase)
+
+        # -------------------------------------------------------------- encoder cache (once per dataset)
+        if not cached:
+            start = time.time()
+            with training_args.main_process_first(desc="encoder cache"):
+                cache = f"{output_dir}/encoder_cache"
+                bs = training_args.per_device_eval_batch_size
+                for name, ds in ser_splits.items():
+                    cached[f"ser_{name}"] = cache_split(
+                        model, processor, ds, cache, f"ser_{name}", bs, ("labels", "transcript")
+                    )
+                for name, ds in asr_splits.items():
+                    cached[f"asr_{name}"] = cache_split(
+                        model, processor, ds, cache, f"asr_{name}", bs, ("transcript",)
+                    )
+            timings["encoder_cache_s"] = round(time.time() - start, 1)
+
+        # -------------------------------------------------------------- train one phase
+        joint = phase == 3
+        train = cached[f"ser_{data_args.train_split}"] if joint else cached["asr_train"]
+        steps = curriculum.phase_max_steps[phase - 1] if len(curriculum.phase_max_steps) >= phase else -1
+        phase_args = dataclasses.replace(
+            training_args,
+            output_dir=str(out),
+            max_steps=steps,
+            load_best_model_at_end=False,
+            label_names=["labels"],
+        )
+
+        def extra_eval(m, joint=joint, proc=processor):
+            metrics = {
+                "wer": evaluate_wer(m, proc, cached["asr_eval"], training_args.per_device_eval_batch_size)
+            }
+            if joint:
+                modes = (
+                    ("label_logits", "transcript_conditioned")
+                    if curriculum.eval_transcript_conditioned
+                    else ("label_logits",)
+                )
+                for mode, r in evaluate_ser(
+                    m, proc, cached[f"ser_{data_args.eval_split}"], labels, modes
+                ).items():
+                    metrics.update(
+                        scalar_metrics(
+                            {k: r[k] for k in ("macro_f1", "unweighted_accuracy", "accuracy")},
+                            prefix=f"{mode}_",
+                        )
+                    )
+            return metrics
+
+        trainer = AudioLLMTrainer(
+            model=model,
+            args=phase_args,
+            train_dataset=train,
+            eval_dataset=cached[f"ser_{data_args.eval_split}"] if joint else cached["asr_eval"],
+            data_collator=CachedAudioLLMCollator(
+                processor, "asr+ser" if joint else "asr", labels, seed=training_args.seed + phase
+            ),
+            processing_class=processor,
+            asr_weight_schedule=partial(
+                asr_weight,
+                start=curriculum.asr_weight_start,
+                end=curriculum.asr_weight_end,
+                schedule=curriculum.asr_weight_schedule,
+            )
+            if joint
+            else None,
+            extra_eval=extra_eval,
+        )
+        last = get_last_checkpoint(str(out)) if out.is_dir() else None
+        if last:
+            print(f"[emosllm] resuming phase {phase} from {last}")
+        start = time.time()
+        trainer.train(resume_from_checkpoint=last)
+        timings[f"phase{phase}_s"] = round(time.time() - start, 1)
+        trainer.evaluate()  # the phase's end: WER (and SER in phase 3) into the log history
+        if trainer.is_world_process_zero():
+            model.save_trainable(out)
+            processor.save_pretrained(out)
+            for h in trainer.state.log_history:
+                h["phase"] = phase
+            history += trainer.state.log_history
+            write_json(
+                out / "phase_done.json",
+                {"log_history": trainer.state.log_history, "seconds": timings[f"phase{phase}_s"]},
+            )
+        print(f"[emosllm] phase {phase} done in {timings[f'phase{phase}_s']} s")
+        if index == len(curriculum.phases) - 1:
+            break
+
+    if 3 not in curriculum.phases or not training_args.should_save:
+        return
+    # ------------------------------------------------------------------ final evaluation
+    final_phase = phase_dir(output_dir, 3)
+    if model is None:  # every phase was already done: evaluate the saved phase-3 model
+        from modeling import AudioLLMProcessor
+
+        model, processor = (
+            AudioLLMForConditionalGeneration.from_pretrained(final_phase),
+            AudioLLMProcessor.from_pretrained(final_phase),
+        )
+    model.eval()
+    results = {
+        "wer_heldout_asr": evaluate_wer(
+            model,
+            processor,
+            cached.get("asr_eval") or asr_splits["eval"],
+            training_args.per_device_eval_batch_size,
+        )
+    }
+    if data_args.test_split and f"ser_{data_args.test_split}" in cached:
+        modes = ("label_logits", "transcript_conditioned")
+        results.update(
+            evaluate_ser(
+                model,
+                processor,
+                cached[f"ser_{data_args.test_split}"],
+                labels,
+                modes,
+                bootstrap=data_args.bootstrap,
+            )
+        )
+
+    # ------------------------------------------------------------------ save, card, push
+    merged = model.merge_and_unload_lora()
+    merged.save_pretrained(output_dir)
+    processor.save_pretrained(output_dir)
+    write_json(
+        f"{output_dir}/eval_results.json",
+        {**results, **timings, "labels": labels, "world_size": training_args.world_size},
+    )
+    if "label_logits" in results:
+        best = max(("label_logits", "transcript_conditioned"), key=lambda m: results[m]["macro_f1"])
+        plot_confusion_matrix(
+            results[best]["confusion_matrix"],
+            labels,
+            f"{output_dir}/confusion_matrix.png",
+            title=f"test ({best})",
+        )
+    plot_training_curves(history, f"{output_dir}/training_curves.png", title="EmoSLLM curriculum")
+    write_model_card(
+        output_dir,
+        template="audio_llm.md",
+        model_name=(training_args.hub_model_id or "serhub-emosllm").split("/")[-1],
+        labels=labels,
+        dataset_name=data_args.dataset_name_or_path or "synthetic_emotions",
+        results={
+            f"test ({m})": results[m] for m in ("label_logits", "transcript_conditioned") if m in results
+        },
+        base_model=model_args.text_model_name_or_path,
+        tags=["emosllm", "audio-llm"],
+        wer=results["wer_heldout_asr"],
+        training_config={
+            "audio model": model_args.audio_model_name_or_path,
+            "LLM": model_args.text_model_name_or_path,
+            "connector": f"{model_args.connector} ({model_args.num_queries} queries)",
+            "LoRA": f"r={model_args.lora_r}, alpha={model_args.lora_alpha}",
+            "phases": curriculum.phases,
+            "steps per phase": curriculum.phase_max_steps,
+            "ASR weight": f"{curriculum.asr_weight_start} -> {curriculum.asr_weight_end} ({curriculum.asr_weight_schedule})",
+            "learning rate": training_args.learning_rate,
+        },
+    )
+    print(
+        json.dumps(
+            {
+                k: (
+                    v
+                    if not isinstance(v, dict)
+                    else {kk: v[kk] for kk in ("macro_f1", "unweighted_accuracy", "accuracy")}
+                )
+                for k, v in results.items()
+            },
+            indent=2,
+        )
+    )
+    if push_to_hub:
+        push(output_dir, training_args.hub_model_id, training_args.hub_private_repo)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
