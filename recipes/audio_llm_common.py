@@ -202,6 +202,9 @@ class AudioLLMTrainer(Trainer):
             )
         model.load_state_dict(weights, strict=False)
 
+    def _load_best_model(self):
+        self._load_from_checkpoint(self.state.best_model_checkpoint)
+
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
         metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
         if self.extra_eval is not None and self.is_world_process_zero():

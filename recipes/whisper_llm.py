@@ -1,0 +1,255 @@
+"""THAU-UPM's Whisper-LLM (IberLEF 2024 EmoSPeech): frozen Whisper encoder -> trained linear projector
+-> frozen LLM; class probabilities from the LLM's next-token log-likelihood of each label, trained
+with weighted cross-entropy.
+
+    accelerate launch recipes/whisper_llm.py                 # embedded default: Whisper tiny.en + SmolLM2-135M on synthetic_emotions, CPU
+    accelerate launch recipes/whisper_llm.py --num_folds 5   # stratified 5-fold cross-validation (mean and spread of macro-F1)
+    accelerate launch recipes/whisper_llm.py --config recipes/configs/whisper_llm/paper_whisper_large_gemma2b_emospeech.yaml \\
+        --dataset_name_or_path data/emospeech
+
+Only the projector trains (checkpoints hold just its weights); the encoder runs once per clip
+(cache). Outputs in --output_dir: the model (AutoModelForAudioClassification /
+pipeline("audio-classification") with trust_remote_code=True), eval_results.json,
+confusion_matrix.png, training_curves.png, README.md; with --num_folds, cross_validation.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+from transformers import TrainingArguments, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+from metrics.plotting import plot_confusion_matrix, plot_training_curves
+from metrics.ser_metrics.ser_metrics import classification_metrics
+from recipes.audio_llm_common import (
+    AudioLLMArguments,
+    AudioLLMTrainer,
+    CachedAudioLLMCollator,
+    build_model,
+    cache_split,
+)
+from recipes.common import (
+    CONFIGS,
+    DataArguments,
+    EpochTimer,
+    class_counts,
+    encode_labels,
+    load_dataset_dict,
+    parse_arguments,
+    push,
+    resolve_labels,
+    scalar_metrics,
+    write_json,
+    write_model_card,
+)
+
+DEFAULT_CONFIG = CONFIGS / "whisper_llm" / "default.yaml"
+
+
+@dataclass
+class CrossValidationArguments:
+    num_folds: int = field(
+        default=0,
+        metadata={"help": "stratified k-fold cross-validation over train+validation (THAU: 5); 0: off"},
+    )
+
+
+def train_and_evaluate(
+    model_args, data_args, training_args, labels, splits, eval_split: str, output_dir: str
+):
+    """Train the projector on ``splits['train']`` (cached), keep the best epoch by macro-F1 on
+    ``splits[eval_split]``; returns (classifier, trainer, processor, train seconds)."""
+    model, processor = build_model(model_args, labels)
+    model.freeze_language_model()  # THAU: only the projector trains
+    counts = class_counts(splits["train"], len(labels))
+    classifier = model.as_classifier("label_logits")
+    classifier.config.loss_type, classifier.config.class_counts = model_args.loss_type, counts
+    classifier.train()
+    print(f"[whisper_llm] {classifier.trainable_parameters()}; class counts {dict(zip(labels, counts))}")
+
+    def compute_metrics(eval_pred):
+        logits = (
+            eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
+        )
+        refs = eval_pred.label_ids
+        return scalar_metrics(
+            classification_metrics(
+                [labels[i] for i in logits.argmax(-1)], [labels[i] for i in refs], labels=labels
+            )
+        )
+
+    args = dataclasses.replace(training_args, output_dir=output_dir, label_names=["labels"])
+    trainer = AudioLLMTrainer(
+        model=classifier,
+        args=args,
+        train_dataset=splits["train"],
+        eval_dataset=splits[eval_split],
+        data_collator=CachedAudioLLMCollator(processor, "ser", labels, class_targets=True, fixed_prompt=True),
+        processing_class=processor,
+        compute_metrics=compute_metrics,
+        callbacks=[timer := EpochTimer()],
+    )
+    last = get_last_checkpoint(output_dir) if Path(output_dir).is_dir() else None
+    if last:
+        print(f"[whisper_llm] resuming from {last}")
+    start = time.time()
+    trainer.train(resume_from_checkpoint=last)
+    trainer.epoch_seconds = timer.epoch_seconds
+    return classifier, trainer, processor, time.time() - start
+
+
+def predict(trainer, dataset, labels, bootstrap=0, seed=0) -> dict:
+    prediction = trainer.predict(dataset)
+    logits = (
+        prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    )
+    return classification_metrics(
+        [labels[i] for i in logits.argmax(-1)],
+        [labels[i] for i in prediction.label_ids],
+        labels=labels,
+        bootstrap=bootstrap,
+        seed=seed,
+    )
+
+
+def main(argv=None):
+    model_args, data_args, cv_args, training_args = parse_arguments(
+        (AudioLLMArguments, DataArguments, CrossValidationArguments, TrainingArguments), DEFAULT_CONFIG, argv
+    )
+    set_seed(training_args.seed)
+    push_to_hub = training_args.push_to_hub
+    training_args.push_to_hub = False
+    out = training_args.output_dir
+
+    # ------------------------------------------------------------------ data (+ encoder cache)
+    with training_args.main_process_first(desc="dataset"):
+        raw = load_dataset_dict(data_args.dataset_name_or_path)
+    labels = resolve_labels(raw, data_args)
+    names = [s for s in (data_args.train_split, data_args.eval_split, data_args.test_split) if s]
+    missing = [s for s in names if s not in raw]
+    if missing:
+        raise ValueError(f"splits {missing} not in the dataset; it has {list(raw)}")
+    encoder_model, processor = build_model(model_args, labels)  # the frozen encoder, for the cache
+    start = time.time()
+    cached = {}
+    with training_args.main_process_first(desc="encoder cache"):
+        for s in names:
+            ds = encode_labels(
+                raw[s].cast_column("audio", datasets.Audio(sampling_rate=16000)),
+                data_args.label_column,
+                labels,
+            )
+            cached[s] = cache_split(
+                encoder_model,
+                processor,
+                ds,
+                f"{out}/encoder_cache",
+                s,
+                training_args.per_device_eval_batch_size,
+                ("labels",),
+            )
+    encode_seconds = time.time() - start
+    del encoder_model
+
+    # ------------------------------------------------------------------ optional k-fold CV
+    summary = {
+        "encoder_cache_s": round(encode_seconds, 1),
+        "labels": labels,
+        "world_size": training_args.world_size,
+    }
+    if cv_args.num_folds:
+        from datasets_scripts.splits import stratified_kfold
+
+        pool = datasets.concatenate_datasets([cached[data_args.train_split], cached[data_args.eval_split]])
+        scores = []
+        for k, (train_idx, held_idx) in enumerate(
+            stratified_kfold(pool["labels"], cv_args.num_folds, seed=training_args.seed)
+        ):
+            fold = {"train": pool.select(train_idx), "held_out": pool.select(held_idx)}
+            fold_args = dataclasses.replace(
+                training_args, load_best_model_at_end=False, save_strategy="no", eval_strategy="no"
+            )
+            _, trainer, _, _ = train_and_evaluate(
+                model_args, data_args, fold_args, labels, fold, "held_out", f"{out}/fold{k}"
+            )
+            scores.append(predict(trainer, fold["held_out"], labels)["macro_f1"])
+            print(f"[whisper_llm] fold {k}: macro-F1 {scores[-1]:.4f}")
+        cv = {
+            "folds": scores,
+            "macro_f1_mean": statistics.mean(scores),
+            "macro_f1_std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
+        }
+        write_json(f"{out}/cross_validation.json", cv)
+        summary["cross_validation"] = cv
+        print(
+            f"[whisper_llm] {cv_args.num_folds}-fold macro-F1 {cv['macro_f1_mean']:.4f} ± {cv['macro_f1_std']:.4f}"
+        )
+
+    # ------------------------------------------------------------------ train, evaluate
+    splits = {"train": cached[data_args.train_split], data_args.eval_split: cached[data_args.eval_split]}
+    classifier, trainer, processor, seconds = train_and_evaluate(
+        model_args, data_args, training_args, labels, splits, data_args.eval_split, out
+    )
+    results = {data_args.eval_split: predict(trainer, cached[data_args.eval_split], labels)}
+    if data_args.test_split:
+        results[data_args.test_split] = predict(
+            trainer, cached[data_args.test_split], labels, data_args.bootstrap, training_args.seed
+        )
+    summary.update(
+        train_runtime_s=round(seconds, 1), epoch_seconds=[round(t, 2) for t in trainer.epoch_seconds]
+    )
+
+    # ------------------------------------------------------------------ save, card, push
+    if trainer.is_world_process_zero():
+        classifier.save_pretrained(out)
+        processor.save_pretrained(out)
+        write_json(f"{out}/eval_results.json", {**results, **summary})
+        test = results.get(data_args.test_split) or results[data_args.eval_split]
+        plot_confusion_matrix(
+            test["confusion_matrix"],
+            labels,
+            f"{out}/confusion_matrix.png",
+            title="Whisper-LLM (label logits)",
+        )
+        plot_training_curves(trainer.state.log_history, f"{out}/training_curves.png", title="whisper_llm")
+        write_model_card(
+            out,
+            template="audio_llm.md",
+            model_name=(training_args.hub_model_id or "serhub-whisper-llm").split("/")[-1],
+            labels=labels,
+            dataset_name=data_args.dataset_name_or_path or "synthetic_emotions",
+            results=results,
+            base_model=model_args.text_model_name_or_path,
+            tags=["whisper_llm", "audio-llm"],
+            wer=None,
+            training_config={
+                "audio model": model_args.audio_model_name_or_path,
+                "LLM (frozen)": model_args.text_model_name_or_path,
+                "connector": f"{model_args.connector} (stack {model_args.stack_factor})",
+                "loss": model_args.loss_type,
+                "learning rate": training_args.learning_rate,
+                "epochs": training_args.num_train_epochs,
+                **(
+                    {
+                        "cross-validation macro-F1": f"{summary['cross_validation']['macro_f1_mean']:.4f} ± {summary['cross_validation']['macro_f1_std']:.4f}"
+                    }
+                    if cv_args.num_folds
+                    else {}
+                ),
+            },
+        )
+        scores = ", ".join(f"{split} {r['macro_f1']:.4f}" for split, r in results.items())
+        print(f"[whisper_llm] macro-F1 {scores}; saved to {out}")
+        if push_to_hub:
+            push(out, training_args.hub_model_id, training_args.hub_private_repo)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
