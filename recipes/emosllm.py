@@ -112,6 +112,10 @@ def load_phase_model(model_args, curriculum, training_args, labels, phase: int):
     return model, processor
 
 
+def weights_checksum(model) -> float:
+    return float(sum(p.detach().double().sum() for p in model.parameters() if p.requires_grad))
+
+
 def main(argv=None):
     model_args, data_args, curriculum, training_args = parse_arguments(
         (AudioLLMArguments, DataArguments, CurriculumArguments, TrainingArguments), DEFAULT_CONFIG, argv
@@ -149,6 +153,25 @@ def main(argv=None):
 
     history, timings, cached = [], {}, {}
     model = processor = None
+
+    def ensure_cached(model, processor):
+        """Encode every dataset once with the frozen encoder (the same in every phase)."""
+        if cached:
+            return
+        start = time.time()
+        with training_args.main_process_first(desc="encoder cache"):
+            cache = f"{output_dir}/encoder_cache"
+            bs = training_args.per_device_eval_batch_size
+            for name, ds in ser_splits.items():
+                cached[f"ser_{name}"] = cache_split(
+                    model, processor, ds, cache, f"ser_{name}", bs, ("labels", "transcript")
+                )
+            for name, ds in asr_splits.items():
+                cached[f"asr_{name}"] = cache_split(
+                    model, processor, ds, cache, f"asr_{name}", bs, ("transcript",)
+                )
+        timings["encoder_cache_s"] = round(time.time() - start, 1)
+
     for index, phase in enumerate(curriculum.phases):
         out = phase_dir(output_dir, phase)
         if (out / "phase_done.json").is_file():
@@ -157,21 +180,7 @@ def main(argv=None):
             continue
         model, processor = load_phase_model(model_args, curriculum, training_args, labels, phase)
 
-        # -------------------------------------------------------------- encoder cache (once per dataset)
-        if not cached:
-            start = time.time()
-            with training_args.main_process_first(desc="encoder cache"):
-                cache = f"{output_dir}/encoder_cache"
-                bs = training_args.per_device_eval_batch_size
-                for name, ds in ser_splits.items():
-                    cached[f"ser_{name}"] = cache_split(
-                        model, processor, ds, cache, f"ser_{name}", bs, ("labels", "transcript")
-                    )
-                for name, ds in asr_splits.items():
-                    cached[f"asr_{name}"] = cache_split(
-                        model, processor, ds, cache, f"asr_{name}", bs, ("transcript",)
-                    )
-            timings["encoder_cache_s"] = round(time.time() - start, 1)
+        ensure_cached(model, processor)
 
         # -------------------------------------------------------------- train one phase
         joint = phase == 3
@@ -232,6 +241,10 @@ def main(argv=None):
         trainer.train(resume_from_checkpoint=last)
         timings[f"phase{phase}_s"] = round(time.time() - start, 1)
         trainer.evaluate()  # the phase's end: WER (and SER in phase 3) into the log history
+        # one line per rank: DDP ranks must end a phase with identical weights
+        print(
+            f"[emosllm] rank {training_args.process_index}/{training_args.world_size} phase {phase} weights checksum {weights_checksum(model):.6f}"
+        )
         if trainer.is_world_process_zero():
             model.save_trainable(out)
             processor.save_pretrained(out)
@@ -240,7 +253,11 @@ def main(argv=None):
             history += trainer.state.log_history
             write_json(
                 out / "phase_done.json",
-                {"log_history": trainer.state.log_history, "seconds": timings[f"phase{phase}_s"]},
+                {
+                    "log_history": trainer.state.log_history,
+                    "seconds": timings[f"phase{phase}_s"],
+                    "world_size": training_args.world_size,
+                },
             )
         print(f"[emosllm] phase {phase} done in {timings[f'phase{phase}_s']} s")
         if index == len(curriculum.phases) - 1:
@@ -257,12 +274,13 @@ def main(argv=None):
             AudioLLMForConditionalGeneration.from_pretrained(final_phase),
             AudioLLMProcessor.from_pretrained(final_phase),
         )
+    ensure_cached(model, processor)
     model.eval()
     results = {
         "wer_heldout_asr": evaluate_wer(
             model,
             processor,
-            cached.get("asr_eval") or asr_splits["eval"],
+            cached["asr_eval"],
             training_args.per_device_eval_batch_size,
         )
     }

@@ -1,0 +1,230 @@
+"""recipes/emosllm.py and recipes/whisper_llm.py end to end on tiny random parts."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from transformers import pipeline
+
+from recipes import emosllm, whisper_llm
+from recipes.audio_llm_common import AudioLLMTrainer, CachedAudioLLMCollator, asr_weight
+
+sys.path.insert(0, str(Path(__file__).parent))
+from audio_llm_fixtures import make_encoder, make_llm, make_tokenizer  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, synthetic_small):
+    root = tmp_path_factory.mktemp("tiny-audio-llm")
+    tokenizer = make_tokenizer(root / "llm")
+    make_llm(root / "llm", "llama", len(tokenizer) + 1)
+    make_encoder(root / "enc", "whisper")
+    synthetic_small.save_to_disk(str(root / "ser"))
+    # a tiny ASR set: synthetic speech with its sentences as transcripts
+    asr = datasets.DatasetDict(
+        {
+            "train": synthetic_small["train"].select(range(16)),
+            "test": synthetic_small["test"].select(range(6)),
+        }
+    )
+    asr.save_to_disk(str(root / "asr"))
+    return root
+
+
+def model_args(tiny):
+    return [
+        "--audio_model_name_or_path", str(tiny / "enc"),
+        "--text_model_name_or_path", str(tiny / "llm"),
+        "--dataset_name_or_path", str(tiny / "ser"),
+        "--num_queries", "4", "--mapper_heads", "2", "--stack_factor", "2",
+        "--per_device_train_batch_size", "8", "--bootstrap", "20",
+    ]  # fmt: skip
+
+
+def emosllm_args(tiny, out, steps=("2", "2", "3"), phases=("1", "2", "3")):
+    return model_args(tiny) + [
+        "--asr_dataset_name_or_path", str(tiny / "asr"),
+        "--output_dir", str(out),
+        "--phases", *phases,
+        "--phase_max_steps", *steps,
+        "--save_steps", "2",
+        "--max_transcript_tokens", "6",
+        "--max_ser_eval_samples", "12",
+        "--max_asr_eval_samples", "6",
+        "--logging_steps", "1",
+    ]  # fmt: skip
+
+
+def test_asr_weight_schedules():
+    assert asr_weight(0.0, 1.0, 0.1, "linear") == 1.0 and asr_weight(
+        1.0, 1.0, 0.1, "linear"
+    ) == pytest.approx(0.1)
+    values = [asr_weight(p / 10, 1.0, 0.1, "cosine") for p in range(11)]
+    assert values[0] == pytest.approx(1.0) and values[-1] == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(values, values[1:]))  # decreasing
+    assert asr_weight(0.7, 0.5, 0.1, "constant") == 0.5
+    with pytest.raises(ValueError, match="unknown asr_weight_schedule"):
+        asr_weight(0.5, 1, 0, "step")
+
+
+def test_weighted_joint_loss(tiny):
+    from modeling import AudioLLMForConditionalGeneration
+
+    model, processor = AudioLLMForConditionalGeneration.from_pretrained_components(
+        tiny / "enc", tiny / "llm", ["neutral", "happy", "sad"], num_queries=4, mapper_heads=2
+    )
+    rows = [
+        {
+            "encoder_hidden_states": np.random.default_rng(i).standard_normal((10, 32)).astype(np.float16),
+            "labels": i % 3,
+            "transcript": "hello there",
+        }
+        for i in range(3)
+    ]
+    batch = CachedAudioLLMCollator(processor, "asr+ser", ["neutral", "happy", "sad"], seed=0)(rows)
+    assert (
+        batch["asr_token_mask"].sum() > 0
+        and (batch["asr_token_mask"].bool() & (batch["labels"] == -100)).sum() == 0
+    )
+
+    def loss_at(weight):
+        trainer = AudioLLMTrainer.__new__(AudioLLMTrainer)  # only compute_loss is exercised
+        trainer.asr_weight_schedule = lambda progress: weight
+        trainer.state = type("S", (), {"global_step": 0, "max_steps": 1})()
+        return trainer.compute_loss(model, dict(batch)).item()
+
+    with torch.no_grad():
+        plain = model(**{k: v for k, v in batch.items() if k != "asr_token_mask"}).loss.item()
+        assert loss_at(1.0) == pytest.approx(plain, rel=1e-5)  # weight 1: the ordinary LM loss
+        labels = batch["labels"].clone()
+        labels[batch["asr_token_mask"].bool()] = -100  # weight 0: only the emotion tokens count
+        emotion_only = model(
+            **{**{k: v for k, v in batch.items() if k != "asr_token_mask"}, "labels": labels}
+        ).loss.item()
+        assert loss_at(0.0) == pytest.approx(emotion_only, rel=1e-5)
+
+
+def test_emosllm_curriculum_end_to_end(tiny, tmp_path, capsys):
+    out = tmp_path / "emo"
+    emosllm.main(emosllm_args(tiny, out))
+    log = capsys.readouterr().out
+    for phase in (1, 2, 3):
+        done = json.loads((out / f"phase{phase}" / "phase_done.json").read_text())
+        assert any("eval_wer" in h for h in done["log_history"])  # every phase reports WER
+    phase3 = json.loads((out / "phase3" / "phase_done.json").read_text())["log_history"]
+    assert any(
+        "eval_label_logits_macro_f1" in h and "eval_transcript_conditioned_macro_f1" in h for h in phase3
+    )
+    assert [h["asr_weight"] for h in phase3 if "asr_weight" in h]  # the schedule is logged
+    # phase 1 trains the mapper only; LoRA joins in phase 2
+    assert "phase 1: trainable parameters: 27," in log or "phase 1: trainable" in log
+    assert not any(".lora_" in k for k in _trainable_keys(out / "phase1"))
+    assert any(".lora_" in k for k in _trainable_keys(out / "phase2"))
+    results = json.loads((out / "eval_results.json").read_text())
+    assert {"wer_heldout_asr", "label_logits", "transcript_conditioned", "phase1_s", "phase3_s"} <= set(
+        results
+    )
+    assert {"macro_f1", "macro_f1_ci_low", "confusion_matrix"} <= set(results["label_logits"])
+    for name in ("confusion_matrix.png", "training_curves.png", "README.md", "model.safetensors"):
+        assert (out / name).is_file()
+    assert "model-index" in (out / "README.md").read_text()
+    clf = pipeline("audio-classification", model=str(out), trust_remote_code=True)
+    assert {r["label"] for r in clf(np.zeros(16000, dtype=np.float32) + 0.01, top_k=6)} == {
+        "neutral",
+        "happy",
+        "sad",
+        "angry",
+        "fear",
+        "surprise",
+    }
+
+    # a finished run re-run: every phase is skipped, the evaluation is redone from phase 3's output
+    emosllm.main(emosllm_args(tiny, out))
+    assert capsys.readouterr().out.count("already done") == 3
+
+
+def _trainable_keys(folder):
+    from safetensors import safe_open
+
+    with safe_open(str(folder / "trainable.safetensors"), "pt") as f:
+        return list(f.keys())
+
+
+def test_emosllm_phase_resumes_after_interruption(tiny, tmp_path, capsys):
+    out = tmp_path / "emo"
+    emosllm.main(emosllm_args(tiny, out, steps=("2",), phases=("1",)))
+    # simulate a crash after the checkpoint at step 2: the phase never wrote its completion marker
+    (out / "phase1" / "phase_done.json").unlink()
+    capsys.readouterr()
+    emosllm.main(emosllm_args(tiny, out, steps=("4",), phases=("1",)))
+    log = capsys.readouterr().out
+    assert "resuming phase 1 from" in log and "checkpoint-2" in log
+    history = json.loads((out / "phase1" / "phase_done.json").read_text())["log_history"]
+    assert max(h.get("step", 0) for h in history) == 4
+
+
+def test_phase_alone_starts_from_the_previous_output(tiny, tmp_path, capsys):
+    out = tmp_path / "emo"
+    emosllm.main(emosllm_args(tiny, out, steps=("2", "2"), phases=("1", "2")))
+    capsys.readouterr()
+    emosllm.main(emosllm_args(tiny, out, steps=("2", "2", "2"), phases=("3",)))
+    log = capsys.readouterr().out
+    assert "phase 3 starts from the pretrained parts" not in log and (out / "eval_results.json").is_file()
+
+
+def test_emosllm_phase1_under_two_process_ddp(tiny, tmp_path):
+    out = tmp_path / "ddp"
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch",
+        "--config_file", str(REPO / "recipes/accelerate_configs/cpu_ddp.yaml"),
+        str(REPO / "recipes/emosllm.py"),
+        *emosllm_args(tiny, out, steps=("2",), phases=("1",)),
+        "--use_cpu", "true",
+    ]  # fmt: skip
+    result = subprocess.run(
+        command,
+        cwd=tmp_path,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    checksums = [line.split()[-1] for line in result.stdout.splitlines() if "weights checksum" in line]
+    assert len(checksums) == 2 and checksums[0] == checksums[1]  # both ranks, same weights
+    assert all("/2 phase 1" in line for line in result.stdout.splitlines() if "weights checksum" in line)
+    assert json.loads((out / "phase1" / "phase_done.json").read_text())["world_size"] == 2
+
+
+def test_whisper_llm_recipe(tiny, tmp_path):
+    out = tmp_path / "wl"
+    whisper_llm.main(
+        model_args(tiny)
+        + [
+            "--output_dir",
+            str(out),
+            "--num_train_epochs",
+            "2",
+            "--connector",
+            "linear",
+            "--learning_rate",
+            "1e-2",
+        ]
+    )
+    results = json.loads((out / "eval_results.json").read_text())
+    assert {"validation", "test", "encoder_cache_s", "epoch_seconds"} <= set(results)
+    assert len(results["epoch_seconds"]) == 2
+    from safetensors import safe_open
+
+    with safe_open(str(sorted(out.glob("checkpoint-*"))[-1] / "trainable.safetensors"), "pt") as f:
+        assert all(k.startswith("connector.") for k in f.keys())  # only the projector trains
+    clf = pipeline("audio-classification", model=str(out), trust_remote_code=True)
+    assert len(clf(np.zeros(8000, dtype=np.float32) + 0.01, top_k=2)) == 2
