@@ -47,6 +47,23 @@ class AudioLLMArguments:
     max_transcript_tokens: int = 48
 
 
+def model_config_kwargs(args: AudioLLMArguments) -> dict:
+    """AudioLLMConfig settings from the recipe arguments (everything but the two backbones)."""
+    return {
+        "connector": args.connector,
+        "num_queries": args.num_queries,
+        "mapper_layers": args.mapper_layers,
+        "mapper_hidden_size": args.mapper_hidden_size,
+        "mapper_heads": args.mapper_heads,
+        "stack_factor": args.stack_factor,
+        "lora_r": args.lora_r,
+        "lora_alpha": args.lora_alpha,
+        "lora_dropout": args.lora_dropout,
+        "loss_type": args.loss_type,
+        "max_transcript_tokens": args.max_transcript_tokens,
+    }
+
+
 def build_model(
     args: AudioLLMArguments, labels: list[str]
 ) -> tuple[AudioLLMForConditionalGeneration, AudioLLMProcessor]:
@@ -54,17 +71,7 @@ def build_model(
         resolve_pretrained(args.audio_model_name_or_path),
         resolve_pretrained(args.text_model_name_or_path),
         labels,
-        connector=args.connector,
-        num_queries=args.num_queries,
-        mapper_layers=args.mapper_layers,
-        mapper_hidden_size=args.mapper_hidden_size,
-        mapper_heads=args.mapper_heads,
-        stack_factor=args.stack_factor,
-        lora_r=args.lora_r,
-        lora_alpha=args.lora_alpha,
-        lora_dropout=args.lora_dropout,
-        loss_type=args.loss_type,
-        max_transcript_tokens=args.max_transcript_tokens,
+        **model_config_kwargs(args),
     )
 
 
@@ -274,6 +281,7 @@ __all__ = [
     "CachedAudioLLMCollator",
     "asr_weight",
     "build_model",
+    "model_config_kwargs",
     "cache_split",
     "evaluate_ser",
     "evaluate_wer",

@@ -71,8 +71,18 @@ def break_msp_podcast(raw: Path) -> Breakage:
     text = labels.read_text().replace("0002_0003.wav,H,", "0002_0003.wav,Q,")
     labels.write_text(text + "MSP-PODCAST_0005_0001.wav,U,5.0,5.0,4.0,88,Male,Test1\n")
     return Breakage(
-        named=["Audios/MSP-PODCAST_0001_0019.wav", "'Q'", "Audios/MSP-PODCAST_0003_0001.wav", "MSP-PODCAST_0005_0001"],
-        dropped={"MSP-PODCAST_0001_0019", "MSP-PODCAST_0002_0003", "MSP-PODCAST_0003_0001", "MSP-PODCAST_0005_0001"},
+        named=[
+            "Audios/MSP-PODCAST_0001_0019.wav",
+            "'Q'",
+            "Audios/MSP-PODCAST_0003_0001.wav",
+            "MSP-PODCAST_0005_0001",
+        ],
+        dropped={
+            "MSP-PODCAST_0001_0019",
+            "MSP-PODCAST_0002_0003",
+            "MSP-PODCAST_0003_0001",
+            "MSP-PODCAST_0005_0001",
+        },
         kinds={"missing file", "unknown label", "unreadable or truncated audio", "duplicate utterance id"},
     )
 
@@ -98,8 +108,14 @@ IEMOCAP = {
             ("F004", "fru", (2.0, 3.5, 3.5), "Why does this always happen?"),
         ],
     ),
-    3: ("Ses03F_impro02", [("F000", "sad", (1.0, 2.0, 2.0), "He's gone."), ("M000", "neu", (3.0, 2.5, 3.0), "I know.")]),
-    4: ("Ses04F_impro01", [("F000", "ang", (1.5, 4.0, 4.0), "Stop it."), ("M000", "hap", (4.0, 3.0, 3.0), "Great!")]),
+    3: (
+        "Ses03F_impro02",
+        [("F000", "sad", (1.0, 2.0, 2.0), "He's gone."), ("M000", "neu", (3.0, 2.5, 3.0), "I know.")],
+    ),
+    4: (
+        "Ses04F_impro01",
+        [("F000", "ang", (1.5, 4.0, 4.0), "Stop it."), ("M000", "hap", (4.0, 3.0, 3.0), "Great!")],
+    ),
     5: (
         "Ses05M_impro03",
         [
@@ -143,7 +159,9 @@ def break_iemocap(raw: Path) -> Breakage:
     evaluation = raw / "Session2/dialog/EmoEvaluation/Ses02M_script01_1.txt"
     evaluation.write_text(evaluation.read_text().replace("_F000\thap\t", "_F000\tjoy\t"))
     evaluation = raw / "Session5/dialog/EmoEvaluation/Ses05M_impro03.txt"
-    evaluation.write_text(evaluation.read_text() + "[30.0000 - 31.0000]\tSes05M_impro03_F000\tneu\t[3.0, 2.0, 3.0]\n")
+    evaluation.write_text(
+        evaluation.read_text() + "[30.0000 - 31.0000]\tSes05M_impro03_F000\tneu\t[3.0, 2.0, 3.0]\n"
+    )
     return Breakage(
         named=[
             "Session3/sentences/wav/Ses03F_impro02/Ses03F_impro02_M000.wav",
@@ -151,17 +169,31 @@ def break_iemocap(raw: Path) -> Breakage:
             "'joy'",
             "Ses05M_impro03_F000",
         ],
-        dropped={"Ses03F_impro02_M000", "Ses04F_impro01_F000", "Ses02M_script01_1_F000", "Ses05M_impro03_F000"},
+        dropped={
+            "Ses03F_impro02_M000",
+            "Ses04F_impro01_F000",
+            "Ses02M_script01_1_F000",
+            "Ses05M_impro03_F000",
+        },
         kinds={"missing file", "unknown label", "unreadable or truncated audio", "duplicate utterance id"},
     )
 
 
 # ----------------------------------------------------------------------------- MELD
 
-MELD_HEADER = "Sr No.,Utterance,Speaker,Emotion,Sentiment,Dialogue_ID,Utterance_ID,Season,Episode,StartTime,EndTime"
+MELD_HEADER = (
+    "Sr No.,Utterance,Speaker,Emotion,Sentiment,Dialogue_ID,Utterance_ID,Season,Episode,StartTime,EndTime"
+)
 MELD = {
     ("train_sent_emo.csv", "train_splits"): [
-        ("also I was the point person on my company\u0092s transition.", "Chandler", "neutral", "neutral", 0, 0),
+        (
+            "also I was the point person on my company\u0092s transition.",
+            "Chandler",
+            "neutral",
+            "neutral",
+            0,
+            0,
+        ),
         ("You must\u0092ve had your hands full.", "The Interviewer", "neutral", "neutral", 0, 1),
         ("That I did. That I did.", "Chandler", "joy", "positive", 1, 0),
     ],
@@ -179,8 +211,28 @@ MELD = {
 def _tiny_mp4(path: Path) -> None:
     """A clip like MELD's: a video stream and an AAC audio stream."""
     subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "color=c=black:s=32x32:d=0.3", "-f", "lavfi"]
-        + ["-i", "sine=frequency=220:duration=0.3:sample_rate=48000", "-c:v", "mpeg4", "-c:a", "aac", "-shortest"]
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=black:s=32x32:d=0.3",
+            "-f",
+            "lavfi",
+        ]
+        + [
+            "-i",
+            "sine=frequency=220:duration=0.3:sample_rate=48000",
+            "-c:v",
+            "mpeg4",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ]
         + [str(path)],
         check=True,
     )
@@ -195,7 +247,9 @@ def make_meld(root: Path) -> Path:
         lines = [MELD_HEADER]
         for k, (text, speaker, emotion, sentiment, dia, utt) in enumerate(rows, 1):
             quoted = '"' + text.replace('"', '""') + '"'
-            lines.append(f'{k},{quoted},{speaker},{emotion},{sentiment},{dia},{utt},8,21,"00:16:16,059","00:16:21,731"')
+            lines.append(
+                f'{k},{quoted},{speaker},{emotion},{sentiment},{dia},{utt},8,21,"00:16:16,059","00:16:21,731"'
+            )
             (raw / media).mkdir(parents=True, exist_ok=True)
             shutil.copy(clip, raw / media / f"dia{dia}_utt{utt}.mp4")
         (raw / csv_name).write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -211,9 +265,16 @@ def break_meld(raw: Path) -> Breakage:
     dev = raw / "dev_sent_emo.csv"
     dev.write_text(dev.read_text().replace(",sadness,negative,", ",happiness,negative,"))
     train = raw / "train_sent_emo.csv"
-    train.write_text(train.read_text() + '4,"Again.",Chandler,joy,positive,0,1,8,21,"00:16:22,000","00:16:23,000"\n')
+    train.write_text(
+        train.read_text() + '4,"Again.",Chandler,joy,positive,0,1,8,21,"00:16:22,000","00:16:23,000"\n'
+    )
     return Breakage(
-        named=["train_splits/dia1_utt0.mp4", "output_repeated_splits_test/dia0_utt0.mp4", "'happiness'", "train_dia0_utt1"],
+        named=[
+            "train_splits/dia1_utt0.mp4",
+            "output_repeated_splits_test/dia0_utt0.mp4",
+            "'happiness'",
+            "train_dia0_utt1",
+        ],
         dropped={"train_dia1_utt0", "test_dia0_utt0", "validation_dia0_utt0", "train_dia0_utt1"},
         kinds={"missing file", "unknown label", "unreadable or truncated audio", "duplicate utterance id"},
     )
@@ -256,7 +317,9 @@ def break_emospeech(raw: Path) -> Breakage:
     (raw / "segments" / emospeech_id(1)).unlink()
     (raw / "segments" / emospeech_id(19)).write_bytes(b"\xff\xfb garbage, not an mp3 frame")
     train = raw / "EmoSPeech_phase_2_train.csv"
-    text = train.read_text(encoding="utf-8").replace(f"{emospeech_id(2)},fear,", f"{emospeech_id(2)},surprise,")
+    text = train.read_text(encoding="utf-8").replace(
+        f"{emospeech_id(2)},fear,", f"{emospeech_id(2)},surprise,"
+    )
     train.write_text(text + f'{emospeech_id(3)},joy,"otra vez"\n', encoding="utf-8")
     stem = lambda k: emospeech_id(k)[:-4]  # noqa: E731
     return Breakage(
