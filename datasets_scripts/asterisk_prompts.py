@@ -155,6 +155,15 @@ The held-out `test` split is chosen by a hash of the prompt name.
 """
 
 
+def dataset_card(dataset_dict, skipped: list[str] = ()) -> str:
+    note = (
+        f"{len(skipped)} unreadable recordings were skipped:\n\n" + "\n".join(f"- {p}" for p in skipped)
+        if skipped
+        else ""
+    )
+    return CARD.format(table=describe(dataset_dict), skipped=note)
+
+
 def main(argv=None):
     parser = builder_argument_parser(__doc__.splitlines()[0])
     parser.add_argument("--sounds_dir", default=DEFAULT_SOUNDS_DIR)
@@ -168,15 +177,9 @@ def main(argv=None):
     dataset_dict, skipped = build_with_report(
         args.sounds_dir, args.transcripts, args.test_fraction, args.skip_bad
     )
-    table = describe(dataset_dict)
-    print(table)
-    note = (
-        f"{len(skipped)} unreadable recordings were skipped:\n\n" + "\n".join(f"- {p}" for p in skipped)
-        if skipped
-        else ""
-    )
+    print(describe(dataset_dict))
     path = save_dataset_dict(
-        dataset_dict, args.output_dir, card=CARD.format(table=table, skipped=note), overwrite=args.overwrite
+        dataset_dict, args.output_dir, card=dataset_card(dataset_dict, skipped), overwrite=args.overwrite
     )
     print(f"saved to {path}")
 

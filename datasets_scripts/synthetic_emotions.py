@@ -339,6 +339,22 @@ Parameters: clips_per_speaker={clips_per_speaker}, emotional_text_fraction={emot
 """
 
 
+def dataset_card(
+    dataset_dict, clips_per_speaker: int = 80, emotional_text_fraction: float = 0.5, seed: int = 0
+) -> str:
+    train = dataset_dict["train"]
+    lexical = sum(
+        1 for t, e in zip(train["transcript"], train["emotion"]) if t not in NEUTRAL_SENTENCES and e
+    )
+    return CARD.format(
+        lexical_pct=100.0 * lexical / max(len(train), 1),
+        clips_per_speaker=clips_per_speaker,
+        emotional_text_fraction=emotional_text_fraction,
+        seed=seed,
+        table=describe(dataset_dict),
+    )
+
+
 def main(argv=None):
     parser = builder_argument_parser(__doc__.splitlines()[0])
     parser.add_argument("--clips_per_speaker", type=int, default=80)
@@ -348,20 +364,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     check_output_dir(args.output_dir, args.overwrite)  # before the slow part
     dataset_dict = build(args.clips_per_speaker, args.emotional_text_fraction, args.seed, args.num_workers)
-    table = describe(dataset_dict)
-    print(table)
-    lexical = sum(
-        1
-        for t, e in zip(dataset_dict["train"]["transcript"], dataset_dict["train"]["emotion"])
-        if t not in NEUTRAL_SENTENCES and e
-    )
-    card = CARD.format(
-        lexical_pct=100.0 * lexical / max(len(dataset_dict["train"]), 1),
-        clips_per_speaker=args.clips_per_speaker,
-        emotional_text_fraction=args.emotional_text_fraction,
-        seed=args.seed,
-        table=table,
-    )
+    print(describe(dataset_dict))
+    card = dataset_card(dataset_dict, args.clips_per_speaker, args.emotional_text_fraction, args.seed)
     path = save_dataset_dict(dataset_dict, args.output_dir, card=card, overwrite=args.overwrite)
     print(f"saved to {path}")
 

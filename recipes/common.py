@@ -72,7 +72,7 @@ def embedded_dataset_path(name: str = "synthetic_emotions") -> Path:
     from datasets_scripts.common import save_dataset_dict
     from modeling.offline_assets import cache_dir
 
-    builders = {"synthetic_emotions": synthetic_emotions.build, "asterisk_prompts": asterisk_prompts.build}
+    builders = {"synthetic_emotions": synthetic_emotions, "asterisk_prompts": asterisk_prompts}
     path = cache_dir() / "datasets" / name
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
@@ -80,7 +80,8 @@ def embedded_dataset_path(name: str = "synthetic_emotions") -> Path:
             print(
                 f"[serhub] building the embedded {name} corpus -> {path} (once)", file=sys.stderr, flush=True
             )
-            save_dataset_dict(builders[name](), path)
+            dataset_dict = builders[name].build()
+            save_dataset_dict(dataset_dict, path, card=builders[name].dataset_card(dataset_dict))
     return path
 
 
