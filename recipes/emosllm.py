@@ -81,6 +81,10 @@ class CurriculumArguments:
     asr_train_split: str = "train"
     asr_eval_split: str = "test"
     max_asr_eval_samples: int = 48
+    max_asr_transcript_words: int | None = field(
+        default=None,
+        metadata={"help": "drop ASR clips with longer transcripts (long prompts cost time and memory)"},
+    )
     max_ser_eval_samples: int | None = None
     eval_transcript_conditioned: bool = True
 
@@ -147,6 +151,12 @@ def main(argv=None):
         "train": asr[curriculum.asr_train_split].cast_column("audio", datasets.Audio(sampling_rate=16000)),
         "eval": asr[curriculum.asr_eval_split].cast_column("audio", datasets.Audio(sampling_rate=16000)),
     }
+    if curriculum.max_asr_transcript_words:
+        limit = curriculum.max_asr_transcript_words
+        asr_splits = {
+            k: v.filter(lambda t: len(t.split()) <= limit, input_columns="transcript")
+            for k, v in asr_splits.items()
+        }
     asr_splits["eval"] = asr_splits["eval"].select(
         range(min(curriculum.max_asr_eval_samples, len(asr_splits["eval"])))
     )
