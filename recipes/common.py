@@ -61,6 +61,27 @@ def parse_arguments(dataclass_types: Sequence[type], default_config: Path, argv:
     return TrlParser(dataclass_types=list(dataclass_types)).parse_args_and_config(args=argv)
 
 
+def start_run(dataclass_types: Sequence[type], default_config: Path, argv: list[str] | None = None):
+    """Parse the arguments (TrainingArguments last), seed, and keep ``--push_to_hub`` for the end:
+    the Trainer would otherwise push at every save, with its own model card. Returns the parsed
+    dataclasses followed by the push flag."""
+    from transformers import set_seed
+
+    *args, training_args = parse_arguments(dataclass_types, default_config, argv)
+    set_seed(training_args.seed)
+    push_to_hub = training_args.push_to_hub
+    training_args.push_to_hub = False
+    return (*args, training_args, push_to_hub)
+
+
+def require_splits(dataset_dict, names: Sequence[str]) -> None:
+    missing = [s for s in names if s and s not in dataset_dict]
+    if missing:
+        raise ValueError(
+            f"splits {missing} not in the dataset; it has {list(dataset_dict)}. Set --train_split/--eval_split/--test_split."
+        )
+
+
 # ----------------------------------------------------------------------------------------------
 # Data
 # ----------------------------------------------------------------------------------------------
@@ -328,6 +349,8 @@ __all__ = [
     "load_dataset_dict",
     "parse_arguments",
     "push",
+    "require_splits",
+    "start_run",
     "resolve_labels",
     "scalar_metrics",
     "write_json",

@@ -31,7 +31,7 @@ from functools import partial
 from pathlib import Path
 
 import datasets
-from transformers import TrainingArguments, set_seed
+from transformers import TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
 from metrics.plotting import plot_confusion_matrix, plot_training_curves
@@ -52,10 +52,10 @@ from recipes.common import (
     embedded_dataset_path,
     encode_labels,
     load_dataset_dict,
-    parse_arguments,
     push,
     resolve_labels,
     scalar_metrics,
+    start_run,
     write_json,
     write_model_card,
 )
@@ -121,12 +121,9 @@ def weights_checksum(model) -> float:
 
 
 def main(argv=None):
-    model_args, data_args, curriculum, training_args = parse_arguments(
+    model_args, data_args, curriculum, training_args, push_to_hub = start_run(
         (AudioLLMArguments, DataArguments, CurriculumArguments, TrainingArguments), DEFAULT_CONFIG, argv
     )
-    set_seed(training_args.seed)
-    push_to_hub = training_args.push_to_hub
-    training_args.push_to_hub = False
     output_dir = training_args.output_dir
 
     # ------------------------------------------------------------------ data

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import datasets
 import numpy as np
 import torch
-from transformers import Trainer, TrainingArguments, set_seed
+from transformers import Trainer, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
 from metrics.plotting import plot_confusion_matrix, plot_training_curves
@@ -41,10 +41,11 @@ from recipes.common import (
     encode_labels,
     fingerprint,
     load_dataset_dict,
-    parse_arguments,
     push,
+    require_splits,
     resolve_labels,
     scalar_metrics,
+    start_run,
     write_json,
     write_model_card,
 )
@@ -133,23 +134,16 @@ class CachedEncoderCollator:
 
 
 def main(argv=None):
-    model_args, data_args, training_args = parse_arguments(
+    model_args, data_args, training_args, push_to_hub = start_run(
         (ModelArguments, DataArguments, TrainingArguments), DEFAULT_CONFIG, argv
     )
-    set_seed(training_args.seed)
-    push_to_hub = training_args.push_to_hub
-    training_args.push_to_hub = False  # push once, at the end, with our model card (not at every save)
 
     # ------------------------------------------------------------------ data
     with training_args.main_process_first(desc="dataset"):
         raw = load_dataset_dict(data_args.dataset_name_or_path)
     dataset_name = data_args.dataset_name_or_path or "synthetic_emotions"
     splits = [s for s in (data_args.train_split, data_args.eval_split, data_args.test_split) if s]
-    missing = [s for s in splits if s not in raw]
-    if missing:
-        raise ValueError(
-            f"splits {missing} not in the dataset; it has {list(raw)}. Set --train_split/--eval_split/--test_split."
-        )
+    require_splits(raw, splits)
 
     # ------------------------------------------------------------------ model
     if model_args.model_name_or_path:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
-from transformers import TrainingArguments, set_seed
+from transformers import TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
 from metrics.plotting import plot_confusion_matrix, plot_training_curves
@@ -42,10 +42,11 @@ from recipes.common import (
     class_counts,
     encode_labels,
     load_dataset_dict,
-    parse_arguments,
     push,
+    require_splits,
     resolve_labels,
     scalar_metrics,
+    start_run,
     write_json,
     write_model_card,
 )
@@ -120,12 +121,9 @@ def predict(trainer, dataset, labels, bootstrap=0, seed=0) -> dict:
 
 
 def main(argv=None):
-    model_args, data_args, cv_args, training_args = parse_arguments(
+    model_args, data_args, cv_args, training_args, push_to_hub = start_run(
         (AudioLLMArguments, DataArguments, CrossValidationArguments, TrainingArguments), DEFAULT_CONFIG, argv
     )
-    set_seed(training_args.seed)
-    push_to_hub = training_args.push_to_hub
-    training_args.push_to_hub = False
     out = training_args.output_dir
 
     # ------------------------------------------------------------------ data (+ encoder cache)
@@ -133,9 +131,7 @@ def main(argv=None):
         raw = load_dataset_dict(data_args.dataset_name_or_path)
     labels = resolve_labels(raw, data_args)
     names = [s for s in (data_args.train_split, data_args.eval_split, data_args.test_split) if s]
-    missing = [s for s in names if s not in raw]
-    if missing:
-        raise ValueError(f"splits {missing} not in the dataset; it has {list(raw)}")
+    require_splits(raw, names)
     encoder_model, processor = build_model(model_args, labels)  # the frozen encoder, for the cache
     start = time.time()
     cached = {}

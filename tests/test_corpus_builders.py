@@ -36,8 +36,12 @@ CASES = {
         {"train": 4, "validation": 2, "test1": 2, "test2": 2},
         0.25,
     ),
-    "iemocap": Case(iemocap, cf.make_iemocap, cf.break_iemocap, {"train": 8, "validation": 2, "test": 3}, 0.25),
-    "meld": Case(meld, cf.make_meld, cf.break_meld, {"train": 3, "validation": 2, "test": 2}, 0.3, tolerance=400),
+    "iemocap": Case(
+        iemocap, cf.make_iemocap, cf.break_iemocap, {"train": 8, "validation": 2, "test": 3}, 0.25
+    ),
+    "meld": Case(
+        meld, cf.make_meld, cf.break_meld, {"train": 3, "validation": 2, "test": 2}, 0.3, tolerance=400
+    ),
     "emospeech": Case(
         emospeech,
         cf.make_emospeech,
@@ -46,8 +50,12 @@ CASES = {
         0.25,
         {"validation_fraction": 1 / 3},
     ),
-    "ravdess": Case(ravdess, cf.make_ravdess, cf.break_ravdess, {"train": 40, "validation": 4, "test": 4}, 0.2),
-    "crema_d": Case(crema_d, cf.make_crema_d, cf.break_crema_d, {"train": 16, "validation": 2, "test": 2}, 0.25),
+    "ravdess": Case(
+        ravdess, cf.make_ravdess, cf.break_ravdess, {"train": 40, "validation": 4, "test": 4}, 0.2
+    ),
+    "crema_d": Case(
+        crema_d, cf.make_crema_d, cf.break_crema_d, {"train": 16, "validation": 2, "test": 2}, 0.25
+    ),
 }
 NAMES = list(CASES)
 
@@ -71,7 +79,10 @@ def built(raw_corpora):
     datasets.disable_progress_bars()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        return {name: CASES[name].module.build_with_report(raw_corpora[name], **CASES[name].kwargs) for name in NAMES}
+        return {
+            name: CASES[name].module.build_with_report(raw_corpora[name], **CASES[name].kwargs)
+            for name in NAMES
+        }
 
 
 @pytest.fixture
@@ -141,7 +152,8 @@ def test_shared_label_set_maps_every_class(name, raw_corpora, built):
     expected = sum(
         1
         for row in rows(native).values()
-        if row["emotion"] == -1 or native["train"].features["emotion"].names[row["emotion"]] not in dropped | unmapped
+        if row["emotion"] == -1
+        or native["train"].features["emotion"].names[row["emotion"]] not in dropped | unmapped
     )
     assert kept == expected
 
@@ -255,7 +267,9 @@ def test_push_to_hub_uploads_card_then_data_privately(built, monkeypatch):
             calls.append(("upload_file", kwargs["path_in_repo"], kwargs["path_or_fileobj"][:3]))
 
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
-    monkeypatch.setattr(datasets.DatasetDict, "push_to_hub", lambda self, repo, **kw: calls.append(("push", repo, kw)))
+    monkeypatch.setattr(
+        datasets.DatasetDict, "push_to_hub", lambda self, repo, **kw: calls.append(("push", repo, kw))
+    )
     result = built["ravdess"]
     ct.push_to_hub(result.dataset_dict, "me/ravdess", result.card())
     assert calls == [
@@ -325,7 +339,8 @@ def test_iemocap_fields_label_sets_and_sessions(raw_corpora, built):
 def test_meld_fields(built):
     every = rows(built["meld"].dataset_dict)
     first = every["train_dia0_utt0"]
-    assert first["transcript"] == "also I was the point person on my company\u2019s transition."  # \x92 repaired
+    # the CSV's \x92 (Windows-1252 for \u2019) is repaired
+    assert first["transcript"] == "also I was the point person on my company\u2019s transition."
     assert first["speaker_id"] == "Chandler" and first["dialogue_id"] == "train_dia0"
     features = built["meld"].dataset_dict["train"].features
     assert features["sentiment"].names[first["sentiment"]] == "neutral"

@@ -11,6 +11,7 @@ import torch
 from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperModel, pipeline
 
 from recipes import ssl_classifier
+from recipes.common import parse_arguments
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -66,7 +67,7 @@ def recipe_args(encoder, dataset, output_dir, epochs=2):
 
 
 def test_default_config_is_the_embedded_offline_run():
-    model_args, data_args, training_args = ssl_classifier.parse_arguments(
+    model_args, data_args, training_args = parse_arguments(
         (ssl_classifier.ModelArguments, ssl_classifier.DataArguments, ssl_classifier.TrainingArguments),
         ssl_classifier.DEFAULT_CONFIG,
         [],
@@ -137,7 +138,7 @@ def test_two_process_ddp_on_cpu(tiny_encoder, tiny_dataset, tmp_path):
 @pytest.mark.parametrize("name", ["default", "abhinaya_s1_wavlm_large", "msp_podcast_baseline"])
 def test_paper_configs_parse(name):
     path = REPO / "recipes/configs/ssl_classifier" / f"{name}.yaml"
-    model_args, data_args, training_args = ssl_classifier.parse_arguments(
+    model_args, data_args, training_args = parse_arguments(
         (ssl_classifier.ModelArguments, ssl_classifier.DataArguments, ssl_classifier.TrainingArguments),
         path,
         ["--config", str(path), "--use_cpu", "true", "--bf16", "false"],
