@@ -4,6 +4,7 @@ parsing, labels and label sets, splits, cards, and bad input reported all at onc
 import io
 import shutil
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
 
@@ -11,6 +12,7 @@ import corpus_fixtures as cf
 import datasets
 import numpy as np
 import pytest
+import soundfile as sf
 
 from datasets_scripts import corpus_tools as ct
 from datasets_scripts import crema_d, emospeech, iemocap, meld, msp_podcast, ravdess
@@ -20,12 +22,12 @@ from datasets_scripts.common import SAMPLING_RATE, check_speaker_independent
 @dataclass
 class Case:
     module: ModuleType
-    make: object
-    brk: object
+    make: Callable  # corpus_fixtures.make_<corpus>
+    brk: Callable  # corpus_fixtures.break_<corpus>
     splits: dict[str, int]  # rows per split of the default (native) build
     seconds: float  # duration of every clip
     kwargs: dict = field(default_factory=dict)
-    tolerance: int = 2  # samples; AAC pads to whole 1024-sample frames
+    tolerance: int = 2  # in samples (AAC in mp4 pads the last 1024-sample frame)
 
 
 CASES = {
@@ -66,6 +68,7 @@ def _quiet():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # unknown speakers: asserted where it matters
         yield
+    datasets.enable_progress_bars()
 
 
 @pytest.fixture(scope="session")
@@ -76,7 +79,6 @@ def raw_corpora(tmp_path_factory):
 @pytest.fixture(scope="session")
 def built(raw_corpora):
     """The default build of every corpus, shared by the tests that only read it."""
-    datasets.disable_progress_bars()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return {
@@ -104,8 +106,6 @@ def rows(dataset_dict) -> dict[str, dict]:
 
 
 def decoded_length(row) -> int:
-    import soundfile as sf
-
     data, sr = sf.read(io.BytesIO(row["audio"]["bytes"]))
     assert sr == SAMPLING_RATE
     return len(data)
@@ -386,3 +386,12 @@ def test_crema_d_fields(built):
     assert result.dataset_dict["train"].features["intensity"].names[row["intensity"]] == "high"
     assert any("speakers held out" in note for note in result.notes)
     assert np.mean([r["gender"] == "male" for r in every.values()]) == 0.5
+
+
+def test_emospeech_audio_found_twice_is_ambiguous(raw_corpora, tmp_path):
+    raw = tmp_path / "emospeech"
+    shutil.copytree(raw_corpora["emospeech"], raw)
+    (raw / "old").mkdir()
+    shutil.copy(raw / "segments" / cf.emospeech_id(4), raw / "old" / cf.emospeech_id(4))
+    with pytest.raises(ct.CorpusError, match=f"2 audio files are named {cf.emospeech_id(4)}: old/"):
+        emospeech.build(raw, validation_fraction=1 / 3)
