@@ -125,8 +125,13 @@ def build_with_report(sounds_dir: str, transcripts: str, test_fraction: float, s
             f"none of the {len(files)} recordings under {sounds} has a transcript in {transcripts}"
         )
     features = ser_features(["neutral"], optional=("gender", "language"))
+    # an empty split (e.g. test_fraction=0) is left out: load_from_disk cannot read one back
     dataset_dict = datasets.DatasetDict(
-        {split: datasets.Dataset.from_dict(cols, features=features) for split, cols in rows.items()}
+        {
+            split: datasets.Dataset.from_dict(cols, features=features)
+            for split, cols in rows.items()
+            if cols["utterance_id"]
+        }
     )
     return dataset_dict, problems
 
