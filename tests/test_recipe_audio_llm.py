@@ -228,3 +228,16 @@ def test_whisper_llm_recipe(tiny, tmp_path):
         assert all(k.startswith("connector.") for k in f.keys())  # only the projector trains
     clf = pipeline("audio-classification", model=str(out), trust_remote_code=True)
     assert len(clf(np.zeros(8000, dtype=np.float32) + 0.01, top_k=2)) == 2
+
+
+def test_whisper_llm_stratified_cross_validation(tiny, tmp_path, capsys):
+    out = tmp_path / "cv"
+    whisper_llm.main(
+        model_args(tiny)
+        + ["--output_dir", str(out), "--num_train_epochs", "1", "--connector", "linear", "--num_folds", "2"]
+    )
+    cv = json.loads((out / "cross_validation.json").read_text())
+    assert len(cv["folds"]) == 2 and all(0.0 <= f <= 1.0 for f in cv["folds"])
+    assert cv["macro_f1_mean"] == pytest.approx(np.mean(cv["folds"])) and cv["macro_f1_std"] >= 0
+    assert "2-fold macro-F1" in capsys.readouterr().out
+    assert json.loads((out / "eval_results.json").read_text())["cross_validation"] == cv
