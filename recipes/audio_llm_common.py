@@ -263,6 +263,21 @@ def evaluate_ser(
 
 
 @torch.no_grad()
+def evaluate_text_only(model, processor, dataset, labels: list[str], batch_size: int = 16) -> dict:
+    """SER from the transcript alone (no audio): the text-only side of the modality comparison."""
+    classifier = model.as_classifier("label_logits")
+    predictions, references = [], []
+    for rows in batches(dataset, batch_size):
+        batch = processor(
+            text=[r["transcript"] for r in rows], task="ser", prompt_index=0, shuffle_labels=False
+        )
+        logits = classifier(**{k: v.to(model.device) for k, v in batch.items()}).logits
+        predictions += [labels[i] for i in logits.argmax(-1).tolist()]
+        references += [labels[int(r["labels"])] for r in rows]
+    return classification_metrics(predictions, references, labels=labels)
+
+
+@torch.no_grad()
 def evaluate_wer(model, processor, dataset, batch_size: int = 16, max_new_tokens: int = 48) -> float:
     """Greedy transcription of a cached ASR split, scored with WER."""
     collate = CachedAudioLLMCollator(processor, "asr", with_answers=False, fixed_prompt=True)
@@ -284,5 +299,6 @@ __all__ = [
     "model_config_kwargs",
     "cache_split",
     "evaluate_ser",
+    "evaluate_text_only",
     "evaluate_wer",
 ]

@@ -44,6 +44,7 @@ from recipes.audio_llm_common import (
     build_model,
     cache_split,
     evaluate_ser,
+    evaluate_text_only,
     evaluate_wer,
 )
 from recipes.common import (
@@ -302,6 +303,10 @@ def main(argv=None):
                 modes,
                 bootstrap=data_args.bootstrap,
             )
+        )
+        # the modality comparison the synthetic corpus is built for: the same model from the words alone
+        results["text_only"] = evaluate_text_only(
+            model, processor, cached[f"ser_{data_args.test_split}"], labels
         )
 
     # ------------------------------------------------------------------ save, card, push

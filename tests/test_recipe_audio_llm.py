@@ -129,9 +129,14 @@ def test_emosllm_curriculum_end_to_end(tiny, tmp_path, capsys):
     assert not any(".lora_" in k for k in _trainable_keys(out / "phase1"))
     assert any(".lora_" in k for k in _trainable_keys(out / "phase2"))
     results = json.loads((out / "eval_results.json").read_text())
-    assert {"wer_heldout_asr", "label_logits", "transcript_conditioned", "phase1_s", "phase3_s"} <= set(
-        results
-    )
+    assert {
+        "wer_heldout_asr",
+        "label_logits",
+        "transcript_conditioned",
+        "text_only",
+        "phase1_s",
+        "phase3_s",
+    } <= set(results)
     assert {"macro_f1", "macro_f1_ci_low", "confusion_matrix"} <= set(results["label_logits"])
     for name in ("confusion_matrix.png", "training_curves.png", "README.md", "model.safetensors"):
         assert (out / name).is_file()
