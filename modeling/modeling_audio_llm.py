@@ -611,7 +611,11 @@ class AudioLLMForAudioClassification(AudioLLMPreTrainedModel):
     def label_scores(self, embeds, attention_mask, positions, label_ids: list[list[int]]) -> torch.Tensor:
         """log p(label | prompt) for every label: (B, C). Multi-token labels use their full likelihood."""
         out = self.language_model(
-            inputs_embeds=embeds, attention_mask=attention_mask, position_ids=positions, use_cache=True
+            inputs_embeds=embeds,
+            attention_mask=attention_mask,
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=1,
         )
         first = out.logits[:, -1].float().log_softmax(-1)  # left padding: the last position is the answer's
         scores = torch.stack([first[:, ids[0]] for ids in label_ids], dim=-1)  # B, C
