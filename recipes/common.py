@@ -68,10 +68,32 @@ def start_run(dataclass_types: Sequence[type], default_config: Path, argv: list[
     from transformers import set_seed
 
     *args, training_args = parse_arguments(dataclass_types, default_config, argv)
+    use_all_cpu_threads(training_args)
     set_seed(training_args.seed)
     push_to_hub = training_args.push_to_hub
     training_args.push_to_hub = False
     return (*args, training_args, push_to_hub)
+
+
+def use_all_cpu_threads(training_args) -> None:
+    """``accelerate launch`` without a config sets OMP_NUM_THREADS=1 for every process; a single
+    process on a CPU would then leave the other cores idle (~1.3-2x slower). Give it all of them."""
+    import torch
+
+    launched_by_accelerate = "ACCELERATE_DYNAMO_BACKEND" in os.environ
+    cores = os.cpu_count() or 1
+    on_cpu = training_args.use_cpu or not torch.cuda.is_available()
+    if (
+        launched_by_accelerate
+        and on_cpu
+        and training_args.world_size == 1
+        and torch.get_num_threads() == 1
+        and cores > 1
+    ):
+        torch.set_num_threads(cores)
+        print(
+            f"[serhub] accelerate launch set 1 CPU thread for this single process; using {cores} (set OMP_NUM_THREADS>1 to choose)"
+        )
 
 
 def require_splits(dataset_dict, names: Sequence[str]) -> None:
