@@ -114,7 +114,8 @@ def test_weighted_joint_loss(tiny):
 
 def test_emosllm_curriculum_end_to_end(tiny, tmp_path, capsys):
     out = tmp_path / "emo"
-    emosllm.main(emosllm_args(tiny, out))
+    # transcript-conditioned scoring during training is opt-in (the default config scores label_logits only)
+    emosllm.main(emosllm_args(tiny, out) + ["--eval_transcript_conditioned", "true"])
     log = capsys.readouterr().out
     for phase in (1, 2, 3):
         done = json.loads((out / f"phase{phase}" / "phase_done.json").read_text())
