@@ -107,6 +107,9 @@ class CachedAudioLLMCollator:
     fixed_prompt: bool = False
     answer_prefix: str | None = None
     seed: int = 0
+    # "asr+ser" only: share of batches that ask for the emotion alone (EmoSLLM's SER-only prompt),
+    # so that the direct label_logits readout is trained as well as the joint answer
+    ser_only_fraction: float = 0.0
 
     def __post_init__(self):
         self._rng = random.Random(self.seed)
@@ -120,15 +123,18 @@ class CachedAudioLLMCollator:
             hidden[i, : s.shape[0]], mask[i, : s.shape[0]] = s, True
         counts = [self.processor.num_audio_tokens_from_frames(s.shape[0]) for s in states]
         names = [self.labels[int(r["labels"])] for r in rows] if self.labels and "labels" in rows[0] else None
+        task = self.task
+        if task == "asr+ser" and self.ser_only_fraction > 0 and self._rng.random() < self.ser_only_fraction:
+            task = "ser"
         answers = {}
         if self.with_answers and not self.class_targets:
-            if self.task != "asr":
+            if task != "asr":
                 answers["labels"] = names
-            if self.task != "ser":
+            if task != "ser":
                 answers["transcripts"] = [r["transcript"] for r in rows]
         batch = self.processor(
             audio_token_counts=counts,
-            task=self.task,
+            task=task,
             prompt_index=0 if self.fixed_prompt else None,
             shuffle_labels=not self.fixed_prompt,
             seed=self._rng.randrange(2**31),

@@ -76,6 +76,13 @@ class CurriculumArguments:
     asr_weight_start: float = 1.0
     asr_weight_end: float = 0.1
     asr_weight_schedule: str = field(default="linear", metadata={"help": "constant | linear | cosine"})
+    ser_only_fraction: float = field(
+        default=0.0,
+        metadata={
+            "help": "phase 3: share of batches with the SER-only prompt (trains the label_logits readout); "
+            "the rest are joint '| ASR: ... | Emotion: ...' answers"
+        },
+    )
     asr_dataset_name_or_path: str | None = field(
         default=None, metadata={"help": "ASR data; default: the embedded Asterisk prompts"}
     )
@@ -229,7 +236,11 @@ def main(argv=None):
             train_dataset=train,
             eval_dataset=cached[f"ser_{data_args.eval_split}"] if joint else cached["asr_eval"],
             data_collator=CachedAudioLLMCollator(
-                processor, "asr+ser" if joint else "asr", labels, seed=training_args.seed + phase
+                processor,
+                "asr+ser" if joint else "asr",
+                labels,
+                seed=training_args.seed + phase,
+                ser_only_fraction=curriculum.ser_only_fraction if joint else 0.0,
             ),
             processing_class=processor,
             asr_weight_schedule=partial(
@@ -245,6 +256,12 @@ def main(argv=None):
         last = get_last_checkpoint(str(out)) if out.is_dir() else None
         if last:
             print(f"[emosllm] resuming phase {phase} from {last}")
+        before = {}
+        if phase == 1 and not last:  # the untrained model's WER: what phases 1-2 are measured against
+            before["wer_before_training"] = evaluate_wer(
+                model, processor, cached["asr_eval"], training_args.per_device_eval_batch_size
+            )
+            print(f"[emosllm] WER before training: {before['wer_before_training']:.3f}")
         start = time.time()
         trainer.train(resume_from_checkpoint=last)
         timings[f"phase{phase}_s"] = round(time.time() - start, 1)
@@ -263,6 +280,7 @@ def main(argv=None):
                 out / "phase_done.json",
                 {
                     "log_history": trainer.state.log_history,
+                    **before,
                     "seconds": timings[f"phase{phase}_s"],
                     "world_size": training_args.world_size,
                 },
@@ -292,6 +310,15 @@ def main(argv=None):
             training_args.per_device_eval_batch_size,
         )
     }
+    # held-out WER along the curriculum (each phase's end), from the phases' records
+    wer_by_phase = {}
+    phase1_done = phase_dir(output_dir, 1) / "phase_done.json"
+    if phase1_done.is_file() and "wer_before_training" in (done := json.loads(phase1_done.read_text())):
+        wer_by_phase["before_training"] = done["wer_before_training"]
+    for h in history:
+        if "eval_wer" in h and "phase" in h:
+            wer_by_phase[f"after_phase{h['phase']}"] = h["eval_wer"]
+    results["wer_by_phase"] = wer_by_phase
     if data_args.test_split and f"ser_{data_args.test_split}" in cached:
         modes = ("label_logits", "transcript_conditioned")
         results.update(
@@ -354,7 +381,7 @@ def main(argv=None):
             {
                 k: (
                     v
-                    if not isinstance(v, dict)
+                    if not isinstance(v, dict) or "macro_f1" not in v
                     else {kk: v[kk] for kk in ("macro_f1", "unweighted_accuracy", "accuracy")}
                 )
                 for k, v in results.items()

@@ -111,6 +111,20 @@ def test_weighted_joint_loss(tiny):
         ).loss.item()
         assert loss_at(0.0) == pytest.approx(emotion_only, rel=1e-5)
 
+    # ser_only_fraction: that share of phase-3 batches asks for the emotion alone (no transcript)
+    labels = ["neutral", "happy", "sad"]
+    collator = CachedAudioLLMCollator(processor, "asr+ser", labels, seed=0, ser_only_fraction=0.5)
+    batches = [collator(rows) for _ in range(40)]
+    ser_only = [b for b in batches if b["asr_token_mask"].sum() == 0]
+    assert 8 <= len(ser_only) <= 32  # both kinds occur, about half each
+    answer = ser_only[0]["labels"][0][ser_only[0]["labels"][0] != -100]
+    assert "| ASR:" not in processor.tokenizer.decode(answer)
+    assert processor.tokenizer.decode(answer).strip().startswith(labels[0])  # row 0 is "neutral"
+    with torch.no_grad():  # a SER-only batch's loss is the emotion tokens' alone, whatever the ASR weight
+        assert loss_at(0.3) != pytest.approx(loss_at(1.0))
+        batch = ser_only[0]
+        assert loss_at(0.3) == pytest.approx(loss_at(1.0), rel=1e-6)
+
 
 def test_emosllm_curriculum_end_to_end(tiny, tmp_path, capsys):
     out = tmp_path / "emo"
@@ -139,6 +153,9 @@ def test_emosllm_curriculum_end_to_end(tiny, tmp_path, capsys):
         "phase3_s",
     } <= set(results)
     assert {"macro_f1", "macro_f1_ci_low", "confusion_matrix"} <= set(results["label_logits"])
+    # WER on the held-out ASR split before training and at the end of every phase
+    assert set(results["wer_by_phase"]) == {"before_training", "after_phase1", "after_phase2", "after_phase3"}
+    assert all(w >= 0 for w in results["wer_by_phase"].values())
     for name in ("confusion_matrix.png", "training_curves.png", "README.md", "model.safetensors"):
         assert (out / name).is_file()
     assert "model-index" in (out / "README.md").read_text()
