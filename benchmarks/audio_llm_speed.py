@@ -1,6 +1,6 @@
 """Speed, consistency and size of serhub's audio-LLM (Whisper tiny.en -> query pooling -> SmolLM2-135M).
 
-    HF_HUB_OFFLINE=1 SERHUB_CACHE=/work/main/.cache/serhub python benchmarks/audio_llm_speed.py
+    HF_HUB_OFFLINE=1 python benchmarks/audio_llm_speed.py
 
 (benchmarks/results/audio_llm_speed.json was written with ``--threads 1 --repeats 5`` added: on a 2-core
 machine shared with other jobs, one thread and more passes give steadier numbers.)
@@ -36,7 +36,6 @@ import argparse
 import gc
 import glob
 import io
-import json
 import os
 import platform
 import re
@@ -57,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import modeling  # noqa: F401  (registers the serhub classes with the Auto* factories)
 from modeling import AudioLLMConfig, AudioLLMForAudioClassification, AudioLLMForConditionalGeneration
 from modeling.offline_assets import resolve_pretrained
+from recipes.common import write_json
 
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # peft calls a deprecated name
 
@@ -420,14 +420,6 @@ def count_emosllm() -> list[dict]:
     return rows
 
 
-def write_json(path: Path, payload: dict) -> None:
-    """Temp file + os.replace in the same folder, so a reader never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
-        json.dump(payload, f, indent=2)
-    os.replace(f.name, path)
-
-
 # ---------------------------------------------------------------------------------------------- main
 def print_report(payload: dict, threads: int, args) -> None:
     g, bs = payload["generate_vs_label_logits"], payload["batch_vs_single"]
@@ -583,7 +575,7 @@ def main() -> None:
     # The 1-min load average counts this run's own threads by the end; more means other jobs competed.
     if load_start > 1 or load_end > threads + 1:
         print(f"WARNING: load average {load_start:.1f} -> {load_end:.1f}: CPU shared with other jobs, noisy")
-    write_json(args.output_json, payload)
+    write_json(args.output_json, payload, portable_paths=True)
     print(f"wrote {args.output_json}")
 
 

@@ -1,6 +1,6 @@
 """Inference speed of serhub's SpeechEmotionForAudioClassification against transformers' own heads.
 
-    HF_HUB_OFFLINE=1 SERHUB_CACHE=/work/main/.cache/serhub python benchmarks/speech_emotion_speed.py
+    HF_HUB_OFFLINE=1 python benchmarks/speech_emotion_speed.py
 
 Same clips for every model (--batch_size clips of --seconds s at 16 kHz; CPU, fp32, eval, no_grad):
 
@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -45,6 +43,7 @@ from transformers import (
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from modeling import SpeechEmotionConfig, SpeechEmotionFeatureExtractor, SpeechEmotionForAudioClassification
 from modeling.offline_assets import resolve_pretrained
+from recipes.common import write_json
 
 # HF's WavLM mixes a bool key_padding_mask with a float position bias; harmless, and it hits both models.
 warnings.filterwarnings("ignore", message="Support for mismatched key_padding_mask")
@@ -154,14 +153,6 @@ def bench_whisper(clips, args) -> tuple[list[dict], str]:
     ], source
 
 
-def write_json(path: Path, payload: dict) -> None:
-    """Temp file + os.replace in the same folder, so a reader never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
-        json.dump(payload, f, indent=2)
-    os.replace(f.name, path)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -215,7 +206,7 @@ def main() -> None:
     )
     args_json = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     payload = dict(args=args_json, environment=environment, whisper_source=whisper_source, rows=rows)
-    write_json(args.output_json, payload)
+    write_json(args.output_json, payload, portable_paths=True)
     print(f"wrote {args.output_json}")
 
 

@@ -263,11 +263,20 @@ def scalar_metrics(metrics: dict, prefix: str = "") -> dict[str, float]:
     return out
 
 
-def write_json(path: str | os.PathLike, data) -> Path:
+def write_json(path: str | os.PathLike, data, portable_paths: bool = False) -> Path:
+    """Write ``data`` as JSON atomically (temp file + ``os.replace``): a reader never sees half a file.
+
+    ``portable_paths=True`` writes absolute paths under the working directory as relative paths and
+    those under the home directory as ``~/...``, for results that are shared (benchmarks).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    if portable_paths:
+        for prefix, replacement in ((Path.cwd(), ""), (Path.home(), "~/")):
+            text = text.replace(json.dumps(f"{prefix}/")[1:-1], replacement)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    tmp.write_text(text)
     os.replace(tmp, path)
     return path
 
