@@ -310,14 +310,19 @@ def main(argv=None):
             training_args.per_device_eval_batch_size,
         )
     }
-    # held-out WER along the curriculum (each phase's end), from the phases' records
+    # held-out WER along the curriculum (before training, each phase's end), from the phases' records,
+    # including phases finished by an earlier run
     wer_by_phase = {}
-    phase1_done = phase_dir(output_dir, 1) / "phase_done.json"
-    if phase1_done.is_file() and "wer_before_training" in (done := json.loads(phase1_done.read_text())):
-        wer_by_phase["before_training"] = done["wer_before_training"]
-    for h in history:
-        if "eval_wer" in h and "phase" in h:
-            wer_by_phase[f"after_phase{h['phase']}"] = h["eval_wer"]
+    for phase in (1, 2, 3):
+        done_file = phase_dir(output_dir, phase) / "phase_done.json"
+        if not done_file.is_file():
+            continue
+        done = json.loads(done_file.read_text())
+        if "wer_before_training" in done:
+            wer_by_phase["before_training"] = done["wer_before_training"]
+        wers = [h["eval_wer"] for h in done["log_history"] if "eval_wer" in h]
+        if wers:
+            wer_by_phase[f"after_phase{phase}"] = wers[-1]
     results["wer_by_phase"] = wer_by_phase
     if data_args.test_split and f"ser_{data_args.test_split}" in cached:
         modes = ("label_logits", "transcript_conditioned")
