@@ -221,6 +221,9 @@ def main(argv=None):
     else:
         encode_seconds = 0.0
         collator = AudioCollator(feature_extractor, dims)
+        # the collator reads the raw "audio" column, which is not a forward argument: the Trainer
+        # would drop it otherwise
+        training_args.remove_unused_columns = False
 
     # ------------------------------------------------------------------ train
     # What the Trainer collects as references at evaluation (its default would be every forward

@@ -106,6 +106,16 @@ def test_recipe_trains_evaluates_writes_card_and_resumes(tiny_encoder, tiny_data
     assert last_state(out)["global_step"] == first_steps * 3 // 2  # continued from epoch 2, did not restart
 
 
+@pytest.mark.parametrize("extra", [["--cache_encoder_outputs", "false"], ["--freeze_encoder", "false"]])
+def test_recipe_without_the_encoder_cache(tiny_encoder, tiny_dataset, tmp_path, extra):
+    """Fine-tuning the encoder (ABHINAYA S1) or a frozen one without the cache: raw audio each step."""
+    out = tmp_path / "run"
+    ssl_classifier.main(recipe_args(tiny_encoder, tiny_dataset, out, epochs=1) + extra)
+    results = json.loads((out / "eval_results.json").read_text())
+    assert results["encoder_cache_s"] == 0.0 and not (out / "encoder_cache").exists()
+    assert 0.0 <= results["test"]["macro_f1"] <= 1.0 and len(results["epoch_seconds"]) == 1
+
+
 def test_unknown_labels_in_the_data_are_refused(tiny_encoder, tiny_dataset, tmp_path):
     args = recipe_args(tiny_encoder, tiny_dataset, tmp_path / "x") + ["--labels", "neutral", "happy", "sad"]
     with pytest.raises(ValueError, match=r"labels the model does not know: \['angry', 'fear', 'surprise'\]"):
