@@ -227,7 +227,17 @@ def cache_encoder_outputs(
     return encoded.with_format("numpy")  # python lists of arrays would dominate the epoch time
 
 
+# Keys that saving and reloading adds or changes without changing what a config computes: they must
+# not change a cache key, or a resumed run (whose parts come from a checkpoint) recomputes its cache.
+VOLATILE_KEYS = ("auto_map", "processor_class", "_name_or_path", "transformers_version")
+
+
 def fingerprint(*parts) -> str:
+    """A short stable hash of ``parts`` (dicts lose their VOLATILE_KEYS first)."""
+    parts = [
+        {k: v for k, v in part.items() if k not in VOLATILE_KEYS} if isinstance(part, dict) else part
+        for part in parts
+    ]
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

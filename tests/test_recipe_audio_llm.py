@@ -201,6 +201,9 @@ def test_phase_alone_starts_from_the_previous_output(tiny, tmp_path, capsys):
     emosllm.main(emosllm_args(tiny, out, steps=("2", "2", "2"), phases=("3",)))
     log = capsys.readouterr().out
     assert "phase 3 starts from the pretrained parts" not in log and (out / "eval_results.json").is_file()
+    # the parts reloaded from phase 2's checkpoint give the same cache keys: nothing was encoded twice
+    names = [f.name.rsplit("-", 1)[0] for f in (out / "encoder_cache").glob("*.arrow")]
+    assert names and len(names) == len(set(names)), sorted(names)
     # the WER record covers the phases an earlier run finished
     wer_by_phase = json.loads((out / "eval_results.json").read_text())["wer_by_phase"]
     assert set(wer_by_phase) == {"before_training", "after_phase1", "after_phase2", "after_phase3"}
