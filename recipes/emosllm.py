@@ -256,12 +256,13 @@ def main(argv=None):
         last = get_last_checkpoint(str(out)) if out.is_dir() else None
         if last:
             print(f"[emosllm] resuming phase {phase} from {last}")
-        before = {}
-        if phase == 1 and not last:  # the untrained model's WER: what phases 1-2 are measured against
-            before["wer_before_training"] = evaluate_wer(
-                model, processor, cached["asr_eval"], training_args.per_device_eval_batch_size
-            )
-            print(f"[emosllm] WER before training: {before['wer_before_training']:.3f}")
+        before_file = out / "wer_before_training.json"
+        if phase == 1 and not last and trainer.is_world_process_zero():
+            # the untrained model's WER, what phases 1-2 are measured against; on disk at once, so an
+            # interrupted phase 1 keeps it
+            wer = evaluate_wer(model, processor, cached["asr_eval"], training_args.per_device_eval_batch_size)
+            write_json(before_file, {"wer": wer})
+            print(f"[emosllm] WER before training: {wer:.3f}")
         start = time.time()
         trainer.train(resume_from_checkpoint=last)
         timings[f"phase{phase}_s"] = round(time.time() - start, 1)
@@ -280,7 +281,6 @@ def main(argv=None):
                 out / "phase_done.json",
                 {
                     "log_history": trainer.state.log_history,
-                    **before,
                     "seconds": timings[f"phase{phase}_s"],
                     "world_size": training_args.world_size,
                 },
@@ -313,13 +313,13 @@ def main(argv=None):
     # held-out WER along the curriculum (before training, each phase's end), from the phases' records,
     # including phases finished by an earlier run
     wer_by_phase = {}
+    if (before_file := phase_dir(output_dir, 1) / "wer_before_training.json").is_file():
+        wer_by_phase["before_training"] = json.loads(before_file.read_text())["wer"]
     for phase in (1, 2, 3):
         done_file = phase_dir(output_dir, phase) / "phase_done.json"
         if not done_file.is_file():
             continue
         done = json.loads(done_file.read_text())
-        if "wer_before_training" in done:
-            wer_by_phase["before_training"] = done["wer_before_training"]
         wers = [h["eval_wer"] for h in done["log_history"] if "eval_wer" in h]
         if wers:
             wer_by_phase[f"after_phase{phase}"] = wers[-1]
