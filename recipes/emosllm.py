@@ -257,12 +257,13 @@ def main(argv=None):
         if last:
             print(f"[emosllm] resuming phase {phase} from {last}")
         before_file = out / "wer_before_training.json"
-        if phase == 1 and not last and trainer.is_world_process_zero():
+        if phase == 1 and not last:
             # the untrained model's WER, what phases 1-2 are measured against; on disk at once, so an
-            # interrupted phase 1 keeps it
+            # interrupted phase 1 keeps it. Every rank evaluates (ranks must reach training together).
             wer = evaluate_wer(model, processor, cached["asr_eval"], training_args.per_device_eval_batch_size)
-            write_json(before_file, {"wer": wer})
-            print(f"[emosllm] WER before training: {wer:.3f}")
+            if trainer.is_world_process_zero():
+                write_json(before_file, {"wer": wer})
+                print(f"[emosllm] WER before training: {wer:.3f}")
         start = time.time()
         trainer.train(resume_from_checkpoint=last)
         timings[f"phase{phase}_s"] = round(time.time() - start, 1)
