@@ -7,6 +7,7 @@ from transformers import AutoConfig, PreTrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from .configuration_speech_emotion import audio_config_from
+from .layers import FRAME_NORMS
 
 CONNECTORS = ("linear", "query_pooling")
 CLASSIFICATION_MODES = ("label_logits", "transcript_conditioned", "pooling_head")
@@ -32,6 +33,13 @@ class AudioLLMConfig(PreTrainedConfig):
         ``mapper_layers``-layer transformer encoder -> that many audio tokens per clip) or "linear"
         (THAU's projector: ``stack_factor`` consecutive frames stacked, then one linear layer ->
         ceil(frames / stack_factor) audio tokens).
+    mapper_frame_norm: how the query-pooling mapper normalises the encoder's frames: "global"
+        (per-channel standardisation with statistics gathered over the training frames, the default),
+        "layer" (LayerNorm per frame) or "none" (the paper's raw frames).
+    mapper_positions: add sinusoidal time positions to the frames (default True).
+    mapper_output_scale: the audio tokens are RMS-normalised with a learned gain starting at this
+        value; ``from_pretrained_components`` sets it to the LLM's input-embedding RMS. None: no
+        output normalisation (the paper's plain linear output). See ``layers.QueryPoolingMapper``.
     audio_token_id: id of the placeholder token that the processor repeats once per audio token.
     labels: the emotion label set (names, in class-id order).
     label_token_ids: token ids of each label as the answer right after the assistant turn starts
@@ -65,6 +73,9 @@ class AudioLLMConfig(PreTrainedConfig):
         mapper_layers: int = 2,
         mapper_hidden_size: int | None = None,
         mapper_heads: int = 8,
+        mapper_frame_norm: str = "global",
+        mapper_positions: bool = True,
+        mapper_output_scale: float | None = None,
         stack_factor: int = 4,
         audio_token_id: int | None = None,
         labels: list[str] | None = None,
@@ -105,6 +116,10 @@ class AudioLLMConfig(PreTrainedConfig):
             )
         if connector == "query_pooling" and num_queries < 1:
             raise ValueError(f"num_queries must be >= 1, got {num_queries}")
+        if mapper_frame_norm not in FRAME_NORMS:
+            raise ValueError(f"mapper_frame_norm must be one of {FRAME_NORMS}, got {mapper_frame_norm!r}")
+        if mapper_output_scale is not None and mapper_output_scale <= 0:
+            raise ValueError(f"mapper_output_scale must be > 0 (or None), got {mapper_output_scale}")
         if connector == "linear" and stack_factor < 1:
             raise ValueError(f"stack_factor must be >= 1, got {stack_factor}")
         self.connector = connector
@@ -112,6 +127,9 @@ class AudioLLMConfig(PreTrainedConfig):
         self.mapper_layers = mapper_layers
         self.mapper_hidden_size = mapper_hidden_size
         self.mapper_heads = mapper_heads
+        self.mapper_frame_norm = mapper_frame_norm
+        self.mapper_positions = mapper_positions
+        self.mapper_output_scale = mapper_output_scale
         self.stack_factor = stack_factor
         self.audio_token_id = audio_token_id
         self.labels = list(labels) if labels else []

@@ -3,8 +3,12 @@ changes a result, so a padded batch gives the same outputs as one example at a t
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
+
+FRAME_NORMS = ("none", "layer", "global")
 
 
 class WeightedLayerSum(nn.Module):
@@ -94,10 +98,78 @@ class LinearProjector(nn.Module):
         return self.proj(stacked), mask.reshape(b, -1, k).any(-1)
 
 
+def sinusoidal_positions(length: int, dim: int, device=None, dtype=None) -> torch.Tensor:
+    """(length, dim) sine/cosine position codes (Vaswani et al. 2017, sec. 3.5); any length."""
+    position = torch.arange(length, device=device, dtype=torch.float32)[:, None]
+    freq = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    codes = torch.zeros(length, dim, device=device)
+    codes[:, 0::2] = torch.sin(position * freq)
+    codes[:, 1::2] = torch.cos(position * freq)[:, : dim // 2]
+    return codes.to(dtype or torch.float32)
+
+
+class RunningFrameNorm(nn.Module):
+    """Per-channel standardisation of encoder frames, (x - mean) / std, with the statistics
+    accumulated over every valid frame seen in training (a cumulative average: BatchNorm with
+    ``momentum=None``, but mask-aware, and applied with the running statistics in training as in
+    inference, so both see the same map and a padded batch equals one clip at a time).
+    Before any training it is the identity. B, T, D -> B, T, D."""
+
+    def __init__(self, size: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.register_buffer("running_mean", torch.zeros(size))
+        self.register_buffer("running_var", torch.ones(size))
+        self.register_buffer("num_frames", torch.zeros((), dtype=torch.long))  # integer: survives .to(bf16)
+
+    @torch.no_grad()
+    def update(self, frames: torch.Tensor, mask: torch.Tensor) -> None:
+        valid = frames[mask.bool()].float()  # N, D
+        n, seen = valid.shape[0], int(self.num_frames)
+        if n == 0:
+            return
+        total = seen + n
+        mean, var = valid.mean(0), valid.var(0, unbiased=False)
+        delta = mean - self.running_mean.float()
+        # Chan et al.'s parallel update of mean and variance
+        self.running_var.copy_(
+            (self.running_var.float() * seen + var * n + delta.pow(2) * seen * n / total) / total
+        )
+        self.running_mean.add_(delta * n / total)
+        self.num_frames.fill_(total)
+
+    def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.update(frames, mask)
+        mean, var = self.running_mean.to(frames.dtype), self.running_var.to(frames.dtype)
+        return (frames - mean) * torch.rsqrt(var + self.eps)
+
+
 class QueryPoolingMapper(nn.Module):
     """EmoSLLM's QPMapper (arXiv:2508.14130, sec. 3.1): ``num_queries`` learnable queries are put
     before the audio frames, a small transformer encoder runs over both, and the query outputs are
     the audio tokens: B, T, D -> B, Q, H, whatever T.
+
+    What differs from a plain transformer over [queries; frames] keeps the audio tokens
+    informative when the mapper is trained for few steps. Without it, 30 steps of SER training
+    turn the 32 tokens into one constant soft prompt (mean pairwise cosine distance between clips
+    0.50 -> 0.0001), with norms ~20x those of the LLM's embeddings, and the LLM ignores the audio:
+
+    - ``frame_norm``: the encoder's frames are standardised per channel before the mapper.
+      "global" = with statistics gathered over the training frames (``RunningFrameNorm``):
+      Whisper tiny.en's clip-mean frames share ~92 % cosine similarity (one large common
+      component), so the near-uniform attention of a new mapper gives every clip the same tokens;
+      standardised, the clip means are nearly orthogonal (mean pairwise cosine distance 0.08 ->
+      0.93) while a linear probe on them keeps the same macro-F1. "layer" = LayerNorm per frame
+      (does not remove the common component); "none" = the paper's raw frames.
+    - every query starts from the clip's mean projected frame (plus its learned vector), so the
+      audio is in the query stream from the first step instead of only through attention;
+    - queries attend to the frames only, never to each other: with the queries visible, the
+      cheapest way to fit the class prior is queries that attend to themselves and ignore the audio;
+    - ``positions``: sinusoidal time positions on the frames (scaled by a learned factor starting
+      at 0.1), so queries can attend to different parts of the clip (a transcript needs order);
+    - ``output_scale``: the tokens are RMS-normalised with a learned gain that starts at the LLM's
+      own embedding RMS, so audio tokens enter the LLM at the scale of its text embeddings.
     """
 
     def __init__(
@@ -108,13 +180,25 @@ class QueryPoolingMapper(nn.Module):
         num_layers: int = 2,
         hidden_size: int | None = None,
         num_heads: int = 8,
+        frame_norm: str = "global",
+        positions: bool = True,
+        output_scale: float | None = None,
     ):
         super().__init__()
         hidden = hidden_size or input_size
         if hidden % num_heads:
             raise ValueError(f"mapper hidden size {hidden} is not divisible by mapper_heads={num_heads}")
+        if frame_norm not in FRAME_NORMS:
+            raise ValueError(f"frame_norm must be one of {FRAME_NORMS}, got {frame_norm!r}")
+        self.frame_norm, self.positions = frame_norm, positions
+        self.in_norm = {"layer": nn.LayerNorm(input_size), "global": RunningFrameNorm(input_size)}.get(
+            frame_norm
+        )
         self.in_proj = nn.Linear(input_size, hidden)
         self.queries = nn.Parameter(torch.randn(num_queries, hidden) * 0.02)
+        # positions start small beside the frames' content (~0.4 RMS after in_proj), so they order
+        # the frames without drowning what differs between clips
+        self.position_scale = nn.Parameter(torch.tensor(0.1)) if positions else None
         layer = nn.TransformerEncoderLayer(
             hidden, num_heads, 4 * hidden, dropout=0.0, batch_first=True, norm_first=True
         )
@@ -122,15 +206,33 @@ class QueryPoolingMapper(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(hidden)
         self.out_proj = nn.Linear(hidden, output_size)
+        # gain of the RMS-normalised output; None: the paper's unnormalised linear output
+        self.output_gain = (
+            nn.Parameter(torch.full((output_size,), float(output_scale))) if output_scale else None
+        )
 
     def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        b, q = frames.shape[0], self.queries.shape[0]
-        x = torch.cat(
-            [self.queries.expand(b, -1, -1).to(frames.dtype), self.in_proj(frames)], dim=1
-        )  # B, Q+T, H
+        b, t, q = frames.shape[0], frames.shape[1], self.queries.shape[0]
+        if self.frame_norm == "global":
+            frames = self.in_norm(frames, mask)
+        elif self.frame_norm == "layer":
+            frames = self.in_norm(frames)
+        x = self.in_proj(frames)  # B, T, H
+        if self.positions:
+            x = x + self.position_scale.to(x.dtype) * sinusoidal_positions(t, x.shape[-1], x.device, x.dtype)
+        m = mask[..., None].to(x.dtype)
+        pooled = (x * m).sum(1, keepdim=True) / m.sum(1, keepdim=True).clamp_min(1.0)  # B, 1, H
+        queries = self.queries.to(x.dtype) + pooled  # B, Q, H: every query starts from the clip's mean
+        x = torch.cat([queries, x], dim=1)  # B, Q+T, H
         padding = torch.cat([torch.zeros(b, q, dtype=torch.bool, device=mask.device), ~mask.bool()], dim=1)
-        x = self.encoder(x, src_key_padding_mask=padding)
+        # queries read the frames, never each other (nor do frames read queries): with the queries
+        # visible, a few steps teach them to attend to themselves and ignore the audio altogether
+        blocked = torch.zeros(q + t, q + t, dtype=torch.bool, device=x.device)
+        blocked[:, :q] = True
+        x = self.encoder(x, mask=blocked, src_key_padding_mask=padding)
         tokens = self.out_proj(self.norm(x[:, :q]))  # B, Q, H_llm
+        if self.output_gain is not None:
+            tokens = tokens * torch.rsqrt(tokens.pow(2).mean(-1, keepdim=True) + 1e-6) * self.output_gain
         return tokens, torch.ones(b, q, dtype=torch.bool, device=frames.device)
 
 
@@ -139,5 +241,7 @@ __all__ = [
     "ClassificationHead",
     "LinearProjector",
     "QueryPoolingMapper",
+    "sinusoidal_positions",
+    "RunningFrameNorm",
     "WeightedLayerSum",
 ]

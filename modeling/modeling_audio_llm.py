@@ -64,6 +64,9 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
                 config.mapper_layers,
                 config.mapper_hidden_size,
                 config.mapper_heads,
+                config.mapper_frame_norm,
+                config.mapper_positions,
+                config.mapper_output_scale,
             )
         else:
             self.connector = LinearProjector(config.audio_hidden_size, hidden, config.stack_factor)
@@ -82,6 +85,10 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
             module.bias.zero_()
         elif isinstance(module, QueryPoolingMapper):
             module.queries.normal_(0.0, 0.02)
+            if module.position_scale is not None:
+                module.position_scale.fill_(0.1)
+            if module.output_gain is not None:
+                module.output_gain.fill_(self.config.mapper_output_scale)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
@@ -109,6 +116,7 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
         trained = {
             name: p.detach().contiguous().cpu() for name, p in self.named_parameters() if p.requires_grad
         }
+        trained.update(self.trained_buffers())
         if not trained:
             raise ValueError("nothing is trainable: there is nothing to save in a trainable-only checkpoint")
         save_directory = Path(save_directory)
@@ -121,6 +129,14 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
             metadata={"lora": str(has_lora), "class": type(self).__name__},
         )
         return save_directory
+
+    def trained_buffers(self) -> dict[str, torch.Tensor]:
+        """State that training changes besides parameters: the connector's running frame statistics."""
+        return {
+            f"connector.{name}": b.detach().contiguous().cpu()
+            for name, b in self.connector.named_buffers()
+            if b is not None
+        }
 
     @classmethod
     def from_trainable(cls, path: str | os.PathLike, **kwargs):
@@ -147,7 +163,7 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
         model.audio_encoder.freeze(True)
         if has_lora:
             model.enable_lora()
-        missing = set(load_file(str(path / TRAINABLE_WEIGHTS))) - set(dict(model.named_parameters()))
+        missing = set(load_file(str(path / TRAINABLE_WEIGHTS))) - set(model.state_dict())
         if missing:
             raise ValueError(
                 f"{path / TRAINABLE_WEIGHTS} has weights this model lacks: {sorted(missing)[:5]}"
@@ -200,6 +216,26 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
             )
         frames = encoder_hidden_states.to(self.connector_dtype)
         return self.connector(frames, encoder_attention_mask.bool())
+
+    @torch.no_grad()
+    def audio_token_statistics(self, **audio_inputs) -> dict[str, float]:
+        """How informative the connector's audio tokens are, on a batch of clips (``audio_tokens``'
+        arguments): ``token_diversity`` = mean pairwise cosine distance between the clips'
+        mean audio tokens (0: every clip gives the same tokens, a collapsed connector), and
+        ``token_norm_ratio`` = mean audio-token L2 norm / mean L2 norm of the LLM's input embeddings."""
+        tokens, mask = self.audio_tokens(**audio_inputs)
+        tokens, mask = tokens.float(), mask[..., None].float()
+        clip = nn.functional.normalize((tokens * mask).sum(1) / mask.sum(1).clamp_min(1.0), dim=-1)
+        n = clip.shape[0]
+        if n < 2:
+            raise ValueError("audio_token_statistics needs at least 2 clips to compare")
+        cosine = (clip @ clip.T).sum() - clip.pow(2).sum()  # off-diagonal sum
+        embedding_norm = self.get_input_embeddings().weight.float().norm(dim=-1).mean()
+        token_norm = tokens.norm(dim=-1)[mask[..., 0].bool()].mean()
+        return {
+            "token_diversity": float(1.0 - cosine / (n * (n - 1))),
+            "token_norm_ratio": float(token_norm / embedding_norm),
+        }
 
     @property
     def connector_dtype(self) -> torch.dtype:
@@ -268,7 +304,8 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
         """A new model from a pretrained speech encoder and LLM (Hub ids or folders), and its processor.
 
         Returns ``(model, processor)``. The connector (and any head) is new; the LLM's embeddings
-        grow by one row for the audio placeholder token.
+        grow by one row for the audio placeholder token. ``mapper_output_scale="auto"`` (the
+        default) ties the query-pooling mapper's output gain to the LLM's embedding RMS.
         """
         from transformers import AutoTokenizer
 
@@ -294,6 +331,12 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
             with torch.no_grad():
                 weight = llm.get_input_embeddings().weight
                 weight[-new_rows:] = weight[:-new_rows].mean(0)
+        if connector == "query_pooling" and config_kwargs.get("mapper_output_scale", "auto") == "auto":
+            # audio tokens start at the scale of the LLM's own token embeddings (their RMS)
+            rms = llm.get_input_embeddings().weight.detach().float().pow(2).mean().sqrt()
+            config_kwargs["mapper_output_scale"] = round(float(rms), 6)
+        elif config_kwargs.get("mapper_output_scale") == "auto":
+            config_kwargs["mapper_output_scale"] = None
         config = AudioLLMConfig(
             audio_config=encoder_config,
             text_config=llm.config,

@@ -39,6 +39,14 @@ class AudioLLMArguments:
     mapper_layers: int = 2
     mapper_hidden_size: int | None = None
     mapper_heads: int = 8
+    mapper_frame_norm: str = field(
+        default="global", metadata={"help": "query_pooling frame normalisation: global | layer | none"}
+    )
+    mapper_positions: bool = field(default=True, metadata={"help": "sinusoidal time positions on the frames"})
+    mapper_output_norm: bool = field(
+        default=True,
+        metadata={"help": "RMS-normalise the audio tokens with a gain starting at the LLM's embedding RMS"},
+    )
     stack_factor: int = 4
     lora_r: int = 8
     lora_alpha: int = 16
@@ -55,12 +63,16 @@ def model_config_kwargs(args: AudioLLMArguments) -> dict:
         "mapper_layers": args.mapper_layers,
         "mapper_hidden_size": args.mapper_hidden_size,
         "mapper_heads": args.mapper_heads,
+        "mapper_frame_norm": args.mapper_frame_norm,
+        "mapper_positions": args.mapper_positions,
         "stack_factor": args.stack_factor,
         "lora_r": args.lora_r,
         "lora_alpha": args.lora_alpha,
         "lora_dropout": args.lora_dropout,
         "loss_type": args.loss_type,
         "max_transcript_tokens": args.max_transcript_tokens,
+        # omitted: from_pretrained_components ties the output gain to the LLM's embedding RMS
+        **({} if args.mapper_output_norm else {"mapper_output_scale": None}),
     }
 
 
@@ -208,7 +220,7 @@ class AudioLLMTrainer(Trainer):
 
         model = model or self.model
         weights = load_file(str(Path(resume_from_checkpoint) / TRAINABLE_WEIGHTS))
-        unexpected = set(weights) - set(dict(model.named_parameters()))
+        unexpected = set(weights) - set(model.state_dict())
         if unexpected:
             raise ValueError(
                 f"checkpoint {resume_from_checkpoint} does not match the model: {sorted(unexpected)[:3]}"

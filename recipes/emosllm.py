@@ -124,6 +124,29 @@ def load_phase_model(model_args, curriculum, training_args, labels, phase: int):
     return model, processor
 
 
+# below this mean pairwise cosine distance between clips' audio tokens, the connector has collapsed
+# (a 2-layer mapper at initialisation gives ~0.5; a collapsed one < 0.01)
+COLLAPSE_DIVERSITY = 0.05
+
+
+def audio_token_check(model, processor, dataset, labels, probe_size: int = 16) -> dict[str, float]:
+    """Token diversity and norm ratio of the connector on a fixed probe batch (the first clips of
+    ``dataset``), with a loud warning when the audio tokens are near-identical between clips."""
+    rows = [dataset[i] for i in range(min(probe_size, len(dataset)))]
+    batch = CachedAudioLLMCollator(processor, "ser", labels, with_answers=False, fixed_prompt=True)(rows)
+    stats = model.audio_token_statistics(
+        encoder_hidden_states=batch["encoder_hidden_states"].to(model.device),
+        encoder_attention_mask=batch["encoder_attention_mask"].to(model.device),
+    )
+    if stats["token_diversity"] < COLLAPSE_DIVERSITY:
+        print(
+            f"[emosllm] WARNING: the audio tokens are near-identical between clips (token diversity "
+            f"{stats['token_diversity']:.4f} < {COLLAPSE_DIVERSITY}): the connector has collapsed and the LLM "
+            "cannot tell clips apart. Lower the learning rate or train longer; see eval_results.json."
+        )
+    return stats
+
+
 def weights_checksum(model) -> float:
     return float(sum(p.detach().double().sum() for p in model.parameters() if p.requires_grad))
 
@@ -211,7 +234,8 @@ def main(argv=None):
 
         def extra_eval(m, joint=joint, proc=processor):
             metrics = {
-                "wer": evaluate_wer(m, proc, cached["asr_eval"], training_args.per_device_eval_batch_size)
+                "wer": evaluate_wer(m, proc, cached["asr_eval"], training_args.per_device_eval_batch_size),
+                **audio_token_check(m, proc, cached[f"ser_{data_args.eval_split}"], labels),
             }
             if joint:
                 modes = (
@@ -325,6 +349,22 @@ def main(argv=None):
         if wers:
             wer_by_phase[f"after_phase{phase}"] = wers[-1]
     results["wer_by_phase"] = wer_by_phase
+    # the connector's health along the curriculum (probe batch of the eval split), and at the end
+    tokens_by_phase = {}
+    for phase in (1, 2, 3):
+        done_file = phase_dir(output_dir, phase) / "phase_done.json"
+        if done_file.is_file():
+            last = [
+                h for h in json.loads(done_file.read_text())["log_history"] if "eval_token_diversity" in h
+            ]
+            if last:
+                tokens_by_phase[f"after_phase{phase}"] = {
+                    k: last[-1][f"eval_{k}"] for k in ("token_diversity", "token_norm_ratio")
+                }
+    results["audio_tokens_by_phase"] = tokens_by_phase
+    results["audio_tokens"] = audio_token_check(
+        model, processor, cached[f"ser_{data_args.eval_split}"], labels
+    )
     if data_args.test_split and f"ser_{data_args.test_split}" in cached:
         modes = ("label_logits", "transcript_conditioned")
         results.update(
