@@ -342,8 +342,48 @@ def test_lora_checkpoints_reload_with_equal_outputs(parts, tmp_path, fmt):
         merged.save_pretrained(tmp_path / "merged")
         assert not any("lora_" in k for k in merged.state_dict())
         reloaded = AudioLLMForConditionalGeneration.from_pretrained(tmp_path / "merged").eval()
+    # the frame statistics gathered in training travel with both kinds of checkpoint
+    assert int(model.connector.in_norm.num_frames) > 0
+    torch.testing.assert_close(reloaded.connector.in_norm.running_mean, model.connector.in_norm.running_mean)
     with torch.no_grad():
         torch.testing.assert_close(reloaded(**inputs).logits, expected, atol=1e-4, rtol=0)
+
+
+def test_running_frame_norm_uses_only_valid_frames():
+    from modeling.layers import RunningFrameNorm
+
+    norm = RunningFrameNorm(3).eval()
+    frames = torch.randn(2, 5, 3)
+    # before any training frame it is the identity
+    torch.testing.assert_close(norm(frames, torch.ones(2, 5, dtype=torch.bool)), frames, atol=1e-4, rtol=0)
+    norm.train()
+    chunks = [torch.randn(2, 6, 3) * 3 + 1 for _ in range(3)]
+    masks = [torch.arange(6)[None] < torch.tensor([[6], [2]]) for _ in range(3)]
+    for x, m in zip(chunks, masks):
+        x[~m] = 1e6  # padding must never reach the statistics
+        norm(x, m)
+    valid = torch.cat([x[m] for x, m in zip(chunks, masks)])
+    torch.testing.assert_close(norm.running_mean, valid.mean(0))
+    torch.testing.assert_close(norm.running_var, valid.var(0, unbiased=False))
+    assert int(norm.num_frames) == valid.shape[0]
+    norm.eval()
+    out = norm(chunks[0], masks[0])
+    torch.testing.assert_close(
+        out[0], (chunks[0][0] - valid.mean(0)) / valid.var(0, unbiased=False).add(1e-5).sqrt()
+    )
+
+
+def test_audio_token_statistics_flag_identical_clips(parts):
+    model, _ = build(parts, "query_pooling", "whisper", "llama")
+    states = torch.randn(1, 20, model.config.audio_hidden_size)
+    same = model.audio_token_statistics(encoder_hidden_states=states.repeat(4, 1, 1))
+    assert same["token_diversity"] < 1e-4 and same["token_norm_ratio"] > 0
+    varied = model.audio_token_statistics(
+        encoder_hidden_states=torch.randn(4, 20, model.config.audio_hidden_size)
+    )
+    assert varied["token_diversity"] > same["token_diversity"]
+    with pytest.raises(ValueError, match="at least 2 clips"):
+        model.audio_token_statistics(encoder_hidden_states=states)
 
 
 @pytest.mark.slow
