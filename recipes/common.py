@@ -104,6 +104,118 @@ def require_splits(dataset_dict, names: Sequence[str]) -> None:
         )
 
 
+@dataclass
+class RunArguments:
+    """How a run treats its output folder."""
+
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "replace an earlier serhub run in --output_dir that was made with other data, labels or "
+            "settings (a folder that is not a serhub run is never touched)"
+        },
+    )
+
+
+RUN_FILE = "serhub_run.json"
+
+
+class OutputDirError(ValueError):
+    """The output folder holds something this run must not resume from or write over."""
+
+
+def claim_output_dir(
+    output_dir: str, recipe: str, settings: dict, overwrite: bool = False, is_main: bool = True
+):
+    """Make ``output_dir`` this run's own, or refuse before anything is written.
+
+    ``settings``: everything that changes what the run trains (data fingerprints, labels, model and
+    training arguments). A folder that is empty or absent is claimed; one holding a serhub run with
+    the same settings is resumed; one with other settings is refused (or, with ``overwrite``,
+    emptied); one that is not a serhub run is always refused. The main process then holds a lock
+    on the folder until it exits, so a second run into the same folder stops at once.
+    Returns the lock (keep a reference to it)."""
+    import shutil
+
+    from filelock import FileLock, Timeout
+
+    if not is_main:
+        return None
+    path = Path(output_dir)
+    key = fingerprint(recipe, settings)
+    record = path / RUN_FILE
+    if path.exists() and not path.is_dir():
+        raise OutputDirError(f"--output_dir {path} is a file, not a folder; choose another --output_dir.")
+    lock = FileLock(str(path.with_name(path.name + ".serhub.lock")))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise OutputDirError(
+            f"another serhub run is writing to {path} (it holds {lock.lock_file}); wait for it to finish "
+            "or choose another --output_dir."
+        ) from None
+    if path.is_dir() and any(path.iterdir()):
+        if not record.is_file():
+            lock.release()
+            raise OutputDirError(
+                f"--output_dir {path} is not empty and is not a serhub run (no {RUN_FILE}); serhub does not "
+                "write into it. Choose a new or empty folder."
+            )
+        earlier = json.loads(record.read_text())
+        if earlier.get("fingerprint") != key:
+            old = earlier.get("settings", {})
+            changed = sorted(k for k in set(old) | set(settings) if old.get(k) != _jsonable(settings.get(k)))
+            if not overwrite:
+                lock.release()
+                raise OutputDirError(
+                    f"--output_dir {path} holds a {earlier.get('recipe', 'serhub')} run made with other settings "
+                    f"(changed: {', '.join(changed) or 'the recipe'}); resuming it would mix the two runs. Choose "
+                    "another --output_dir, or pass --overwrite_output_dir true to replace it."
+                )
+            print(
+                f"[serhub] --overwrite_output_dir: replacing the earlier run in {path} (changed: {changed})"
+            )
+            shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    write_json(record, {"recipe": recipe, "fingerprint": key, "settings": _jsonable(settings)})
+    return lock
+
+
+# TrainingArguments that change the trained weights (not logging, saving or evaluation). The
+# length of training is left out on purpose: re-running with more steps or epochs continues a run.
+TRAINING_KEYS = (
+    "seed",
+    "learning_rate",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "lr_scheduler_type",
+    "warmup_steps",
+    "weight_decay",
+    "max_grad_norm",
+    "optim",
+)
+
+
+def run_settings(training_args, labels, splits: dict, *arguments, exclude: Sequence[str] = ()) -> dict:
+    """What a run's output depends on, for ``claim_output_dir``: the data (each split's datasets
+    fingerprint), the labels, the recipe's argument dataclasses and the training hyperparameters."""
+    import dataclasses
+
+    settings = {f"data.{name}": getattr(ds, "_fingerprint", None) for name, ds in splits.items()}
+    settings["labels"] = list(labels)
+    for args in arguments:
+        for key, value in dataclasses.asdict(args).items():
+            if key not in exclude and key != "overwrite_output_dir":
+                settings[f"{type(args).__name__}.{key}"] = value
+    for key in TRAINING_KEYS:
+        settings[f"training.{key}"] = getattr(training_args, key, None)
+    return settings
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
 # ----------------------------------------------------------------------------------------------
 # Data
 # ----------------------------------------------------------------------------------------------
@@ -364,7 +476,8 @@ def push(folder: str, repo_id: str | None, private: bool | None) -> None:
         raise ValueError("--push_to_hub needs --hub_model_id (e.g. your-name/ser-wavlm-msp)")
     try:
         api = HfApi()
-        api.create_repo(repo_id, private=bool(private), exist_ok=True)
+        # private unless --hub_private_repo false says otherwise (datasets push private too)
+        api.create_repo(repo_id, private=True if private is None else bool(private), exist_ok=True)
         api.upload_folder(
             repo_id=repo_id,
             folder_path=folder,

@@ -50,11 +50,14 @@ from recipes.audio_llm_common import (
 from recipes.common import (
     CONFIGS,
     DataArguments,
+    RunArguments,
+    claim_output_dir,
     embedded_dataset_path,
     encode_labels,
     load_dataset_dict,
     push,
     resolve_labels,
+    run_settings,
     scalar_metrics,
     start_run,
     write_json,
@@ -152,8 +155,10 @@ def weights_checksum(model) -> float:
 
 
 def main(argv=None):
-    model_args, data_args, curriculum, training_args, push_to_hub = start_run(
-        (AudioLLMArguments, DataArguments, CurriculumArguments, TrainingArguments), DEFAULT_CONFIG, argv
+    model_args, data_args, curriculum, run_args, training_args, push_to_hub = start_run(
+        (AudioLLMArguments, DataArguments, CurriculumArguments, RunArguments, TrainingArguments),
+        DEFAULT_CONFIG,
+        argv,
     )
     output_dir = training_args.output_dir
 
@@ -187,6 +192,28 @@ def main(argv=None):
         }
     asr_splits["eval"] = asr_splits["eval"].select(
         range(min(curriculum.max_asr_eval_samples, len(asr_splits["eval"])))
+    )
+
+    # the folder is this run's: a finished or partial run with other data/labels/settings is refused
+    settings = run_settings(
+        training_args,
+        labels,
+        {**{f"ser_{k}": v for k, v in ser.items()}, **{f"asr_{k}": v for k, v in asr.items()}},
+        model_args,
+        data_args,
+        curriculum,
+        # which phases run now, how long they train (more steps continue a run) and evaluation sizes
+        exclude=(
+            "phases",
+            "phase_max_steps",
+            "max_asr_eval_samples",
+            "max_ser_eval_samples",
+            "eval_transcript_conditioned",
+            "bootstrap",
+        ),
+    )
+    run_lock = claim_output_dir(  # noqa: F841 (held until the process exits)
+        output_dir, "emosllm", settings, run_args.overwrite_output_dir, training_args.process_index == 0
     )
 
     history, timings, cached = [], {}, {}

@@ -36,7 +36,9 @@ from recipes.common import (
     CONFIGS,
     DataArguments,
     EpochTimer,
+    RunArguments,
     cache_encoder_outputs,
+    claim_output_dir,
     class_counts,
     encode_labels,
     fingerprint,
@@ -44,6 +46,7 @@ from recipes.common import (
     push,
     require_splits,
     resolve_labels,
+    run_settings,
     scalar_metrics,
     start_run,
     write_json,
@@ -134,8 +137,8 @@ class CachedEncoderCollator:
 
 
 def main(argv=None):
-    model_args, data_args, training_args, push_to_hub = start_run(
-        (ModelArguments, DataArguments, TrainingArguments), DEFAULT_CONFIG, argv
+    model_args, data_args, run_args, training_args, push_to_hub = start_run(
+        (ModelArguments, DataArguments, RunArguments, TrainingArguments), DEFAULT_CONFIG, argv
     )
 
     # ------------------------------------------------------------------ data
@@ -169,6 +172,13 @@ def main(argv=None):
         data[split] = encode_labels(
             ds.cast_column("audio", datasets.Audio(sampling_rate=16000)), data_args.label_column, labels
         )
+    run_lock = claim_output_dir(  # noqa: F841 (held until the process exits)
+        training_args.output_dir,
+        "ssl_classifier",
+        run_settings(training_args, labels, dict(raw), model_args, data_args, exclude=("bootstrap",)),
+        run_args.overwrite_output_dir,
+        training_args.process_index == 0,
+    )
     counts = class_counts(data[data_args.train_split], len(labels))
     if model is None:
         encoder = resolve_pretrained(model_args.encoder_name_or_path)

@@ -39,12 +39,15 @@ from recipes.common import (
     CONFIGS,
     DataArguments,
     EpochTimer,
+    RunArguments,
+    claim_output_dir,
     class_counts,
     encode_labels,
     load_dataset_dict,
     push,
     require_splits,
     resolve_labels,
+    run_settings,
     scalar_metrics,
     start_run,
     write_json,
@@ -121,8 +124,10 @@ def predict(trainer, dataset, labels, bootstrap=0, seed=0) -> dict:
 
 
 def main(argv=None):
-    model_args, data_args, cv_args, training_args, push_to_hub = start_run(
-        (AudioLLMArguments, DataArguments, CrossValidationArguments, TrainingArguments), DEFAULT_CONFIG, argv
+    model_args, data_args, cv_args, run_args, training_args, push_to_hub = start_run(
+        (AudioLLMArguments, DataArguments, CrossValidationArguments, RunArguments, TrainingArguments),
+        DEFAULT_CONFIG,
+        argv,
     )
     out = training_args.output_dir
 
@@ -130,6 +135,15 @@ def main(argv=None):
     with training_args.main_process_first(desc="dataset"):
         raw = load_dataset_dict(data_args.dataset_name_or_path)
     labels = resolve_labels(raw, data_args)
+    run_lock = claim_output_dir(  # noqa: F841 (held until the process exits)
+        out,
+        "whisper_llm",
+        run_settings(
+            training_args, labels, dict(raw), model_args, data_args, cv_args, exclude=("bootstrap",)
+        ),
+        run_args.overwrite_output_dir,
+        training_args.process_index == 0,
+    )
     names = [s for s in (data_args.train_split, data_args.eval_split, data_args.test_split) if s]
     require_splits(raw, names)
     encoder_model, processor = build_model(model_args, labels)  # the frozen encoder, for the cache

@@ -78,12 +78,40 @@ def test_ccc_matches_formula_and_dimensional_config():
     assert concordance_correlation_coefficient(y[:, 0], y[:, 0]) == pytest.approx(1.0)
     dim = load_ser_metrics("dimensional")
     out = dim.compute(predictions=x.tolist(), references=y.tolist())
-    assert set(out) == {"ccc_arousal", "ccc_valence", "ccc_dominance", "ccc_mean"}
+    assert {k for k in out if k.startswith("ccc_")} == {
+        "ccc_arousal",
+        "ccc_valence",
+        "ccc_dominance",
+        "ccc_mean",
+    }
+    assert [out[f"nonfinite_pairs_{d}"] for d in ("arousal", "valence", "dominance")] == [0, 0, 0]
     assert out["ccc_mean"] == pytest.approx(
         np.mean([out["ccc_arousal"], out["ccc_valence"], out["ccc_dominance"]])
     )
     with pytest.raises(ValueError, match="shape"):
         dim.compute(predictions=x[:, :2].tolist(), references=y[:, :2].tolist())
+
+
+def test_missing_dimensional_values_are_left_out_and_counted():
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=(50, 3))
+    x = y + rng.normal(scale=0.3, size=(50, 3))
+    clean = load_ser_metrics("dimensional").compute(predictions=x[5:].tolist(), references=y[5:].tolist())
+    y[:5, 1] = np.nan  # MSP-Podcast marks missing annotations with NaN
+    x[:5, 0] = np.inf
+    out = load_ser_metrics("dimensional").compute(predictions=x.tolist(), references=y.tolist())
+    assert out["nonfinite_pairs_valence"] == 5 and out["nonfinite_pairs_arousal"] == 5
+    assert out["nonfinite_pairs_dominance"] == 0
+    assert out["ccc_valence"] == pytest.approx(clean["ccc_valence"])
+    assert out["ccc_arousal"] == pytest.approx(clean["ccc_arousal"])
+    y[:, 2] = np.nan
+    with pytest.raises(ValueError, match="every dominance"):
+        load_ser_metrics("dimensional").compute(predictions=x.tolist(), references=y.tolist())
+
+
+def test_empty_inputs_are_explained(ser):
+    with pytest.raises(ValueError, match="no predictions"):
+        ser.compute(predictions=[], references=[])
 
 
 def test_plots_are_written(tmp_path):

@@ -51,7 +51,9 @@ Args (dimensional):
     predictions, references: lists of equal-length float vectors (one value per dimension).
     dimensions: names of the dimensions, default ("arousal", "valence", "dominance").
 Returns:
-    ccc_<dimension> for each dimension and ccc_mean.
+    ccc_<dimension> for each dimension and ccc_mean; nonfinite_pairs_<dimension>: pairs left out of
+    that dimension because the prediction or the reference is NaN/infinite (MSP-Podcast marks missing
+    annotations with NaN). A dimension with no finite pair raises ValueError.
 """
 
 
@@ -169,11 +171,20 @@ def dimensional_metrics(
             f"expected predictions and references of shape (N, {len(dimensions)}) for dimensions "
             f"{list(dimensions)}, found {x.shape} and {y.shape}; pass `dimensions=` to match."
         )
-    out = {
-        f"ccc_{d}": concordance_correlation_coefficient(x[:, i], y[:, i]) for i, d in enumerate(dimensions)
-    }
+    out, dropped = {}, {}
+    for i, d in enumerate(dimensions):
+        # missing annotations (MSP-Podcast writes NaN) and non-finite predictions are left out of
+        # that dimension's CCC and counted, never scored as numbers
+        finite = np.isfinite(x[:, i]) & np.isfinite(y[:, i])
+        if not finite.any():
+            raise ValueError(
+                f"every {d} prediction/reference pair has a NaN or infinite value; nothing to score. "
+                "Check the predictions and the dataset's annotations."
+            )
+        out[f"ccc_{d}"] = concordance_correlation_coefficient(x[finite, i], y[finite, i])
+        dropped[f"nonfinite_pairs_{d}"] = int((~finite).sum())
     out["ccc_mean"] = float(np.mean(list(out.values())))
-    return out
+    return {**out, **dropped}
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
@@ -201,6 +212,13 @@ class SerMetrics(evaluate.Metric):
             inputs_description=_KWARGS_DESCRIPTION,
             features=features,
         )
+
+    def compute(self, *, predictions=None, references=None, **kwargs):
+        """Score ``predictions`` against ``references`` (empty or unequal inputs raise ValueError)."""
+        # evaluate itself fails on empty inputs with a bare IndexError: say what is wrong first
+        if predictions is not None and references is not None:
+            _check_same_length(predictions, references)
+        return super().compute(predictions=predictions, references=references, **kwargs)
 
     def _compute(self, predictions, references, labels=None, bootstrap=0, seed=0, dimensions=None):
         if self.config_name == "dimensional":

@@ -1,0 +1,59 @@
+"""Output folders: a run resumes only its own folder, never writes into someone else's, and two
+runs cannot share one folder."""
+
+import json
+
+import pytest
+
+from recipes.common import RUN_FILE, OutputDirError, claim_output_dir
+
+SETTINGS = {"data.train": "abc", "labels": ["neutral", "sad"], "training.learning_rate": 1e-3}
+
+
+def test_new_folder_is_claimed_and_the_same_run_resumes(tmp_path):
+    out = tmp_path / "run"
+    lock = claim_output_dir(out, "ssl_classifier", SETTINGS)
+    assert json.loads((out / RUN_FILE).read_text())["recipe"] == "ssl_classifier"
+    (out / "checkpoint-2").mkdir()
+    lock.release()
+    claim_output_dir(out, "ssl_classifier", dict(SETTINGS)).release()  # same settings: resume
+    assert (out / "checkpoint-2").is_dir()
+
+
+def test_other_data_or_labels_are_refused_and_overwrite_replaces(tmp_path):
+    out = tmp_path / "run"
+    claim_output_dir(out, "emosllm", SETTINGS).release()
+    (out / "phase1").mkdir()
+    changed = {**SETTINGS, "labels": ["neutral", "happy"]}
+    with pytest.raises(OutputDirError, match=r"changed: labels.*--overwrite_output_dir"):
+        claim_output_dir(out, "emosllm", changed)
+    assert (out / "phase1").is_dir()  # nothing was touched
+    claim_output_dir(out, "emosllm", changed, overwrite=True).release()
+    assert not (out / "phase1").exists()
+    assert json.loads((out / RUN_FILE).read_text())["settings"]["labels"] == ["neutral", "happy"]
+
+
+def test_a_folder_that_is_not_a_run_is_never_written(tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "README.md").write_text("my notes")
+    for overwrite in (False, True):
+        with pytest.raises(OutputDirError, match="not a serhub run"):
+            claim_output_dir(out, "emosllm", SETTINGS, overwrite=overwrite)
+    assert (out / "README.md").read_text() == "my notes" and sorted(p.name for p in out.iterdir()) == [
+        "README.md"
+    ]
+
+
+def test_two_runs_cannot_share_a_folder(tmp_path):
+    out = tmp_path / "run"
+    first = claim_output_dir(out, "emosllm", SETTINGS)
+    with pytest.raises(OutputDirError, match="another serhub run is writing"):
+        claim_output_dir(out, "emosllm", SETTINGS)
+    first.release()
+    claim_output_dir(out, "emosllm", SETTINGS).release()
+
+
+def test_only_the_main_process_claims(tmp_path):
+    assert claim_output_dir(tmp_path / "run", "emosllm", SETTINGS, is_main=False) is None
+    assert not (tmp_path / "run").exists()
