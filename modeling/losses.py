@@ -155,9 +155,9 @@ def build_classification_loss(
             f"loss_type={loss_type!r} needs the training-set class counts; set `class_counts` in the config "
             "(recipes fill it from the training split)."
         )
-    weight = class_weights_from_counts(class_counts, class_weighting) if class_counts is not None else None
-    if loss_type == "ce":
+    if loss_type == "ce":  # unweighted: the counts are not used, so a class absent from training is fine
         return WeightedCrossEntropyLoss()
+    weight = class_weights_from_counts(class_counts, class_weighting) if class_counts is not None else None
     if loss_type == "weighted_ce":
         return WeightedCrossEntropyLoss(weight)
     if loss_type == "focal":

@@ -58,7 +58,45 @@ def parse_arguments(dataclass_types: Sequence[type], default_config: Path, argv:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--config" not in argv and not any(a.startswith("--config=") for a in argv):
         argv = ["--config", str(default_config), *argv]
-    return TrlParser(dataclass_types=list(dataclass_types)).parse_args_and_config(args=argv)
+    check_config_file(_config_path(argv))
+    parsed = TrlParser(dataclass_types=list(dataclass_types)).parse_args_and_config(args=argv)
+    check_training_length(parsed[-1])
+    return parsed
+
+
+def _config_path(argv: list[str]) -> str:
+    for i, arg in enumerate(argv):
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1]
+        if arg == "--config" and i + 1 < len(argv):
+            return argv[i + 1]
+    raise ValueError("--config needs a YAML file path")
+
+
+def check_config_file(path: str) -> None:
+    """A recipe YAML holds argument values only. TrlParser would export an ``env:`` block into this
+    process and every child (LD_PRELOAD, HF_HUB_OFFLINE, ...): that is refused, not applied."""
+    import yaml
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"--config {path}: no such file; recipe configs are in {CONFIGS}/<recipe>/")
+    config = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(config, dict):
+        raise ValueError(f"--config {path} must be a YAML mapping of argument names to values")
+    if "env" in config:
+        raise ValueError(
+            f"--config {path} has an `env:` block ({sorted(config['env'] or {})}); serhub does not set environment "
+            "variables from a config file. Set them in the shell that launches the recipe instead."
+        )
+
+
+def check_training_length(training_args) -> None:
+    """Refuse a run that would train for zero steps (and then report an untrained model)."""
+    if training_args.max_steps == 0 or (training_args.max_steps < 0 and training_args.num_train_epochs <= 0):
+        raise ValueError(
+            f"this run would train for zero steps (max_steps={training_args.max_steps}, "
+            f"num_train_epochs={training_args.num_train_epochs}); set --num_train_epochs > 0 or --max_steps > 0."
+        )
 
 
 def start_run(dataclass_types: Sequence[type], default_config: Path, argv: list[str] | None = None):
@@ -247,6 +285,14 @@ def load_dataset_dict(name_or_path: str | None):
         name_or_path = str(embedded_dataset_path())
     if Path(name_or_path).is_dir():
         return datasets.load_from_disk(name_or_path)
+    looks_local = name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") != 1
+    if looks_local or os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "false", "False", ""):
+        raise FileNotFoundError(
+            f"--dataset_name_or_path {name_or_path}: no such folder"
+            + ("" if looks_local else " (and the Hub is offline, HF_HUB_OFFLINE is set)")
+            + ". Pass a DatasetDict folder written by a datasets_scripts builder (save_to_disk), or a Hub "
+            "dataset id 'owner/name' with network access."
+        )
     return datasets.load_dataset(name_or_path)
 
 

@@ -99,6 +99,17 @@ class CurriculumArguments:
     max_ser_eval_samples: int | None = None
     eval_transcript_conditioned: bool = True
 
+    def __post_init__(self):
+        bad = [s for s in self.phase_max_steps if s == 0 or s < -1]
+        if bad:
+            raise ValueError(
+                f"--phase_max_steps {self.phase_max_steps}: each phase needs > 0 steps, or -1 for "
+                "--num_train_epochs; a phase of zero steps would report an untrained model."
+            )
+        unknown = sorted(set(self.phases) - {1, 2, 3})
+        if unknown:
+            raise ValueError(f"--phases {self.phases}: EmoSLLM has phases 1, 2 and 3, not {unknown}")
+
 
 def phase_dir(output_dir: str, phase: int) -> Path:
     return Path(output_dir) / f"phase{phase}"

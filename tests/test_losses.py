@@ -107,6 +107,14 @@ def test_build_loss_needs_counts():
         build_classification_loss("hinge", COUNTS)
 
 
+def test_plain_ce_accepts_a_class_absent_from_training():
+    loss = build_classification_loss("ce", [10, 0, 5])  # a ClassLabel class with no training example
+    logits, targets = torch.randn(4, 3), torch.tensor([0, 2, 0, 2])
+    torch.testing.assert_close(loss(logits, targets), torch.nn.functional.cross_entropy(logits, targets))
+    with pytest.raises(ValueError, match="have no examples"):
+        build_classification_loss("weighted_ce", [10, 0, 5])  # weights need every class
+
+
 def test_ccc_and_ccc_loss():
     torch.manual_seed(0)
     y = torch.randn(64, 3)

@@ -57,3 +57,30 @@ def test_two_runs_cannot_share_a_folder(tmp_path):
 def test_only_the_main_process_claims(tmp_path):
     assert claim_output_dir(tmp_path / "run", "emosllm", SETTINGS, is_main=False) is None
     assert not (tmp_path / "run").exists()
+
+
+def test_config_env_blocks_and_zero_training_are_refused(tmp_path, monkeypatch):
+    from recipes import emosllm, ssl_classifier
+
+    config = tmp_path / "evil.yaml"
+    config.write_text("output_dir: x\nenv:\n  LD_PRELOAD: /tmp/evil.so\n  HF_HUB_OFFLINE: '0'\n")
+    monkeypatch.delenv("LD_PRELOAD", raising=False)
+    with pytest.raises(ValueError, match="env:.*block"):
+        ssl_classifier.main(["--config", str(config)])
+    import os
+
+    assert "LD_PRELOAD" not in os.environ
+    with pytest.raises(ValueError, match="zero steps"):
+        ssl_classifier.main(["--num_train_epochs", "-1", "--output_dir", str(tmp_path / "o")])
+    with pytest.raises(ValueError, match="phase_max_steps"):
+        emosllm.main(["--phase_max_steps", "20", "0", "40", "--output_dir", str(tmp_path / "o")])
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_missing_dataset_folder_is_named(tmp_path):
+    from recipes.common import load_dataset_dict
+
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        load_dataset_dict(str(tmp_path / "nope"))
+    with pytest.raises(FileNotFoundError, match="Hub is offline"):
+        load_dataset_dict("ds/nope")  # tests run with HF_HUB_OFFLINE=1
