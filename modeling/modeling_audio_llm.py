@@ -122,7 +122,13 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
         save_directory = Path(save_directory)
         save_directory.mkdir(parents=True, exist_ok=True)
         has_lora = any(".lora_" in name for name in trained)
+        if self._auto_class is not None:  # the code and auto_map too, so the folder loads in pipeline()
+            from transformers.dynamic_module_utils import custom_object_save
+
+            custom_object_save(self, save_directory, config=self.config)
         self.config.save_pretrained(save_directory)
+        if self._auto_class is not None:
+            self._add_auto_map(save_directory)
         save_file(
             trained,
             str(save_directory / TRAINABLE_WEIGHTS),
@@ -147,6 +153,8 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
         config = AudioLLMConfig.from_pretrained(path, **kwargs)
         with safe_open(str(path / TRAINABLE_WEIGHTS), "pt") as f:
             has_lora = f.metadata().get("lora") == "True"
+        for key in ("audio_model_name_or_path", "text_model_name_or_path"):
+            _check_backbone_reference(path, key, getattr(config, key))
         model = cls(config)
         encoder = AutoModel.from_pretrained(config.audio_model_name_or_path)
         model.audio_encoder.model.load_state_dict(
@@ -169,22 +177,27 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
                 f"{path / TRAINABLE_WEIGHTS} has weights this model lacks: {sorted(missing)[:5]}"
             )
         model.load_state_dict(load_file(str(path / TRAINABLE_WEIGHTS)), strict=False)
-        model.generation_config.suppress_tokens = [config.audio_token_id]
+        if getattr(model, "generation_config", None) is not None:  # the classifier does not generate
+            model.generation_config.suppress_tokens = [config.audio_token_id]
         return model.eval()
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         super().save_pretrained(save_directory, *args, **kwargs)
-        # both heads load from either kind of checkpoint (same module tree and keys)
         if self._auto_class is not None:
-            generation = "modeling_audio_llm.AudioLLMForConditionalGeneration"
-            add_auto_map_entries(
-                save_directory,
-                {
-                    "AutoModel": generation,
-                    "AutoModelForCausalLM": generation,
-                    "AutoModelForAudioClassification": "modeling_audio_llm.AudioLLMForAudioClassification",
-                },
-            )
+            self._add_auto_map(save_directory)
+
+    @staticmethod
+    def _add_auto_map(save_directory) -> None:
+        # both heads load from either kind of checkpoint (same module tree and keys)
+        generation = "modeling_audio_llm.AudioLLMForConditionalGeneration"
+        add_auto_map_entries(
+            save_directory,
+            {
+                "AutoModel": generation,
+                "AutoModelForCausalLM": generation,
+                "AutoModelForAudioClassification": "modeling_audio_llm.AudioLLMForAudioClassification",
+            },
+        )
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -433,6 +446,21 @@ def prompt_token_config(processor, joint_answer) -> dict:
         + ([tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []),
         "pad_token_id": tokenizer.pad_token_id,
     }
+
+
+def _check_backbone_reference(checkpoint: Path, key: str, reference: str | None) -> None:
+    """A trainable-only checkpoint names its frozen backbones; say which one is gone, and how to fix it."""
+    if not reference:
+        raise ValueError(
+            f"{checkpoint}/config.json has no {key}: it is not a trainable-only audio-LLM checkpoint"
+        )
+    local = os.path.isabs(reference) or reference.startswith(".") or reference.count("/") != 1
+    if local and not os.path.isdir(reference):
+        raise FileNotFoundError(
+            f"{checkpoint} holds only the trained weights; its frozen backbone {key}={reference!r} is not there "
+            f"(moved or deleted?). Put that model back, or pass the new place: "
+            f"from_pretrained({str(checkpoint)!r}, {key}='/new/folder')."
+        )
 
 
 class AudioLLMForConditionalGeneration(AudioLLMPreTrainedModel, GenerationMixin):

@@ -155,6 +155,28 @@ class RunArguments:
     )
 
 
+def last_complete_checkpoint(folder: str | os.PathLike) -> str | None:
+    """The newest ``checkpoint-<step>`` in ``folder`` that a save finished (it has its
+    trainer_state.json); a newer one left half-written by a kill is skipped, with a warning."""
+    path = Path(folder)
+    if not path.is_dir():
+        return None
+    checkpoints = sorted(
+        (p for p in path.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()),
+        key=lambda p: int(p.name.split("-")[-1]),
+        reverse=True,
+    )
+    for checkpoint in checkpoints:
+        if (checkpoint / "trainer_state.json").is_file():
+            return str(checkpoint)
+        print(
+            f"[serhub] WARNING: {checkpoint} is incomplete (no trainer_state.json; the run was stopped while "
+            "saving it): resuming from an earlier checkpoint",
+            file=sys.stderr,
+        )
+    return None
+
+
 RUN_FILE = "serhub_run.json"
 
 

@@ -32,7 +32,6 @@ from pathlib import Path
 
 import datasets
 from transformers import TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
 
 from metrics.plotting import plot_confusion_matrix, plot_training_curves
 from modeling import AudioLLMForConditionalGeneration
@@ -54,6 +53,7 @@ from recipes.common import (
     claim_output_dir,
     embedded_dataset_path,
     encode_labels,
+    last_complete_checkpoint,
     load_dataset_dict,
     push,
     resolve_labels,
@@ -315,7 +315,7 @@ def main(argv=None):
             else None,
             extra_eval=extra_eval,
         )
-        last = get_last_checkpoint(str(out)) if out.is_dir() else None
+        last = last_complete_checkpoint(str(out)) if out.is_dir() else None
         if last:
             print(f"[emosllm] resuming phase {phase} from {last}")
         before_file = out / "wer_before_training.json"

@@ -26,7 +26,6 @@ import datasets
 import numpy as np
 import torch
 from transformers import Trainer, TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
 
 from metrics.plotting import plot_confusion_matrix, plot_training_curves
 from metrics.ser_metrics.ser_metrics import classification_metrics, dimensional_metrics
@@ -42,6 +41,7 @@ from recipes.common import (
     class_counts,
     encode_labels,
     fingerprint,
+    last_complete_checkpoint,
     load_dataset_dict,
     push,
     require_splits,
@@ -264,7 +264,11 @@ def main(argv=None):
         compute_metrics=compute_metrics,
         callbacks=[timer := EpochTimer()],
     )
-    last = get_last_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
+    last = (
+        last_complete_checkpoint(training_args.output_dir)
+        if os.path.isdir(training_args.output_dir)
+        else None
+    )
     if last:
         print(f"resuming from {last}")
     start = time.time()

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import datasets
 from transformers import TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
 
 from metrics.plotting import plot_confusion_matrix, plot_training_curves
 from metrics.ser_metrics.ser_metrics import classification_metrics
@@ -43,6 +42,7 @@ from recipes.common import (
     claim_output_dir,
     class_counts,
     encode_labels,
+    last_complete_checkpoint,
     load_dataset_dict,
     push,
     require_splits,
@@ -100,7 +100,7 @@ def train_and_evaluate(
         compute_metrics=compute_metrics,
         callbacks=[timer := EpochTimer()],
     )
-    last = get_last_checkpoint(output_dir) if Path(output_dir).is_dir() else None
+    last = last_complete_checkpoint(output_dir) if Path(output_dir).is_dir() else None
     if last:
         print(f"[whisper_llm] resuming from {last}")
     start = time.time()

@@ -412,3 +412,33 @@ def test_real_whisper_and_smollm2_forward_backward(whisper_tiny_dir, smollm2_dir
     # the real chat template renders the prompt; the answer is the only scored part
     text = processor.decode(batch["input_ids"][0], skip_special_tokens=False)
     assert "<|im_start|>assistant" in text and processor.cue in text
+
+
+def test_light_checkpoint_loads_as_classifier_and_in_pipeline(parts, tmp_path):
+    import shutil
+
+    shutil.copytree(parts / "enc-whisper", tmp_path / "enc")  # a backbone that will move away
+    torch.manual_seed(0)
+    model, processor = AudioLLMForConditionalGeneration.from_pretrained_components(
+        tmp_path / "enc", parts / "llm-llama", LABELS, **CONNECTORS["query_pooling"]
+    )
+    model.enable_lora()
+    model.save_trainable(tmp_path / "light")
+    processor.save_pretrained(tmp_path / "light")
+    inputs = processor(audio=clips(), task="ser", prompt_index=0, shuffle_labels=False, sampling_rate=16000)
+    with torch.no_grad():
+        expected = model.eval().as_classifier("label_logits")(**inputs).logits
+        clf = AudioLLMForAudioClassification.from_pretrained(tmp_path / "light")
+        torch.testing.assert_close(clf(**inputs).logits, expected, atol=1e-4, rtol=0)
+    result = pipeline("audio-classification", model=str(tmp_path / "light"), trust_remote_code=True)(
+        clips()[0], top_k=len(LABELS)
+    )
+    assert {r["label"] for r in result} == set(LABELS)
+    shutil.move(tmp_path / "enc", tmp_path / "enc-moved")
+    with pytest.raises(FileNotFoundError, match=r"audio_model_name_or_path=.*enc.*not there"):
+        AudioLLMForAudioClassification.from_pretrained(tmp_path / "light")
+    moved = AudioLLMForAudioClassification.from_pretrained(
+        tmp_path / "light", audio_model_name_or_path=str(tmp_path / "enc-moved")
+    )
+    with torch.no_grad():
+        torch.testing.assert_close(moved(**inputs).logits, expected, atol=1e-4, rtol=0)

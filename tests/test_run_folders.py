@@ -84,3 +84,15 @@ def test_a_missing_dataset_folder_is_named(tmp_path):
         load_dataset_dict(str(tmp_path / "nope"))
     with pytest.raises(FileNotFoundError, match="Hub is offline"):
         load_dataset_dict("ds/nope")  # tests run with HF_HUB_OFFLINE=1
+
+
+def test_a_half_written_last_checkpoint_is_skipped(tmp_path, capsys):
+    from recipes.common import last_complete_checkpoint
+
+    assert last_complete_checkpoint(tmp_path / "absent") is None
+    for step in (2, 10):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    (tmp_path / "checkpoint-12").mkdir()  # killed while saving: no trainer_state.json
+    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-10")  # 10 > 2 numerically
+    assert "checkpoint-12 is incomplete" in capsys.readouterr().err
