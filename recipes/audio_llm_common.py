@@ -4,6 +4,7 @@ answers, and evaluation (SER in label_logits / transcript_conditioned modes, WER
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import random
@@ -123,10 +124,18 @@ class CachedAudioLLMCollator:
     # so that the direct label_logits readout is trained as well as the joint answer
     ser_only_fraction: float = 0.0
 
-    def __post_init__(self):
-        self._rng = random.Random(self.seed)
+    def _batch_rng(self, rows) -> random.Random:
+        """The batch's own random source: a function of the seed and the batch's content, so a
+        resumed run draws the same prompts for the same batches as an uninterrupted one (a stateful
+        generator would restart from its seed at the checkpoint)."""
+        digest = hashlib.sha256(str(self.seed).encode())
+        for r in rows:
+            digest.update(repr((r.get("transcript"), int(r["labels"]) if "labels" in r else None)).encode())
+            digest.update(np.asarray(r["encoder_hidden_states"]).tobytes()[:256])
+        return random.Random(int.from_bytes(digest.digest()[:8], "little"))
 
     def __call__(self, rows):
+        rng = self._batch_rng(rows)
         states = [torch.as_tensor(np.asarray(r["encoder_hidden_states"])).float() for r in rows]
         frames = max(s.shape[0] for s in states)
         hidden = torch.zeros(len(rows), frames, states[0].shape[-1])
@@ -136,7 +145,7 @@ class CachedAudioLLMCollator:
         counts = [self.processor.num_audio_tokens_from_frames(s.shape[0]) for s in states]
         names = [self.labels[int(r["labels"])] for r in rows] if self.labels and "labels" in rows[0] else None
         task = self.task
-        if task == "asr+ser" and self.ser_only_fraction > 0 and self._rng.random() < self.ser_only_fraction:
+        if task == "asr+ser" and self.ser_only_fraction > 0 and rng.random() < self.ser_only_fraction:
             task = "ser"
         answers = {}
         if self.with_answers and not self.class_targets:
@@ -149,7 +158,7 @@ class CachedAudioLLMCollator:
             task=task,
             prompt_index=0 if self.fixed_prompt else None,
             shuffle_labels=not self.fixed_prompt,
-            seed=self._rng.randrange(2**31),
+            seed=rng.randrange(2**31),
             answer_prefix=self.answer_prefix,
             return_asr_mask=bool(answers),
             **answers,

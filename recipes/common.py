@@ -228,7 +228,7 @@ def claim_output_dir(
             if not overwrite:
                 lock.release()
                 raise OutputDirError(
-                    f"--output_dir {path} holds a {earlier.get('recipe', 'serhub')} run made with other settings "
+                    f"--output_dir {path} holds an earlier {earlier.get('recipe', 'serhub')} run made with other settings "
                     f"(changed: {', '.join(changed) or 'the recipe'}); resuming it would mix the two runs. Choose "
                     "another --output_dir, or pass --overwrite_output_dir true to replace it."
                 )

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -272,3 +273,41 @@ def test_whisper_llm_stratified_cross_validation(tiny, tmp_path, capsys):
     assert cv["macro_f1_mean"] == pytest.approx(np.mean(cv["folds"])) and cv["macro_f1_std"] >= 0
     assert "2-fold macro-F1" in capsys.readouterr().out
     assert json.loads((out / "eval_results.json").read_text())["cross_validation"] == cv
+
+
+def test_resumed_phase_equals_uninterrupted(tiny, tmp_path):
+    """Killed after a checkpoint and resumed, a phase ends with the weights of an uninterrupted run
+    (optimizer, scheduler, RNG, the connector's running statistics and the prompts drawn)."""
+    from safetensors.torch import load_file
+
+    def run(out):
+        emosllm.main(
+            emosllm_args(tiny, out, steps=("2", "2", "4"), phases=("3",))
+            + ["--save_total_limit", "3", "--ser_only_fraction", "0.5"]
+        )
+
+    run(tmp_path / "a")
+    run(tmp_path / "b")
+    # kill b after its step-2 checkpoint: the later checkpoint and the phase's outputs never happened
+    phase = tmp_path / "b" / "phase3"
+    shutil.rmtree(phase / "checkpoint-4")
+    for name in ("phase_done.json", "trainable.safetensors"):
+        (phase / name).unlink()
+    run(tmp_path / "b")
+    expected = load_file(str(tmp_path / "a" / "phase3" / "trainable.safetensors"))
+    resumed = load_file(str(phase / "trainable.safetensors"))
+    assert set(resumed) == set(expected)
+    for name, tensor in expected.items():
+        torch.testing.assert_close(resumed[name], tensor, atol=1e-6, rtol=0, msg=name)
+
+
+def test_rerun_with_other_labels_is_refused(tiny, tmp_path):
+    out = tmp_path / "emo"
+    emosllm.main(emosllm_args(tiny, out, steps=("2",), phases=("1",)))
+    before = sorted(p.name for p in out.iterdir())
+    with pytest.raises(ValueError, match=r"other settings \(changed: .*labels.*--overwrite_output_dir"):
+        emosllm.main(
+            emosllm_args(tiny, out, steps=("2",), phases=("1",))
+            + ["--labels", "neutral", "happy", "sad", "angry", "fear", "surprise", "bored"]
+        )
+    assert sorted(p.name for p in out.iterdir()) == before
