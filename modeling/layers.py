@@ -183,6 +183,7 @@ class QueryPoolingMapper(nn.Module):
         frame_norm: str = "global",
         positions: bool = True,
         output_scale: float | None = None,
+        max_frames: int = 1500,
     ):
         super().__init__()
         hidden = hidden_size or input_size
@@ -190,7 +191,7 @@ class QueryPoolingMapper(nn.Module):
             raise ValueError(f"mapper hidden size {hidden} is not divisible by mapper_heads={num_heads}")
         if frame_norm not in FRAME_NORMS:
             raise ValueError(f"frame_norm must be one of {FRAME_NORMS}, got {frame_norm!r}")
-        self.frame_norm, self.positions = frame_norm, positions
+        self.frame_norm, self.positions, self.max_frames = frame_norm, positions, max_frames
         self.in_norm = {"layer": nn.LayerNorm(input_size), "global": RunningFrameNorm(input_size)}.get(
             frame_norm
         )
@@ -217,6 +218,29 @@ class QueryPoolingMapper(nn.Module):
             frames = self.in_norm(frames, mask)
         elif self.frame_norm == "layer":
             frames = self.in_norm(frames)
+        # Long audio: windows of max_frames (30 s of Whisper frames) are pooled one at a time and their
+        # query outputs averaged, weighted by valid frames, so memory stays O(T) instead of O(T^2)
+        # (a 10-minute clip would otherwise ask for ~30 GB of attention scores). Windows start at
+        # fixed frame positions, so a clip's tokens do not depend on the rest of its batch.
+        pooled, weight = 0.0, 0.0
+        for start in range(0, t, self.max_frames):
+            window = mask[:, start : start + self.max_frames].bool()
+            valid = window.sum(1).to(frames.dtype)[:, None, None]  # B, 1, 1
+            if not bool(valid.any()):
+                continue
+            # a clip with no frame in this window attends to a dummy one; its weight is 0
+            window = window.clone()
+            window[valid[:, 0, 0] == 0, 0] = True
+            pooled = pooled + valid * self._pool(frames[:, start : start + self.max_frames], window)
+            weight = weight + valid
+        tokens = self.out_proj(pooled / weight)  # B, Q, H_llm
+        if self.output_gain is not None:
+            tokens = tokens * torch.rsqrt(tokens.pow(2).mean(-1, keepdim=True) + 1e-6) * self.output_gain
+        return tokens, torch.ones(b, q, dtype=torch.bool, device=frames.device)
+
+    def _pool(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Normalised frames of one window -> the queries' final states. B, T, D -> B, Q, H."""
+        b, t, q = frames.shape[0], frames.shape[1], self.queries.shape[0]
         x = self.in_proj(frames)  # B, T, H
         if self.positions:
             x = x + self.position_scale.to(x.dtype) * sinusoidal_positions(t, x.shape[-1], x.device, x.dtype)
@@ -224,16 +248,13 @@ class QueryPoolingMapper(nn.Module):
         pooled = (x * m).sum(1, keepdim=True) / m.sum(1, keepdim=True).clamp_min(1.0)  # B, 1, H
         queries = self.queries.to(x.dtype) + pooled  # B, Q, H: every query starts from the clip's mean
         x = torch.cat([queries, x], dim=1)  # B, Q+T, H
-        padding = torch.cat([torch.zeros(b, q, dtype=torch.bool, device=mask.device), ~mask.bool()], dim=1)
+        padding = torch.cat([torch.zeros(b, q, dtype=torch.bool, device=mask.device), ~mask], dim=1)
         # queries read the frames, never each other (nor do frames read queries): with the queries
         # visible, a few steps teach them to attend to themselves and ignore the audio altogether
         blocked = torch.zeros(q + t, q + t, dtype=torch.bool, device=x.device)
         blocked[:, :q] = True
         x = self.encoder(x, mask=blocked, src_key_padding_mask=padding)
-        tokens = self.out_proj(self.norm(x[:, :q]))  # B, Q, H_llm
-        if self.output_gain is not None:
-            tokens = tokens * torch.rsqrt(tokens.pow(2).mean(-1, keepdim=True) + 1e-6) * self.output_gain
-        return tokens, torch.ones(b, q, dtype=torch.bool, device=frames.device)
+        return self.norm(x[:, :q])
 
 
 __all__ = [

@@ -67,6 +67,14 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
                 config.mapper_frame_norm,
                 config.mapper_positions,
                 config.mapper_output_scale,
+                # one encoder chunk (chunk_length_s) of frames per mapper window
+                max_frames=encoder_output_frames(
+                    int(
+                        config.chunk_length_s
+                        * (100 if config.audio_config.model_type == "whisper" else 16000)
+                    ),
+                    encoder_convs(config.audio_config),
+                ),
             )
         else:
             self.connector = LinearProjector(config.audio_hidden_size, hidden, config.stack_factor)

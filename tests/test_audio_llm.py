@@ -442,3 +442,36 @@ def test_light_checkpoint_loads_as_classifier_and_in_pipeline(parts, tmp_path):
     )
     with torch.no_grad():
         torch.testing.assert_close(moved(**inputs).logits, expected, atol=1e-4, rtol=0)
+
+
+def test_query_pooling_windows_long_audio():
+    import resource
+
+    from modeling.layers import QueryPoolingMapper
+
+    torch.manual_seed(0)
+    mapper = QueryPoolingMapper(
+        384, 576, num_queries=32, num_heads=8, output_scale=0.1, max_frames=1500
+    ).eval()
+    short = torch.randn(2, 300, 384)
+    mask = torch.arange(300)[None] < torch.tensor([[300], [120]])
+    with torch.no_grad():
+        one_window = mapper(short, mask)[0]
+        mapper.max_frames = 100  # the same clips cut into windows: a different (averaged) result
+        windowed = mapper(short, mask)[0]
+        # batched == one clip at a time, also across windows
+        torch.testing.assert_close(
+            windowed[1:], mapper(short[1:, :120], mask[1:, :120])[0], atol=1e-5, rtol=0
+        )
+        mapper.max_frames = 1500
+        torch.testing.assert_close(
+            one_window[1:], mapper(short[1:, :120], mask[1:, :120])[0], atol=1e-5, rtol=0
+        )
+    assert not torch.allclose(one_window, windowed)
+    # 10 minutes of Whisper frames (50 Hz): unwindowed attention would need ~30 GB; windows need < 2 GB
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with torch.no_grad():
+        tokens, _ = mapper(torch.randn(1, 30000, 384), torch.ones(1, 30000, dtype=torch.bool))
+    grown_gb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 2**20
+    assert tokens.shape == (1, 32, 576) and torch.isfinite(tokens).all()
+    assert grown_gb < 2.0, f"peak memory grew by {grown_gb:.1f} GB"
