@@ -108,10 +108,13 @@ def transcribe(
     language: str | None = None,
     device=None,
     asr: Callable | None = None,
+    skip_bad: bool = False,
 ):
     """Transcribe the rows without a transcript (all with ``overwrite_transcripts``) and save the
     dataset in place; returns the updated DatasetDict (or Dataset). ``asr``: a ready pipeline
-    (or any callable with its interface), else one is made from ``model``."""
+    (or any callable with its interface), else one is made from ``model``. A row whose audio cannot
+    be read stops the run with its split, row and id (the finished batches are kept), or with
+    ``skip_bad`` is left untranscribed and listed at the end."""
     import datasets
     from tqdm.auto import tqdm
 
@@ -150,7 +153,7 @@ def transcribe(
         bar = tqdm(
             total=total, initial=total - sum(map(len, remaining.values())), desc="transcribing", unit="clip"
         )
-        pending, batches = [], 0
+        pending, batches, skipped = [], 0, []
         for split, rows in remaining.items():
             raw = data[split].cast_column("audio", datasets.Audio(decode=False))
             lang = language
@@ -163,15 +166,28 @@ def transcribe(
             for start in range(0, len(rows), batch_size):
                 batch = rows[start : start + batch_size]
                 subset = raw.select(batch)
-                inputs = [
-                    {"raw": read_audio(a["bytes"]), "sampling_rate": SAMPLING_RATE} for a in subset["audio"]
-                ]
-                outputs = asr(inputs, batch_size=batch_size, **kwargs)
                 ids = (
                     subset["utterance_id"]
                     if "utterance_id" in subset.column_names
                     else [str(i) for i in batch]
                 )
+                inputs, readable = [], []
+                for row, uid, a in zip(batch, ids, subset["audio"]):
+                    try:
+                        inputs.append({"raw": read_audio(a["bytes"]), "sampling_rate": SAMPLING_RATE})
+                        readable.append((row, uid))
+                    except Exception as err:  # soundfile/ffmpeg raise many types for a corrupt file
+                        if not skip_bad:
+                            _append(progress, header, pending)  # the finished batches are kept
+                            raise ValueError(
+                                f"split {split!r}, row {row} (utterance_id {uid!r}): the audio cannot be read "
+                                f"({err}). Fix or drop that row, or pass --skip_bad to leave it untranscribed; "
+                                f"the {len(done) + len(pending)} rows transcribed so far are kept in {progress}."
+                            ) from err
+                        skipped.append(f"{split}/{row} ({uid}): {err}")
+                bar.update(len(batch) - len(readable))
+                batch, ids = [r for r, _ in readable], [u for _, u in readable]
+                outputs = asr(inputs, batch_size=batch_size, **kwargs) if inputs else []
                 for row, uid, out in zip(batch, ids, outputs):
                     pending.append(
                         {"split": split, "row": row, "utterance_id": uid, "transcript": out["text"].strip()}
@@ -184,12 +200,18 @@ def transcribe(
         _append(progress, header, pending)
         bar.close()
         done = _read_progress(progress, header)
+        if skipped:
+            print(
+                f"[transcribe] {len(skipped)} rows left untranscribed (--skip_bad):\n  "
+                + "\n  ".join(skipped)
+            )
 
     updated = {}
     for split, ds in data.items():
         texts = list(ds["transcript"]) if "transcript" in ds.column_names else [""] * len(ds)
         for i in todo[split]:
-            texts[i] = done[(split, i)][1]
+            if (split, i) in done:  # rows skipped as unreadable keep their empty transcript
+                texts[i] = done[(split, i)][1]
         columns = ds.column_names if "transcript" in ds.column_names else [*ds.column_names, "transcript"]
         if "transcript" in ds.column_names:
             ds = ds.remove_columns("transcript")
@@ -220,6 +242,11 @@ def main(argv=None):
     parser.add_argument("--save_every", type=int, default=10, help="save progress every N batches")
     parser.add_argument("--language", help="for multilingual models (default: the dataset's language column)")
     parser.add_argument("--device", help="e.g. cpu, cuda:0 (default: the first GPU if any)")
+    parser.add_argument(
+        "--skip_bad",
+        action="store_true",
+        help="leave rows with unreadable audio untranscribed instead of stopping",
+    )
     args = parser.parse_args(argv)
     transcribe(
         args.dataset,
@@ -229,6 +256,7 @@ def main(argv=None):
         save_every=args.save_every,
         language=args.language,
         device=args.device,
+        skip_bad=args.skip_bad,
     )
 
 

@@ -172,3 +172,30 @@ def test_whisper_tiny_transcribes_real_speech_and_resumes(whisper_tiny_dir, tmp_
     hypotheses = dict(zip(result["train"]["utterance_id"], result["train"]["transcript"]))
     wer = word_error_rate([hypotheses[k] for k in references], list(references.values()))
     assert wer < 0.3, (wer, hypotheses)
+
+
+def test_a_corrupt_row_is_named_and_can_be_skipped(tmp_path):
+    features = ser_features(["neutral"])
+    audio = [
+        {"bytes": encode_wav(np.zeros(1600 * (i + 1), np.float32)), "path": f"u{i}.wav"} for i in range(4)
+    ]
+    audio[2] = {"bytes": b"this is not a wav file", "path": "u2.wav"}
+    ds = datasets.Dataset.from_dict(
+        {
+            "audio": audio,
+            "emotion": [0] * 4,
+            "transcript": [""] * 4,
+            "speaker_id": ["s"] * 4,
+            "utterance_id": [f"u{i}" for i in range(4)],
+        },
+        features=features,
+    )
+    path = tmp_path / "ds"
+    save_dataset_dict(datasets.DatasetDict({"train": ds}), path, card="# ds\n")
+    with pytest.raises(ValueError, match=r"row 2 \(utterance_id 'u2'\).*--skip_bad"):
+        transcribe.transcribe(path, "fake/model", batch_size=2, save_every=5, asr=FakeASR())
+    # the batch finished before the bad row was kept: a re-run does not transcribe it again
+    asr = FakeASR()
+    result = transcribe.transcribe(path, "fake/model", batch_size=2, asr=asr, skip_bad=True)
+    assert sum(n for n, _ in asr.calls) == 1  # only u3 was left to do
+    assert result["train"]["transcript"] == ["1600 samples", "3200 samples", "", "6400 samples"]
