@@ -59,6 +59,8 @@ class SpeechEmotionFeatureExtractor(SequenceFeatureExtractor):
     sampling_rate: expected input rate; other rates are refused (the pipeline resamples for you).
     do_normalize: zero-mean unit-variance per clip ("waveform").
     n_fft, hop_length: STFT of "log_mel" (Whisper: 400, 160).
+    min_samples: "waveform" clips shorter than this (the encoder's conv receptive field, 400 samples =
+        25 ms for wav2vec2/HuBERT/WavLM) are completed with silence, alike alone and in a batch.
     """
 
     model_input_names = ["input_values", "attention_mask"]
@@ -73,6 +75,7 @@ class SpeechEmotionFeatureExtractor(SequenceFeatureExtractor):
         n_fft: int = 400,
         hop_length: int = 160,
         return_attention_mask: bool = True,
+        min_samples: int = 400,
         **kwargs,
     ):
         if feature_type not in FEATURE_TYPES:
@@ -85,6 +88,7 @@ class SpeechEmotionFeatureExtractor(SequenceFeatureExtractor):
         self.n_fft = n_fft
         self.hop_length = hop_length
         self.return_attention_mask = return_attention_mask
+        self.min_samples = min_samples
         if feature_type == "log_mel":
             self.model_input_names = ["input_features", "attention_mask"]
 
@@ -97,11 +101,15 @@ class SpeechEmotionFeatureExtractor(SequenceFeatureExtractor):
 
     @classmethod
     def from_encoder_pretrained(cls, encoder_name_or_path, **kwargs) -> SpeechEmotionFeatureExtractor:
-        from transformers import AutoFeatureExtractor
+        from transformers import AutoConfig, AutoFeatureExtractor
 
-        return cls.from_encoder_feature_extractor(
+        fe = cls.from_encoder_feature_extractor(
             AutoFeatureExtractor.from_pretrained(encoder_name_or_path, **kwargs)
         )
+        config = AutoConfig.from_pretrained(encoder_name_or_path, **kwargs)
+        if fe.feature_type == "waveform" and getattr(config, "conv_kernel", None):
+            fe.min_samples = receptive_field(config.conv_kernel, config.conv_stride)
+        return fe
 
     def log_mel(self, waveform: np.ndarray) -> np.ndarray:
         """Whisper's log-mel spectrogram of one clip, (n_mels, frames) with frames = len // hop."""
@@ -143,6 +151,9 @@ class SpeechEmotionFeatureExtractor(SequenceFeatureExtractor):
         else:
             if self.do_normalize:
                 clips = [(x - x.mean()) / np.sqrt(x.var() + 1e-7) for x in clips]
+            # shorter than the conv stem's receptive field: completed with silence, which counts as
+            # part of the clip, so it gives the same scores alone and in any batch
+            clips = [np.pad(x, (0, max(self.min_samples - len(x), 0))) for x in clips]
             lengths = [len(x) for x in clips]
             out = np.full((len(clips), max(lengths)), self.padding_value, dtype=np.float32)
             for i, x in enumerate(clips):
@@ -155,4 +166,13 @@ class SpeechEmotionFeatureExtractor(SequenceFeatureExtractor):
         return BatchFeature(data, tensor_type=return_tensors)
 
 
-__all__ = ["SpeechEmotionFeatureExtractor"]
+def receptive_field(kernels, strides) -> int:
+    """Samples one output frame of a stack of 1-D convolutions sees (the shortest usable input)."""
+    field, jump = 1, 1
+    for kernel, stride in zip(kernels, strides):
+        field += (kernel - 1) * jump
+        jump *= stride
+    return field
+
+
+__all__ = ["SpeechEmotionFeatureExtractor", "receptive_field"]

@@ -328,3 +328,31 @@ def test_auto_class_loads_in_process(saved_models):
         torch.testing.assert_close(
             model(**fe(clips(), sampling_rate=16000, return_tensors="pt")).logits, expected, atol=1e-5, rtol=0
         )
+
+
+@pytest.mark.parametrize("encoder", ["wavlm", "wav2vec2"])
+def test_a_clip_shorter_than_the_conv_stem_is_scored_alike_alone_and_batched(encoder):
+    from modeling.feature_extraction_speech_emotion import receptive_field
+
+    model, fe = make(encoder)
+    fe.min_samples = receptive_field(
+        model.config.audio_config.conv_kernel, model.config.audio_config.conv_stride
+    )
+    tiny = (0.1 * np.random.default_rng(1).standard_normal(20)).astype(np.float32)  # < 45-sample stem
+    long = clips((16000,))[0]
+    with torch.no_grad():
+        alone = model(**fe(tiny, sampling_rate=16000, return_tensors="pt")).logits
+        batched = model(**fe([long, tiny], sampling_rate=16000, return_tensors="pt")).logits[1:]
+        silence = model(**fe(np.zeros(45, np.float32), sampling_rate=16000, return_tensors="pt")).logits
+    torch.testing.assert_close(batched, alone, atol=1e-5, rtol=0)
+    assert not torch.allclose(alone, silence)  # scored from the clip, not from padding
+
+
+def test_min_samples_come_from_the_encoder_conv_stem(tmp_path):
+    from transformers import Wav2Vec2FeatureExtractor, WavLMModel
+
+    WavLMModel(ENCODERS["wavlm"]()).save_pretrained(tmp_path / "enc")
+    Wav2Vec2FeatureExtractor(return_attention_mask=True).save_pretrained(tmp_path / "enc")
+    fe = SpeechEmotionFeatureExtractor.from_encoder_pretrained(tmp_path / "enc")
+    assert fe.min_samples == 10 + (8 - 1) * 5  # kernels (10, 8), strides (5, 4)
+    assert fe(np.ones(7, np.float32), sampling_rate=16000)["input_values"].shape == (1, 45)
