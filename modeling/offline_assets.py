@@ -60,7 +60,17 @@ def is_offline_asset(name_or_path: str | os.PathLike) -> bool:
 def resolve_pretrained(name_or_path: str | os.PathLike) -> str:
     """A folder for ``offline:<name>`` (converted on first use); anything else is returned unchanged."""
     if not is_offline_asset(name_or_path):
-        return str(name_or_path)
+        text = str(name_or_path)
+        # a Hub id is "name" or "owner/name"; anything else is a folder, and must exist
+        local = (
+            isinstance(name_or_path, os.PathLike) or text.startswith((".", "/", "~")) or text.count("/") > 1
+        )
+        if local and not Path(text).expanduser().exists():
+            raise FileNotFoundError(
+                f"{text}: no such folder. Pass an existing model folder, a Hub id ('owner/name', needs the "
+                f"network) or one of {', '.join(PREFIX + n for n in ASSETS)}."
+            )
+        return text
     name = name_or_path[len(PREFIX) :]
     if name not in ASSETS:
         raise ValueError(

@@ -43,6 +43,17 @@ def test_unknown_and_missing_assets_are_explained(monkeypatch):
         convert_ctranslate2_whisper.locate_packaged_model("tiny.en")
 
 
+def test_a_missing_model_folder_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        offline_assets.resolve_pretrained(str(tmp_path / "moved-llm"))
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        offline_assets.resolve_pretrained(tmp_path / "moved-llm")
+    assert (
+        offline_assets.resolve_pretrained("openai/whisper-tiny") == "openai/whisper-tiny"
+    )  # Hub ids pass through
+    assert offline_assets.resolve_pretrained(str(tmp_path)) == str(tmp_path)
+
+
 def test_truncated_ctranslate2_file_is_refused():
     with pytest.raises(ValueError, match="truncated or not a CTranslate2 model"):
         read_ctranslate2_model(b"\x06\x00\x00\x00\x0c\x00WhisperSpec\x00\x03\x00\x00\x00\x05\x00\x00\x00")
