@@ -82,6 +82,7 @@ def test_weighted_joint_loss(tiny):
     model, processor = AudioLLMForConditionalGeneration.from_pretrained_components(
         tiny / "enc", tiny / "llm", ["neutral", "happy", "sad"], num_queries=4, mapper_heads=2
     )
+    model.eval()  # in training mode every forward would also update the mapper's frame statistics
     rows = [
         {
             "encoder_hidden_states": np.random.default_rng(i).standard_normal((10, 32)).astype(np.float16),
@@ -115,8 +116,15 @@ def test_weighted_joint_loss(tiny):
     # ser_only_fraction: that share of phase-3 batches asks for the emotion alone (no transcript)
     labels = ["neutral", "happy", "sad"]
     collator = CachedAudioLLMCollator(processor, "asr+ser", labels, seed=0, ser_only_fraction=0.5)
-    batches = [collator(rows) for _ in range(40)]
+    # the choice is drawn per batch from its content (so a resumed run repeats it): vary the batches
+    variants = [
+        [{**r, "encoder_hidden_states": r["encoder_hidden_states"] + np.float16(k)} for r in rows]
+        for k in range(40)
+    ]
+    batches = [collator(v) for v in variants]
     ser_only = [b for b in batches if b["asr_token_mask"].sum() == 0]
+    again = collator(variants[0])  # the same batch again: the same prompt and task
+    assert torch.equal(again["input_ids"], batches[0]["input_ids"])
     assert 8 <= len(ser_only) <= 32  # both kinds occur, about half each
     answer = ser_only[0]["labels"][0][ser_only[0]["labels"][0] != -100]
     assert "| ASR:" not in processor.tokenizer.decode(answer)
