@@ -2,11 +2,13 @@
 runs cannot share one folder."""
 
 import json
+from pathlib import Path
 
 import pytest
 
 from recipes.common import RUN_FILE, OutputDirError, claim_output_dir
 
+REPO = Path(__file__).resolve().parents[1]
 SETTINGS = {"data.train": "abc", "labels": ["neutral", "sad"], "training.learning_rate": 1e-3}
 
 
@@ -96,3 +98,30 @@ def test_a_half_written_last_checkpoint_is_skipped(tmp_path, capsys):
     (tmp_path / "checkpoint-12").mkdir()  # killed while saving: no trainer_state.json
     assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-10")  # 10 > 2 numerically
     assert "checkpoint-12 is incomplete" in capsys.readouterr().err
+
+
+def test_more_probed_faults(tmp_path):
+    from recipes import emosllm, ssl_classifier
+
+    a_file = tmp_path / "results.txt"
+    a_file.write_text("mine")
+    with pytest.raises(OutputDirError, match="is a file"):
+        claim_output_dir(a_file, "emosllm", SETTINGS)
+    assert a_file.read_text() == "mine"
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        ssl_classifier.main(["--config", str(tmp_path / "missing.yaml")])
+    with pytest.raises(ValueError, match="phases 1, 2 and 3"):
+        emosllm.main(["--phases", "4", "--output_dir", str(tmp_path / "o")])
+
+
+def test_a_killed_run_leaves_no_stale_lock(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    code = (
+        "import os; from recipes.common import claim_output_dir; "
+        f"claim_output_dir({str(out)!r}, 'emosllm', {SETTINGS!r}); os._exit(0)"  # dies holding the lock
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=str(REPO))
+    claim_output_dir(out, "emosllm", SETTINGS).release()  # the lock died with its process
