@@ -163,6 +163,11 @@ def test_emosllm_curriculum_end_to_end(tiny, tmp_path, capsys):
     assert {"macro_f1", "macro_f1_ci_low", "confusion_matrix"} <= set(results["label_logits"])
     # WER on the held-out ASR split before training and at the end of every phase
     assert set(results["wer_by_phase"]) == {"before_training", "after_phase1", "after_phase2", "after_phase3"}
+    # the final model's WER is the one measured at phase 3's end (same model, same clips): not generated twice
+    assert results["wer_heldout_asr"] == results["wer_by_phase"]["after_phase3"]
+    # the connector's health after each phase and at the end
+    assert set(results["audio_tokens_by_phase"]) == {"after_phase1", "after_phase2", "after_phase3"}
+    assert results["audio_tokens"]["token_diversity"] >= 0 and results["audio_tokens"]["token_norm_ratio"] > 0
     assert all(w >= 0 for w in results["wer_by_phase"].values())
     for name in ("confusion_matrix.png", "training_curves.png", "README.md", "model.safetensors"):
         assert (out / name).is_file()
