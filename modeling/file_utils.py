@@ -10,6 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def is_local_reference(name_or_path: str | os.PathLike) -> bool:
+    """Whether a model/dataset reference names a local folder rather than a Hub id. Hub ids are
+    "name" or "owner/name"; a path object, an absolute or ./ ../ ~ path, or more than one "/" is local."""
+    if isinstance(name_or_path, os.PathLike):
+        return True
+    text = str(name_or_path)
+    return text.startswith((".", "/", "~")) or os.path.isabs(text) or text.count("/") > 1
+
+
 def check_output_dir(output_dir: str | os.PathLike, overwrite: bool = False) -> None:
     """Refuse to write into an existing non-empty folder unless ``overwrite`` (checked before slow work)."""
     output_dir = Path(output_dir)

@@ -29,6 +29,7 @@ from .configuration_audio_llm import (
     encoder_output_frames,
     expand_audio_placeholders,
 )
+from .file_utils import is_local_reference
 from .layers import AttentiveStatisticsPooling, LinearProjector, QueryPoolingMapper
 from .losses import build_classification_loss
 from .remote_code import add_auto_map_entries
@@ -67,13 +68,9 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
                 config.mapper_frame_norm,
                 config.mapper_positions,
                 config.mapper_output_scale,
-                # one encoder chunk (chunk_length_s) of frames per mapper window
+                # one window per encoder chunk (chunk_length_s): the encoder's own chunk, in frames
                 max_frames=encoder_output_frames(
-                    int(
-                        config.chunk_length_s
-                        * (100 if config.audio_config.model_type == "whisper" else 16000)
-                    ),
-                    encoder_convs(config.audio_config),
+                    self.audio_encoder.chunk, encoder_convs(config.audio_config)
                 ),
             )
         else:
@@ -108,12 +105,13 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
         return model
 
     # ------------------------------------------------------------------ light checkpoints
-    def save_trainable(self, save_directory: str | os.PathLike) -> Path:
+    def save_trainable(self, save_directory: str | os.PathLike, with_code: bool = True) -> Path:
         """Save only what was trained (connector, LoRA adapters, head) plus the config, whose
         ``audio_model_name_or_path`` / ``text_model_name_or_path`` name the frozen backbones
         (Ultravox-style). ``from_pretrained`` rebuilds the model from those references.
         For a self-contained checkpoint, merge LoRA (``peft_model.merge_and_unload()``) and use
-        ``save_pretrained``."""
+        ``save_pretrained``. ``with_code``: also copy the model code and ``auto_map`` (for
+        ``pipeline``); training checkpoints, only ever resumed, leave it out."""
         from safetensors.torch import save_file
 
         c = self.config
@@ -130,12 +128,13 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
         save_directory = Path(save_directory)
         save_directory.mkdir(parents=True, exist_ok=True)
         has_lora = any(".lora_" in name for name in trained)
-        if self._auto_class is not None:  # the code and auto_map too, so the folder loads in pipeline()
+        with_code = with_code and self._auto_class is not None
+        if with_code:  # the code and auto_map too, so the folder loads in pipeline()
             from transformers.dynamic_module_utils import custom_object_save
 
             custom_object_save(self, save_directory, config=self.config)
         self.config.save_pretrained(save_directory)
-        if self._auto_class is not None:
+        if with_code:
             self._add_auto_map(save_directory)
         save_file(
             trained,
@@ -147,9 +146,7 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
     def trained_buffers(self) -> dict[str, torch.Tensor]:
         """State that training changes besides parameters: the connector's running frame statistics."""
         return {
-            f"connector.{name}": b.detach().contiguous().cpu()
-            for name, b in self.connector.named_buffers()
-            if b is not None
+            f"connector.{name}": b.detach().contiguous().cpu() for name, b in self.connector.named_buffers()
         }
 
     @classmethod
@@ -352,12 +349,12 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
             with torch.no_grad():
                 weight = llm.get_input_embeddings().weight
                 weight[-new_rows:] = weight[:-new_rows].mean(0)
-        if connector == "query_pooling" and config_kwargs.get("mapper_output_scale", "auto") == "auto":
+        if config_kwargs.get("mapper_output_scale", "auto") == "auto":
             # audio tokens start at the scale of the LLM's own token embeddings (their RMS)
             rms = llm.get_input_embeddings().weight.detach().float().pow(2).mean().sqrt()
-            config_kwargs["mapper_output_scale"] = round(float(rms), 6)
-        elif config_kwargs.get("mapper_output_scale") == "auto":
-            config_kwargs["mapper_output_scale"] = None
+            config_kwargs["mapper_output_scale"] = (
+                round(float(rms), 6) if connector == "query_pooling" else None
+            )
         config = AudioLLMConfig(
             audio_config=encoder_config,
             text_config=llm.config,
@@ -462,8 +459,7 @@ def _check_backbone_reference(checkpoint: Path, key: str, reference: str | None)
         raise ValueError(
             f"{checkpoint}/config.json has no {key}: it is not a trainable-only audio-LLM checkpoint"
         )
-    local = os.path.isabs(reference) or reference.startswith(".") or reference.count("/") != 1
-    if local and not os.path.isdir(reference):
+    if is_local_reference(reference) and not os.path.isdir(reference):
         raise FileNotFoundError(
             f"{checkpoint} holds only the trained weights; its frozen backbone {key}={reference!r} is not there "
             f"(moved or deleted?). Put that model back, or pass the new place: "

@@ -17,6 +17,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from .file_utils import is_local_reference
+
 PREFIX = "offline:"
 DEFAULT_ENCODER = "offline:whisper-tiny.en"
 DEFAULT_LLM = "offline:smollm2-135m-instruct"
@@ -61,11 +63,7 @@ def resolve_pretrained(name_or_path: str | os.PathLike) -> str:
     """A folder for ``offline:<name>`` (converted on first use); anything else is returned unchanged."""
     if not is_offline_asset(name_or_path):
         text = str(name_or_path)
-        # a Hub id is "name" or "owner/name"; anything else is a folder, and must exist
-        local = (
-            isinstance(name_or_path, os.PathLike) or text.startswith((".", "/", "~")) or text.count("/") > 1
-        )
-        if local and not Path(text).expanduser().exists():
+        if is_local_reference(name_or_path) and not Path(text).expanduser().exists():
             raise FileNotFoundError(
                 f"{text}: no such folder. Pass an existing model folder, a Hub id ('owner/name', needs the "
                 f"network) or one of {', '.join(PREFIX + n for n in ASSETS)}."

@@ -220,7 +220,7 @@ class AudioLLMTrainer(Trainer):
 
     def _save(self, output_dir=None, state_dict=None):
         output_dir = output_dir or self.args.output_dir
-        self.model.save_trainable(output_dir)
+        self.model.save_trainable(output_dir, with_code=False)  # a resume checkpoint, not a model to share
         if self.processing_class is not None:
             self.processing_class.save_pretrained(output_dir)
 

@@ -195,15 +195,12 @@ def claim_output_dir(
     emptied); one that is not a serhub run is always refused. The main process then holds a lock
     on the folder until it exits, so a second run into the same folder stops at once.
     Returns the lock (keep a reference to it)."""
-    import shutil
-
     from filelock import FileLock, Timeout
 
     if not is_main:
         return None
     path = Path(output_dir)
     key = fingerprint(recipe, settings)
-    record = path / RUN_FILE
     if path.exists() and not path.is_dir():
         raise OutputDirError(f"--output_dir {path} is a file, not a folder; choose another --output_dir.")
     lock = FileLock(str(path.with_name(path.name + ".serhub.lock")))
@@ -214,9 +211,23 @@ def claim_output_dir(
             f"another serhub run is writing to {path} (it holds {lock.lock_file}); wait for it to finish "
             "or choose another --output_dir."
         ) from None
+    try:
+        _check_run_record(path, key, settings, overwrite)
+    except OutputDirError:
+        lock.release()
+        raise
+    path.mkdir(parents=True, exist_ok=True)
+    write_json(path / RUN_FILE, {"recipe": recipe, "fingerprint": key, "settings": _jsonable(settings)})
+    return lock
+
+
+def _check_run_record(path: Path, key: str, settings: dict, overwrite: bool) -> None:
+    """Refuse (or, with ``overwrite``, empty) a folder that is not this run's; see claim_output_dir."""
+    import shutil
+
+    record = path / RUN_FILE
     if path.is_dir() and any(path.iterdir()):
         if not record.is_file():
-            lock.release()
             raise OutputDirError(
                 f"--output_dir {path} is not empty and is not a serhub run (no {RUN_FILE}); serhub does not "
                 "write into it. Choose a new or empty folder."
@@ -226,7 +237,6 @@ def claim_output_dir(
             old = earlier.get("settings", {})
             changed = sorted(k for k in set(old) | set(settings) if old.get(k) != _jsonable(settings.get(k)))
             if not overwrite:
-                lock.release()
                 raise OutputDirError(
                     f"--output_dir {path} holds an earlier {earlier.get('recipe', 'serhub')} run made with other settings "
                     f"(changed: {', '.join(changed) or 'the recipe'}); resuming it would mix the two runs. Choose "
@@ -236,9 +246,6 @@ def claim_output_dir(
                 f"[serhub] --overwrite_output_dir: replacing the earlier run in {path} (changed: {changed})"
             )
             shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
-    write_json(record, {"recipe": recipe, "fingerprint": key, "settings": _jsonable(settings)})
-    return lock
 
 
 # TrainingArguments that change the trained weights (not logging, saving or evaluation). The
@@ -303,11 +310,13 @@ def embedded_dataset_path(name: str = "synthetic_emotions") -> Path:
 def load_dataset_dict(name_or_path: str | None):
     import datasets
 
+    from modeling.file_utils import is_local_reference
+
     if name_or_path is None:
         name_or_path = str(embedded_dataset_path())
     if Path(name_or_path).is_dir():
         return datasets.load_from_disk(name_or_path)
-    looks_local = name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") != 1
+    looks_local = is_local_reference(name_or_path)
     if looks_local or os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "false", "False", ""):
         raise FileNotFoundError(
             f"--dataset_name_or_path {name_or_path}: no such folder"

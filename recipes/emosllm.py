@@ -161,6 +161,26 @@ def audio_token_check(model, processor, dataset, labels, probe_size: int = 16) -
     return stats
 
 
+def curriculum_records(output_dir: str) -> tuple[dict, dict]:
+    """From the phases' records: held-out WER before training and after each phase, and the audio
+    tokens' statistics after each phase (each phase's last evaluation)."""
+    wer_by_phase, tokens_by_phase = {}, {}
+    if (before_file := phase_dir(output_dir, 1) / "wer_before_training.json").is_file():
+        wer_by_phase["before_training"] = json.loads(before_file.read_text())["wer"]
+    for phase in (1, 2, 3):
+        done_file = phase_dir(output_dir, phase) / "phase_done.json"
+        if not done_file.is_file():
+            continue
+        evals = [h for h in json.loads(done_file.read_text())["log_history"] if "eval_wer" in h]
+        if evals:
+            wer_by_phase[f"after_phase{phase}"] = evals[-1]["eval_wer"]
+            if "eval_token_diversity" in evals[-1]:
+                tokens_by_phase[f"after_phase{phase}"] = {
+                    k: evals[-1][f"eval_{k}"] for k in ("token_diversity", "token_norm_ratio")
+                }
+    return wer_by_phase, tokens_by_phase
+
+
 def weights_checksum(model) -> float:
     return float(sum(p.detach().double().sum() for p in model.parameters() if p.requires_grad))
 
@@ -366,40 +386,15 @@ def main(argv=None):
     ensure_cached(model, processor)
     model.eval()
     results = {}
-    # held-out WER along the curriculum (before training, each phase's end), from the phases' records,
-    # including phases finished by an earlier run
-    wer_by_phase = {}
-    if (before_file := phase_dir(output_dir, 1) / "wer_before_training.json").is_file():
-        wer_by_phase["before_training"] = json.loads(before_file.read_text())["wer"]
-    for phase in (1, 2, 3):
-        done_file = phase_dir(output_dir, phase) / "phase_done.json"
-        if not done_file.is_file():
-            continue
-        done = json.loads(done_file.read_text())
-        wers = [h["eval_wer"] for h in done["log_history"] if "eval_wer" in h]
-        if wers:
-            wer_by_phase[f"after_phase{phase}"] = wers[-1]
-    results["wer_by_phase"] = wer_by_phase
-    # phase 3's end already scored this model on the same clips: not generated twice
-    results["wer_heldout_asr"] = wer_by_phase.get("after_phase3")
+    # held-out WER and audio-token statistics along the curriculum, including phases finished by an
+    # earlier run; phase 3's end already measured this model on the same clips: not measured twice
+    results["wer_by_phase"], results["audio_tokens_by_phase"] = curriculum_records(output_dir)
+    results["wer_heldout_asr"] = results["wer_by_phase"].get("after_phase3")
     if results["wer_heldout_asr"] is None:
         results["wer_heldout_asr"] = evaluate_wer(
             model, processor, cached["asr_eval"], training_args.per_device_eval_batch_size
         )
-    # the connector's health along the curriculum (probe batch of the eval split), and at the end
-    tokens_by_phase = {}
-    for phase in (1, 2, 3):
-        done_file = phase_dir(output_dir, phase) / "phase_done.json"
-        if done_file.is_file():
-            last = [
-                h for h in json.loads(done_file.read_text())["log_history"] if "eval_token_diversity" in h
-            ]
-            if last:
-                tokens_by_phase[f"after_phase{phase}"] = {
-                    k: last[-1][f"eval_{k}"] for k in ("token_diversity", "token_norm_ratio")
-                }
-    results["audio_tokens_by_phase"] = tokens_by_phase
-    results["audio_tokens"] = audio_token_check(
+    results["audio_tokens"] = results["audio_tokens_by_phase"].get("after_phase3") or audio_token_check(
         model, processor, cached[f"ser_{data_args.eval_split}"], labels
     )
     if data_args.test_split and f"ser_{data_args.test_split}" in cached:
