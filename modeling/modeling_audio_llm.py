@@ -301,6 +301,57 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp_min(0)[:, -input_ids.shape[1] :]
         return embeds, attention_mask, position_ids
 
+    # ------------------------------------------------------------------ label scoring (both heads)
+    def classification_loss(self) -> nn.Module:
+        c = self.config
+        return build_classification_loss(
+            c.loss_type, c.class_counts, focal_gamma=c.focal_gamma, vs_gamma=c.vs_gamma, vs_tau=c.vs_tau
+        )
+
+    def label_scores(self, embeds, attention_mask, positions, label_ids: list[list[int]]) -> torch.Tensor:
+        """log p(label | prompt) for every label: (B, C). Multi-token labels use their full likelihood."""
+        out = self.language_model(
+            inputs_embeds=embeds,
+            attention_mask=attention_mask,
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        first = out.logits[:, -1].float().log_softmax(-1)  # left padding: the last position is the answer's
+        scores = torch.stack([first[:, ids[0]] for ids in label_ids], dim=-1)  # B, C
+        longest = max(len(ids) for ids in label_ids)
+        if longest == 1:
+            return scores
+        # continue every row with each label's tokens 0..k-2 on a copy of the prompt's cache; the
+        # output at continuation position j predicts token j+1 of the label
+        b, c = embeds.shape[0], len(label_ids)
+        inputs = torch.zeros(c, longest - 1, dtype=torch.long, device=embeds.device)
+        targets = torch.zeros(c, longest - 1, dtype=torch.long, device=embeds.device)
+        valid = torch.zeros(c, longest - 1, dtype=torch.long, device=embeds.device)
+        for j, ids in enumerate(label_ids):
+            inputs[j, : len(ids) - 1] = torch.tensor(ids[:-1])
+            targets[j, : len(ids) - 1] = torch.tensor(ids[1:])
+            valid[j, : len(ids) - 1] = 1
+        cache = out.past_key_values
+        cache.batch_repeat_interleave(c)
+        mask = torch.cat([attention_mask.repeat_interleave(c, 0), valid.repeat(b, 1)], 1)
+        cont_positions = (
+            positions[:, -1:].repeat_interleave(c, 0) + 1 + torch.arange(longest - 1, device=embeds.device)
+        )
+        logp = (
+            self.language_model(
+                input_ids=inputs.repeat(b, 1),
+                attention_mask=mask,
+                position_ids=cont_positions,
+                past_key_values=cache,
+                use_cache=True,
+            )
+            .logits.float()
+            .log_softmax(-1)
+        )  # B*C, k-1, V
+        rest = (logp.gather(-1, targets.repeat(b, 1)[..., None]).squeeze(-1) * valid.repeat(b, 1)).sum(-1)
+        return scores + rest.view(b, c)
+
     def check_context(self, length: int) -> None:
         limit = getattr(self.config.text_config, "max_position_embeddings", None)
         if limit is not None and length > limit:
@@ -491,9 +542,21 @@ class AudioLLMForConditionalGeneration(AudioLLMPreTrainedModel, GenerationMixin)
         inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
         logits_to_keep: int = 0,
+        class_labels: torch.Tensor | None = None,
         **kwargs,
     ) -> CausalLMOutputWithPast:
+        r"""class_labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+        Class ids for prompts that end where the emotion label is written (the SER-only prompt, no
+        answer). The model then scores every label's tokens there (as the ``label_logits``
+        classifier does) and returns those scores as ``logits`` (B, num_labels) and the
+        classification loss over the labels alone (``config.loss_type``, class-weighted with
+        ``config.class_counts``) as ``loss``, instead of the LM loss over the whole vocabulary.
+        """
         audio = input_values if input_values is not None else input_features
+        if class_labels is not None and (labels is not None or past_key_values is not None):
+            raise ValueError(
+                "class_labels scores a prompt's labels: pass it without labels or past_key_values"
+            )
         if inputs_embeds is None:
             self.check_context(attention_mask.shape[1] if attention_mask is not None else input_ids.shape[1])
             inputs_embeds, attention_mask, default_positions = self.build_inputs(
@@ -505,6 +568,12 @@ class AudioLLMForConditionalGeneration(AudioLLMPreTrainedModel, GenerationMixin)
                 encoder_attention_mask,
             )
             position_ids = default_positions if position_ids is None else position_ids
+        if class_labels is not None:
+            scores = self.label_scores(
+                inputs_embeds, attention_mask, position_ids, self.config.label_token_ids
+            )
+            loss = self.classification_loss().to(scores.device)(scores, class_labels.long())
+            return CausalLMOutputWithPast(loss=loss, logits=scores)
         return self.language_model(
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
@@ -576,12 +645,6 @@ class AudioLLMForAudioClassification(AudioLLMPreTrainedModel):
             self.classifier = nn.Linear(2 * hidden, len(config.labels))
         self.post_init()
         self.audio_encoder.freeze(True)
-
-    def classification_loss(self) -> nn.Module:
-        c = self.config
-        return build_classification_loss(
-            c.loss_type, c.class_counts, focal_gamma=c.focal_gamma, vs_gamma=c.vs_gamma, vs_tau=c.vs_tau
-        )
 
     # ------------------------------------------------------------------ prompt for pipeline use
     def _prompt_from_config(
@@ -682,50 +745,6 @@ class AudioLLMForAudioClassification(AudioLLMPreTrainedModel):
             else None
         )
         return SequenceClassifierOutput(loss=loss, logits=logits)
-
-    def label_scores(self, embeds, attention_mask, positions, label_ids: list[list[int]]) -> torch.Tensor:
-        """log p(label | prompt) for every label: (B, C). Multi-token labels use their full likelihood."""
-        out = self.language_model(
-            inputs_embeds=embeds,
-            attention_mask=attention_mask,
-            position_ids=positions,
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        first = out.logits[:, -1].float().log_softmax(-1)  # left padding: the last position is the answer's
-        scores = torch.stack([first[:, ids[0]] for ids in label_ids], dim=-1)  # B, C
-        longest = max(len(ids) for ids in label_ids)
-        if longest == 1:
-            return scores
-        # continue every row with each label's tokens 0..k-2 on a copy of the prompt's cache; the
-        # output at continuation position j predicts token j+1 of the label
-        b, c = embeds.shape[0], len(label_ids)
-        inputs = torch.zeros(c, longest - 1, dtype=torch.long, device=embeds.device)
-        targets = torch.zeros(c, longest - 1, dtype=torch.long, device=embeds.device)
-        valid = torch.zeros(c, longest - 1, dtype=torch.long, device=embeds.device)
-        for j, ids in enumerate(label_ids):
-            inputs[j, : len(ids) - 1] = torch.tensor(ids[:-1])
-            targets[j, : len(ids) - 1] = torch.tensor(ids[1:])
-            valid[j, : len(ids) - 1] = 1
-        cache = out.past_key_values
-        cache.batch_repeat_interleave(c)
-        mask = torch.cat([attention_mask.repeat_interleave(c, 0), valid.repeat(b, 1)], 1)
-        cont_positions = (
-            positions[:, -1:].repeat_interleave(c, 0) + 1 + torch.arange(longest - 1, device=embeds.device)
-        )
-        logp = (
-            self.language_model(
-                input_ids=inputs.repeat(b, 1),
-                attention_mask=mask,
-                position_ids=cont_positions,
-                past_key_values=cache,
-                use_cache=True,
-            )
-            .logits.float()
-            .log_softmax(-1)
-        )  # B*C, k-1, V
-        rest = (logp.gather(-1, targets.repeat(b, 1)[..., None]).squeeze(-1) * valid.repeat(b, 1)).sum(-1)
-        return scores + rest.view(b, c)
 
     def _append_transcript(self, embeds, attention_mask):
         """Greedily write the transcript, then append " | Emotion:" (EmoSLLM's best inference)."""

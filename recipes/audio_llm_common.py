@@ -104,6 +104,9 @@ def cache_split(model, processor, dataset, cache_dir: str, name: str, batch_size
     )
 
 
+SER_ONLY_OBJECTIVES = ("lm", "label_ce")
+
+
 @dataclass
 class CachedAudioLLMCollator:
     """Cached encoder outputs + prompts (and answers) for one task: "asr", "ser" or "asr+ser".
@@ -123,6 +126,15 @@ class CachedAudioLLMCollator:
     # "asr+ser" only: share of batches that ask for the emotion alone (EmoSLLM's SER-only prompt),
     # so that the direct label_logits readout is trained as well as the joint answer
     ser_only_fraction: float = 0.0
+    # what SER-only batches train: "lm" (the label word as an answer, LM loss over the vocabulary) or
+    # "label_ce" (prompt only + ``class_labels``: the model's loss over the labels' scores alone)
+    ser_only_objective: str = "lm"
+
+    def __post_init__(self):
+        if self.ser_only_objective not in SER_ONLY_OBJECTIVES:
+            raise ValueError(
+                f"ser_only_objective={self.ser_only_objective!r}; expected one of {SER_ONLY_OBJECTIVES}"
+            )
 
     def _batch_rng(self, rows) -> random.Random:
         """The batch's own random source: a function of the seed and the batch's content, so a
@@ -147,8 +159,9 @@ class CachedAudioLLMCollator:
         task = self.task
         if task == "asr+ser" and self.ser_only_fraction > 0 and rng.random() < self.ser_only_fraction:
             task = "ser"
+        class_labels = self.with_answers and task == "ser" and self.ser_only_objective == "label_ce"
         answers = {}
-        if self.with_answers and not self.class_targets:
+        if self.with_answers and not self.class_targets and not class_labels:
             if task != "asr":
                 answers["labels"] = names
             if task != "ser":
@@ -166,6 +179,8 @@ class CachedAudioLLMCollator:
         batch["encoder_hidden_states"], batch["encoder_attention_mask"] = hidden, mask
         if self.class_targets:
             batch["labels"] = torch.tensor([int(r["labels"]) for r in rows])
+        elif class_labels:
+            batch["class_labels"] = torch.tensor([int(r["labels"]) for r in rows])
         return batch
 
 
@@ -197,6 +212,9 @@ class AudioLLMTrainer(Trainer):
         return self.asr_weight_schedule(self.state.global_step / max(self.state.max_steps, 1))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if "class_labels" in inputs:  # SER-only prompts scored over the labels: the model's own loss
+            outputs = model(**inputs)
+            return (outputs.loss, outputs) if return_outputs else outputs.loss
         asr_mask = inputs.pop("asr_token_mask", None)
         if asr_mask is None or "labels" not in inputs or inputs["labels"].ndim == 1:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
@@ -320,6 +338,7 @@ def evaluate_wer(model, processor, dataset, batch_size: int = 16, max_new_tokens
 __all__ = [
     "AudioLLMArguments",
     "AudioLLMTrainer",
+    "SER_ONLY_OBJECTIVES",
     "CachedAudioLLMCollator",
     "asr_weight",
     "build_model",

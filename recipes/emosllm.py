@@ -36,6 +36,7 @@ from transformers import TrainingArguments
 from metrics.plotting import plot_confusion_matrix, plot_training_curves
 from modeling import AudioLLMForConditionalGeneration
 from recipes.audio_llm_common import (
+    SER_ONLY_OBJECTIVES,
     AudioLLMArguments,
     AudioLLMTrainer,
     CachedAudioLLMCollator,
@@ -51,6 +52,7 @@ from recipes.common import (
     DataArguments,
     RunArguments,
     claim_output_dir,
+    class_counts,
     embedded_dataset_path,
     encode_labels,
     last_complete_checkpoint,
@@ -86,6 +88,13 @@ class CurriculumArguments:
             "the rest are joint '| ASR: ... | Emotion: ...' answers"
         },
     )
+    ser_only_objective: str = field(
+        default="lm",
+        metadata={
+            "help": "phase 3's SER-only batches: 'lm' (LM loss on the label word, EmoSLLM) or 'label_ce' "
+            "(class-weighted cross-entropy over the labels' scores alone, the label_logits readout)"
+        },
+    )
     asr_dataset_name_or_path: str | None = field(
         default=None, metadata={"help": "ASR data; default: the embedded Asterisk prompts"}
     )
@@ -105,6 +114,10 @@ class CurriculumArguments:
             raise ValueError(
                 f"--phase_max_steps {self.phase_max_steps}: each phase needs > 0 steps, or -1 for "
                 "--num_train_epochs; a phase of zero steps would report an untrained model."
+            )
+        if self.ser_only_objective not in SER_ONLY_OBJECTIVES:
+            raise ValueError(
+                f"--ser_only_objective {self.ser_only_objective!r}: expected one of {SER_ONLY_OBJECTIVES}"
             )
         unknown = sorted(set(self.phases) - {1, 2, 3})
         if unknown:
@@ -281,6 +294,8 @@ def main(argv=None):
         # -------------------------------------------------------------- train one phase
         joint = phase == 3
         train = cached[f"ser_{data_args.train_split}"] if joint else cached["asr_train"]
+        if joint:  # the label-restricted SER loss is weighted by the training split's class counts
+            model.config.class_counts = class_counts(train, len(labels))
         steps = curriculum.phase_max_steps[phase - 1] if len(curriculum.phase_max_steps) >= phase else -1
         phase_args = dataclasses.replace(
             training_args,
@@ -323,6 +338,7 @@ def main(argv=None):
                 labels,
                 seed=training_args.seed + phase,
                 ser_only_fraction=curriculum.ser_only_fraction if joint else 0.0,
+                ser_only_objective=curriculum.ser_only_objective,
             ),
             processing_class=processor,
             asr_weight_schedule=partial(

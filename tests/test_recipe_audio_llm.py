@@ -134,6 +134,64 @@ def test_weighted_joint_loss(tiny):
         assert loss_at(0.3, ser_only[0]) == pytest.approx(loss_at(1.0, ser_only[0]), rel=1e-6)
 
 
+def test_label_ce_objective_for_ser_only_batches(tiny):
+    from modeling import AudioLLMForConditionalGeneration
+
+    labels = ["neutral", "happy", "sad"]
+    torch.manual_seed(0)
+    model, processor = AudioLLMForConditionalGeneration.from_pretrained_components(
+        tiny / "enc", tiny / "llm", labels, num_queries=4, mapper_heads=2
+    )
+    model.eval()
+    # class-weighted, as the recipe's loss_type and phase 3's training-split counts set it
+    model.config.loss_type, model.config.class_counts = "weighted_ce", [6, 2, 1]
+    targets = torch.tensor([0, 1, 2, 0, 1, 2])
+    rows = []
+    for i, y in enumerate(targets.tolist()):  # cached encoder outputs with a class signal
+        states = np.random.default_rng(i).standard_normal((10, 32)).astype(np.float32)
+        states[:, y * 8] += 3.0
+        rows.append(
+            {"encoder_hidden_states": states.astype(np.float16), "labels": y, "transcript": "hi there"}
+        )
+    collator = CachedAudioLLMCollator(
+        processor, "asr+ser", labels, seed=0, ser_only_fraction=1.0, ser_only_objective="label_ce"
+    )
+    batch = collator(rows)
+    # the prompt alone (nothing to imitate) and the class ids: the classifier's label_logits inputs
+    assert "labels" not in batch and "asr_token_mask" not in batch
+    assert torch.equal(batch["class_labels"], targets)
+    evaluation = CachedAudioLLMCollator(processor, "ser", labels, with_answers=False)
+    assert batch["input_ids"].shape[1] == evaluation(rows)["input_ids"].shape[1]
+    with torch.no_grad():
+        out = model(**batch)
+        clf = model.as_classifier("label_logits")
+        inputs = {k: v for k, v in batch.items() if k != "class_labels"}
+        expected = clf(**inputs, labels=batch["class_labels"])
+    # the loss over the labels' scores alone, class-weighted: what the label_logits classifier trains
+    assert out.logits.shape == (6, 3)
+    torch.testing.assert_close(out.logits, expected.logits)
+    torch.testing.assert_close(out.loss, expected.loss)
+    unweighted = torch.nn.functional.cross_entropy(out.logits, targets)
+    assert out.loss.item() != pytest.approx(unweighted.item(), rel=1e-3)
+    trainer = AudioLLMTrainer.__new__(AudioLLMTrainer)  # the trainer hands such batches to the model
+    assert trainer.compute_loss(model, dict(batch)).item() == pytest.approx(out.loss.item(), rel=1e-6)
+    # the objective trains: a few steps on the connector and the (tiny) LLM lower it
+    model.train()
+    opt = torch.optim.Adam([*model.connector.parameters(), *model.language_model.parameters()], lr=1e-2)
+    losses = []
+    for _ in range(15):
+        loss = model(**batch).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0]
+    with pytest.raises(ValueError, match="ser_only_objective"):
+        CachedAudioLLMCollator(processor, "asr+ser", labels, ser_only_objective="focal")
+    with pytest.raises(ValueError, match="without labels"):
+        model(**batch, labels=torch.zeros_like(batch["input_ids"]))
+
+
 def test_emosllm_curriculum_end_to_end(tiny, tmp_path, capsys):
     out = tmp_path / "emo"
     # transcript-conditioned scoring during training is opt-in (the default config scores label_logits only)
@@ -212,10 +270,14 @@ def test_emosllm_phase_resumes_after_interruption(tiny, tmp_path, capsys):
 
 def test_phase_alone_starts_from_the_previous_output(tiny, tmp_path, capsys):
     out = tmp_path / "emo"
-    emosllm.main(emosllm_args(tiny, out, steps=("2", "2"), phases=("1", "2")))
+    # (with the label-restricted objective for phase 3's SER-only batches)
+    label_ce = ["--ser_only_objective", "label_ce", "--ser_only_fraction", "0.5"]
+    emosllm.main(emosllm_args(tiny, out, steps=("2", "2"), phases=("1", "2")) + label_ce)
     capsys.readouterr()
-    emosllm.main(emosllm_args(tiny, out, steps=("2", "2", "2"), phases=("3",)))
+    emosllm.main(emosllm_args(tiny, out, steps=("2", "2", "2"), phases=("3",)) + label_ce)
     log = capsys.readouterr().out
+    counts = json.loads((out / "config.json").read_text())["class_counts"]  # the loss's class weights
+    assert len(counts) == 6 and sum(counts) == len(datasets.load_from_disk(str(tiny / "ser"))["train"])
     assert "phase 3 starts from the pretrained parts" not in log and (out / "eval_results.json").is_file()
     # the parts reloaded from phase 2's checkpoint give the same cache keys: nothing was encoded twice
     names = [f.name.rsplit("-", 1)[0] for f in (out / "encoder_cache").glob("*.arrow")]
