@@ -252,16 +252,17 @@ def bench_generate_vs_logits(model, processor, clf, clips, args) -> dict:
     # sanity: the classifier's score of a one-token label is the LM's next-token log-probability
     with torch.no_grad():
         next_logp = model(**inputs).logits[:, -1].float().log_softmax(-1)
-    one_token = [j for j, ids in enumerate(clf.config.label_token_ids) if len(ids) == 1]
+    one_token = [j for j, ids in enumerate(clf.config.prompt["label_token_ids"]) if len(ids) == 1]
     lm_gap = max(
-        (scores[:, j] - next_logp[:, clf.config.label_token_ids[j][0]]).abs().max().item() for j in one_token
+        (scores[:, j] - next_logp[:, clf.config.prompt["label_token_ids"][j][0]]).abs().max().item()
+        for j in one_token
     )
     return dict(
         label_logits_ms=median(ms["label_logits"]),
         label_logits_all_ms=[round(t, 1) for t in ms["label_logits"]],
         argmax_labels=argmax,
         label_probabilities=[[round(p, 4) for p in row] for row in scores.softmax(-1).tolist()],
-        label_token_ids=clf.config.label_token_ids,
+        label_token_ids=clf.config.prompt["label_token_ids"],
         max_abs_diff_one_token_label_vs_lm_logprob=lm_gap,
         prompt_tokens=prompt_length,
         generations=generations,
@@ -334,10 +335,10 @@ def bench_batch_vs_single(clf, processor, clips, args) -> list[dict]:
 
 
 def bench_lora_step(model, processor, clips, labels, transcripts, args) -> dict:
-    """enable_lora() changes ``model`` in place (peft injects adapters): run this after the other parts."""
+    """enable_lora() adds adapters to ``model`` in place: run this after the other parts."""
     torch.manual_seed(0)  # LoRA initialisation and dropout
-    peft_model = model.enable_lora()
-    peft_model.train()
+    model = model.enable_lora()
+    model.train()
     counts = count_trainable(model)
     summary = model.trainable_parameters()
     batch = processor(
@@ -349,10 +350,10 @@ def bench_lora_step(model, processor, clips, labels, transcripts, args) -> dict:
     times, losses = [], []
     for step in range(args.warmup + args.repeats):
         start = time.perf_counter()
-        loss = peft_model(**batch).loss
+        loss = model(**batch).loss
         loss.backward()
         elapsed = (time.perf_counter() - start) * 1000
-        peft_model.zero_grad(set_to_none=True)
+        model.zero_grad(set_to_none=True)
         losses.append(loss.item())
         if step >= args.warmup:
             times.append(elapsed)

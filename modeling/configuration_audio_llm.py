@@ -8,10 +8,21 @@ from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from .configuration_speech_emotion import audio_config_from
 from .layers import FRAME_NORMS
+from .prompting_audio_llm import num_audio_tokens
 
 CONNECTORS = ("linear", "query_pooling")
 CLASSIFICATION_MODES = ("label_logits", "transcript_conditioned", "pooling_head")
-AUDIO_TOKEN = "<|audio|>"
+BACKBONE_WEIGHTS = ("included", "referenced")
+# the prompt's token ids as loose fields, as configs before the ``prompt`` dict wrote them
+LEGACY_PROMPT_KEYS = {
+    "audio_token_id": "audio_token_id",
+    "label_token_ids": "label_token_ids",
+    "emotion_label_token_ids": "emotion_label_token_ids",
+    "prompt_input_ids": "input_ids",
+    "joint_prompt_input_ids": "joint_input_ids",
+    "emotion_prefix_ids": "emotion_prefix_ids",
+    "transcript_stop_ids": "transcript_stop_ids",
+}
 
 
 def text_config_from(value) -> PreTrainedConfig:
@@ -40,24 +51,27 @@ class AudioLLMConfig(PreTrainedConfig):
     mapper_output_scale: the audio tokens are RMS-normalised with a learned gain starting at this
         value; ``from_pretrained_components`` sets it to the LLM's input-embedding RMS. None: no
         output normalisation (the paper's plain linear output). See ``layers.QueryPoolingMapper``.
-    audio_token_id: id of the placeholder token that the processor repeats once per audio token.
     labels: the emotion label set (names, in class-id order).
-    label_token_ids: token ids of each label as the answer right after the assistant turn starts
-        ("label" answers) -- filled by the processor / ``from_pretrained_components``.
-    emotion_label_token_ids: token ids of each label after "| Emotion:" (joint ASR+SER answers).
-    prompt_input_ids: a tokenised classification prompt with one audio placeholder; lets
-        ``pipeline("audio-classification")`` run with only the feature extractor.
-    joint_prompt_input_ids: the same for the joint task, ending with the answer prefix "| ASR:"
-        (the "transcript_conditioned" mode; with a processor, call it with task="asr+ser",
-        answer_prefix="| ASR:").
-    emotion_prefix_ids: tokens of " | Emotion:" (appended after a generated transcript).
-    transcript_stop_ids: tokens that end a transcript in "| ASR: <t> | Emotion:" answers.
+    prompt: the tokenised prompt format (``AudioLLMProcessor.prompt_config()`` fills it), so that
+        ``pipeline("audio-classification")`` runs with only the feature extractor:
+        ``audio_token_id`` (the placeholder repeated once per audio token), ``label_token_ids`` (each
+        label as the answer right after the assistant turn starts), ``emotion_label_token_ids`` (each
+        label after "| Emotion:"), ``input_ids`` (the classification prompt, one placeholder),
+        ``joint_input_ids`` (the joint task's prompt ending with "| ASR:", the
+        "transcript_conditioned" mode), ``emotion_prefix_ids`` (" | Emotion:", appended after a
+        generated transcript) and ``transcript_stop_ids`` (tokens that end that transcript).
     classification_mode: how ``AudioLLMForAudioClassification`` scores labels: "label_logits"
         (next-token log-likelihood of each label, THAU), "transcript_conditioned" (write the
         transcript first, then score the labels, EmoSLLM) or "pooling_head" (attentive statistics
         pooling over the LLM's last hidden states + linear head, ABHINAYA T2/S2).
-    lora_r, lora_alpha, lora_dropout, lora_target_modules: LoRA on the LLM only (a regex over module
-        names, so the encoder's q_proj/v_proj are never adapted). lora_r=0: no LoRA.
+    lora_r, lora_alpha, lora_dropout, lora_target_modules: LoRA on the LLM only (a regex over the
+        language model's module names; the encoder is never adapted). lora_r=0: no LoRA.
+    has_lora: the language model carries LoRA adapters (set by ``enable_lora``; a checkpoint with
+        them rebuilds them before loading).
+    backbone_weights: "included" (``save_pretrained`` writes every weight: a self-contained model)
+        or "referenced" (it leaves out the frozen encoder and LLM, and ``from_pretrained`` loads them
+        from ``audio_model_name_or_path`` / ``text_model_name_or_path``: a light checkpoint of what
+        trains, as training checkpoints are).
     loss_type, class_counts, ...: the classification loss (see ``modeling/losses.py``).
     """
 
@@ -77,21 +91,17 @@ class AudioLLMConfig(PreTrainedConfig):
         mapper_positions: bool = True,
         mapper_output_scale: float | None = None,
         stack_factor: int = 4,
-        audio_token_id: int | None = None,
         labels: list[str] | None = None,
-        label_token_ids: list[list[int]] | None = None,
-        emotion_label_token_ids: list[list[int]] | None = None,
-        prompt_input_ids: list[int] | None = None,
-        joint_prompt_input_ids: list[int] | None = None,
-        emotion_prefix_ids: list[int] | None = None,
-        transcript_stop_ids: list[int] | None = None,
+        prompt: dict | None = None,
         max_transcript_tokens: int = 48,
         classification_mode: str = "label_logits",
         pooling_attention_size: int = 128,
         lora_r: int = 8,
         lora_alpha: int = 16,
         lora_dropout: float = 0.05,
-        lora_target_modules: str = r".*language_model\..*\.(q_proj|k_proj|v_proj|o_proj)",
+        lora_target_modules: str = r".*\.(q_proj|k_proj|v_proj|o_proj)",
+        has_lora: bool = False,
+        backbone_weights: str = "included",
         loss_type: str = "ce",
         class_counts: list[int] | None = None,
         focal_gamma: float = 2.0,
@@ -131,21 +141,23 @@ class AudioLLMConfig(PreTrainedConfig):
         self.mapper_positions = mapper_positions
         self.mapper_output_scale = mapper_output_scale
         self.stack_factor = stack_factor
-        self.audio_token_id = audio_token_id
         self.labels = list(labels) if labels else []
-        self.label_token_ids = label_token_ids
-        self.emotion_label_token_ids = emotion_label_token_ids
-        self.prompt_input_ids = prompt_input_ids
-        self.joint_prompt_input_ids = joint_prompt_input_ids
-        self.emotion_prefix_ids = emotion_prefix_ids
-        self.transcript_stop_ids = transcript_stop_ids
+        self.prompt = dict(prompt or {})
+        for old_key, key in LEGACY_PROMPT_KEYS.items():  # configs written before the prompt dict
+            if old_key in kwargs:
+                self.prompt.setdefault(key, kwargs.pop(old_key))
         self.max_transcript_tokens = max_transcript_tokens
         self.classification_mode = classification_mode
         self.pooling_attention_size = pooling_attention_size
         self.lora_r = lora_r
         self.lora_alpha = lora_alpha
         self.lora_dropout = lora_dropout
-        self.lora_target_modules = lora_target_modules
+        # a regex over the language model's module names (older configs wrote it over the whole model)
+        self.lora_target_modules = lora_target_modules.replace(r".*language_model\.", "", 1)
+        self.has_lora = has_lora
+        if backbone_weights not in BACKBONE_WEIGHTS:
+            raise ValueError(f"backbone_weights must be one of {BACKBONE_WEIGHTS}, got {backbone_weights!r}")
+        self.backbone_weights = backbone_weights
         self.loss_type = loss_type
         self.class_counts = list(class_counts) if class_counts is not None else None
         self.focal_gamma = focal_gamma
@@ -160,6 +172,10 @@ class AudioLLMConfig(PreTrainedConfig):
         super().__init__(**kwargs)
 
     @property
+    def audio_token_id(self) -> int | None:
+        return self.prompt.get("audio_token_id")
+
+    @property
     def audio_hidden_size(self) -> int:
         return (
             self.audio_config.d_model
@@ -169,9 +185,7 @@ class AudioLLMConfig(PreTrainedConfig):
 
     def num_audio_tokens(self, encoder_frames: int) -> int:
         """Audio tokens the connector makes from ``encoder_frames`` valid encoder frames."""
-        if self.connector == "query_pooling":
-            return self.num_queries
-        return -(-encoder_frames // self.stack_factor)
+        return num_audio_tokens(encoder_frames, self.connector, self.num_queries, self.stack_factor)
 
 
 def encoder_convs(audio_config) -> list[tuple[int, int, int]]:
@@ -181,27 +195,4 @@ def encoder_convs(audio_config) -> list[tuple[int, int, int]]:
     return [(k, s, 0) for k, s in zip(audio_config.conv_kernel, audio_config.conv_stride)]
 
 
-def encoder_output_frames(input_frames: int, convs) -> int:
-    """Encoder frames made from ``input_frames`` feature frames (mel frames or samples)."""
-    n = input_frames
-    for kernel, stride, padding in convs:
-        n = (n + 2 * padding - kernel) // stride + 1
-    return max(n, 0)
-
-
-def expand_audio_placeholders(input_ids: list[int], counts: list[int], audio_token_id: int) -> list[int]:
-    """Repeat the i-th audio placeholder of ``input_ids`` ``counts[i]`` times (one per audio token)."""
-    positions = [i for i, t in enumerate(input_ids) if t == audio_token_id]
-    if len(positions) != len(counts):
-        raise ValueError(
-            f"the prompt has {len(positions)} audio placeholders but {len(counts)} audio clips were given; "
-            "put exactly one placeholder per clip in the prompt."
-        )
-    out, start = [], 0
-    for position, count in zip(positions, counts):
-        out += input_ids[start:position] + [audio_token_id] * count
-        start = position + 1
-    return out + input_ids[start:]
-
-
-__all__ = ["AudioLLMConfig", "encoder_convs", "encoder_output_frames", "expand_audio_placeholders"]
+__all__ = ["AudioLLMConfig", "encoder_convs"]

@@ -15,27 +15,28 @@ from __future__ import annotations
 
 import copy
 import os
-import random
 from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import AutoModel, AutoModelForCausalLM, GenerationMixin, PreTrainedModel
+from transformers import AutoModelForCausalLM, GenerationMixin, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast, SequenceClassifierOutput
 
-from .configuration_audio_llm import (
-    AudioLLMConfig,
-    encoder_convs,
-    encoder_output_frames,
-    expand_audio_placeholders,
+from .assembly_audio_llm import (
+    LEGACY_TRAINABLE_WEIGHTS,
+    backbone_keys,
+    build_from_components,
+    inject_lora,
+    load_backbone_weights,
+    load_legacy_trainable,
+    merge_lora,
 )
-from .file_utils import is_local_reference
+from .configuration_audio_llm import AudioLLMConfig, encoder_convs
 from .layers import AttentiveStatisticsPooling, LinearProjector, QueryPoolingMapper
 from .losses import build_classification_loss
+from .prompting_audio_llm import encoder_output_frames, expand_audio_placeholders, left_pad
 from .remote_code import add_auto_map_entries
 from .speech_encoder import SpeechEncoder
-
-TRAINABLE_WEIGHTS = "trainable.safetensors"
 
 
 class AudioLLMPreTrainedModel(PreTrainedModel):
@@ -77,6 +78,19 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
             self.connector = LinearProjector(config.audio_hidden_size, hidden, config.stack_factor)
         self.language_model = AutoModelForCausalLM.from_config(config.text_config)
 
+    def _finish_init(self) -> None:
+        """After ``post_init`` (whose weight initialisation would overwrite LoRA's): adapters the
+        config records, the frozen encoder, and the backbone keys a light checkpoint leaves out."""
+        if self.config.has_lora:
+            inject_lora(self)
+        self.audio_encoder.freeze(True)
+        if self.config.backbone_weights == "referenced":
+            self._keys_to_ignore_on_load_missing = {
+                *(self._keys_to_ignore_on_load_missing or ()),
+                r"^audio_encoder\.",
+                r"^language_model\.(?!.*\.lora_)",
+            }
+
     @torch.no_grad()
     def _init_weights(self, module):
         # serhub's own parts (connector, pooling head, classifier); the encoder and the LLM come
@@ -97,94 +111,40 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """As ``PreTrainedModel.from_pretrained``; a checkpoint saved with ``backbone_weights="referenced"``
+        gets its frozen encoder and LLM from the places its config names (pass e.g.
+        ``text_model_name_or_path="/new/folder"`` if they moved)."""
         path = Path(str(pretrained_model_name_or_path))
-        if (path / TRAINABLE_WEIGHTS).is_file():
-            return cls.from_trainable(path, **kwargs)
+        if (path / LEGACY_TRAINABLE_WEIGHTS).is_file() and not any(path.glob("model*.safetensors")):
+            return load_legacy_trainable(cls, path, **kwargs).eval()
         model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        if model.config.backbone_weights == "referenced":
+            load_backbone_weights(model, pretrained_model_name_or_path)
         model.audio_encoder.freeze(True)  # loading assigns fresh parameters (requires_grad=True)
         return model
 
-    # ------------------------------------------------------------------ light checkpoints
-    def save_trainable(self, save_directory: str | os.PathLike, with_code: bool = True) -> Path:
-        """Save only what was trained (connector, LoRA adapters, head) plus the config, whose
-        ``audio_model_name_or_path`` / ``text_model_name_or_path`` name the frozen backbones
-        (Ultravox-style). ``from_pretrained`` rebuilds the model from those references.
-        For a self-contained checkpoint, merge LoRA (``peft_model.merge_and_unload()``) and use
-        ``save_pretrained``. ``with_code``: also copy the model code and ``auto_map`` (for
-        ``pipeline``); training checkpoints, only ever resumed, leave it out."""
-        from safetensors.torch import save_file
+    @property
+    def _keys_to_ignore_on_save(self):
+        """What ``save_pretrained`` leaves out: the frozen backbones when the config references them
+        (a light checkpoint of the connector, LoRA adapters, heads and the connector's statistics)."""
+        static = self.__dict__.get("_static_keys_to_ignore_on_save") or set()
+        config = self.__dict__.get("config")
+        if config is None or config.backbone_weights != "referenced":
+            return static
+        return static | backbone_keys(self)
 
-        c = self.config
-        if not (c.audio_model_name_or_path and c.text_model_name_or_path):
-            raise ValueError(
-                "save_trainable needs config.audio_model_name_or_path and text_model_name_or_path (set by from_pretrained_components)"
-            )
-        trained = {
-            name: p.detach().contiguous().cpu() for name, p in self.named_parameters() if p.requires_grad
-        }
-        trained.update(self.trained_buffers())
-        if not trained:
-            raise ValueError("nothing is trainable: there is nothing to save in a trainable-only checkpoint")
-        save_directory = Path(save_directory)
-        save_directory.mkdir(parents=True, exist_ok=True)
-        has_lora = any(".lora_" in name for name in trained)
-        with_code = with_code and self._auto_class is not None
-        if with_code:  # the code and auto_map too, so the folder loads in pipeline()
-            from transformers.dynamic_module_utils import custom_object_save
+    @_keys_to_ignore_on_save.setter
+    def _keys_to_ignore_on_save(self, value):
+        self.__dict__["_static_keys_to_ignore_on_save"] = set(value or [])
 
-            custom_object_save(self, save_directory, config=self.config)
-        self.config.save_pretrained(save_directory)
-        if with_code:
-            self._add_auto_map(save_directory)
-        save_file(
-            trained,
-            str(save_directory / TRAINABLE_WEIGHTS),
-            metadata={"lora": str(has_lora), "class": type(self).__name__},
-        )
-        return save_directory
-
-    def trained_buffers(self) -> dict[str, torch.Tensor]:
-        """State that training changes besides parameters: the connector's running frame statistics."""
-        return {
-            f"connector.{name}": b.detach().contiguous().cpu() for name, b in self.connector.named_buffers()
-        }
-
-    @classmethod
-    def from_trainable(cls, path: str | os.PathLike, **kwargs):
-        from safetensors import safe_open
-        from safetensors.torch import load_file
-
-        path = Path(path)
-        config = AudioLLMConfig.from_pretrained(path, **kwargs)
-        with safe_open(str(path / TRAINABLE_WEIGHTS), "pt") as f:
-            has_lora = f.metadata().get("lora") == "True"
-        for key in ("audio_model_name_or_path", "text_model_name_or_path"):
-            _check_backbone_reference(path, key, getattr(config, key))
-        model = cls(config)
-        encoder = AutoModel.from_pretrained(config.audio_model_name_or_path)
-        model.audio_encoder.model.load_state_dict(
-            (encoder.encoder if config.audio_config.model_type == "whisper" else encoder).state_dict()
-        )
-        llm = AutoModelForCausalLM.from_pretrained(config.text_model_name_or_path)
-        new_rows = config.text_config.vocab_size - llm.get_input_embeddings().weight.shape[0]
-        if new_rows > 0:
-            llm.resize_token_embeddings(config.text_config.vocab_size)
-            with torch.no_grad():
-                weight = llm.get_input_embeddings().weight
-                weight[-new_rows:] = weight[:-new_rows].mean(0)
-        model.language_model.load_state_dict(llm.state_dict())
-        model.audio_encoder.freeze(True)
-        if has_lora:
-            model.enable_lora()
-        missing = set(load_file(str(path / TRAINABLE_WEIGHTS))) - set(model.state_dict())
-        if missing:
-            raise ValueError(
-                f"{path / TRAINABLE_WEIGHTS} has weights this model lacks: {sorted(missing)[:5]}"
-            )
-        model.load_state_dict(load_file(str(path / TRAINABLE_WEIGHTS)), strict=False)
-        if getattr(model, "generation_config", None) is not None:  # the classifier does not generate
-            model.generation_config.suppress_tokens = [config.audio_token_id]
-        return model.eval()
+    def save_trainable(self, save_directory: str | os.PathLike, **kwargs):
+        """``save_pretrained`` with the backbones referenced, not saved (Ultravox-style): what trained,
+        the config (naming the frozen backbones) and the code. ``from_pretrained`` rebuilds the rest."""
+        saved, self.config.backbone_weights = self.config.backbone_weights, "referenced"
+        try:
+            self.save_pretrained(save_directory, **kwargs)
+        finally:
+            self.config.backbone_weights = saved
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         super().save_pretrained(save_directory, *args, **kwargs)
@@ -360,7 +320,7 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
                 "use shorter clips, the query_pooling connector, or a larger stack_factor."
             )
 
-    # ------------------------------------------------------------------ building from parts
+    # ------------------------------------------------------------------ building from parts, LoRA
     @classmethod
     def from_pretrained_components(
         cls,
@@ -374,98 +334,25 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
 
         Returns ``(model, processor)``. The connector (and any head) is new; the LLM's embeddings
         grow by one row for the audio placeholder token. ``mapper_output_scale="auto"`` (the
-        default) ties the query-pooling mapper's output gain to the LLM's embedding RMS.
+        default) ties the query-pooling mapper's output gain to the LLM's embedding RMS. The config
+        names both parts, so ``backbone_weights="referenced"`` checkpoints can leave them out.
         """
-        from transformers import AutoTokenizer
-
-        from .feature_extraction_speech_emotion import SpeechEmotionFeatureExtractor
-        from .processing_audio_llm import AudioLLMProcessor, joint_answer
-
-        tokenizer = AutoTokenizer.from_pretrained(text_model)
-        encoder = AutoModel.from_pretrained(audio_model)
-        encoder_config = encoder.config
-        llm = AutoModelForCausalLM.from_pretrained(text_model)
-        processor = AudioLLMProcessor(
-            SpeechEmotionFeatureExtractor.from_encoder_pretrained(audio_model),
-            tokenizer,
-            labels=labels,
-            connector=connector,
-            num_queries=config_kwargs.get("num_queries", 32),
-            stack_factor=config_kwargs.get("stack_factor", 4),
-            encoder_convs=encoder_convs(encoder_config),
-        )
-        new_rows = len(tokenizer) - llm.get_input_embeddings().weight.shape[0]
-        llm.resize_token_embeddings(len(tokenizer))
-        if new_rows > 0:  # the placeholder's row: deterministic (the mean), never trained or generated
-            with torch.no_grad():
-                weight = llm.get_input_embeddings().weight
-                weight[-new_rows:] = weight[:-new_rows].mean(0)
-        if config_kwargs.get("mapper_output_scale", "auto") == "auto":
-            # audio tokens start at the scale of the LLM's own token embeddings (their RMS)
-            rms = llm.get_input_embeddings().weight.detach().float().pow(2).mean().sqrt()
-            config_kwargs["mapper_output_scale"] = (
-                round(float(rms), 6) if connector == "query_pooling" else None
-            )
-        config = AudioLLMConfig(
-            audio_config=encoder_config,
-            text_config=llm.config,
-            connector=connector,
-            labels=labels,
-            audio_model_name_or_path=str(audio_model),
-            text_model_name_or_path=str(text_model),
-            **prompt_token_config(processor, joint_answer),
-            **config_kwargs,
-        )
-        model = cls(config)
-        model.audio_encoder.model.load_state_dict(
-            (encoder.encoder if encoder_config.model_type == "whisper" else encoder).state_dict()
-        )
-        model.language_model.load_state_dict(llm.state_dict())
-        model.generation_config = llm.generation_config
-        # the placeholder is input-only: never generate it
-        model.generation_config.suppress_tokens = sorted(
-            {*(model.generation_config.suppress_tokens or []), config.audio_token_id}
-        )
-        return model, processor
+        return build_from_components(cls, audio_model, text_model, labels, connector, **config_kwargs)
 
     def enable_lora(self):
-        """Wrap the LLM's attention projections with LoRA adapters (peft); everything else frozen
-        except the connector (and head). Returns the peft model."""
-        from peft import LoraConfig, get_peft_model
-
-        c = self.config
-        if c.lora_r <= 0:
-            raise ValueError("lora_r is 0: set lora_r > 0 in the config to add LoRA adapters")
-        lora = LoraConfig(
-            r=c.lora_r,
-            lora_alpha=c.lora_alpha,
-            lora_dropout=c.lora_dropout,
-            target_modules=c.lora_target_modules,
-        )
-        trainable = [
-            n for n, p in self.named_parameters() if p.requires_grad and not n.startswith("language_model.")
-        ]
-        peft_model = get_peft_model(self, lora)
-        for name, param in self.named_parameters():
-            if name in trainable:
-                param.requires_grad_(True)
-        return peft_model
+        """Add LoRA adapters (peft) to the language model's attention projections, in place; the LLM's
+        own weights freeze, the connector (and any head) keep training. Returns the model."""
+        inject_lora(self)
+        self.config.has_lora = True
+        return self
 
     def merge_and_unload_lora(self):
-        """Fold LoRA adapters into the LLM's weights and remove them (in place); returns ``self``,
-        a plain model that ``save_pretrained`` writes as a self-contained checkpoint."""
-        from peft.tuners.tuners_utils import BaseTunerLayer
-
-        for name, module in list(self.named_modules()):
-            if isinstance(module, BaseTunerLayer):
-                module.merge()
-                parent_name, _, child = name.rpartition(".")
-                setattr(
-                    self.get_submodule(parent_name) if parent_name else self, child, module.get_base_layer()
-                )
-        for attr in ("peft_config", "_hf_peft_config_loaded"):
-            if attr in self.__dict__:
-                delattr(self, attr)
+        """Fold the LoRA adapters into the LLM's weights and remove them (in place); returns ``self``.
+        The LLM now differs from its pretrained reference, so the config says the backbone weights are
+        saved with the model (``backbone_weights="included"``): ``save_pretrained`` writes it whole."""
+        merge_lora(self)
+        self.config.has_lora = False
+        self.config.backbone_weights = "included"
         return self
 
     def freeze_language_model(self) -> None:
@@ -477,52 +364,11 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
         return f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / max(total, 1):.2f} %)"
 
 
-def prompt_token_config(processor, joint_answer) -> dict:
-    """The token-level prompt facts a classifier needs without a tokenizer (pipeline use)."""
-    tokenizer = processor.tokenizer
-    instruction = processor.instruction("ser", random.Random(0), prompt_index=0, shuffle_labels=False)
-    prompt = tokenizer(processor.render(instruction, has_audio=True), add_special_tokens=False)["input_ids"]
-    joint_instruction = processor.instruction(
-        "asr+ser", random.Random(0), prompt_index=0, shuffle_labels=False
-    )
-    joint_prompt = tokenizer(
-        processor.render(joint_instruction, has_audio=True) + "| ASR:", add_special_tokens=False
-    )["input_ids"]
-    stop = tokenizer(" |", add_special_tokens=False)["input_ids"]
-    return {
-        "audio_token_id": processor.audio_token_id,
-        "label_token_ids": processor.label_token_ids(),
-        "emotion_label_token_ids": processor.label_token_ids(
-            after=joint_answer("x").split("x", 1)[1].strip()
-        ),
-        "prompt_input_ids": prompt,
-        "joint_prompt_input_ids": joint_prompt,
-        "emotion_prefix_ids": tokenizer(" | Emotion:", add_special_tokens=False)["input_ids"],
-        "transcript_stop_ids": stop[:1]
-        + ([tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []),
-        "pad_token_id": tokenizer.pad_token_id,
-    }
-
-
-def _check_backbone_reference(checkpoint: Path, key: str, reference: str | None) -> None:
-    """A trainable-only checkpoint names its frozen backbones; say which one is gone, and how to fix it."""
-    if not reference:
-        raise ValueError(
-            f"{checkpoint}/config.json has no {key}: it is not a trainable-only audio-LLM checkpoint"
-        )
-    if is_local_reference(reference) and not os.path.isdir(reference):
-        raise FileNotFoundError(
-            f"{checkpoint} holds only the trained weights; its frozen backbone {key}={reference!r} is not there "
-            f"(moved or deleted?). Put that model back, or pass the new place: "
-            f"from_pretrained({str(checkpoint)!r}, {key}='/new/folder')."
-        )
-
-
 class AudioLLMForConditionalGeneration(AudioLLMPreTrainedModel, GenerationMixin):
     def __init__(self, config: AudioLLMConfig):
         super().__init__(config)
         self.post_init()
-        self.audio_encoder.freeze(True)
+        self._finish_init()
 
     def get_output_embeddings(self):
         return self.language_model.get_output_embeddings()
@@ -570,7 +416,7 @@ class AudioLLMForConditionalGeneration(AudioLLMPreTrainedModel, GenerationMixin)
             position_ids = default_positions if position_ids is None else position_ids
         if class_labels is not None:
             scores = self.label_scores(
-                inputs_embeds, attention_mask, position_ids, self.config.label_token_ids
+                inputs_embeds, attention_mask, position_ids, self.config.prompt["label_token_ids"]
             )
             loss = self.classification_loss().to(scores.device)(scores, class_labels.long())
             return CausalLMOutputWithPast(loss=loss, logits=scores)
@@ -644,7 +490,7 @@ class AudioLLMForAudioClassification(AudioLLMPreTrainedModel):
             self.pooling = AttentiveStatisticsPooling(hidden, config.pooling_attention_size)
             self.classifier = nn.Linear(2 * hidden, len(config.labels))
         self.post_init()
-        self.audio_encoder.freeze(True)
+        self._finish_init()
 
     # ------------------------------------------------------------------ prompt for pipeline use
     def _prompt_from_config(
@@ -657,7 +503,7 @@ class AudioLLMForAudioClassification(AudioLLMPreTrainedModel):
     ):
         """input_ids/attention_mask from the config's tokenised prompt, one per clip (left-padded)."""
         if not prompt_ids:
-            raise ValueError("this config has no prompt_input_ids; pass input_ids from AudioLLMProcessor")
+            raise ValueError("this config has no prompt input_ids; pass input_ids from AudioLLMProcessor")
         if encoder_hidden_states is not None:
             mask = (
                 encoder_attention_mask
@@ -681,7 +527,7 @@ class AudioLLMForAudioClassification(AudioLLMPreTrainedModel):
             )
             for f in frames
         ]
-        return left_pad(rows, self.config.pad_token_id or 0, self.device)
+        return _as_tensors(left_pad(rows, self.config.pad_token_id or 0), self.device)
 
     def forward(
         self,
@@ -710,9 +556,9 @@ class AudioLLMForAudioClassification(AudioLLMPreTrainedModel):
                 )
             audio_attention_mask = attention_mask if audio_attention_mask is None else audio_attention_mask
             prompt = (
-                self.config.joint_prompt_input_ids
+                self.config.prompt.get("joint_input_ids")
                 if mode == "transcript_conditioned"
-                else self.config.prompt_input_ids
+                else self.config.prompt.get("input_ids")
             )
             input_ids, attention_mask = self._prompt_from_config(
                 prompt, audio, audio_attention_mask, encoder_hidden_states, encoder_attention_mask
@@ -734,10 +580,10 @@ class AudioLLMForAudioClassification(AudioLLMPreTrainedModel):
             )
             logits = self.classifier(self.pooling(out.last_hidden_state, attention_mask.bool()))
         else:
-            label_ids = self.config.label_token_ids
+            label_ids = self.config.prompt["label_token_ids"]
             if mode == "transcript_conditioned":
                 embeds, attention_mask, positions = self._append_transcript(embeds, attention_mask)
-                label_ids = self.config.emotion_label_token_ids
+                label_ids = self.config.prompt["emotion_label_token_ids"]
             logits = self.label_scores(embeds, attention_mask, positions, label_ids)
         loss = (
             self.classification_loss().to(logits.device)(logits.float(), labels.long())
@@ -753,16 +599,16 @@ class AudioLLMForAudioClassification(AudioLLMPreTrainedModel):
             attention_mask=attention_mask,
             max_new_tokens=self.config.max_transcript_tokens,
             do_sample=False,
-            eos_token_id=self.config.transcript_stop_ids,
+            eos_token_id=self.config.prompt["transcript_stop_ids"],
             pad_token_id=self.config.pad_token_id or 0,
             suppress_tokens=[self.config.audio_token_id],
         )
-        stop = set(self.config.transcript_stop_ids)
+        stop = set(self.config.prompt["transcript_stop_ids"])
         rows = []
         for seq in generated.tolist():
             cut = next((i for i, t in enumerate(seq) if t in stop), len(seq))
-            rows.append(seq[:cut] + list(self.config.emotion_prefix_ids))
-        ids, mask = left_pad(rows, self.config.pad_token_id or 0, embeds.device)
+            rows.append(seq[:cut] + list(self.config.prompt["emotion_prefix_ids"]))
+        ids, mask = _as_tensors(left_pad(rows, self.config.pad_token_id or 0), embeds.device)
         new = self.get_input_embeddings()(ids)
         full_mask = torch.cat([attention_mask, mask], 1)
         # right-aligned rows: the appended tokens of a row follow its prompt without a gap in positions
@@ -770,15 +616,8 @@ class AudioLLMForAudioClassification(AudioLLMPreTrainedModel):
         return full, full_mask, (full_mask.long().cumsum(-1) - 1).clamp_min(0)
 
 
-def left_pad(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long, device=device)
-    mask = torch.zeros(len(rows), width, dtype=torch.long, device=device)
-    for i, r in enumerate(rows):
-        if r:
-            ids[i, width - len(r) :] = torch.tensor(r, device=device)
-            mask[i, width - len(r) :] = 1
-    return ids, mask
+def _as_tensors(arrays, device) -> tuple[torch.Tensor, ...]:
+    return tuple(torch.as_tensor(a, device=device) for a in arrays)
 
 
 def _compact_left(embeds: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

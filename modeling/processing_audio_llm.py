@@ -6,7 +6,8 @@ prompts per task with the emotion list shuffled per sample (EmoSLLM, sec. 3.3). 
 appends the answer and returns ``labels`` with everything but the answer masked to -100.
 
 Tasks: "asr" (answer: the transcript), "ser" (answer: the label), "asr+ser" (answer:
-"| ASR: <transcript> | Emotion: <label>"). Text-only prompts carry a transcript and no audio.
+"| ASR: <transcript> | Emotion: <label>"). Text-only prompts carry a transcript and no audio. The
+format itself (prompt banks, answers, audio-token counts, padding) is ``prompting_audio_llm``'s.
 """
 
 from __future__ import annotations
@@ -16,65 +17,17 @@ import random
 import numpy as np
 from transformers import BatchFeature, ProcessorMixin
 
-from .configuration_audio_llm import AUDIO_TOKEN, encoder_output_frames, expand_audio_placeholders
-
-CUE = "Here are some audio tokens:"
-TASKS = ("asr", "ser", "asr+ser")
-
-# 20 phrasings per task (EmoSLLM uses 20 per task to avoid over-fitting one wording).
-_SER = [
-    "What emotion does the speaker express? Answer with one word from: {labels}.",
-    "Classify the speaker's emotion as one of {labels}.",
-    "Which of these emotions is in the voice: {labels}? Reply with the emotion only.",
-    "Identify the emotional state of the speaker. Options: {labels}.",
-    "How does the speaker feel? Choose one of {labels}.",
-    "Listen to the audio and name the emotion ({labels}).",
-    "Pick the emotion that best describes this speech: {labels}.",
-    "Emotion recognition task. Possible answers: {labels}. What is the emotion?",
-    "Tell me the speaker's emotion, using one of: {labels}.",
-    "Which emotion is conveyed here? Select from {labels}.",
-    "Determine the emotion of the utterance. Candidates: {labels}.",
-    "Label the emotion of this recording with one of {labels}.",
-    "From {labels}, which emotion does the speaker show?",
-    "What is the emotional tone of the speech? One of {labels}.",
-    "Give the emotion category of the audio ({labels}).",
-    "Recognise the emotion in the speaker's voice. Answer: one of {labels}.",
-    "In one word ({labels}), what emotion is expressed?",
-    "Decide which emotion the speaker is feeling: {labels}.",
-    "Choose the speaker's emotion among {labels}.",
-    "Emotion of the speaker? Options are {labels}.",
-]
-_ASR = [
-    "Transcribe the audio.",
-    "Write down what the speaker says.",
-    "What is said in this recording?",
-    "Provide a transcript of the speech.",
-    "Convert the speech to text.",
-    "Repeat the spoken words exactly.",
-    "Give the transcription of the audio.",
-    "Transcribe this utterance word for word.",
-    "What does the speaker say?",
-    "Write the speech as text.",
-    "Produce the transcript of this clip.",
-    "Type out the spoken content.",
-    "Listen and transcribe.",
-    "What words are spoken here?",
-    "Turn this audio into text.",
-    "Please transcribe the speech.",
-    "Report exactly what is said.",
-    "Write the words of the speaker.",
-    "Give me the text of this recording.",
-    "Transcribe the spoken sentence.",
-]
-_JOINT = ["First transcribe the speech. Then: " + s for s in _SER]
-DEFAULT_PROMPTS = {"ser": _SER, "asr": _ASR, "asr+ser": _JOINT}
-JOINT_FORMAT = " Reply as: | ASR: <transcript> | Emotion: <emotion>"
-
-
-def joint_answer(transcript: str, label: str | None = None) -> str:
-    """The EmoSLLM joint-task answer; without ``label`` it ends right after "| Emotion:"."""
-    text = f"| ASR: {transcript.strip()} | Emotion:"
-    return f"{text} {label}" if label is not None else text
+from . import prompting_audio_llm as prompting
+from .prompting_audio_llm import (
+    ASR_PREFIX,
+    AUDIO_TOKEN,
+    CUE,
+    DEFAULT_PROMPTS,
+    EMOTION_PREFIX,
+    TASKS,
+    TRANSCRIPT_STOP,
+    joint_answer,
+)
 
 
 class AudioLLMProcessor(ProcessorMixin):
@@ -126,27 +79,19 @@ class AudioLLMProcessor(ProcessorMixin):
 
     def num_audio_tokens(self, feature_frames: int) -> int:
         """Audio tokens of a clip with ``feature_frames`` feature-extractor frames (or samples)."""
-        return self.num_audio_tokens_from_frames(encoder_output_frames(feature_frames, self.encoder_convs))
+        return self.num_audio_tokens_from_frames(
+            prompting.encoder_output_frames(feature_frames, self.encoder_convs)
+        )
 
     def num_audio_tokens_from_frames(self, encoder_frames: int) -> int:
         """Audio tokens made from ``encoder_frames`` encoder output frames."""
-        if self.connector == "query_pooling":
-            return self.num_queries
-        return -(-encoder_frames // self.stack_factor)
+        return prompting.num_audio_tokens(encoder_frames, self.connector, self.num_queries, self.stack_factor)
 
     # ------------------------------------------------------------------ prompts
     def instruction(
         self, task: str, rng: random.Random, prompt_index: int | None = None, shuffle_labels: bool = True
     ) -> str:
-        if task not in TASKS:
-            raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
-        bank = self.prompts[task]
-        template = bank[prompt_index % len(bank)] if prompt_index is not None else rng.choice(bank)
-        labels = list(self.labels)
-        if shuffle_labels:
-            rng.shuffle(labels)
-        text = template.format(labels=", ".join(labels))
-        return text + JOINT_FORMAT if task == "asr+ser" else text
+        return prompting.instruction(self.prompts, self.labels, task, rng, prompt_index, shuffle_labels)
 
     def render(
         self,
@@ -156,13 +101,9 @@ class AudioLLMProcessor(ProcessorMixin):
         answer: str | None = None,
     ) -> str:
         """One chat as text: the audio placeholder appears once (expanded later, in token space)."""
-        parts = []
-        if has_audio:
-            parts.append(f"{self.cue} {self.audio_token}")
-        if transcript_in_prompt is not None:
-            parts.append(f"Transcript: {transcript_in_prompt}")
-        parts.append(instruction)
-        messages = [{"role": "user", "content": "\n".join(parts)}]
+        messages = prompting.user_message(
+            instruction, has_audio, transcript_in_prompt, self.cue, self.audio_token
+        )
         prompt = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return prompt if answer is None else prompt + answer + self._end_of_turn()
 
@@ -247,54 +188,31 @@ class AudioLLMProcessor(ProcessorMixin):
                 label = answers_label[i] if answers_label is not None else None
                 answer_ids, asr_part = self._answer_ids(task, transcript, label)
             if has_audio:
-                ids = expand_audio_placeholders(ids, [counts[i]], self.audio_token_id)
+                ids = prompting.expand_audio_placeholders(ids, [counts[i]], self.audio_token_id)
             sequences.append(ids + answer_ids)
             label_masks.append([False] * len(ids) + [True] * len(answer_ids))
             asr_masks.append([False] * len(ids) + asr_part)
 
         # left padding: the last position is the next-token position of every row
-        width = max(len(s) for s in sequences)
-        pad = self.tokenizer.pad_token_id
-        input_ids = np.full((n, width), pad, dtype=np.int64)
-        attention = np.zeros((n, width), dtype=np.int64)
-        for i, s in enumerate(sequences):
-            input_ids[i, width - len(s) :] = s
-            attention[i, width - len(s) :] = 1
-        out["input_ids"], out["attention_mask"] = input_ids, attention
+        out["input_ids"], out["attention_mask"] = prompting.left_pad(sequences, self.tokenizer.pad_token_id)
         if training:
-            target = np.full((n, width), -100, dtype=np.int64)
-            for i, (s, m) in enumerate(zip(sequences, label_masks)):
-                target[i, width - len(s) :] = np.where(m, s, -100)
-            out["labels"] = target
+            out["labels"] = prompting.left_pad(
+                [np.where(m, q, -100) for q, m in zip(sequences, label_masks)], -100
+            )[0]
             if return_asr_mask:
-                asr = np.zeros((n, width), dtype=np.int64)
-                for i, (s, m) in enumerate(zip(sequences, asr_masks)):
-                    asr[i, width - len(s) :] = m
-                out["asr_token_mask"] = asr
+                out["asr_token_mask"] = prompting.left_pad(asr_masks, 0)[0]
         return BatchFeature(out, tensor_type=return_tensors)
 
     def _answer_ids(
         self, task: str, transcript: str | None, label: str | None
     ) -> tuple[list[int], list[bool]]:
-        """Answer tokens and which of them belong to the transcript (weighted by the ASR loss weight).
-
-        The joint answer is tokenised as "| ASR: <t> | Emotion:" then " <label><end>", so a label's
-        tokens are the same as those the classifier scores after "| Emotion:".
-        """
-
-        def encode(text: str) -> list[int]:
-            return self.tokenizer(text, add_special_tokens=False)["input_ids"]
-
-        end = self._end_of_turn()
-        if task == "asr":
-            ids = encode((transcript or "") + end)
-            return ids, [True] * len(ids)
-        if task == "ser":
-            ids = encode((label or "") + end)
-            return ids, [False] * len(ids)
-        asr_ids = encode(joint_answer(transcript or ""))
-        label_ids = encode(f" {label}{end}" if label is not None else end)
-        return asr_ids + label_ids, [True] * len(asr_ids) + [False] * len(label_ids)
+        """Answer tokens and which of them belong to the transcript (weighted by the ASR loss weight)."""
+        ids, is_transcript = [], []
+        for text, transcript_part in prompting.answer_segments(task, transcript, label, self._end_of_turn()):
+            piece = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            ids += piece
+            is_transcript += [transcript_part] * len(piece)
+        return ids, is_transcript
 
     def batch_decode(self, *args, **kwargs):
         return self.tokenizer.batch_decode(*args, **kwargs)
@@ -302,16 +220,36 @@ class AudioLLMProcessor(ProcessorMixin):
     def decode(self, *args, **kwargs):
         return self.tokenizer.decode(*args, **kwargs)
 
-    def label_token_ids(self, after: str = "") -> list[list[int]]:
-        """Token ids of each label as an answer on its own, or (``after`` non-empty, e.g. "| Emotion:")
-        as written after that prefix, i.e. with a leading space (see ``_answer_ids``)."""
+    def label_token_ids(self, after_prefix: bool = False) -> list[list[int]]:
+        """Token ids of each label as an answer on its own, or (``after_prefix``) as written after
+        "| Emotion:" in a joint answer, i.e. with a leading space."""
         ids = [
-            self.tokenizer(f" {label}" if after else label, add_special_tokens=False)["input_ids"]
+            self.tokenizer(prompting.label_text(label, after_prefix), add_special_tokens=False)["input_ids"]
             for label in self.labels
         ]
         if len({tuple(i) for i in ids}) != len(ids):
             raise ValueError(f"two labels tokenise identically: {dict(zip(self.labels, ids))}; rename one")
         return ids
 
+    def prompt_config(self) -> dict:
+        """The token-level prompt a model needs without a tokenizer (``pipeline`` use): the config's
+        ``prompt`` dict. The classification prompts use the bank's first instruction, labels in order."""
+        tokenize = lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+        rng = random.Random(0)
+        ser = self.render(self.instruction("ser", rng, prompt_index=0, shuffle_labels=False), has_audio=True)
+        joint = self.render(
+            self.instruction("asr+ser", rng, prompt_index=0, shuffle_labels=False), has_audio=True
+        )
+        eos = [self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id is not None else []
+        return {
+            "audio_token_id": self.audio_token_id,
+            "label_token_ids": self.label_token_ids(),
+            "emotion_label_token_ids": self.label_token_ids(after_prefix=True),
+            "input_ids": tokenize(ser),
+            "joint_input_ids": tokenize(joint + ASR_PREFIX),
+            "emotion_prefix_ids": tokenize(" " + EMOTION_PREFIX),
+            "transcript_stop_ids": tokenize(TRANSCRIPT_STOP)[:1] + eos,
+        }
 
-__all__ = ["AudioLLMProcessor", "joint_answer"]
+
+__all__ = ["AudioLLMProcessor", "TASKS", "CUE", "DEFAULT_PROMPTS", "joint_answer"]

@@ -9,7 +9,6 @@ import math
 import os
 import random
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,7 +17,6 @@ from transformers import Trainer
 from metrics.asr import word_error_rate
 from metrics.ser_metrics.ser_metrics import classification_metrics
 from modeling import AudioLLMForConditionalGeneration, AudioLLMProcessor
-from modeling.modeling_audio_llm import TRAINABLE_WEIGHTS
 from modeling.offline_assets import resolve_pretrained
 
 from .common import cache_encoder_outputs, fingerprint
@@ -197,9 +195,10 @@ def asr_weight(progress: float, start: float, end: float, schedule: str) -> floa
 
 
 class AudioLLMTrainer(Trainer):
-    """Trainer for the audio-LLMs: checkpoints hold only what trains (connector, LoRA, head), the
-    transcript tokens of joint answers are weighted by a scheduled ASR weight, and ``extra_eval``
-    adds task metrics (macro-F1, WER) to each evaluation."""
+    """Trainer for the audio-LLMs: the transcript tokens of joint answers are weighted by a scheduled
+    ASR weight, and ``extra_eval`` adds task metrics (macro-F1, WER) to each evaluation. Checkpoints
+    hold only what trains when the model's config says ``backbone_weights="referenced"`` (the stock
+    ``save_pretrained`` / resume path, no overrides)."""
 
     def __init__(self, *args, asr_weight_schedule=None, extra_eval=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -235,27 +234,6 @@ class AudioLLMTrainer(Trainer):
         if self.asr_weight_schedule is not None and "loss" in logs:
             logs = {**logs, "asr_weight": round(self.current_asr_weight(), 4)}
         super().log(logs, *args, **kwargs)
-
-    def _save(self, output_dir=None, state_dict=None):
-        output_dir = output_dir or self.args.output_dir
-        self.model.save_trainable(output_dir, with_code=False)  # a resume checkpoint, not a model to share
-        if self.processing_class is not None:
-            self.processing_class.save_pretrained(output_dir)
-
-    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
-        from safetensors.torch import load_file
-
-        model = model or self.model
-        weights = load_file(str(Path(resume_from_checkpoint) / TRAINABLE_WEIGHTS))
-        unexpected = set(weights) - set(model.state_dict())
-        if unexpected:
-            raise ValueError(
-                f"checkpoint {resume_from_checkpoint} does not match the model: {sorted(unexpected)[:3]}"
-            )
-        model.load_state_dict(weights, strict=False)
-
-    def _load_best_model(self):
-        self._load_from_checkpoint(self.state.best_model_checkpoint)
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
         metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)

@@ -130,7 +130,7 @@ def phase_dir(output_dir: str, phase: int) -> Path:
 
 def load_phase_model(model_args, curriculum, training_args, labels, phase: int):
     """Phase 1 starts from the pretrained parts; phase k from phase k-1's output (+ LoRA at phase 2)."""
-    if phase == 1 or not (phase_dir(training_args.output_dir, phase - 1) / "trainable.safetensors").is_file():
+    if phase == 1 or not (phase_dir(training_args.output_dir, phase - 1) / "phase_done.json").is_file():
         if phase > 1:
             print(
                 f"[emosllm] phase {phase - 1} output not found: phase {phase} starts from the pretrained parts"
@@ -142,6 +142,7 @@ def load_phase_model(model_args, curriculum, training_args, labels, phase: int):
         from modeling import AudioLLMProcessor
 
         processor = AudioLLMProcessor.from_pretrained(previous)
+    model.config.backbone_weights = "referenced"  # phase outputs and checkpoints: what trains only
     model.train()
     if phase == 1:
         model.freeze_language_model()
@@ -371,7 +372,7 @@ def main(argv=None):
             f"[emosllm] rank {training_args.process_index}/{training_args.world_size} phase {phase} weights checksum {weights_checksum(model):.6f}"
         )
         if trainer.is_world_process_zero():
-            model.save_trainable(out)
+            model.save_pretrained(out)
             processor.save_pretrained(out)
             for h in trainer.state.log_history:
                 h["phase"] = phase

@@ -75,6 +75,7 @@ def train_and_evaluate(
     counts = class_counts(splits["train"], len(labels))
     classifier = model.as_classifier("label_logits")
     classifier.config.loss_type, classifier.config.class_counts = model_args.loss_type, counts
+    classifier.config.backbone_weights = "referenced"  # checkpoints hold the projector, not the backbones
     classifier.train()
     print(f"[whisper_llm] {classifier.trainable_parameters()}; class counts {dict(zip(labels, counts))}")
 
@@ -218,6 +219,7 @@ def main(argv=None):
 
     # ------------------------------------------------------------------ save, card, push
     if trainer.is_world_process_zero():
+        classifier.config.backbone_weights = "included"  # the shared model: self-contained
         classifier.save_pretrained(out)
         processor.save_pretrained(out)
         write_json(f"{out}/eval_results.json", {**results, **summary})

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 from transformers import pipeline
 
 from modeling import AudioLLMForAudioClassification, AudioLLMForConditionalGeneration, AudioLLMProcessor
@@ -127,13 +128,13 @@ def test_generative_checkpoint_ranks_labels_like_the_lm(parts, tmp_path, connect
     with torch.no_grad():
         next_token = model(**inputs).logits[:, -1].log_softmax(-1)
         scores = clf(**inputs).logits
-    first_tokens = [ids[0] for ids in clf.config.label_token_ids]
-    single = [len(ids) == 1 for ids in clf.config.label_token_ids]
+    first_tokens = [ids[0] for ids in clf.config.prompt["label_token_ids"]]
+    single = [len(ids) == 1 for ids in clf.config.prompt["label_token_ids"]]
     if all(single):
         torch.testing.assert_close(scores, next_token[:, first_tokens], atol=1e-5, rtol=0)
     assert torch.equal(scores.argsort(-1)[:, -1:], scores.argsort(-1)[:, -1:])  # ranking available
     with torch.no_grad():  # a multi-token label is scored by its full log-likelihood
-        for j, ids in enumerate(clf.config.label_token_ids):
+        for j, ids in enumerate(clf.config.prompt["label_token_ids"]):
             full = torch.tensor([ids])
             seq = torch.cat([inputs["input_ids"], full.expand(3, -1)], 1)
             mask = torch.cat([inputs["attention_mask"], torch.ones(3, len(ids), dtype=torch.long)], 1)
@@ -150,6 +151,7 @@ def test_training_steps_lower_the_loss_with_lora(parts, connector):
     model = copy.deepcopy(model).train()
     model.config.lora_r, model.config.lora_alpha = 16, 64  # a strong adapter for a 12-step test
     peft_model = model.enable_lora()
+    assert peft_model is model  # adapters in the language model, in place
     trainable = {n for n, p in peft_model.named_parameters() if p.requires_grad}
     assert any("lora_" in n for n in trainable) and any("connector" in n for n in trainable)
     assert not any("audio_encoder" in n for n in trainable)  # the regex spares the encoder's q/v projections
@@ -315,6 +317,7 @@ def test_lora_checkpoints_reload_with_equal_outputs(parts, tmp_path, fmt):
     model, processor = build(parts, "query_pooling", "whisper", "llama")
     model = copy.deepcopy(model).train()
     peft_model = model.enable_lora()
+    assert peft_model is model  # adapters in the language model, in place
     batch = processor(
         audio=clips(),
         task="asr+ser",
@@ -333,14 +336,20 @@ def test_lora_checkpoints_reload_with_equal_outputs(parts, tmp_path, fmt):
     with torch.no_grad():
         expected = model(**inputs).logits
     if fmt == "trainable_only":
-        model.save_trainable(tmp_path / "light")
-        files = {p.name for p in (tmp_path / "light").iterdir()}
-        assert "trainable.safetensors" in files and "model.safetensors" not in files  # no backbone weights
+        model.config.backbone_weights = "referenced"
+        model.save_pretrained(tmp_path / "light")
+        saved = load_file(str(tmp_path / "light" / "model.safetensors"))
+        trained = {k for k in model.state_dict() if k.startswith("connector.") or ".lora_" in k}
+        assert saved.keys() == trained  # no backbone weights
         reloaded = AudioLLMForConditionalGeneration.from_pretrained(tmp_path / "light")
+        assert reloaded.config.has_lora and any(".lora_" in k for k in reloaded.state_dict())
     else:
-        merged = peft_model.merge_and_unload()
+        merged = model.merge_and_unload_lora()
         merged.save_pretrained(tmp_path / "merged")
         assert not any("lora_" in k for k in merged.state_dict())
+        assert merged.config.backbone_weights == "included"  # the merged LLM is not its reference any more
+        full = load_file(str(tmp_path / "merged" / "model.safetensors"))
+        assert "language_model.model.embed_tokens.weight" in full
         reloaded = AudioLLMForConditionalGeneration.from_pretrained(tmp_path / "merged").eval()
     # the frame statistics gathered in training travel with both kinds of checkpoint
     assert int(model.connector.in_norm.num_frames) > 0
@@ -423,8 +432,9 @@ def test_light_checkpoint_loads_as_classifier_and_in_pipeline(parts, tmp_path):
         tmp_path / "enc", parts / "llm-llama", LABELS, **CONNECTORS["query_pooling"]
     )
     model.enable_lora()
-    model.save_trainable(tmp_path / "light")
+    model.save_trainable(tmp_path / "light")  # = save_pretrained with backbone_weights="referenced"
     processor.save_pretrained(tmp_path / "light")
+    assert model.config.backbone_weights == "included"  # save_trainable changed the saved config only
     inputs = processor(audio=clips(), task="ser", prompt_index=0, shuffle_labels=False, sampling_rate=16000)
     with torch.no_grad():
         expected = model.eval().as_classifier("label_logits")(**inputs).logits
@@ -475,3 +485,58 @@ def test_query_pooling_windows_long_audio():
     grown_gb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 2**20
     assert tokens.shape == (1, 32, 576) and torch.isfinite(tokens).all()
     assert grown_gb < 2.0, f"peak memory grew by {grown_gb:.1f} GB"
+
+
+def test_checkpoints_written_before_the_prompt_dict_still_load(parts, tmp_path):
+    """Light folders of earlier versions: trainable.safetensors (+ its "lora" flag), the prompt as
+    loose config fields, the LoRA regex over the whole model. They load and score alike."""
+    from safetensors.torch import save_file
+
+    model, processor = build(parts, "query_pooling", "whisper", "llama")
+    import copy
+
+    model = copy.deepcopy(model).enable_lora()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.02)  # adapters that change the output
+    model.save_trainable(tmp_path / "new")
+    old = tmp_path / "old"
+    old.mkdir()
+    config = json.loads((tmp_path / "new" / "config.json").read_text())
+    prompt = config.pop("prompt")
+    for key in ("has_lora", "backbone_weights", "auto_map"):
+        config.pop(key, None)
+    config.update(
+        audio_token_id=prompt["audio_token_id"],
+        label_token_ids=prompt["label_token_ids"],
+        emotion_label_token_ids=prompt["emotion_label_token_ids"],
+        prompt_input_ids=prompt["input_ids"],
+        joint_prompt_input_ids=prompt["joint_input_ids"],
+        emotion_prefix_ids=prompt["emotion_prefix_ids"],
+        transcript_stop_ids=prompt["transcript_stop_ids"],
+        lora_target_modules=r".*language_model\..*\.(q_proj|k_proj|v_proj|o_proj)",
+    )
+    (old / "config.json").write_text(json.dumps(config))
+    save_file(
+        load_file(str(tmp_path / "new" / "model.safetensors")),
+        str(old / "trainable.safetensors"),
+        metadata={"lora": "True", "class": "AudioLLMForConditionalGeneration"},
+    )
+    inputs = processor(audio=clips(), task="ser", prompt_index=0, shuffle_labels=False, sampling_rate=16000)
+    with torch.no_grad():
+        expected = model.eval().as_classifier("label_logits")(**inputs).logits
+        for mode in ("label_logits", "transcript_conditioned"):
+            clf = AudioLLMForAudioClassification.from_pretrained(old, classification_mode=mode)
+            assert clf.config.prompt["label_token_ids"] == model.config.prompt["label_token_ids"]
+            scores = clf(input_values=inputs.get("input_values"), input_features=inputs.get("input_features"),
+                         attention_mask=inputs["audio_attention_mask"]).logits  # fmt: skip
+            assert scores.shape == (3, len(LABELS)) and torch.isfinite(scores).all()
+        clf = AudioLLMForAudioClassification.from_pretrained(old)
+        torch.testing.assert_close(clf(**inputs).logits, expected, atol=1e-4, rtol=0)
+    # save_pretrained converts it: the new format, the same scores
+    clf.save_trainable(tmp_path / "converted")
+    converted = AudioLLMForAudioClassification.from_pretrained(tmp_path / "converted")
+    assert (tmp_path / "converted" / "model.safetensors").is_file() and "prompt" in converted.config.to_dict()
+    with torch.no_grad():
+        torch.testing.assert_close(converted(**inputs).logits, expected, atol=1e-4, rtol=0)

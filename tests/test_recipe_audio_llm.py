@@ -248,7 +248,7 @@ def test_emosllm_curriculum_end_to_end(tiny, tmp_path, capsys):
 def _trainable_keys(folder):
     from safetensors import safe_open
 
-    with safe_open(str(folder / "trainable.safetensors"), "pt") as f:
+    with safe_open(str(folder / "model.safetensors"), "pt") as f:
         return list(f.keys())
 
 
@@ -331,7 +331,7 @@ def test_whisper_llm_recipe(tiny, tmp_path):
     assert len(results["epoch_seconds"]) == 2
     from safetensors import safe_open
 
-    with safe_open(str(sorted(out.glob("checkpoint-*"))[-1] / "trainable.safetensors"), "pt") as f:
+    with safe_open(str(sorted(out.glob("checkpoint-*"))[-1] / "model.safetensors"), "pt") as f:
         assert all(k.startswith("connector.") for k in f.keys())  # only the projector trains
     clf = pipeline("audio-classification", model=str(out), trust_remote_code=True)
     assert len(clf(np.zeros(8000, dtype=np.float32) + 0.01, top_k=2)) == 2
@@ -366,11 +366,11 @@ def test_resumed_phase_equals_uninterrupted(tiny, tmp_path):
     # kill b after its step-2 checkpoint: the later checkpoint and the phase's outputs never happened
     phase = tmp_path / "b" / "phase3"
     shutil.rmtree(phase / "checkpoint-4")
-    for name in ("phase_done.json", "trainable.safetensors"):
+    for name in ("phase_done.json", "model.safetensors"):
         (phase / name).unlink()
     run(tmp_path / "b")
-    expected = load_file(str(tmp_path / "a" / "phase3" / "trainable.safetensors"))
-    resumed = load_file(str(phase / "trainable.safetensors"))
+    expected = load_file(str(tmp_path / "a" / "phase3" / "model.safetensors"))
+    resumed = load_file(str(phase / "model.safetensors"))
     assert set(resumed) == set(expected)
     for name, tensor in expected.items():
         torch.testing.assert_close(resumed[name], tensor, atol=1e-6, rtol=0, msg=name)
