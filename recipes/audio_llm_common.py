@@ -16,10 +16,11 @@ from transformers import Trainer
 
 from metrics.asr import word_error_rate
 from metrics.ser_metrics.ser_metrics import classification_metrics
-from modeling import AudioLLMForConditionalGeneration, AudioLLMProcessor
+from modeling import AudioLLMConfig, AudioLLMForConditionalGeneration, AudioLLMProcessor
 from modeling.offline_assets import resolve_pretrained
+from modeling.prompting_audio_llm import ASR_PREFIX
 
-from .common import cache_encoder_outputs, fingerprint
+from .common import cache_encoder_outputs, config_kwargs, fingerprint
 
 
 @dataclass
@@ -55,24 +56,12 @@ class AudioLLMArguments:
 
 
 def model_config_kwargs(args: AudioLLMArguments) -> dict:
-    """AudioLLMConfig settings from the recipe arguments (everything but the two backbones)."""
-    return {
-        "connector": args.connector,
-        "num_queries": args.num_queries,
-        "mapper_layers": args.mapper_layers,
-        "mapper_hidden_size": args.mapper_hidden_size,
-        "mapper_heads": args.mapper_heads,
-        "mapper_frame_norm": args.mapper_frame_norm,
-        "mapper_positions": args.mapper_positions,
-        "stack_factor": args.stack_factor,
-        "lora_r": args.lora_r,
-        "lora_alpha": args.lora_alpha,
-        "lora_dropout": args.lora_dropout,
-        "loss_type": args.loss_type,
-        "max_transcript_tokens": args.max_transcript_tokens,
-        # omitted: from_pretrained_components ties the output gain to the LLM's embedding RMS
-        **({} if args.mapper_output_norm else {"mapper_output_scale": None}),
-    }
+    """AudioLLMConfig settings from the recipe arguments: every argument that names a config field
+    (the two backbones are passed to ``from_pretrained_components`` as the parts themselves)."""
+    kwargs = config_kwargs(args, AudioLLMConfig)
+    if not args.mapper_output_norm:  # otherwise from_pretrained_components ties the gain to the LLM's RMS
+        kwargs["mapper_output_scale"] = None
+    return kwargs
 
 
 def build_model(
@@ -273,7 +262,7 @@ def evaluate_ser(
             labels,
             with_answers=False,
             fixed_prompt=True,
-            answer_prefix="| ASR:" if joint else None,
+            answer_prefix=ASR_PREFIX if joint else None,
         )
         predictions, references = [], []
         for rows in batches(dataset, batch_size):

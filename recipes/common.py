@@ -421,6 +421,20 @@ def cache_encoder_outputs(
 VOLATILE_KEYS = ("auto_map", "processor_class", "_name_or_path", "transformers_version")
 
 
+def config_kwargs(args, config_class, exclude: Sequence[str] = ()) -> dict:
+    """The arguments of a recipe dataclass that name parameters of ``config_class`` (a model config):
+    the recipe's options and the config stay one list, not copied by hand."""
+    import dataclasses
+    import inspect
+
+    parameters = inspect.signature(config_class.__init__).parameters
+    return {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(args)
+        if f.name in parameters and f.name not in exclude
+    }
+
+
 def fingerprint(*parts) -> str:
     """A short stable hash of ``parts`` (dicts lose their VOLATILE_KEYS first)."""
     parts = [

@@ -29,7 +29,7 @@ from transformers import Trainer, TrainingArguments
 
 from metrics.plotting import plot_confusion_matrix, plot_training_curves
 from metrics.ser_metrics.ser_metrics import classification_metrics, dimensional_metrics
-from modeling import SpeechEmotionFeatureExtractor, SpeechEmotionForAudioClassification
+from modeling import SpeechEmotionConfig, SpeechEmotionFeatureExtractor, SpeechEmotionForAudioClassification
 from modeling.offline_assets import resolve_pretrained
 from recipes.common import (
     CONFIGS,
@@ -39,6 +39,7 @@ from recipes.common import (
     cache_encoder_outputs,
     claim_output_dir,
     class_counts,
+    config_kwargs,
     encode_labels,
     fingerprint,
     last_complete_checkpoint,
@@ -183,22 +184,7 @@ def main(argv=None):
     if model is None:
         encoder = resolve_pretrained(model_args.encoder_name_or_path)
         model = SpeechEmotionForAudioClassification.from_encoder_pretrained(
-            encoder,
-            labels,
-            use_weighted_layer_sum=model_args.use_weighted_layer_sum,
-            freeze_encoder=model_args.freeze_encoder,
-            freeze_feature_encoder=model_args.freeze_feature_encoder,
-            num_trainable_encoder_layers=model_args.num_trainable_encoder_layers,
-            loss_type=model_args.loss_type,
-            class_counts=counts,
-            focal_gamma=model_args.focal_gamma,
-            vs_gamma=model_args.vs_gamma,
-            vs_tau=model_args.vs_tau,
-            class_weighting=model_args.class_weighting,
-            head_hidden_size=model_args.head_hidden_size,
-            pooling_attention_size=model_args.pooling_attention_size,
-            head_dropout=model_args.head_dropout,
-            dimensions=model_args.dimensions,
+            encoder, labels, class_counts=counts, **config_kwargs(model_args, SpeechEmotionConfig)
         )
         feature_extractor = SpeechEmotionFeatureExtractor.from_encoder_pretrained(encoder)
     print(f"labels: {labels}\ntraining class counts: {dict(zip(labels, counts))}")
