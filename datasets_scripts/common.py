@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -88,17 +87,21 @@ def encode_wav(waveform: np.ndarray, sampling_rate: int = SAMPLING_RATE) -> byte
     return buffer.getvalue()
 
 
-def class_counts(dataset, column: str = "emotion") -> dict[str, int]:
-    names = dataset.features[column].names
-    counts = Counter(dataset[column])
-    return {name: counts.get(i, 0) for i, name in enumerate(names)}
+def class_counts(dataset, column: str = "emotion", num_classes: int | None = None) -> list[int]:
+    """Rows per class id of an integer label ``column`` (a ClassLabel gives the number of classes;
+    otherwise pass ``num_classes``): the training-set counts that weight the losses. Rows without a
+    label (-1) are not counted."""
+    if num_classes is None:
+        num_classes = len(dataset.features[column].names)
+    values = np.asarray(dataset[column], dtype=np.int64)
+    return np.bincount(values[values >= 0], minlength=num_classes).tolist()  # -1: no label (e.g. MSP "X")
 
 
 def describe(dataset_dict, column: str = "emotion") -> str:
     """A table of class counts per split (printed by every builder, written into the card)."""
     splits = list(dataset_dict)
     names = dataset_dict[splits[0]].features[column].names
-    counts = {split: class_counts(dataset_dict[split], column) for split in splits}
+    counts = {split: dict(zip(names, class_counts(dataset_dict[split], column))) for split in splits}
     width = max(len(n) for n in [*names, "total"]) + 2
     lines = ["| class | " + " | ".join(splits) + " |", "|---|" + "---|" * len(splits)]
     for name in names:
@@ -109,12 +112,16 @@ def describe(dataset_dict, column: str = "emotion") -> str:
     return "\n".join(lines)
 
 
-def check_speaker_independent(dataset_dict) -> None:
-    """Raise ``ValueError`` when a speaker appears in more than one split."""
+def check_speaker_independent(splits, *, dataset=None, speaker_column: str = "speaker_id") -> None:
+    """Raise ``ValueError`` naming every speaker found in more than one split.
+
+    ``splits`` is a DatasetDict (or a mapping of names to Datasets), or a mapping of names to row
+    indices of ``dataset``."""
     seen: dict[str, str] = {}
     leaks = []
-    for split, ds in dataset_dict.items():
-        for speaker in set(ds["speaker_id"]):
+    for split, part in splits.items():
+        part = dataset.select(part) if dataset is not None else part
+        for speaker in set(part[speaker_column]):
             if speaker in seen and seen[speaker] != split:
                 leaks.append(f"{speaker} ({seen[speaker]}, {split})")
             seen.setdefault(speaker, split)

@@ -22,7 +22,7 @@ from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 
-from . import common
+from .common import check_speaker_independent
 
 Folds = list[tuple[list[int], list[int]]]
 
@@ -189,20 +189,6 @@ def split_speakers(
             assignment[speaker] = split
         start += counts[split]
     return assignment
-
-
-def check_speaker_independent(splits: Mapping, *, dataset=None, speaker_column: str = "speaker_id") -> None:
-    """Raise ``ValueError`` naming every speaker found in more than one split.
-
-    ``splits`` is a DatasetDict (or a mapping of names to Datasets), or a mapping of names to row
-    indices of ``dataset``."""
-    named = {}
-    for name, part in splits.items():
-        part = dataset.select(part) if dataset is not None else part
-        if speaker_column != "speaker_id":
-            part = part.select_columns([speaker_column]).rename_column(speaker_column, "speaker_id")
-        named[name] = part
-    common.check_speaker_independent(named)
 
 
 def check_folds(dataset, folds: Folds, *, speaker_column: str | None = "speaker_id") -> None:

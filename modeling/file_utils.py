@@ -1,4 +1,4 @@
-"""Writing output folders atomically: a crash never leaves a half-written folder at the target."""
+"""Writing files and output folders atomically: a crash never leaves a half-written one at the target."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -17,6 +17,22 @@ def is_local_reference(name_or_path: str | os.PathLike) -> bool:
         return True
     text = str(name_or_path)
     return text.startswith((".", "/", "~")) or os.path.isabs(text) or text.count("/") > 1
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
+    """``write(tmp)`` writes a temporary sibling of ``path`` that then replaces it (``os.replace``):
+    a reader or a crash never leaves half a file at ``path``. The temporary file goes on failure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
 
 
 def check_output_dir(output_dir: str | os.PathLike, overwrite: bool = False) -> None:

@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+from .file_utils import atomic_write
+
 
 def add_auto_map_entries(save_directory: str | os.PathLike, entries: dict[str, str]) -> None:
     """Add ``{Auto class: "module.Class"}`` entries to ``config.json``'s ``auto_map`` (existing kept).
@@ -19,9 +21,7 @@ def add_auto_map_entries(save_directory: str | os.PathLike, entries: dict[str, s
     for auto_class, target in entries.items():
         auto_map.setdefault(auto_class, target)
     config["auto_map"] = auto_map
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n"))
 
 
 __all__ = ["add_auto_map_entries"]

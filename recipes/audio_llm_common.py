@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import random
 from dataclasses import dataclass, field
 
@@ -20,7 +19,7 @@ from modeling import AudioLLMConfig, AudioLLMForConditionalGeneration, AudioLLMP
 from modeling.offline_assets import resolve_pretrained
 from modeling.prompting_audio_llm import ASR_PREFIX
 
-from .common import cache_encoder_outputs, config_kwargs, fingerprint
+from .common import cache_encoder_outputs, config_kwargs, pad_cached_states
 
 
 @dataclass
@@ -58,7 +57,9 @@ class AudioLLMArguments:
 def model_config_kwargs(args: AudioLLMArguments) -> dict:
     """AudioLLMConfig settings from the recipe arguments: every argument that names a config field
     (the two backbones are passed to ``from_pretrained_components`` as the parts themselves)."""
-    kwargs = config_kwargs(args, AudioLLMConfig)
+    kwargs = config_kwargs(
+        args, AudioLLMConfig, exclude=("audio_model_name_or_path", "text_model_name_or_path")
+    )
     if not args.mapper_output_norm:  # otherwise from_pretrained_components ties the gain to the LLM's RMS
         kwargs["mapper_output_scale"] = None
     return kwargs
@@ -77,17 +78,14 @@ def build_model(
 
 def cache_split(model, processor, dataset, cache_dir: str, name: str, batch_size: int, keep):
     """Last-layer encoder outputs of ``dataset`` (computed once; later runs and epochs reuse them)."""
-    os.makedirs(cache_dir, exist_ok=True)
-    key = fingerprint(
-        model.config.audio_config.to_dict(), processor.feature_extractor.to_dict(), dataset._fingerprint
-    )
 
     def encode(inputs, mask):
         states, frame_mask = model.audio_encoder(inputs, mask)
         return states[:, -1], frame_mask
 
+    encoder = (model.config.audio_model_name_or_path, model.config.audio_config.to_dict(), "last layer")
     return cache_encoder_outputs(
-        encode, processor.feature_extractor, dataset, f"{cache_dir}/{name}-{key}.arrow", batch_size, keep
+        encode, processor.feature_extractor, dataset, cache_dir, name, batch_size, keep, encoder
     )
 
 
@@ -135,13 +133,8 @@ class CachedAudioLLMCollator:
 
     def __call__(self, rows):
         rng = self._batch_rng(rows)
-        states = [torch.as_tensor(np.asarray(r["encoder_hidden_states"])).float() for r in rows]
-        frames = max(s.shape[0] for s in states)
-        hidden = torch.zeros(len(rows), frames, states[0].shape[-1])
-        mask = torch.zeros(len(rows), frames, dtype=torch.bool)
-        for i, s in enumerate(states):
-            hidden[i, : s.shape[0]], mask[i, : s.shape[0]] = s, True
-        counts = [self.processor.num_audio_tokens_from_frames(s.shape[0]) for s in states]
+        hidden, mask = pad_cached_states(rows)
+        counts = [self.processor.num_audio_tokens_from_frames(int(n)) for n in mask.sum(-1)]
         names = [self.labels[int(r["labels"])] for r in rows] if self.labels and "labels" in rows[0] else None
         task = self.task
         if task == "asr+ser" and self.ser_only_fraction > 0 and rng.random() < self.ser_only_fraction:

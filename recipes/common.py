@@ -15,8 +15,13 @@ from pathlib import Path
 import numpy as np
 from transformers import TrainerCallback
 
+from modeling.file_utils import atomic_write
+
+from .logs import get_logger, setup_logging
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "recipes" / "configs"
+logger = get_logger("serhub")
 TEMPLATES = REPO / "model_cards"
 
 
@@ -106,6 +111,7 @@ def start_run(dataclass_types: Sequence[type], default_config: Path, argv: list[
     from transformers import set_seed
 
     *args, training_args = parse_arguments(dataclass_types, default_config, argv)
+    setup_logging(training_args)
     use_all_cpu_threads(training_args)
     set_seed(training_args.seed)
     push_to_hub = training_args.push_to_hub
@@ -129,8 +135,9 @@ def use_all_cpu_threads(training_args) -> None:
         and cores > 1
     ):
         torch.set_num_threads(cores)
-        print(
-            f"[serhub] accelerate launch set 1 CPU thread for this single process; using {cores} (set OMP_NUM_THREADS>1 to choose)"
+        logger.info(
+            "accelerate launch set 1 CPU thread for this single process; using %d (set OMP_NUM_THREADS>1 to choose)",
+            cores,
         )
 
 
@@ -169,10 +176,10 @@ def last_complete_checkpoint(folder: str | os.PathLike) -> str | None:
     for checkpoint in checkpoints:
         if (checkpoint / "trainer_state.json").is_file():
             return str(checkpoint)
-        print(
-            f"[serhub] WARNING: {checkpoint} is incomplete (no trainer_state.json; the run was stopped while "
-            "saving it): resuming from an earlier checkpoint",
-            file=sys.stderr,
+        logger.warning(
+            "%s is incomplete (no trainer_state.json; the run was stopped while saving it): resuming from an "
+            "earlier checkpoint",
+            checkpoint,
         )
     return None
 
@@ -242,8 +249,8 @@ def _check_run_record(path: Path, key: str, settings: dict, overwrite: bool) -> 
                     f"(changed: {', '.join(changed) or 'the recipe'}); resuming it would mix the two runs. Choose "
                     "another --output_dir, or pass --overwrite_output_dir true to replace it."
                 )
-            print(
-                f"[serhub] --overwrite_output_dir: replacing the earlier run in {path} (changed: {changed})"
+            logger.info(
+                "--overwrite_output_dir: replacing the earlier run in %s (changed: %s)", path, changed
             )
             shutil.rmtree(path)
 
@@ -299,9 +306,7 @@ def embedded_dataset_path(name: str = "synthetic_emotions") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
         if not (path / "dataset_dict.json").is_file():
-            print(
-                f"[serhub] building the embedded {name} corpus -> {path} (once)", file=sys.stderr, flush=True
-            )
+            logger.info("building the embedded %s corpus -> %s (once)", name, path)
             dataset_dict = builders[name].build()
             save_dataset_dict(dataset_dict, path, card=builders[name].dataset_card(dataset_dict))
     return path
@@ -361,21 +366,41 @@ def encode_labels(dataset, column: str, labels: list[str]):
     )
 
 
-def class_counts(dataset, num_labels: int) -> list[int]:
-    return np.bincount(np.asarray(dataset["labels"]), minlength=num_labels).tolist()
+def encoder_code_version() -> str:
+    """A hash of the code that turns audio into cached encoder outputs (feature extraction, the
+    encoder wrapper, the caching itself): a change to it invalidates every encoder cache."""
+    import inspect
+
+    from modeling import feature_extraction_speech_emotion, speech_encoder
+
+    sources = [inspect.getsource(m) for m in (feature_extraction_speech_emotion, speech_encoder)]
+    return fingerprint(*sources, inspect.getsource(cache_encoder_outputs))
 
 
 def cache_encoder_outputs(
-    encode, feature_extractor, dataset, cache_file: str, batch_size: int, keep: Sequence[str]
+    encode,
+    feature_extractor,
+    dataset,
+    cache_dir: str | os.PathLike,
+    name: str,
+    batch_size: int,
+    keep: Sequence[str],
+    encoder_key: Sequence = (),
 ):
     """Run a frozen encoder once over ``dataset`` and keep its outputs (float16) in an Arrow cache.
 
     ``encode(inputs, mask)`` returns hidden states (B, T, D) or all layers (B, L, T, D) and a frame
     mask (B, T). Only valid frames are stored, time first: (T', D) or (T', L, D). ``keep``: columns
-    kept next to them. Re-running with the same ``cache_file`` loads the cache instead.
+    kept next to them. The cache file, ``<cache_dir>/<name>-<key>.arrow``, is keyed by the encoder
+    (``encoder_key``: its weights' reference and config, and what it returns), the feature extractor,
+    the dataset's fingerprint and the code version; a re-run with the same key loads it instead.
     """
     import datasets
     import torch
+
+    os.makedirs(cache_dir, exist_ok=True)
+    key = fingerprint(encoder_code_version(), *encoder_key, feature_extractor.to_dict(), dataset._fingerprint)
+    cache_file = f"{cache_dir}/{name}-{key}.arrow"
 
     def run(batch):
         inputs = feature_extractor(
@@ -414,6 +439,20 @@ def cache_encoder_outputs(
         desc="encoding once (frozen encoder)",
     )
     return encoded.with_format("numpy")  # python lists of arrays would dominate the epoch time
+
+
+def pad_cached_states(rows, key: str = "encoder_hidden_states"):
+    """The cached encoder outputs of a batch, (T', ...) float16 per clip, as one zero-padded float
+    tensor (B, T, ...) and its frame mask (B, T): what both families' cached collators start from."""
+    import torch
+
+    states = [torch.as_tensor(np.asarray(r[key])).float() for r in rows]
+    frames = max(s.shape[0] for s in states)
+    padded = torch.zeros(len(rows), frames, *states[0].shape[1:])
+    mask = torch.zeros(len(rows), frames, dtype=torch.bool)
+    for i, s in enumerate(states):
+        padded[i, : s.shape[0]], mask[i, : s.shape[0]] = s, True
+    return padded, mask
 
 
 # Keys that saving and reloading adds or changes without changing what a config computes: they must
@@ -488,10 +527,7 @@ def write_json(path: str | os.PathLike, data, portable_paths: bool = False) -> P
     if portable_paths:
         for prefix, replacement in ((Path.cwd(), ""), (Path.home(), "~/")):
             text = text.replace(json.dumps(f"{prefix}/")[1:-1], replacement)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def write_model_card(
@@ -553,11 +589,7 @@ def write_model_card(
         base_model=base_model,
         **template_kwargs,
     )
-    path = Path(output_dir) / "README.md"
-    tmp = path.with_suffix(".md.tmp")
-    card.save(tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(Path(output_dir) / "README.md", card.save)
 
 
 def push(folder: str, repo_id: str | None, private: bool | None) -> None:
@@ -572,7 +604,7 @@ def push(folder: str, repo_id: str | None, private: bool | None) -> None:
         api.upload_folder(
             repo_id=repo_id,
             folder_path=folder,
-            ignore_patterns=["checkpoint-*/**", "encoder_cache/**", "*.tmp"],
+            ignore_patterns=["checkpoint-*/**", "encoder_cache/**", "*.tmp", ".*.tmp.*"],
         )
     except (
         Exception
@@ -580,14 +612,13 @@ def push(folder: str, repo_id: str | None, private: bool | None) -> None:
         raise RuntimeError(
             f"pushing to {repo_id} failed ({err}); the model is saved in {folder}: upload it later with `hf upload {repo_id} {folder}`"
         ) from err
-    print(f"pushed {folder} to https://huggingface.co/{repo_id}")
+    logger.info("pushed %s to https://huggingface.co/%s", folder, repo_id)
 
 
 __all__ = [
     "DataArguments",
     "EpochTimer",
     "cache_encoder_outputs",
-    "class_counts",
     "embedded_dataset_path",
     "encode_labels",
     "fingerprint",

@@ -33,6 +33,7 @@ from pathlib import Path
 import datasets
 from transformers import TrainingArguments
 
+from datasets_scripts.common import class_counts
 from metrics.plotting import plot_confusion_matrix, plot_training_curves
 from modeling import AudioLLMForConditionalGeneration
 from recipes.audio_llm_common import (
@@ -52,7 +53,6 @@ from recipes.common import (
     DataArguments,
     RunArguments,
     claim_output_dir,
-    class_counts,
     embedded_dataset_path,
     encode_labels,
     last_complete_checkpoint,
@@ -65,8 +65,10 @@ from recipes.common import (
     write_json,
     write_model_card,
 )
+from recipes.logs import get_logger
 
 DEFAULT_CONFIG = CONFIGS / "emosllm" / "default.yaml"
+logger = get_logger("emosllm")
 
 
 @dataclass
@@ -132,8 +134,8 @@ def load_phase_model(model_args, curriculum, training_args, labels, phase: int):
     """Phase 1 starts from the pretrained parts; phase k from phase k-1's output (+ LoRA at phase 2)."""
     if phase == 1 or not (phase_dir(training_args.output_dir, phase - 1) / "phase_done.json").is_file():
         if phase > 1:
-            print(
-                f"[emosllm] phase {phase - 1} output not found: phase {phase} starts from the pretrained parts"
+            logger.info(
+                "phase %d output not found: phase %d starts from the pretrained parts", phase - 1, phase
             )
         model, processor = build_model(model_args, labels)
     else:
@@ -148,7 +150,7 @@ def load_phase_model(model_args, curriculum, training_args, labels, phase: int):
         model.freeze_language_model()
     elif not any(".lora_" in n for n, _ in model.named_parameters()):
         model.enable_lora()
-    print(f"[emosllm] phase {phase}: {model.trainable_parameters()}")
+    logger.info("phase %d: %s", phase, model.trainable_parameters())
     return model, processor
 
 
@@ -167,10 +169,12 @@ def audio_token_check(model, processor, dataset, labels, probe_size: int = 16) -
         encoder_attention_mask=batch["encoder_attention_mask"].to(model.device),
     )
     if stats["token_diversity"] < COLLAPSE_DIVERSITY:
-        print(
-            f"[emosllm] WARNING: the audio tokens are near-identical between clips (token diversity "
-            f"{stats['token_diversity']:.4f} < {COLLAPSE_DIVERSITY}): the connector has collapsed and the LLM "
-            "cannot tell clips apart. Lower the learning rate or train longer; see eval_results.json."
+        logger.warning(
+            "the audio tokens are near-identical between clips (token diversity %.4f < %s): the connector has "
+            "collapsed and the LLM cannot tell clips apart. Lower the learning rate or train longer; see "
+            "eval_results.json.",
+            stats["token_diversity"],
+            COLLAPSE_DIVERSITY,
         )
     return stats
 
@@ -195,8 +199,17 @@ def curriculum_records(output_dir: str) -> tuple[dict, dict]:
     return wer_by_phase, tokens_by_phase
 
 
-def weights_checksum(model) -> float:
-    return float(sum(p.detach().double().sum() for p in model.parameters() if p.requires_grad))
+def rank_checksums(model, world_size: int) -> list[float]:
+    """Every rank's sum of its trainable weights (one process: its own), to check that DDP ranks
+    end a phase with identical weights."""
+    import torch
+
+    value = round(float(sum(p.detach().double().sum() for p in model.parameters() if p.requires_grad)), 6)
+    if world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+        values = [None] * world_size
+        torch.distributed.all_gather_object(values, value)
+        return values
+    return [value]
 
 
 def main(argv=None):
@@ -285,7 +298,7 @@ def main(argv=None):
     for index, phase in enumerate(curriculum.phases):
         out = phase_dir(output_dir, phase)
         if (out / "phase_done.json").is_file():
-            print(f"[emosllm] phase {phase} already done ({out}); skipping")
+            logger.info("phase %d already done (%s); skipping", phase, out)
             history += json.loads((out / "phase_done.json").read_text())["log_history"]
             continue
         model, processor = load_phase_model(model_args, curriculum, training_args, labels, phase)
@@ -296,7 +309,7 @@ def main(argv=None):
         joint = phase == 3
         train = cached[f"ser_{data_args.train_split}"] if joint else cached["asr_train"]
         if joint:  # the label-restricted SER loss is weighted by the training split's class counts
-            model.config.class_counts = class_counts(train, len(labels))
+            model.config.class_counts = class_counts(train, "labels", len(labels))
         steps = curriculum.phase_max_steps[phase - 1] if len(curriculum.phase_max_steps) >= phase else -1
         phase_args = dataclasses.replace(
             training_args,
@@ -354,7 +367,7 @@ def main(argv=None):
         )
         last = last_complete_checkpoint(str(out)) if out.is_dir() else None
         if last:
-            print(f"[emosllm] resuming phase {phase} from {last}")
+            logger.info("resuming phase %d from %s", phase, last)
         before_file = out / "wer_before_training.json"
         if phase == 1 and not last:
             # the untrained model's WER, what phases 1-2 are measured against; on disk at once, so an
@@ -362,15 +375,16 @@ def main(argv=None):
             wer = evaluate_wer(model, processor, cached["asr_eval"], training_args.per_device_eval_batch_size)
             if trainer.is_world_process_zero():
                 write_json(before_file, {"wer": wer})
-                print(f"[emosllm] WER before training: {wer:.3f}")
+                logger.info("WER before training: %.3f", wer)
         start = time.time()
         trainer.train(resume_from_checkpoint=last)
         timings[f"phase{phase}_s"] = round(time.time() - start, 1)
         trainer.evaluate()  # the phase's end: WER (and SER in phase 3) into the log history
         # one line per rank: DDP ranks must end a phase with identical weights
-        print(
-            f"[emosllm] rank {training_args.process_index}/{training_args.world_size} phase {phase} weights checksum {weights_checksum(model):.6f}"
-        )
+        checksums = rank_checksums(model, training_args.world_size)
+        logger.info("phase %d weights checksum per rank (of %d): %s", phase, len(checksums), checksums)
+        if len(set(checksums)) > 1:  # DDP ranks must end a phase with identical weights
+            logger.warning("phase %d: the ranks' weights differ (%s)", phase, checksums)
         if trainer.is_world_process_zero():
             model.save_pretrained(out)
             processor.save_pretrained(out)
@@ -385,7 +399,7 @@ def main(argv=None):
                     "world_size": training_args.world_size,
                 },
             )
-        print(f"[emosllm] phase {phase} done in {timings[f'phase{phase}_s']} s")
+        logger.info("phase %d done in %s s", phase, timings[f"phase{phase}_s"])
         if index == len(curriculum.phases) - 1:
             break
 
@@ -471,7 +485,8 @@ def main(argv=None):
             "learning rate": training_args.learning_rate,
         },
     )
-    print(
+    logger.info(
+        "%s",
         json.dumps(
             {
                 k: (
@@ -482,7 +497,7 @@ def main(argv=None):
                 for k, v in results.items()
             },
             indent=2,
-        )
+        ),
     )
     if push_to_hub:
         push(output_dir, training_args.hub_model_id, training_args.hub_private_repo)

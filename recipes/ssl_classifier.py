@@ -23,10 +23,10 @@ import time
 from dataclasses import dataclass, field
 
 import datasets
-import numpy as np
 import torch
 from transformers import Trainer, TrainingArguments
 
+from datasets_scripts.common import class_counts
 from metrics.plotting import plot_confusion_matrix, plot_training_curves
 from metrics.ser_metrics.ser_metrics import classification_metrics, dimensional_metrics
 from modeling import SpeechEmotionConfig, SpeechEmotionFeatureExtractor, SpeechEmotionForAudioClassification
@@ -38,12 +38,11 @@ from recipes.common import (
     RunArguments,
     cache_encoder_outputs,
     claim_output_dir,
-    class_counts,
     config_kwargs,
     encode_labels,
-    fingerprint,
     last_complete_checkpoint,
     load_dataset_dict,
+    pad_cached_states,
     push,
     require_splits,
     resolve_labels,
@@ -53,8 +52,10 @@ from recipes.common import (
     write_json,
     write_model_card,
 )
+from recipes.logs import get_logger
 
 DEFAULT_CONFIG = CONFIGS / "ssl_classifier" / "default.yaml"
+logger = get_logger("ssl_classifier")
 
 
 @dataclass
@@ -118,15 +119,9 @@ class CachedEncoderCollator:
     dimensions: tuple[str, ...] = ()
 
     def __call__(self, rows):
-        states = [torch.as_tensor(np.asarray(r["encoder_hidden_states"])) for r in rows]
-        frames = max(s.shape[0] for s in states)
-        batch_states = torch.zeros(len(rows), states[0].shape[1], frames, states[0].shape[2])
-        mask = torch.zeros(len(rows), frames, dtype=torch.bool)
-        for i, s in enumerate(states):
-            batch_states[i, :, : s.shape[0]] = s.transpose(0, 1).float()
-            mask[i, : s.shape[0]] = True
+        states, mask = pad_cached_states(rows)  # B, T', L+1, D
         batch = {
-            "encoder_hidden_states": batch_states,
+            "encoder_hidden_states": states.transpose(1, 2),
             "encoder_attention_mask": mask,
             "labels": torch.tensor([r["labels"] for r in rows]),
         }
@@ -180,39 +175,41 @@ def main(argv=None):
         run_args.overwrite_output_dir,
         training_args.process_index == 0,
     )
-    counts = class_counts(data[data_args.train_split], len(labels))
+    counts = class_counts(data[data_args.train_split], "labels", len(labels))
     if model is None:
         encoder = resolve_pretrained(model_args.encoder_name_or_path)
         model = SpeechEmotionForAudioClassification.from_encoder_pretrained(
             encoder, labels, class_counts=counts, **config_kwargs(model_args, SpeechEmotionConfig)
         )
         feature_extractor = SpeechEmotionFeatureExtractor.from_encoder_pretrained(encoder)
-    print(f"labels: {labels}\ntraining class counts: {dict(zip(labels, counts))}")
+    logger.info("labels %s; training class counts %s", labels, dict(zip(labels, counts)))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    print(f"trainable parameters: {trainable:,} of {sum(p.numel() for p in model.parameters()):,}")
+    logger.info(
+        "trainable parameters: %s of %s", f"{trainable:,}", f"{sum(p.numel() for p in model.parameters()):,}"
+    )
 
     dims = tuple(model.config.dimensions)
     keep = ("labels", *dims)
     cached = model.config.freeze_encoder and data_args.cache_encoder_outputs
     if cached:
         cache_dir = f"{training_args.output_dir}/encoder_cache"
-        key = fingerprint(
-            model_args.encoder_name_or_path, model.config.audio_config.to_dict(), feature_extractor.to_dict()
-        )
+        weights = model_args.model_name_or_path or model_args.encoder_name_or_path
+        encoder = (weights, model.config.audio_config.to_dict(), "all layers")
         encode_start = time.time()
         with training_args.main_process_first(desc="encoder cache"):
-            os.makedirs(cache_dir, exist_ok=True)
             for split, ds in data.items():
                 data[split] = cache_encoder_outputs(
                     model.encode,
                     feature_extractor,
                     ds,
-                    f"{cache_dir}/{split}-{key}-{ds._fingerprint}.arrow",
+                    cache_dir,
+                    split,
                     training_args.per_device_eval_batch_size,
                     keep,
+                    encoder,
                 )
         encode_seconds = time.time() - encode_start
-        print(f"encoder outputs cached in {encode_seconds:.1f} s; training never runs the encoder again")
+        logger.info("encoder outputs cached in %.1f s; training never runs the encoder again", encode_seconds)
         collator = CachedEncoderCollator(dims)
     else:
         encode_seconds = 0.0
@@ -256,7 +253,7 @@ def main(argv=None):
         else None
     )
     if last:
-        print(f"resuming from {last}")
+        logger.info("resuming from %s", last)
     start = time.time()
     train_result = trainer.train(resume_from_checkpoint=last)
     train_seconds = time.time() - start
@@ -326,9 +323,8 @@ def main(argv=None):
                 "seed": training_args.seed,
             },
         )
-        print(
-            f"test macro-F1 {results.get(data_args.test_split, {}).get('macro_f1', float('nan')):.4f}; saved to {out}"
-        )
+        test_f1 = results.get(data_args.test_split, {}).get("macro_f1", float("nan"))
+        logger.info("test macro-F1 %.4f; saved to %s", test_f1, out)
         if push_to_hub:
             push(out, training_args.hub_model_id, training_args.hub_private_repo)
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import datasets
 from transformers import TrainingArguments
 
+from datasets_scripts.common import class_counts
 from metrics.plotting import plot_confusion_matrix, plot_training_curves
 from metrics.ser_metrics.ser_metrics import classification_metrics
 from recipes.audio_llm_common import (
@@ -40,7 +41,6 @@ from recipes.common import (
     EpochTimer,
     RunArguments,
     claim_output_dir,
-    class_counts,
     encode_labels,
     last_complete_checkpoint,
     load_dataset_dict,
@@ -53,8 +53,10 @@ from recipes.common import (
     write_json,
     write_model_card,
 )
+from recipes.logs import get_logger
 
 DEFAULT_CONFIG = CONFIGS / "whisper_llm" / "default.yaml"
+logger = get_logger("whisper_llm")
 
 
 @dataclass
@@ -72,12 +74,12 @@ def train_and_evaluate(
     ``splits[eval_split]``; returns (classifier, trainer, processor, train seconds)."""
     model, processor = build_model(model_args, labels)
     model.freeze_language_model()  # THAU: only the projector trains
-    counts = class_counts(splits["train"], len(labels))
+    counts = class_counts(splits["train"], "labels", len(labels))
     classifier = model.as_classifier("label_logits")
     classifier.config.loss_type, classifier.config.class_counts = model_args.loss_type, counts
     classifier.config.backbone_weights = "referenced"  # checkpoints hold the projector, not the backbones
     classifier.train()
-    print(f"[whisper_llm] {classifier.trainable_parameters()}; class counts {dict(zip(labels, counts))}")
+    logger.info("%s; class counts %s", classifier.trainable_parameters(), dict(zip(labels, counts)))
 
     def compute_metrics(eval_pred):
         logits = (
@@ -103,7 +105,7 @@ def train_and_evaluate(
     )
     last = last_complete_checkpoint(output_dir) if Path(output_dir).is_dir() else None
     if last:
-        print(f"[whisper_llm] resuming from {last}")
+        logger.info("resuming from %s", last)
     start = time.time()
     trainer.train(resume_from_checkpoint=last)
     trainer.epoch_seconds = timer.epoch_seconds
@@ -191,7 +193,7 @@ def main(argv=None):
                 model_args, data_args, fold_args, labels, fold, "held_out", f"{out}/fold{k}"
             )
             scores.append(predict(trainer, fold["held_out"], labels)["macro_f1"])
-            print(f"[whisper_llm] fold {k}: macro-F1 {scores[-1]:.4f}")
+            logger.info("fold %d: macro-F1 %.4f", k, scores[-1])
         cv = {
             "folds": scores,
             "macro_f1_mean": statistics.mean(scores),
@@ -199,8 +201,8 @@ def main(argv=None):
         }
         write_json(f"{out}/cross_validation.json", cv)
         summary["cross_validation"] = cv
-        print(
-            f"[whisper_llm] {cv_args.num_folds}-fold macro-F1 {cv['macro_f1_mean']:.4f} ± {cv['macro_f1_std']:.4f}"
+        logger.info(
+            "%d-fold macro-F1 %.4f ± %.4f", cv_args.num_folds, cv["macro_f1_mean"], cv["macro_f1_std"]
         )
 
     # ------------------------------------------------------------------ train, evaluate
@@ -258,7 +260,7 @@ def main(argv=None):
             },
         )
         scores = ", ".join(f"{split} {r['macro_f1']:.4f}" for split, r in results.items())
-        print(f"[whisper_llm] macro-F1 {scores}; saved to {out}")
+        logger.info("macro-F1 %s; saved to %s", scores, out)
         if push_to_hub:
             push(out, training_args.hub_model_id, training_args.hub_private_repo)
 
