@@ -20,6 +20,9 @@ from modeling.offline_assets import resolve_pretrained
 from modeling.prompting_audio_llm import ASR_PREFIX
 
 from .common import cache_encoder_outputs, config_kwargs, pad_cached_states
+from .logs import get_logger
+
+logger = get_logger("audio_llm")
 
 
 @dataclass
@@ -267,6 +270,31 @@ def evaluate_ser(
     return results
 
 
+# below this mean pairwise cosine distance between clips' audio tokens, the connector has collapsed
+# (a 2-layer mapper at initialisation gives ~0.5; a collapsed one < 0.01)
+COLLAPSE_DIVERSITY = 0.05
+
+
+def audio_token_check(model, processor, dataset, labels, probe_size: int = 16) -> dict[str, float]:
+    """Token diversity and norm ratio of the connector on a fixed probe batch (the first clips of
+    ``dataset``), with a loud warning when the audio tokens are near-identical between clips."""
+    rows = [dataset[i] for i in range(min(probe_size, len(dataset)))]
+    batch = CachedAudioLLMCollator(processor, "ser", labels, with_answers=False, fixed_prompt=True)(rows)
+    stats = model.audio_token_statistics(
+        encoder_hidden_states=batch["encoder_hidden_states"].to(model.device),
+        encoder_attention_mask=batch["encoder_attention_mask"].to(model.device),
+    )
+    if stats["token_diversity"] < COLLAPSE_DIVERSITY:
+        logger.warning(
+            "the audio tokens are near-identical between clips (token diversity %.4f < %s): the connector has "
+            "collapsed and the LLM cannot tell clips apart. Lower the learning rate or train longer; see "
+            "eval_results.json.",
+            stats["token_diversity"],
+            COLLAPSE_DIVERSITY,
+        )
+    return stats
+
+
 @torch.no_grad()
 def evaluate_text_only(model, processor, dataset, labels: list[str], batch_size: int = 16) -> dict:
     """SER from the transcript alone (no audio): the text-only side of the modality comparison."""
@@ -301,6 +329,7 @@ __all__ = [
     "SER_ONLY_OBJECTIVES",
     "CachedAudioLLMCollator",
     "asr_weight",
+    "audio_token_check",
     "build_model",
     "model_config_kwargs",
     "cache_split",
