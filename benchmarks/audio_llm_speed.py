@@ -56,7 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import modeling  # noqa: F401  (registers the serhub classes with the Auto* factories)
 from modeling import AudioLLMConfig, AudioLLMForAudioClassification, AudioLLMForConditionalGeneration
 from modeling.offline_assets import resolve_pretrained
-from recipes.common import write_json
+from recipes.reporting import write_json
 
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # peft calls a deprecated name
 

@@ -19,7 +19,8 @@ from modeling import AudioLLMConfig, AudioLLMForConditionalGeneration, AudioLLMP
 from modeling.offline_assets import resolve_pretrained
 from modeling.prompting_audio_llm import ASR_PREFIX
 
-from .common import cache_encoder_outputs, config_kwargs, pad_cached_states
+from .arguments import config_kwargs
+from .data import cache_encoder_outputs, pad_cached_states
 from .logs import get_logger
 
 logger = get_logger("audio_llm")

@@ -37,6 +37,7 @@ from transformers import TrainingArguments
 from datasets_scripts.common import class_counts
 from metrics.plotting import plot_confusion_matrix, plot_training_curves
 from modeling import AudioLLMForConditionalGeneration, AudioLLMProcessor
+from recipes.arguments import CONFIGS, DataArguments, RunArguments, start_run
 from recipes.audio_llm_common import (
     SER_ONLY_OBJECTIVES,
     AudioLLMArguments,
@@ -50,24 +51,10 @@ from recipes.audio_llm_common import (
     evaluate_text_only,
     evaluate_wer,
 )
-from recipes.common import (
-    CONFIGS,
-    DataArguments,
-    RunArguments,
-    claim_output_dir,
-    embedded_dataset_path,
-    encode_labels,
-    last_complete_checkpoint,
-    load_dataset_dict,
-    push,
-    resolve_labels,
-    run_settings,
-    scalar_metrics,
-    start_run,
-    write_json,
-    write_model_card,
-)
+from recipes.data import embedded_dataset_path, encode_labels, load_dataset_dict, resolve_labels
 from recipes.logs import get_logger
+from recipes.reporting import push, scalar_metrics, write_json, write_model_card
+from recipes.run_folders import claim_output_dir, last_complete_checkpoint, run_settings
 
 DEFAULT_CONFIG = CONFIGS / "emosllm" / "default.yaml"
 logger = get_logger("emosllm")

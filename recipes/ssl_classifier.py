@@ -31,28 +31,18 @@ from metrics.plotting import plot_confusion_matrix, plot_training_curves
 from metrics.ser_metrics.ser_metrics import classification_metrics, dimensional_metrics
 from modeling import SpeechEmotionConfig, SpeechEmotionFeatureExtractor, SpeechEmotionForAudioClassification
 from modeling.offline_assets import resolve_pretrained
-from recipes.common import (
-    CONFIGS,
-    DataArguments,
-    EpochTimer,
-    RunArguments,
+from recipes.arguments import CONFIGS, DataArguments, RunArguments, config_kwargs, start_run
+from recipes.data import (
     cache_encoder_outputs,
-    claim_output_dir,
-    config_kwargs,
     encode_labels,
-    last_complete_checkpoint,
     load_dataset_dict,
     pad_cached_states,
-    push,
     require_splits,
     resolve_labels,
-    run_settings,
-    scalar_metrics,
-    start_run,
-    write_json,
-    write_model_card,
 )
 from recipes.logs import get_logger
+from recipes.reporting import EpochTimer, push, scalar_metrics, write_json, write_model_card
+from recipes.run_folders import claim_output_dir, last_complete_checkpoint, run_settings
 
 DEFAULT_CONFIG = CONFIGS / "ssl_classifier" / "default.yaml"
 logger = get_logger("ssl_classifier")

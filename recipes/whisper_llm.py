@@ -28,6 +28,7 @@ from transformers import TrainingArguments
 from datasets_scripts.common import class_counts
 from metrics.plotting import plot_confusion_matrix, plot_training_curves
 from metrics.ser_metrics.ser_metrics import classification_metrics
+from recipes.arguments import CONFIGS, DataArguments, RunArguments, start_run
 from recipes.audio_llm_common import (
     AudioLLMArguments,
     AudioLLMTrainer,
@@ -35,25 +36,10 @@ from recipes.audio_llm_common import (
     build_model,
     cache_split,
 )
-from recipes.common import (
-    CONFIGS,
-    DataArguments,
-    EpochTimer,
-    RunArguments,
-    claim_output_dir,
-    encode_labels,
-    last_complete_checkpoint,
-    load_dataset_dict,
-    push,
-    require_splits,
-    resolve_labels,
-    run_settings,
-    scalar_metrics,
-    start_run,
-    write_json,
-    write_model_card,
-)
+from recipes.data import encode_labels, load_dataset_dict, require_splits, resolve_labels
 from recipes.logs import get_logger
+from recipes.reporting import EpochTimer, push, scalar_metrics, write_json, write_model_card
+from recipes.run_folders import claim_output_dir, last_complete_checkpoint, run_settings
 
 DEFAULT_CONFIG = CONFIGS / "whisper_llm" / "default.yaml"
 logger = get_logger("whisper_llm")

@@ -8,8 +8,8 @@ from transformers import GemmaConfig, LlamaConfig, TrainingArguments, WavLMConfi
 
 from modeling import AudioLLMConfig, AudioLLMForConditionalGeneration
 from recipes import emosllm, whisper_llm
+from recipes.arguments import DataArguments, parse_arguments
 from recipes.audio_llm_common import AudioLLMArguments, model_config_kwargs
-from recipes.common import DataArguments, parse_arguments
 
 REPO = Path(__file__).resolve().parents[1]
 

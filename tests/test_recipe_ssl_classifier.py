@@ -11,7 +11,7 @@ import torch
 from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperModel, pipeline
 
 from recipes import ssl_classifier
-from recipes.common import parse_arguments
+from recipes.arguments import parse_arguments
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,0 +1,172 @@
+"""Recipe arguments: parsing with YAML defaults (``--config``), the checks made before anything runs,
+the data and run-folder options every recipe shares, and model config kwargs derived from them."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .logs import get_logger, setup_logging
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "recipes" / "configs"
+TEMPLATES = REPO / "model_cards"
+logger = get_logger("serhub")
+
+
+@dataclass
+class DataArguments:
+    """Which data to train and evaluate on (a DatasetDict folder in serhub's common schema)."""
+
+    dataset_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "save_to_disk folder or Hub dataset id; default: the embedded synthetic_emotions set (built once)"
+        },
+    )
+    train_split: str = field(default="train")
+    eval_split: str = field(default="validation")
+    test_split: str | None = field(default="test", metadata={"help": "scored once at the end; empty to skip"})
+    label_column: str = field(default="emotion")
+    labels: list[str] | None = field(
+        default=None, metadata={"help": "the label set, in order (default: the dataset's ClassLabel names)"}
+    )
+    max_train_samples: int | None = field(default=None)
+    max_eval_samples: int | None = field(default=None)
+    cache_encoder_outputs: bool = field(
+        default=True,
+        metadata={"help": "with a frozen encoder, encode every clip once and train on the cached outputs"},
+    )
+    bootstrap: int = field(
+        default=1000, metadata={"help": "bootstrap resamples for the test macro-F1 confidence interval"}
+    )
+
+
+def parse_arguments(dataclass_types: Sequence[type], default_config: Path, argv: list[str] | None = None):
+    """TrlParser over ``dataclass_types``; with no ``--config`` the recipe's embedded default YAML is used."""
+    from trl import TrlParser
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--config" not in argv and not any(a.startswith("--config=") for a in argv):
+        argv = ["--config", str(default_config), *argv]
+    check_config_file(_config_path(argv))
+    parsed = TrlParser(dataclass_types=list(dataclass_types)).parse_args_and_config(args=argv)
+    check_training_length(parsed[-1])
+    return parsed
+
+
+def _config_path(argv: list[str]) -> str:
+    for i, arg in enumerate(argv):
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1]
+        if arg == "--config" and i + 1 < len(argv):
+            return argv[i + 1]
+    raise ValueError("--config needs a YAML file path")
+
+
+def check_config_file(path: str) -> None:
+    """A recipe YAML holds argument values only. TrlParser would export an ``env:`` block into this
+    process and every child (LD_PRELOAD, HF_HUB_OFFLINE, ...): that is refused, not applied."""
+    import yaml
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"--config {path}: no such file; recipe configs are in {CONFIGS}/<recipe>/")
+    config = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(config, dict):
+        raise ValueError(f"--config {path} must be a YAML mapping of argument names to values")
+    if "env" in config:
+        raise ValueError(
+            f"--config {path} has an `env:` block ({sorted(config['env'] or {})}); serhub does not set environment "
+            "variables from a config file. Set them in the shell that launches the recipe instead."
+        )
+
+
+def check_training_length(training_args) -> None:
+    """Refuse a run that would train for zero steps (and then report an untrained model)."""
+    if training_args.max_steps == 0 or (training_args.max_steps < 0 and training_args.num_train_epochs <= 0):
+        raise ValueError(
+            f"this run would train for zero steps (max_steps={training_args.max_steps}, "
+            f"num_train_epochs={training_args.num_train_epochs}); set --num_train_epochs > 0 or --max_steps > 0."
+        )
+
+
+def start_run(dataclass_types: Sequence[type], default_config: Path, argv: list[str] | None = None):
+    """Parse the arguments (TrainingArguments last), seed, and keep ``--push_to_hub`` for the end:
+    the Trainer would otherwise push at every save, with its own model card. Returns the parsed
+    dataclasses followed by the push flag."""
+    from transformers import set_seed
+
+    *args, training_args = parse_arguments(dataclass_types, default_config, argv)
+    setup_logging(training_args)
+    use_all_cpu_threads(training_args)
+    set_seed(training_args.seed)
+    push_to_hub = training_args.push_to_hub
+    training_args.push_to_hub = False
+    return (*args, training_args, push_to_hub)
+
+
+def use_all_cpu_threads(training_args) -> None:
+    """``accelerate launch`` without a config sets OMP_NUM_THREADS=1 for every process; a single
+    process on a CPU would then leave the other cores idle (~1.3-2x slower). Give it all of them."""
+    import torch
+
+    launched_by_accelerate = "ACCELERATE_DYNAMO_BACKEND" in os.environ
+    cores = os.cpu_count() or 1
+    on_cpu = training_args.use_cpu or not torch.cuda.is_available()
+    if (
+        launched_by_accelerate
+        and on_cpu
+        and training_args.world_size == 1
+        and torch.get_num_threads() == 1
+        and cores > 1
+    ):
+        torch.set_num_threads(cores)
+        logger.info(
+            "accelerate launch set 1 CPU thread for this single process; using %d (set OMP_NUM_THREADS>1 to choose)",
+            cores,
+        )
+
+
+@dataclass
+class RunArguments:
+    """How a run treats its output folder."""
+
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "replace an earlier serhub run in --output_dir that was made with other data, labels or "
+            "settings (a folder that is not a serhub run is never touched)"
+        },
+    )
+
+
+def config_kwargs(args, config_class, exclude: Sequence[str] = ()) -> dict:
+    """The arguments of a recipe dataclass that name parameters of ``config_class`` (a model config):
+    the recipe's options and the config stay one list, not copied by hand."""
+    import dataclasses
+    import inspect
+
+    parameters = inspect.signature(config_class.__init__).parameters
+    return {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(args)
+        if f.name in parameters and f.name not in exclude
+    }
+
+
+__all__ = [
+    "CONFIGS",
+    "DataArguments",
+    "REPO",
+    "RunArguments",
+    "TEMPLATES",
+    "check_config_file",
+    "check_training_length",
+    "config_kwargs",
+    "parse_arguments",
+    "start_run",
+    "use_all_cpu_threads",
+]

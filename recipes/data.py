@@ -1,0 +1,197 @@
+"""Recipe data: the embedded corpora, loading and label checks, and the frozen-encoder cache."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .arguments import DataArguments
+from .logs import get_logger
+from .run_folders import fingerprint
+
+logger = get_logger("serhub")
+
+
+def require_splits(dataset_dict, names: Sequence[str]) -> None:
+    missing = [s for s in names if s and s not in dataset_dict]
+    if missing:
+        raise ValueError(
+            f"splits {missing} not in the dataset; it has {list(dataset_dict)}. Set --train_split/--eval_split/--test_split."
+        )
+
+
+def embedded_dataset_path(name: str = "synthetic_emotions") -> Path:
+    """Build the embedded corpus once into the serhub cache (file-locked for DDP ranks)."""
+    from filelock import FileLock
+
+    from datasets_scripts import asterisk_prompts, synthetic_emotions
+    from datasets_scripts.common import save_dataset_dict
+    from modeling.offline_assets import cache_dir
+
+    builders = {"synthetic_emotions": synthetic_emotions, "asterisk_prompts": asterisk_prompts}
+    path = cache_dir() / "datasets" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        if not (path / "dataset_dict.json").is_file():
+            logger.info("building the embedded %s corpus -> %s (once)", name, path)
+            dataset_dict = builders[name].build()
+            save_dataset_dict(dataset_dict, path, card=builders[name].dataset_card(dataset_dict))
+    return path
+
+
+def load_dataset_dict(name_or_path: str | None):
+    import datasets
+
+    from modeling.file_utils import is_local_reference
+
+    if name_or_path is None:
+        name_or_path = str(embedded_dataset_path())
+    if Path(name_or_path).is_dir():
+        return datasets.load_from_disk(name_or_path)
+    looks_local = is_local_reference(name_or_path)
+    if looks_local or os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "false", "False", ""):
+        raise FileNotFoundError(
+            f"--dataset_name_or_path {name_or_path}: no such folder"
+            + ("" if looks_local else " (and the Hub is offline, HF_HUB_OFFLINE is set)")
+            + ". Pass a DatasetDict folder written by a datasets_scripts builder (save_to_disk), or a Hub "
+            "dataset id 'owner/name' with network access."
+        )
+    return datasets.load_dataset(name_or_path)
+
+
+def resolve_labels(dataset_dict, data_args: DataArguments, known: dict[int, str] | None = None) -> list[str]:
+    """The label set; refuses data whose labels the model does not know, naming them."""
+    split = dataset_dict[data_args.train_split]
+    feature = split.features.get(data_args.label_column)
+    if feature is None:
+        raise ValueError(
+            f"the dataset has no {data_args.label_column!r} column; columns: {split.column_names}"
+        )
+    names = list(getattr(feature, "names", None) or sorted(set(split[data_args.label_column])))
+    labels = list(data_args.labels) if data_args.labels else (list(known.values()) if known else names)
+    for split_name, ds in dataset_dict.items():
+        used = set(ds[data_args.label_column])
+        used = {names[i] for i in used} if hasattr(feature, "names") else used
+        unknown = sorted(used - set(labels))
+        if unknown:
+            raise ValueError(
+                f"split {split_name!r} has labels the model does not know: {unknown}; the model's labels are {labels}. "
+                "Map or drop those rows, or pass --labels with the full label set (for a new model)."
+            )
+    return labels
+
+
+def encode_labels(dataset, column: str, labels: list[str]):
+    """Replace ``column`` by ``labels`` (ids into ``labels``), whatever the dataset's own id order."""
+    feature = dataset.features[column]
+    names = getattr(feature, "names", None)
+    index = {name: i for i, name in enumerate(labels)}
+    return dataset.map(
+        lambda batch: {"labels": [index[names[v] if names else v] for v in batch[column]]},
+        batched=True,
+        desc="labels",
+    )
+
+
+def encoder_code_version() -> str:
+    """A hash of the code that turns audio into cached encoder outputs (feature extraction, the
+    encoder wrapper, the caching itself): a change to it invalidates every encoder cache."""
+    import inspect
+
+    from modeling import feature_extraction_speech_emotion, speech_encoder
+
+    sources = [inspect.getsource(m) for m in (feature_extraction_speech_emotion, speech_encoder)]
+    return fingerprint(*sources, inspect.getsource(cache_encoder_outputs))
+
+
+def cache_encoder_outputs(
+    encode,
+    feature_extractor,
+    dataset,
+    cache_dir: str | os.PathLike,
+    name: str,
+    batch_size: int,
+    keep: Sequence[str],
+    encoder_key: Sequence = (),
+):
+    """Run a frozen encoder once over ``dataset`` and keep its outputs (float16) in an Arrow cache.
+
+    ``encode(inputs, mask)`` returns hidden states (B, T, D) or all layers (B, L, T, D) and a frame
+    mask (B, T). Only valid frames are stored, time first: (T', D) or (T', L, D). ``keep``: columns
+    kept next to them. The cache file, ``<cache_dir>/<name>-<key>.arrow``, is keyed by the encoder
+    (``encoder_key``: its weights' reference and config, and what it returns), the feature extractor,
+    the dataset's fingerprint and the code version; a re-run with the same key loads it instead.
+    """
+    import datasets
+    import torch
+
+    os.makedirs(cache_dir, exist_ok=True)
+    key = fingerprint(encoder_code_version(), *encoder_key, feature_extractor.to_dict(), dataset._fingerprint)
+    cache_file = f"{cache_dir}/{name}-{key}.arrow"
+
+    def run(batch):
+        inputs = feature_extractor(
+            [a["array"] for a in batch["audio"]],
+            sampling_rate=feature_extractor.sampling_rate,
+            return_tensors="pt",
+        )
+        main = inputs.get("input_values", inputs.get("input_features"))
+        with torch.no_grad():
+            states, mask = encode(main, inputs["attention_mask"])
+        if states.ndim == 4:  # B, L, T, D -> per clip (T', L, D)
+            return {
+                "encoder_hidden_states": [
+                    states[i][:, mask[i]].transpose(0, 1).half().cpu().numpy() for i in range(len(states))
+                ]
+            }
+        return {
+            "encoder_hidden_states": [states[i][mask[i]].half().cpu().numpy() for i in range(len(states))]
+        }
+
+    probe = run(dataset.select(range(1))[:1])["encoder_hidden_states"][0]
+    array = datasets.Array3D if probe.ndim == 3 else datasets.Array2D
+    features = datasets.Features(
+        {
+            **{k: dataset.features[k] for k in keep},
+            "encoder_hidden_states": array(shape=(None, *probe.shape[1:]), dtype="float16"),
+        }
+    )
+    encoded = dataset.map(
+        run,
+        batched=True,
+        batch_size=batch_size,
+        remove_columns=[c for c in dataset.column_names if c not in keep],
+        features=features,
+        cache_file_name=cache_file,
+        desc="encoding once (frozen encoder)",
+    )
+    return encoded.with_format("numpy")  # python lists of arrays would dominate the epoch time
+
+
+def pad_cached_states(rows, key: str = "encoder_hidden_states"):
+    """The cached encoder outputs of a batch, (T', ...) float16 per clip, as one zero-padded float
+    tensor (B, T, ...) and its frame mask (B, T): what both families' cached collators start from."""
+    import torch
+
+    states = [torch.as_tensor(np.asarray(r[key])).float() for r in rows]
+    frames = max(s.shape[0] for s in states)
+    padded = torch.zeros(len(rows), frames, *states[0].shape[1:])
+    mask = torch.zeros(len(rows), frames, dtype=torch.bool)
+    for i, s in enumerate(states):
+        padded[i, : s.shape[0]], mask[i, : s.shape[0]] = s, True
+    return padded, mask
+
+
+__all__ = [
+    "cache_encoder_outputs",
+    "embedded_dataset_path",
+    "encode_labels",
+    "encoder_code_version",
+    "load_dataset_dict",
+    "pad_cached_states",
+    "require_splits",
+    "resolve_labels",
+]

@@ -1,0 +1,159 @@
+"""The end of a run: metrics as scalars, result files written atomically, the model card, the push."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from transformers import TrainerCallback
+
+from modeling.file_utils import atomic_write
+
+from .logs import get_logger
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "recipes" / "configs"
+TEMPLATES = REPO / "model_cards"
+logger = get_logger("serhub")
+
+
+class EpochTimer(TrainerCallback):
+    """Records each epoch's wall time, from its first step to its last (evaluation excluded)."""
+
+    def __init__(self):
+        self.epoch_seconds: list[float] = []
+        self._start = self._last = None
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self._start = self._last = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._last = time.perf_counter()
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if self._start is not None:
+            self.epoch_seconds.append(self._last - self._start)
+
+
+def scalar_metrics(metrics: dict, prefix: str = "") -> dict[str, float]:
+    """Flatten the ser_metrics output to scalars (per-class F1 as ``f1_<label>``) for logging."""
+    out = {}
+    for key, value in metrics.items():
+        if key == "per_class_f1":
+            out.update({f"{prefix}f1_{label}": v for label, v in value.items()})
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def write_json(path: str | os.PathLike, data, portable_paths: bool = False) -> Path:
+    """Write ``data`` as JSON atomically (temp file + ``os.replace``): a reader never sees half a file.
+
+    ``portable_paths=True`` writes absolute paths under the working directory as relative paths and
+    those under the home directory as ``~/...``, for results that are shared (benchmarks).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    if portable_paths:
+        for prefix, replacement in ((Path.cwd(), ""), (Path.home(), "~/")):
+            text = text.replace(json.dumps(f"{prefix}/")[1:-1], replacement)
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def write_model_card(
+    output_dir: str | os.PathLike,
+    *,
+    template: str,
+    model_name: str,
+    labels: list[str],
+    dataset_name: str,
+    results: dict[str, dict],
+    base_model: str | None = None,
+    tags: Sequence[str] = (),
+    language: str | list[str] = "en",
+    task_type: str = "audio-classification",
+    **template_kwargs,
+) -> Path:
+    """README.md from ``model_cards/<template>``; ``results[split]`` metrics become ``model-index``."""
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    eval_results = []
+    for split, metrics in results.items():
+        for metric in ("macro_f1", "unweighted_accuracy", "accuracy"):
+            if metric in metrics:
+                eval_results.append(
+                    EvalResult(
+                        task_type=task_type,
+                        dataset_type=dataset_name,
+                        dataset_name=dataset_name,
+                        dataset_split=split,
+                        metric_type=metric,
+                        metric_name={"macro_f1": "Macro F1", "unweighted_accuracy": "UA", "accuracy": "WA"}[
+                            metric
+                        ],
+                        metric_value=round(float(metrics[metric]), 4),
+                    )
+                )
+    # only a Hub id belongs in the metadata (not a local folder or an offline: alias)
+    is_hub_id = (
+        base_model and ":" not in base_model and not Path(base_model).exists() and base_model.count("/") == 1
+    )
+    base_models = base_model if is_hub_id else None
+    card_data = ModelCardData(
+        model_name=model_name,
+        language=language,
+        license="apache-2.0",
+        library_name="transformers",
+        pipeline_tag=task_type,
+        tags=["speech-emotion-recognition", "serhub", *tags],
+        base_model=base_models,
+        eval_results=eval_results or None,
+    )
+    card = ModelCard.from_template(
+        card_data,
+        template_path=str(TEMPLATES / template),
+        model_name=model_name,
+        labels=labels,
+        dataset_name=dataset_name,
+        results=results,
+        base_model=base_model,
+        **template_kwargs,
+    )
+    return atomic_write(Path(output_dir) / "README.md", card.save)
+
+
+def push(folder: str, repo_id: str | None, private: bool | None) -> None:
+    from huggingface_hub import HfApi
+
+    if not repo_id:
+        raise ValueError("--push_to_hub needs --hub_model_id (e.g. your-name/ser-wavlm-msp)")
+    try:
+        api = HfApi()
+        # private unless --hub_private_repo false says otherwise (datasets push private too)
+        api.create_repo(repo_id, private=True if private is None else bool(private), exist_ok=True)
+        api.upload_folder(
+            repo_id=repo_id,
+            folder_path=folder,
+            ignore_patterns=["checkpoint-*/**", "encoder_cache/**", "*.tmp", ".*.tmp.*"],
+        )
+    except (
+        Exception
+    ) as err:  # network/auth errors come in many types; the local folder is complete either way
+        raise RuntimeError(
+            f"pushing to {repo_id} failed ({err}); the model is saved in {folder}: upload it later with `hf upload {repo_id} {folder}`"
+        ) from err
+    logger.info("pushed %s to https://huggingface.co/%s", folder, repo_id)
+
+
+__all__ = [
+    "CONFIGS",
+    "EpochTimer",
+    "push",
+    "scalar_metrics",
+    "write_json",
+    "write_model_card",
+]
