@@ -22,6 +22,7 @@ import torch
 from transformers import AutoModel, AutoModelForCausalLM
 
 from .configuration_audio_llm import AudioLLMConfig, encoder_convs
+from .encoder_family import encoder_family
 from .file_utils import is_local_reference
 
 LEGACY_TRAINABLE_WEIGHTS = "trainable.safetensors"
@@ -79,9 +80,9 @@ def check_backbone_reference(checkpoint, key: str, reference: str | None) -> Non
 def backbone_state(config: AudioLLMConfig) -> tuple[dict, dict]:
     """The encoder's and the LLM's pretrained state dicts, from the places the config names. The LLM's
     embeddings grow to the config's vocabulary, new rows (the audio placeholder) set to the mean row."""
-    encoder = AutoModel.from_pretrained(config.audio_model_name_or_path)
-    if config.audio_config.model_type == "whisper":
-        encoder = encoder.encoder
+    encoder = encoder_family(config.audio_config).weights_module(
+        AutoModel.from_pretrained(config.audio_model_name_or_path)
+    )
     llm = AutoModelForCausalLM.from_pretrained(config.text_model_name_or_path)
     new_rows = config.text_config.vocab_size - llm.get_input_embeddings().weight.shape[0]
     if new_rows > 0:
@@ -166,7 +167,7 @@ def build_from_components(cls, audio_model, text_model, labels: list[str], conne
     model = cls(config)
     with torch.no_grad():
         model.audio_encoder.model.load_state_dict(
-            (encoder.encoder if encoder.config.model_type == "whisper" else encoder).state_dict()
+            encoder_family(encoder.config).weights_module(encoder).state_dict()
         )
         model.language_model.load_state_dict(llm.state_dict())
     model.audio_encoder.freeze(True)

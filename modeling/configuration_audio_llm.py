@@ -7,6 +7,7 @@ from transformers import AutoConfig, PreTrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from .configuration_speech_emotion import audio_config_from
+from .encoder_family import encoder_family
 from .layers import FRAME_NORMS
 from .prompting_audio_llm import num_audio_tokens
 
@@ -177,11 +178,7 @@ class AudioLLMConfig(PreTrainedConfig):
 
     @property
     def audio_hidden_size(self) -> int:
-        return (
-            self.audio_config.d_model
-            if self.audio_config.model_type == "whisper"
-            else self.audio_config.hidden_size
-        )
+        return encoder_family(self.audio_config).hidden_size
 
     def num_audio_tokens(self, encoder_frames: int) -> int:
         """Audio tokens the connector makes from ``encoder_frames`` valid encoder frames."""
@@ -190,9 +187,7 @@ class AudioLLMConfig(PreTrainedConfig):
 
 def encoder_convs(audio_config) -> list[tuple[int, int, int]]:
     """(kernel, stride, padding) of the encoder's time-downsampling convolutions."""
-    if audio_config.model_type == "whisper":
-        return [(3, 1, 1), (3, 2, 1)]
-    return [(k, s, 0) for k, s in zip(audio_config.conv_kernel, audio_config.conv_stride)]
+    return encoder_family(audio_config).convs
 
 
 __all__ = ["AudioLLMConfig", "encoder_convs"]

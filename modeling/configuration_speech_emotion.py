@@ -5,6 +5,8 @@ from __future__ import annotations
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
+from .encoder_family import encoder_family
+
 # Encoders the classifier can wrap, by `model_type`. Whisper contributes its encoder only.
 SUPPORTED_ENCODERS = ("wavlm", "hubert", "wav2vec2", "data2vec-audio", "whisper")
 LOSS_TYPES = ("ce", "weighted_ce", "focal", "vector_scaling")
@@ -113,16 +115,11 @@ class SpeechEmotionConfig(PreTrainedConfig):
 
     @property
     def encoder_hidden_size(self) -> int:
-        return (
-            self.audio_config.d_model
-            if self.audio_config.model_type == "whisper"
-            else self.audio_config.hidden_size
-        )
+        return encoder_family(self.audio_config).hidden_size
 
     @property
     def num_encoder_layers(self) -> int:
-        cfg = self.audio_config
-        return cfg.encoder_layers if cfg.model_type == "whisper" else cfg.num_hidden_layers
+        return encoder_family(self.audio_config).num_layers
 
 
 __all__ = ["SpeechEmotionConfig"]

@@ -13,6 +13,8 @@ import functools
 import numpy as np
 from transformers import BatchFeature, SequenceFeatureExtractor
 
+from .encoder_family import encoder_family
+
 FEATURE_TYPES = ("waveform", "log_mel")
 
 
@@ -107,8 +109,10 @@ class SpeechEmotionFeatureExtractor(SequenceFeatureExtractor):
             AutoFeatureExtractor.from_pretrained(encoder_name_or_path, **kwargs)
         )
         config = AutoConfig.from_pretrained(encoder_name_or_path, **kwargs)
-        if fe.feature_type == "waveform" and getattr(config, "conv_kernel", None):
-            fe.min_samples = receptive_field(config.conv_kernel, config.conv_stride)
+        family = encoder_family(config)
+        if fe.feature_type == "waveform" and not family.is_whisper:
+            kernels, strides, _ = zip(*family.convs)
+            fe.min_samples = receptive_field(kernels, strides)
         return fe
 
     def log_mel(self, waveform: np.ndarray) -> np.ndarray:

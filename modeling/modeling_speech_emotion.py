@@ -19,6 +19,7 @@ from transformers import AutoModel, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from .configuration_speech_emotion import SpeechEmotionConfig
+from .encoder_family import encoder_family
 from .layers import AttentiveStatisticsPooling, ClassificationHead, WeightedLayerSum
 from .losses import CCCLoss, build_classification_loss
 from .remote_code import add_auto_map_entries
@@ -136,7 +137,7 @@ class SpeechEmotionForAudioClassification(SpeechEmotionPreTrainedModel):
             **config_kwargs,
         )
         model = cls(config)
-        encoder = pretrained.encoder if audio_config.model_type == "whisper" else pretrained
+        encoder = encoder_family(audio_config).weights_module(pretrained)
         model.encoder.model.load_state_dict(encoder.state_dict())
         model._freeze_encoder()
         return model

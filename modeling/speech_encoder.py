@@ -9,6 +9,8 @@ from torch import nn
 from transformers import AutoModel
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
+from .encoder_family import encoder_family
+
 
 class SpeechEncoder(nn.Module):
     """Runs any supported HF speech encoder and returns all hidden layers and a frame mask.
@@ -19,20 +21,11 @@ class SpeechEncoder(nn.Module):
 
     def __init__(self, audio_config, chunk_length_s: float = 30.0):
         super().__init__()
-        audio = audio_config
-        self.is_whisper = audio.model_type == "whisper"
-        self.model = WhisperEncoder(audio) if self.is_whisper else AutoModel.from_config(audio)
-        if self.is_whisper:
-            # frames of mel per chunk: Whisper's 30-s window at most
-            self.chunk = min(int(chunk_length_s * 100), audio.max_source_positions * 2)
-        else:
-            self.chunk = int(chunk_length_s * 16000)
-        # Encoders whose output at valid frames depends on padding: a group-normalised conv stem
-        # (wav2vec2-base, HuBERT-base) normalises over time, and data2vec-audio's stacked positional
-        # convolutions leak padded frames into valid ones. They encode a ragged batch clip by clip.
-        self.padding_leaks = not self.is_whisper and (
-            audio.model_type == "data2vec-audio" or getattr(audio, "feat_extract_norm", "layer") == "group"
-        )
+        family = encoder_family(audio_config)
+        self.is_whisper = family.is_whisper
+        self.model = WhisperEncoder(audio_config) if self.is_whisper else AutoModel.from_config(audio_config)
+        self.chunk = family.max_chunk(chunk_length_s)  # input frames (mel frames or samples) per pass
+        self.padding_leaks = family.padding_leaks  # such encoders encode a ragged batch clip by clip
 
     # --- Whisper: conv stem + sliced positions + masked self-attention ------------------------------
     def _whisper(self, features: torch.Tensor, mask: torch.Tensor):
