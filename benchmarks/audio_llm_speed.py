@@ -53,10 +53,10 @@ import transformers
 from transformers import LlamaConfig, WavLMConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-import modeling  # noqa: F401  (registers the serhub classes with the Auto* factories)
-from modeling import AudioLLMConfig, AudioLLMForAudioClassification, AudioLLMForConditionalGeneration
-from modeling.offline_assets import resolve_pretrained
-from recipes.reporting import write_json
+import serhub.modeling  # noqa: F401  (registers the serhub classes with the Auto* factories)
+from serhub.modeling import AudioLLMConfig, AudioLLMForAudioClassification, AudioLLMForConditionalGeneration
+from serhub.modeling.offline_assets import resolve_pretrained
+from serhub.recipes.reporting import write_json
 
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # peft calls a deprecated name
 

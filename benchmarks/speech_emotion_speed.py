@@ -41,9 +41,13 @@ from transformers import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-from modeling import SpeechEmotionConfig, SpeechEmotionFeatureExtractor, SpeechEmotionForAudioClassification
-from modeling.offline_assets import resolve_pretrained
-from recipes.reporting import write_json
+from serhub.modeling import (
+    SpeechEmotionConfig,
+    SpeechEmotionFeatureExtractor,
+    SpeechEmotionForAudioClassification,
+)
+from serhub.modeling.offline_assets import resolve_pretrained
+from serhub.recipes.reporting import write_json
 
 # HF's WavLM mixes a bool key_padding_mask with a float position bias; harmless, and it hits both models.
 warnings.filterwarnings("ignore", message="Support for mismatched key_padding_mask")

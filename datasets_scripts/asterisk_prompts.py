@@ -1,6 +1,6 @@
 """Real English telephone speech with transcripts: Asterisk's core sound prompts (one speaker).
 
-    python -m datasets_scripts.asterisk_prompts --output_dir data/asterisk_prompts
+    python -m serhub.datasets_scripts.asterisk_prompts --output_dir data/asterisk_prompts
 
 Source: Debian's ``asterisk-core-sounds-en-wav`` (the recordings, 8 kHz, installed under
 ``/usr/share/asterisk/sounds/en``) and ``asterisk-core-sounds-en`` (the transcripts,

@@ -15,8 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
-
-from modeling.file_utils import atomic_output_dir, check_output_dir
+from serhub.modeling.file_utils import atomic_output_dir, check_output_dir
 
 SAMPLING_RATE = 16_000
 OPTIONAL_STRING_COLUMNS = ("gender", "language")

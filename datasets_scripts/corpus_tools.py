@@ -706,7 +706,7 @@ pretty_name: {name} (serhub)
 
 {about}
 
-Built by serhub: `python -m datasets_scripts.{module} --raw_dir RAW --output_dir DIR` with {options}.
+Built by serhub: `python -m serhub.datasets_scripts.{module} --raw_dir RAW --output_dir DIR` with {options}.
 Audio is decoded, mixed down to mono and resampled to 16 kHz (16-bit WAV in the `audio` column).
 Columns follow serhub's common schema: `audio`, `emotion`, `transcript`, `speaker_id`,
 `utterance_id`{optional}.

@@ -1,6 +1,6 @@
 """CREMA-D: 91 actors speak 12 sentences in 6 emotions; labels and speakers come from the file names.
 
-    python -m datasets_scripts.crema_d --raw_dir RAW/CREMA-D --output_dir data/crema_d [--label_set 6]
+    python -m serhub.datasets_scripts.crema_d --raw_dir RAW/CREMA-D --output_dir data/crema_d [--label_set 6]
 
 RAW is a clone of github.com/CheyneyComputerScience/CREMA-D with its Git LFS files pulled
 (``git lfs pull``; without it the .wav files are small pointer files, reported as such):

@@ -1,6 +1,6 @@
 """EmoSPeech 2024 (IberLEF) / Spanish MEACorpus 2023: Spanish speech from YouTube, 6 emotions, transcripts.
 
-    python -m datasets_scripts.emospeech --raw_dir RAW --output_dir data/emospeech [--label_set 6]
+    python -m serhub.datasets_scripts.emospeech --raw_dir RAW --output_dir data/emospeech [--label_set 6]
 
 RAW holds what the task organisers (University of Murcia, UMUTeam) distribute:
 

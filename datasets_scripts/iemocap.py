@@ -1,6 +1,6 @@
 """IEMOCAP (USC SAIL): dyadic acted English sessions, categorical labels, V/A/D and transcripts.
 
-    python -m datasets_scripts.iemocap --raw_dir RAW/IEMOCAP_full_release --output_dir data/iemocap \\
+    python -m serhub.datasets_scripts.iemocap --raw_dir RAW/IEMOCAP_full_release --output_dir data/iemocap \\
         [--label_set 4 --merge_excited] [--test_session 5 --validation_session 4]
 
 RAW is ``IEMOCAP_full_release`` as USC SAIL ships it (after its release form is accepted):

@@ -1,6 +1,6 @@
 """MELD: multi-party conversations from the TV series Friends, 7 emotions and 3 sentiments per utterance.
 
-    python -m datasets_scripts.meld --raw_dir RAW/MELD.Raw --output_dir data/meld [--label_set 6]
+    python -m serhub.datasets_scripts.meld --raw_dir RAW/MELD.Raw --output_dir data/meld [--label_set 6]
 
 RAW is ``MELD.Raw`` as distributed (github.com/declare-lab/MELD, the MELD.Raw.tar.gz archive),
 with its three media archives extracted in place:

@@ -1,6 +1,6 @@
 """MSP-Podcast (UT Dallas MSP lab): naturalistic podcast speech, 8 categorical classes + arousal/valence/dominance.
 
-    python -m datasets_scripts.msp_podcast --raw_dir RAW --output_dir data/msp_podcast [--label_set 8]
+    python -m serhub.datasets_scripts.msp_podcast --raw_dir RAW --output_dir data/msp_podcast [--label_set 8]
 
 RAW is the release as the MSP lab ships it (v1.x / v2.0, after signing its academic licence):
 

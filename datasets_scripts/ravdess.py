@@ -1,6 +1,6 @@
 """RAVDESS: 24 actors speak two fixed sentences in 8 emotions; labels and speakers come from the file names.
 
-    python -m datasets_scripts.ravdess --raw_dir RAW --output_dir data/ravdess [--include_song]
+    python -m serhub.datasets_scripts.ravdess --raw_dir RAW --output_dir data/ravdess [--include_song]
 
 RAW is the extracted ``Audio_Speech_Actors_01-24.zip`` from Zenodo (record 1188976), optionally
 with ``Audio_Song_Actors_01-24.zip`` extracted into the same place:

@@ -1,7 +1,7 @@
 """Evaluation splits on a ``datasets.Dataset``: speaker-independent and stratified k-fold, a
 class-balanced subset, leave-one-group-out, and checks that fail loudly on leakage.
 
-    from datasets_scripts import splits
+    from serhub.datasets_scripts import splits
 
     folds = splits.speaker_kfold(ds, n_splits=5)               # [(train_rows, test_rows), ...]
     splits.check_folds(ds, folds)                                # raises if a speaker is on both sides

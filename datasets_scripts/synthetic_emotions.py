@@ -1,6 +1,6 @@
 """A synthetic emotional-speech corpus made with espeak-ng: the embedded default of every recipe.
 
-    python -m datasets_scripts.synthetic_emotions --output_dir data/synthetic_emotions
+    python -m serhub.datasets_scripts.synthetic_emotions --output_dir data/synthetic_emotions
 
 What it is for: running and testing the whole toolkit offline, where no labelled emotional speech
 exists. It is NOT a benchmark of real emotion recognition. Its design makes the modalities differ

@@ -1,7 +1,7 @@
 """Add or refresh the ``transcript`` column of a saved dataset with a Whisper model (ASR pipeline).
 
-    python -m datasets_scripts.transcribe --dataset data/msp_podcast --model openai/whisper-large-v3
-    python -m datasets_scripts.transcribe --dataset DIR --model offline:whisper-tiny.en --batch_size 16
+    python -m serhub.datasets_scripts.transcribe --dataset data/msp_podcast --model openai/whisper-large-v3
+    python -m serhub.datasets_scripts.transcribe --dataset DIR --model offline:whisper-tiny.en --batch_size 16
 
 Rows with an empty transcript are transcribed (all rows with ``--overwrite_transcripts``), batched
 through ``transformers.pipeline("automatic-speech-recognition")``. The work is resumable: every
@@ -77,9 +77,8 @@ def make_pipeline(model: str, device=None):
     """The ASR pipeline, with Whisper's end-of-text token as padding (converted checkpoints may
     lack a pad token, and the pipeline cannot batch without one)."""
     import torch
+    from serhub.modeling.offline_assets import resolve_pretrained
     from transformers import pipeline
-
-    from modeling.offline_assets import resolve_pretrained
 
     if device is None:
         device = 0 if torch.cuda.is_available() else -1

@@ -19,7 +19,7 @@ def _figure():
 
 
 def _save_atomically(fig, path: str | os.PathLike) -> Path:
-    from modeling.file_utils import atomic_write
+    from serhub.modeling.file_utils import atomic_write
 
     return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, bbox_inches="tight"))
 

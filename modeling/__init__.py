@@ -19,20 +19,22 @@ from .modeling_speech_emotion import SpeechEmotionForAudioClassification
 from .processing_audio_llm import AudioLLMProcessor
 
 # speech-encoder classifier
-AutoConfig.register(SpeechEmotionConfig.model_type, SpeechEmotionConfig)
-AutoModel.register(SpeechEmotionConfig, SpeechEmotionForAudioClassification)
-AutoModelForAudioClassification.register(SpeechEmotionConfig, SpeechEmotionForAudioClassification)
-AutoFeatureExtractor.register(SpeechEmotionConfig, SpeechEmotionFeatureExtractor)
+AutoConfig.register(SpeechEmotionConfig.model_type, SpeechEmotionConfig, exist_ok=True)
+AutoModel.register(SpeechEmotionConfig, SpeechEmotionForAudioClassification, exist_ok=True)
+AutoModelForAudioClassification.register(
+    SpeechEmotionConfig, SpeechEmotionForAudioClassification, exist_ok=True
+)
+AutoFeatureExtractor.register(SpeechEmotionConfig, SpeechEmotionFeatureExtractor, exist_ok=True)
 SpeechEmotionConfig.register_for_auto_class()
 SpeechEmotionForAudioClassification.register_for_auto_class("AutoModelForAudioClassification")
 SpeechEmotionFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
 
 # audio-LLM
-AutoConfig.register(AudioLLMConfig.model_type, AudioLLMConfig)
-AutoModel.register(AudioLLMConfig, AudioLLMForConditionalGeneration)
-AutoModelForCausalLM.register(AudioLLMConfig, AudioLLMForConditionalGeneration)
-AutoModelForAudioClassification.register(AudioLLMConfig, AudioLLMForAudioClassification)
-AutoProcessor.register(AudioLLMConfig, AudioLLMProcessor)
+AutoConfig.register(AudioLLMConfig.model_type, AudioLLMConfig, exist_ok=True)
+AutoModel.register(AudioLLMConfig, AudioLLMForConditionalGeneration, exist_ok=True)
+AutoModelForCausalLM.register(AudioLLMConfig, AudioLLMForConditionalGeneration, exist_ok=True)
+AutoModelForAudioClassification.register(AudioLLMConfig, AudioLLMForAudioClassification, exist_ok=True)
+AutoProcessor.register(AudioLLMConfig, AudioLLMProcessor, exist_ok=True)
 AudioLLMConfig.register_for_auto_class()
 AudioLLMForConditionalGeneration.register_for_auto_class("AutoModel")
 AudioLLMForAudioClassification.register_for_auto_class("AutoModelForAudioClassification")

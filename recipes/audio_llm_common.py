@@ -11,13 +11,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from serhub.metrics.asr import word_error_rate
+from serhub.metrics.ser_metrics.ser_metrics import classification_metrics
+from serhub.modeling import AudioLLMConfig, AudioLLMForConditionalGeneration, AudioLLMProcessor
+from serhub.modeling.offline_assets import resolve_pretrained
+from serhub.modeling.prompting_audio_llm import ASR_PREFIX
 from transformers import Trainer
-
-from metrics.asr import word_error_rate
-from metrics.ser_metrics.ser_metrics import classification_metrics
-from modeling import AudioLLMConfig, AudioLLMForConditionalGeneration, AudioLLMProcessor
-from modeling.offline_assets import resolve_pretrained
-from modeling.prompting_audio_llm import ASR_PREFIX
 
 from .arguments import config_kwargs
 from .data import cache_encoder_outputs, pad_cached_states

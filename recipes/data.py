@@ -26,10 +26,9 @@ def require_splits(dataset_dict, names: Sequence[str]) -> None:
 def embedded_dataset_path(name: str = "synthetic_emotions") -> Path:
     """Build the embedded corpus once into the serhub cache (file-locked for DDP ranks)."""
     from filelock import FileLock
-
-    from datasets_scripts import asterisk_prompts, synthetic_emotions
-    from datasets_scripts.common import save_dataset_dict
-    from modeling.offline_assets import cache_dir
+    from serhub.datasets_scripts import asterisk_prompts, synthetic_emotions
+    from serhub.datasets_scripts.common import save_dataset_dict
+    from serhub.modeling.offline_assets import cache_dir
 
     builders = {"synthetic_emotions": synthetic_emotions, "asterisk_prompts": asterisk_prompts}
     path = cache_dir() / "datasets" / name
@@ -44,8 +43,7 @@ def embedded_dataset_path(name: str = "synthetic_emotions") -> Path:
 
 def load_dataset_dict(name_or_path: str | None):
     import datasets
-
-    from modeling.file_utils import is_local_reference
+    from serhub.modeling.file_utils import is_local_reference
 
     if name_or_path is None:
         name_or_path = str(embedded_dataset_path())
@@ -101,7 +99,7 @@ def encoder_code_version() -> str:
     encoder wrapper, the caching itself): a change to it invalidates every encoder cache."""
     import inspect
 
-    from modeling import feature_extraction_speech_emotion, speech_encoder
+    from serhub.modeling import feature_extraction_speech_emotion, speech_encoder
 
     sources = [inspect.getsource(m) for m in (feature_extraction_speech_emotion, speech_encoder)]
     return fingerprint(*sources, inspect.getsource(cache_encoder_outputs))

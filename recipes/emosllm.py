@@ -32,13 +32,11 @@ from pathlib import Path
 from typing import ClassVar
 
 import datasets
-from transformers import TrainingArguments
-
-from datasets_scripts.common import class_counts
-from metrics.plotting import plot_confusion_matrix, plot_training_curves
-from modeling import AudioLLMForConditionalGeneration, AudioLLMProcessor
-from recipes.arguments import CONFIGS, DataArguments, RunArguments, start_run
-from recipes.audio_llm_common import (
+from serhub.datasets_scripts.common import class_counts
+from serhub.metrics.plotting import plot_confusion_matrix, plot_training_curves
+from serhub.modeling import AudioLLMForConditionalGeneration, AudioLLMProcessor
+from serhub.recipes.arguments import CONFIGS, DataArguments, RunArguments, start_run
+from serhub.recipes.audio_llm_common import (
     SER_ONLY_OBJECTIVES,
     AudioLLMArguments,
     AudioLLMTrainer,
@@ -51,10 +49,11 @@ from recipes.audio_llm_common import (
     evaluate_text_only,
     evaluate_wer,
 )
-from recipes.data import embedded_dataset_path, encode_labels, load_dataset_dict, resolve_labels
-from recipes.logs import get_logger
-from recipes.reporting import push, scalar_metrics, write_json, write_model_card
-from recipes.run_folders import claim_output_dir, last_complete_checkpoint, run_settings
+from serhub.recipes.data import embedded_dataset_path, encode_labels, load_dataset_dict, resolve_labels
+from serhub.recipes.logs import get_logger
+from serhub.recipes.reporting import push, scalar_metrics, write_json, write_model_card
+from serhub.recipes.run_folders import claim_output_dir, last_complete_checkpoint, run_settings
+from transformers import TrainingArguments
 
 DEFAULT_CONFIG = CONFIGS / "emosllm" / "default.yaml"
 logger = get_logger("emosllm")

@@ -8,9 +8,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from serhub.modeling.file_utils import atomic_write
 from transformers import TrainerCallback
-
-from modeling.file_utils import atomic_write
 
 from .logs import get_logger
 

@@ -24,15 +24,17 @@ from dataclasses import dataclass, field
 
 import datasets
 import torch
-from transformers import Trainer, TrainingArguments
-
-from datasets_scripts.common import class_counts
-from metrics.plotting import plot_confusion_matrix, plot_training_curves
-from metrics.ser_metrics.ser_metrics import classification_metrics, dimensional_metrics
-from modeling import SpeechEmotionConfig, SpeechEmotionFeatureExtractor, SpeechEmotionForAudioClassification
-from modeling.offline_assets import resolve_pretrained
-from recipes.arguments import CONFIGS, DataArguments, RunArguments, config_kwargs, start_run
-from recipes.data import (
+from serhub.datasets_scripts.common import class_counts
+from serhub.metrics.plotting import plot_confusion_matrix, plot_training_curves
+from serhub.metrics.ser_metrics.ser_metrics import classification_metrics, dimensional_metrics
+from serhub.modeling import (
+    SpeechEmotionConfig,
+    SpeechEmotionFeatureExtractor,
+    SpeechEmotionForAudioClassification,
+)
+from serhub.modeling.offline_assets import resolve_pretrained
+from serhub.recipes.arguments import CONFIGS, DataArguments, RunArguments, config_kwargs, start_run
+from serhub.recipes.data import (
     cache_encoder_outputs,
     encode_labels,
     load_dataset_dict,
@@ -40,9 +42,10 @@ from recipes.data import (
     require_splits,
     resolve_labels,
 )
-from recipes.logs import get_logger
-from recipes.reporting import EpochTimer, push, scalar_metrics, write_json, write_model_card
-from recipes.run_folders import claim_output_dir, last_complete_checkpoint, run_settings
+from serhub.recipes.logs import get_logger
+from serhub.recipes.reporting import EpochTimer, push, scalar_metrics, write_json, write_model_card
+from serhub.recipes.run_folders import claim_output_dir, last_complete_checkpoint, run_settings
+from transformers import Trainer, TrainingArguments
 
 DEFAULT_CONFIG = CONFIGS / "ssl_classifier" / "default.yaml"
 logger = get_logger("ssl_classifier")

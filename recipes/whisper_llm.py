@@ -23,23 +23,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
-from transformers import TrainingArguments
-
-from datasets_scripts.common import class_counts
-from metrics.plotting import plot_confusion_matrix, plot_training_curves
-from metrics.ser_metrics.ser_metrics import classification_metrics
-from recipes.arguments import CONFIGS, DataArguments, RunArguments, start_run
-from recipes.audio_llm_common import (
+from serhub.datasets_scripts.common import class_counts
+from serhub.metrics.plotting import plot_confusion_matrix, plot_training_curves
+from serhub.metrics.ser_metrics.ser_metrics import classification_metrics
+from serhub.recipes.arguments import CONFIGS, DataArguments, RunArguments, start_run
+from serhub.recipes.audio_llm_common import (
     AudioLLMArguments,
     AudioLLMTrainer,
     CachedAudioLLMCollator,
     build_model,
     cache_split,
 )
-from recipes.data import encode_labels, load_dataset_dict, require_splits, resolve_labels
-from recipes.logs import get_logger
-from recipes.reporting import EpochTimer, push, scalar_metrics, write_json, write_model_card
-from recipes.run_folders import claim_output_dir, last_complete_checkpoint, run_settings
+from serhub.recipes.data import encode_labels, load_dataset_dict, require_splits, resolve_labels
+from serhub.recipes.logs import get_logger
+from serhub.recipes.reporting import EpochTimer, push, scalar_metrics, write_json, write_model_card
+from serhub.recipes.run_folders import claim_output_dir, last_complete_checkpoint, run_settings
+from transformers import TrainingArguments
 
 DEFAULT_CONFIG = CONFIGS / "whisper_llm" / "default.yaml"
 logger = get_logger("whisper_llm")
@@ -164,7 +163,7 @@ def main(argv=None):
         "world_size": training_args.world_size,
     }
     if cv_args.num_folds:
-        from datasets_scripts.splits import stratified_kfold
+        from serhub.datasets_scripts.splits import stratified_kfold
 
         pool = datasets.concatenate_datasets([cached[data_args.train_split], cached[data_args.eval_split]])
         scores = []

@@ -27,7 +27,7 @@ CHAT_TEMPLATE = (
 
 
 def make_tokenizer(path, with_chat_template: bool = True):
-    from modeling.processing_audio_llm import CUE, DEFAULT_PROMPTS
+    from serhub.modeling.processing_audio_llm import CUE, DEFAULT_PROMPTS
 
     corpus = [
         CUE,

@@ -21,20 +21,20 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 @pytest.fixture(scope="session")
 def synthetic_small():
     """A reduced synthetic_emotions corpus (8 clips per speaker, all 15 speakers)."""
-    from datasets_scripts import synthetic_emotions
+    from serhub.datasets_scripts import synthetic_emotions
 
     return synthetic_emotions.build(clips_per_speaker=8, seed=0)
 
 
 @pytest.fixture(scope="session")
 def whisper_tiny_dir():
-    from modeling.offline_assets import DEFAULT_ENCODER, resolve_pretrained
+    from serhub.modeling.offline_assets import DEFAULT_ENCODER, resolve_pretrained
 
     return resolve_pretrained(DEFAULT_ENCODER)
 
 
 @pytest.fixture(scope="session")
 def smollm2_dir():
-    from modeling.offline_assets import DEFAULT_LLM, resolve_pretrained
+    from serhub.modeling.offline_assets import DEFAULT_LLM, resolve_pretrained
 
     return resolve_pretrained(DEFAULT_LLM)

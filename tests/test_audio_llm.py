@@ -10,9 +10,12 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from serhub.modeling import (
+    AudioLLMForAudioClassification,
+    AudioLLMForConditionalGeneration,
+    AudioLLMProcessor,
+)
 from transformers import pipeline
-
-from modeling import AudioLLMForAudioClassification, AudioLLMForConditionalGeneration, AudioLLMProcessor
 
 sys.path.insert(0, str(Path(__file__).parent))
 from audio_llm_fixtures import LABELS, make_encoder, make_llm, make_tokenizer  # noqa: E402
@@ -293,7 +296,7 @@ def test_reload_in_fresh_process_and_pipeline(parts, tmp_path):
         with torch.no_grad():
             a = lm(**processor(audio=audio, task="ser", prompt_index=0, shuffle_labels=False, sampling_rate=16000)).logits[:, -1]
             b = clf(**processor.feature_extractor(audio, sampling_rate=16000, return_tensors="pt")).logits
-        assert not any(m == "modeling" or m.startswith("modeling.") for m in sys.modules)
+        assert not any(m.split(".")[0] in ("modeling", "serhub") for m in sys.modules)
         print(json.dumps({{"lm": a.tolist(), "clf": b.tolist()}}))
         """
     )
@@ -360,7 +363,7 @@ def test_lora_checkpoints_reload_with_equal_outputs(parts, tmp_path, fmt):
 
 
 def test_running_frame_norm_uses_only_valid_frames():
-    from modeling.layers import RunningFrameNorm
+    from serhub.modeling.layers import RunningFrameNorm
 
     norm = RunningFrameNorm(3).eval()
     frames = torch.randn(2, 5, 3)
@@ -458,7 +461,7 @@ def test_light_checkpoint_loads_as_classifier_and_in_pipeline(parts, tmp_path):
 def test_query_pooling_windows_long_audio():
     import resource
 
-    from modeling.layers import QueryPoolingMapper
+    from serhub.modeling.layers import QueryPoolingMapper
 
     torch.manual_seed(0)
     mapper = QueryPoolingMapper(

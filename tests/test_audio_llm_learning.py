@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from modeling import AudioLLMForConditionalGeneration
+from serhub.modeling import AudioLLMForConditionalGeneration
 
 sys.path.insert(0, str(Path(__file__).parent))
 from audio_llm_fixtures import LABELS, make_encoder, make_llm, make_tokenizer  # noqa: E402

@@ -13,10 +13,9 @@ import datasets
 import numpy as np
 import pytest
 import soundfile as sf
-
-from datasets_scripts import corpus_tools as ct
-from datasets_scripts import crema_d, emospeech, iemocap, meld, msp_podcast, ravdess
-from datasets_scripts.common import SAMPLING_RATE, check_speaker_independent
+from serhub.datasets_scripts import corpus_tools as ct
+from serhub.datasets_scripts import crema_d, emospeech, iemocap, meld, msp_podcast, ravdess
+from serhub.datasets_scripts.common import SAMPLING_RATE, check_speaker_independent
 
 
 @dataclass
@@ -172,7 +171,7 @@ def test_cli_writes_dataset_and_card(name, raw_corpora, tmp_path, capsys):
     assert card.startswith(f"---\nlicense: {spec.license}\n")
     assert "## Licence" in card and "## Citation" in card and "@" in card.split("## Citation")[1]
     assert "## Statistics" in card and "| total" in card
-    assert f"python -m datasets_scripts.{spec.module}" in card
+    assert f"python -m serhub.datasets_scripts.{spec.module}" in card
     with pytest.raises(FileExistsError, match="--overwrite"):
         case.module.main(["--raw_dir", str(raw_corpora[name]), "--output_dir", str(out), *extra])
 

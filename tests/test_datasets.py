@@ -6,9 +6,8 @@ import datasets
 import numpy as np
 import pytest
 import soundfile as sf
-
-from datasets_scripts import asterisk_prompts, synthetic_emotions
-from datasets_scripts.common import check_speaker_independent, read_audio, save_dataset_dict
+from serhub.datasets_scripts import asterisk_prompts, synthetic_emotions
+from serhub.datasets_scripts.common import check_speaker_independent, read_audio, save_dataset_dict
 
 SCHEMA = {"audio", "emotion", "transcript", "speaker_id", "utterance_id"}
 

@@ -3,8 +3,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
-
-from modeling.losses import (
+from serhub.modeling.losses import (
     CCCLoss,
     FocalLoss,
     VectorScalingLoss,

@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
+from serhub.metrics import load_ser_metrics
+from serhub.metrics.plotting import plot_confusion_matrix, plot_training_curves
+from serhub.metrics.ser_metrics.ser_metrics import classification_metrics, concordance_correlation_coefficient
 from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score
-
-from metrics import load_ser_metrics
-from metrics.plotting import plot_confusion_matrix, plot_training_curves
-from metrics.ser_metrics.ser_metrics import classification_metrics, concordance_correlation_coefficient
 
 LABELS = ["neutral", "happy", "sad", "angry", "fear", "surprise"]
 

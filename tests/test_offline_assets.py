@@ -5,10 +5,9 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-
-from metrics.asr import normalize_text, word_error_rate
-from modeling import convert_ctranslate2_whisper, offline_assets
-from modeling.convert_ctranslate2_whisper import read_ctranslate2_model
+from serhub.metrics.asr import normalize_text, word_error_rate
+from serhub.modeling import convert_ctranslate2_whisper, offline_assets
+from serhub.modeling.convert_ctranslate2_whisper import read_ctranslate2_model
 
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 

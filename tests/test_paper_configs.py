@@ -4,12 +4,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from serhub.modeling import AudioLLMConfig, AudioLLMForConditionalGeneration
+from serhub.recipes import emosllm, whisper_llm
+from serhub.recipes.arguments import DataArguments, parse_arguments
+from serhub.recipes.audio_llm_common import AudioLLMArguments, model_config_kwargs
 from transformers import GemmaConfig, LlamaConfig, TrainingArguments, WavLMConfig, WhisperConfig
-
-from modeling import AudioLLMConfig, AudioLLMForConditionalGeneration
-from recipes import emosllm, whisper_llm
-from recipes.arguments import DataArguments, parse_arguments
-from recipes.audio_llm_common import AudioLLMArguments, model_config_kwargs
 
 REPO = Path(__file__).resolve().parents[1]
 

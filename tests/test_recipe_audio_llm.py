@@ -11,10 +11,9 @@ import datasets
 import numpy as np
 import pytest
 import torch
+from serhub.recipes import emosllm, whisper_llm
+from serhub.recipes.audio_llm_common import AudioLLMTrainer, CachedAudioLLMCollator, asr_weight
 from transformers import pipeline
-
-from recipes import emosllm, whisper_llm
-from recipes.audio_llm_common import AudioLLMTrainer, CachedAudioLLMCollator, asr_weight
 
 sys.path.insert(0, str(Path(__file__).parent))
 from audio_llm_fixtures import make_encoder, make_llm, make_tokenizer  # noqa: E402
@@ -77,7 +76,7 @@ def test_asr_weight_schedules():
 
 
 def test_weighted_joint_loss(tiny):
-    from modeling import AudioLLMForConditionalGeneration
+    from serhub.modeling import AudioLLMForConditionalGeneration
 
     model, processor = AudioLLMForConditionalGeneration.from_pretrained_components(
         tiny / "enc", tiny / "llm", ["neutral", "happy", "sad"], num_queries=4, mapper_heads=2
@@ -135,7 +134,7 @@ def test_weighted_joint_loss(tiny):
 
 
 def test_label_ce_objective_for_ser_only_batches(tiny):
-    from modeling import AudioLLMForConditionalGeneration
+    from serhub.modeling import AudioLLMForConditionalGeneration
 
     labels = ["neutral", "happy", "sad"]
     torch.manual_seed(0)

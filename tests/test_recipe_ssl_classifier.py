@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from serhub.recipes import ssl_classifier
+from serhub.recipes.arguments import parse_arguments
 from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperModel, pipeline
-
-from recipes import ssl_classifier
-from recipes.arguments import parse_arguments
 
 REPO = Path(__file__).resolve().parents[1]
 

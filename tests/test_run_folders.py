@@ -5,8 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from recipes.run_folders import RUN_FILE, OutputDirError, claim_output_dir
+from serhub.recipes.run_folders import RUN_FILE, OutputDirError, claim_output_dir
 
 REPO = Path(__file__).resolve().parents[1]
 SETTINGS = {"data.train": "abc", "labels": ["neutral", "sad"], "training.learning_rate": 1e-3}
@@ -62,7 +61,7 @@ def test_only_the_main_process_claims(tmp_path):
 
 
 def test_config_env_blocks_and_zero_training_are_refused(tmp_path, monkeypatch):
-    from recipes import emosllm, ssl_classifier
+    from serhub.recipes import emosllm, ssl_classifier
 
     config = tmp_path / "evil.yaml"
     config.write_text("output_dir: x\nenv:\n  LD_PRELOAD: /tmp/evil.so\n  HF_HUB_OFFLINE: '0'\n")
@@ -80,7 +79,7 @@ def test_config_env_blocks_and_zero_training_are_refused(tmp_path, monkeypatch):
 
 
 def test_a_missing_dataset_folder_is_named(tmp_path):
-    from recipes.data import load_dataset_dict
+    from serhub.recipes.data import load_dataset_dict
 
     with pytest.raises(FileNotFoundError, match="no such folder"):
         load_dataset_dict(str(tmp_path / "nope"))
@@ -89,7 +88,7 @@ def test_a_missing_dataset_folder_is_named(tmp_path):
 
 
 def test_a_half_written_last_checkpoint_is_skipped(tmp_path, capsys):
-    from recipes.run_folders import last_complete_checkpoint
+    from serhub.recipes.run_folders import last_complete_checkpoint
 
     assert last_complete_checkpoint(tmp_path / "absent") is None
     for step in (2, 10):
@@ -101,7 +100,7 @@ def test_a_half_written_last_checkpoint_is_skipped(tmp_path, capsys):
 
 
 def test_more_probed_faults(tmp_path):
-    from recipes import emosllm, ssl_classifier
+    from serhub.recipes import emosllm, ssl_classifier
 
     a_file = tmp_path / "results.txt"
     a_file.write_text("mine")
@@ -120,7 +119,7 @@ def test_a_killed_run_leaves_no_stale_lock(tmp_path):
 
     out = tmp_path / "run"
     code = (
-        "import os; from recipes.run_folders import claim_output_dir; "
+        "import os; from serhub.recipes.run_folders import claim_output_dir; "
         f"claim_output_dir({str(out)!r}, 'emosllm', {SETTINGS!r}); os._exit(0)"  # dies holding the lock
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=str(REPO))

@@ -7,8 +7,7 @@ from collections import Counter
 import datasets
 import numpy as np
 import pytest
-
-from datasets_scripts import splits
+from serhub.datasets_scripts import splits
 
 LABELS = ["neutral", "happy", "sad", "angry", "fear"]
 SEEDS = [0, 1, 2, 3, 4, 5]

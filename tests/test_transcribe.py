@@ -8,10 +8,9 @@ from types import SimpleNamespace
 import datasets
 import numpy as np
 import pytest
-
-from datasets_scripts import asterisk_prompts, transcribe
-from datasets_scripts.common import encode_wav, save_dataset_dict, ser_features
-from metrics.asr import word_error_rate
+from serhub.datasets_scripts import asterisk_prompts, transcribe
+from serhub.datasets_scripts.common import encode_wav, save_dataset_dict, ser_features
+from serhub.metrics.asr import word_error_rate
 
 
 class FakeASR:

@@ -8,7 +8,7 @@
     ccc.compute(predictions=[[0.1, 0.3, 0.2], ...], references=[[...], ...])
 
 This file is self-contained (numpy only) so that ``evaluate.load`` can copy it; the functions are
-also importable directly (``from metrics.ser_metrics.ser_metrics import classification_metrics``).
+also importable directly (``from serhub.metrics.ser_metrics.ser_metrics import classification_metrics``).
 """
 
 from __future__ import annotations
