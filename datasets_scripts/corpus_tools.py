@@ -15,407 +15,72 @@ stopping at the first. :func:`assemble` does the rest, the same way for every co
 5. returns a :class:`BuildResult`: the DatasetDict, what was left out and why, and the card.
 
 :func:`corpus_argument_parser` and :func:`run_cli` give every builder the same command line.
+
+The toolbox is split by concern and re-exported here, so a builder needs only ``corpus_tools as
+ct``: ``corpus_problems`` (the problem log), ``corpus_files`` (layout, label files, audio decoding
+and its cache), ``corpus_spec`` (label sets, the spec, the utterance record), ``corpus_cli`` (card
+and command line); this module is the pipeline itself.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import hashlib
-import io
 import shutil
-import subprocess
-import sys
-import tempfile
-import warnings
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .common import (
-    SAMPLING_RATE,
-    builder_argument_parser,
-    check_output_dir,
     check_speaker_independent,
     describe,
-    encode_wav,
-    read_audio,
-    save_dataset_dict,
     ser_features,
 )
-
-# The shared label sets are nested prefixes of one list: "4" is the classic IEMOCAP set, "6" is
-# the set CREMA-D and EmoSPeech define (Ekman's basic emotions without surprise, plus neutral),
-# "8" is MSP-Podcast's challenge set.
-SHARED_EMOTIONS = ("neutral", "happy", "sad", "angry", "fear", "disgust", "surprise", "contempt")
-LABEL_SETS = {"4": SHARED_EMOTIONS[:4], "6": SHARED_EMOTIONS[:6], "8": SHARED_EMOTIONS}
-LABEL_SET_CHOICES = ("native", *LABEL_SETS)
-
-# Kinds of problem. WRONG_LAYOUT is fatal: --skip_bad cannot build around a missing label file.
-WRONG_LAYOUT = "wrong --raw_dir or file format"
-MISSING_FILE = "missing file"
-UNREADABLE_AUDIO = "unreadable or truncated audio"
-UNKNOWN_LABEL = "unknown label"
-DUPLICATE_ID = "duplicate utterance id"
-MALFORMED = "malformed entry"
-
-SKIP_HINT = (
-    "Fix these files (each line says what was expected), or pass --skip_bad (build(..., skip_bad=True)) "
-    "to leave the affected utterances out; the dataset card then lists them."
+from .corpus_cli import (  # noqa: F401 (re-exported: the builders' toolbox)
+    COMMON_OPTIONS,
+    corpus_argument_parser,
+    push_to_hub,
+    render_card,
+    run_cli,
 )
-FFMPEG_SUFFIXES = frozenset({".mp4", ".m4a", ".mkv", ".mov", ".avi", ".webm", ".aac"})
-FFMPEG_HINT = (
-    "ffmpeg was not found on PATH; it decodes the audio of video files (.mp4). Install it with "
-    "`sudo apt-get install ffmpeg` (./setup.sh does this), or convert the files to .wav first."
+from .corpus_files import (  # noqa: F401 (re-exported: the builders' toolbox)
+    _AUDIO_CACHE_VERSION,
+    FFMPEG_HINT,
+    FFMPEG_SUFFIXES,
+    check_layout,
+    clean_text,
+    decode_audio_table,
+    decode_text,
+    find_path,
+    load_audio,
+    parse_float,
+    read_csv,
+    wav_truncation,
 )
-SPLIT_ORDER = ("train", "validation", "test", "test1", "test2", "test3")
-_AUDIO_CACHE_VERSION = "serhub-corpus-audio-v1"  # bump when decoding changes, to invalidate caches
-
-
-# ----------------------------------------------------------------------------- problems
-
-
-@dataclass(frozen=True)
-class Problem:
-    kind: str
-    where: str  # a file relative to --raw_dir, with a line number where it helps
-    detail: str
-    utterance_ids: tuple[str, ...] = ()  # the utterances it makes unusable (left out with skip_bad)
-
-    def __str__(self) -> str:
-        return f"{self.where}: {self.detail}"
-
-
-def format_problems(problems: Iterable[Problem], indent: str = "  ") -> str:
-    """Problems grouped by kind, one ``- file: detail`` line each."""
-    by_kind: dict[str, list[Problem]] = defaultdict(list)
-    for problem in problems:
-        by_kind[problem.kind].append(problem)
-    lines = []
-    for kind, items in by_kind.items():
-        lines.append(f"{indent}{kind} ({len(items)}):")
-        lines.extend(f"{indent}  - {p}" for p in items)
-    return "\n".join(lines)
-
-
-class CorpusError(ValueError):
-    """Every problem found in a raw corpus folder, raised at once; nothing was written."""
-
-    def __init__(self, corpus: str, raw_dir: str | Path, problems: Sequence[Problem], fix: str):
-        self.problems = list(problems)
-        super().__init__(
-            f"{corpus}: {len(self.problems)} problem(s) in {raw_dir}; nothing was written.\n"
-            f"{format_problems(self.problems)}\n{fix}"
-        )
-
-
-class ProblemLog:
-    """Collects what a build finds: problems (with files), exclusions by design, and notes."""
-
-    def __init__(self, corpus: str, raw_dir: Path):
-        self.corpus = corpus
-        self.raw_dir = raw_dir
-        self.problems: list[Problem] = []
-        self.excluded: Counter[str] = Counter()
-        self.notes: list[str] = []
-
-    def where(self, path: str | Path, line: int | None = None) -> str:
-        """``path`` relative to the raw folder (as users see it in their download), with the line."""
-        path = Path(path)
-        try:
-            name = path.relative_to(self.raw_dir).as_posix()
-        except ValueError:
-            name = str(path)
-        return f"{name} line {line}" if line is not None else name
-
-    def add(self, kind: str, where: str, detail: str, utterance_ids: str | Iterable[str] = ()) -> None:
-        ids = (utterance_ids,) if isinstance(utterance_ids, str) else tuple(utterance_ids)
-        self.problems.append(Problem(kind, where, detail, ids))
-
-    def exclude(self, reason: str, count: int = 1) -> None:
-        """Leave utterances out by design (not a problem), counted for the card."""
-        self.excluded[reason] += count
-
-    def note(self, text: str, warn: bool = False) -> None:
-        self.notes.append(text)
-        if warn:
-            warnings.warn(f"{self.corpus}: {text}", UserWarning, stacklevel=3)
-
-    def bad_ids(self) -> set[str]:
-        return {uid for problem in self.problems for uid in problem.utterance_ids}
-
-    def raise_if_needed(self, skip_bad: bool) -> None:
-        fatal = any(p.kind == WRONG_LAYOUT for p in self.problems)
-        if fatal or (self.problems and not skip_bad):
-            fix = (
-                "The files above are not in the format the distributor ships; check --raw_dir."
-                if fatal
-                else SKIP_HINT
-            )
-            raise CorpusError(self.corpus, self.raw_dir, self.problems, fix)
-
-
-# ----------------------------------------------------------------------------- layout and files
-
-
-def find_path(root: Path, patterns: str | tuple[str, ...]) -> Path | None:
-    """The first path under ``root`` matching a glob pattern (or the first of several that does)."""
-    for pattern in (patterns,) if isinstance(patterns, str) else patterns:
-        found = sorted(root.glob(pattern))
-        if found:
-            return found[0]
-    return None
-
-
-def check_layout(
-    corpus: str, raw_dir: str | Path, expected: Mapping[str | tuple[str, ...], str], hint: str
-) -> Path:
-    """``raw_dir`` as a Path when every ``expected`` entry exists, else a :class:`CorpusError`.
-
-    ``expected`` maps a relative path or glob pattern (or a tuple of alternatives) to a description.
-    The error lists every missing entry, what the folder holds, and a neighbouring folder (a
-    subfolder or the parent) that has the layout, since a wrong --raw_dir is usually one level off.
-    """
-    raw = Path(raw_dir).expanduser().resolve()
-
-    def missing_in(root: Path) -> list:
-        return [entry for entry in expected if find_path(root, entry) is None]
-
-    if not raw.is_dir():
-        problems = [Problem(WRONG_LAYOUT, str(raw), "does not exist or is not a folder")]
-        fix = hint
-    else:
-        missing = missing_in(raw)
-        if not missing:
-            return raw
-        problems = [
-            Problem(WRONG_LAYOUT, " or ".join((e,) if isinstance(e, str) else e), f"not found: {expected[e]}")
-            for e in missing
-        ]
-        listing = sorted(p.name + ("/" if p.is_dir() else "") for p in raw.iterdir())
-        found = ", ".join(listing[:20]) + (f", ... ({len(listing)} entries)" if len(listing) > 20 else "")
-        fix = f"Found in {raw}: {found or 'nothing'}.\n{hint}"
-        candidates = [p for p in sorted(raw.iterdir()) if p.is_dir()] + [raw.parent]
-        fitting = [p for p in candidates if not missing_in(p)]
-        if fitting:
-            fix += f"\nDid you mean --raw_dir {fitting[0]}? It has the expected layout."
-    raise CorpusError(corpus, raw, problems, fix)
-
-
-def decode_text(data: bytes) -> str:
-    """UTF-8 (with or without BOM), else Windows-1252; C1 control characters that are really
-    Windows-1252 punctuation (``\\x92`` for an apostrophe, as in MELD's CSVs) are repaired."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = data.decode("cp1252", errors="replace")
-    return "".join(
-        bytes([ord(ch)]).decode("cp1252", errors="ignore") if 0x80 <= ord(ch) <= 0x9F else ch for ch in text
-    )
-
-
-def read_csv(path: Path, required: Sequence[str], log: ProblemLog) -> list[tuple[int, dict[str, str]]]:
-    """``(line number, row)`` for each row of a CSV file with a header; missing columns are fatal."""
-    reader = csv.DictReader(io.StringIO(decode_text(path.read_bytes()), newline=""))
-    columns = [c.strip() for c in reader.fieldnames or []]
-    missing = [c for c in required if c not in columns]
-    if missing:
-        log.add(
-            WRONG_LAYOUT,
-            log.where(path),
-            f"expected the columns {', '.join(required)}; missing {', '.join(missing)} (found: {', '.join(columns) or 'no header'})",
-        )
-        return []
-    reader.fieldnames = columns
-    rows = []
-    for row in reader:
-        rows.append((reader.line_num, {k: (v or "").strip() for k, v in row.items() if k is not None}))
-    return rows
-
-
-def parse_float(text: str, column: str, where: str, log: ProblemLog, utterance_id: str) -> float | None:
-    """A float cell; empty is None (not annotated), anything else unparsable is a problem."""
-    if not text:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        log.add(MALFORMED, where, f"{column} should be a number, found {text!r}", utterance_id)
-        return None
-
-
-def clean_text(text: str) -> str:
-    return " ".join(text.split())
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
-# ----------------------------------------------------------------------------- audio
-
-
-def wav_truncation(path: str | Path) -> str | None:
-    """Why a RIFF/WAVE file is truncated, or None. libsndfile reads a truncated WAV without
-    complaint (returning the samples that are there), so the header's data size is checked."""
-    with open(path, "rb") as f:
-        size = f.seek(0, 2)
-        f.seek(0)
-        header = f.read(12)
-        if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
-            return None  # not a plain WAV (or too short to be one): libsndfile will judge it
-        while True:
-            chunk = f.read(8)
-            if len(chunk) < 8:
-                return None
-            length = int.from_bytes(chunk[4:], "little")
-            if chunk[:4] == b"data":
-                available = size - f.tell()
-                streamed = length in (0, 0xFFFFFFFF)  # written to a pipe: the size was never filled in
-                if not streamed and available < length:
-                    return f"its data chunk declares {length} bytes but the file holds only {available}"
-                return None
-            f.seek(length + (length & 1), 1)
-
-
-def _ffmpeg_decode(path: Path):
-    binary = shutil.which("ffmpeg")
-    if binary is None:
-        raise FileNotFoundError(FFMPEG_HINT)
-    with tempfile.TemporaryDirectory(prefix="serhub-ffmpeg-") as tmp:
-        wav = Path(tmp) / "audio.wav"
-        command = [binary, "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0", "-vn"]
-        result = subprocess.run([*command, "-c:a", "pcm_f32le", str(wav)], capture_output=True, check=False)
-        if result.returncode != 0 or not wav.is_file():
-            message = result.stderr.decode(errors="replace").strip().splitlines()
-            raise ValueError(
-                f"ffmpeg could not decode the audio of {path}: {message[-1] if message else 'no output'}. "
-                "Check that the file is complete (re-download it)."
-            )
-        try:
-            return read_audio(wav)  # mixed down and resampled like every other file
-        except ValueError as err:
-            raise ValueError(f"{path}: the decoded audio is unusable ({err})") from err
-
-
-def load_audio(path: str | Path):
-    """Mono float32 at 16 kHz from a sound file (libsndfile: WAV, FLAC, MP3, ...) or a video/AAC
-    container (ffmpeg). ``ValueError`` naming the file when it is unreadable, empty or truncated."""
-    path = Path(path)
-    if path.suffix.lower() in FFMPEG_SUFFIXES:
-        return _ffmpeg_decode(path)
-    with open(path, "rb") as f:
-        if f.read(24).startswith(b"version https://git-lfs"):
-            raise ValueError(
-                f"{path} is a Git LFS pointer, not audio; run `git lfs pull` in the cloned repository."
-            )
-    reason = wav_truncation(path) if path.suffix.lower() == ".wav" else None
-    if reason:
-        raise ValueError(f"audio file {path} is truncated: {reason}. Re-download or re-extract it.")
-    return read_audio(path)
-
-
-def _encode(path: str) -> tuple[bytes | None, str]:
-    try:
-        return encode_wav(load_audio(path)), ""
-    except (ValueError, OSError) as err:  # OSError: e.g. no permission to read the file
-        return None, str(err)
-
-
-def _generate_audio(paths: list[str], names: list[str], num_workers: int, chunk: int = 64):
-    # Threads suffice: libsndfile, torch's resampler and ffmpeg (a subprocess) release the GIL.
-    # Chunks bound how many decoded clips wait in memory for the Arrow writer.
-    with ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:
-        for start in range(0, len(paths), chunk):
-            results = pool.map(_encode, paths[start : start + chunk])
-            for name, (data, problem) in zip(names[start : start + chunk], results):
-                yield {"audio": None if data is None else {"bytes": data, "path": name}, "_problem": problem}
-
-
-def _audio_features():
-    import datasets
-
-    return datasets.Features(
-        {"audio": datasets.Audio(sampling_rate=SAMPLING_RATE), "_problem": datasets.Value("string")}
-    )
-
-
-def decode_audio_table(paths: Sequence[Path], names: Sequence[str], split: str, num_workers: int, cache_dir):
-    """A Dataset of ``audio`` (16 kHz WAV bytes, None when unreadable) and ``_problem`` (why)."""
-    import datasets
-
-    if not paths:
-        return datasets.Dataset.from_dict({"audio": [], "_problem": []}, features=_audio_features())
-    digest = hashlib.sha256(f"{_AUDIO_CACHE_VERSION}|{SAMPLING_RATE}".encode())
-    for path, name in zip(paths, names):
-        stat = path.stat()
-        digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{name}\n".encode())
-    return datasets.Dataset.from_generator(
-        _generate_audio,
-        features=_audio_features(),
-        gen_kwargs={"paths": [str(p) for p in paths], "names": list(names), "num_workers": num_workers},
-        cache_dir=cache_dir,
-        fingerprint=digest.hexdigest()[:32],
-        split=datasets.NamedSplit(split),
-    )
-
-
-# ----------------------------------------------------------------------------- corpus description
-
-
-UNKNOWN_SPEAKER = "unknown-"
-
-
-def unknown_speaker(utterance_id: str) -> str:
-    """The speaker id of an utterance whose speaker the corpus does not name: one per utterance, so
-    that it never counts as a leak, and recognisable so that the build can warn about it."""
-    return f"{UNKNOWN_SPEAKER}{utterance_id}"
-
-
-@dataclass
-class Utterance:
-    utterance_id: str
-    split: str | None
-    audio: Path
-    label: str | None  # the label code as written in the corpus' files; None = not annotated
-    speaker_id: str
-    source: str  # where it is listed, for messages: "Labels/labels_consensus.csv line 7"
-    transcript: str = ""
-    gender: str | None = None
-    arousal: float | None = None
-    valence: float | None = None
-    dominance: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class CorpusSpec:
-    """What the shared pipeline and the dataset card need to know about a corpus."""
-
-    name: str
-    module: str  # datasets_scripts.<module>
-    labels: Mapping[str, str]  # label code in the files -> class name, in the corpus' own order
-    to_shared: Mapping[str, str]  # class name -> SHARED_EMOTIONS name; absent: no counterpart
-    language: str
-    optional_columns: tuple[str, ...]  # of common.ser_features, besides "language"
-    license: str  # Hub licence id
-    license_note: str
-    citation: str
-    about: str  # the corpus and how the builder reads it (markdown)
-    layout_hint: str  # what --raw_dir should contain, for error messages and --help
-    speaker_splits: str = "ours"  # "ours" (checked, a leak is a bug), "official" (leaks noted), "none"
-    excluded_by_default: tuple[str, ...] = ()
-    # corpus-specific columns: a Value dtype ("string", "int32") or a tuple of class names (ClassLabel)
-    extra_features: Mapping[str, str | tuple[str, ...]] = field(default_factory=dict)
-
-    def __post_init__(self):
-        unknown = set(self.to_shared.values()) - set(SHARED_EMOTIONS)
-        if unknown or set(self.to_shared) - set(self.labels.values()):
-            raise ValueError(f"{self.name}: bad to_shared mapping {dict(self.to_shared)}")
-
+from .corpus_problems import (  # noqa: F401 (re-exported: the builders' toolbox)
+    DUPLICATE_ID,
+    MALFORMED,
+    MISSING_FILE,
+    SKIP_HINT,
+    UNKNOWN_LABEL,
+    UNREADABLE_AUDIO,
+    WRONG_LAYOUT,
+    CorpusError,
+    Problem,
+    ProblemLog,
+    format_problems,
+    plural,
+)
+from .corpus_spec import (  # noqa: F401 (re-exported: the builders' toolbox)
+    LABEL_SET_CHOICES,
+    LABEL_SETS,
+    SHARED_EMOTIONS,
+    SPLIT_ORDER,
+    UNKNOWN_SPEAKER,
+    CorpusSpec,
+    Utterance,
+    unknown_speaker,
+)
 
 # ----------------------------------------------------------------------------- the pipeline
 
@@ -690,163 +355,6 @@ def add_speaker_split_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--validation_fraction", type=float, default=0.1, help="share of the speakers")
     parser.add_argument("--test_fraction", type=float, default=0.1, help="share of the speakers")
     parser.add_argument("--seed", type=int, default=0, help="which speakers are held out")
-
-
-# ----------------------------------------------------------------------------- card and CLI
-
-CARD = """---
-license: {license}
-language: [{language}]
-task_categories: [audio-classification]
-tags: [speech-emotion-recognition, serhub]
-pretty_name: {name} (serhub)
----
-
-# {name}
-
-{about}
-
-Built by serhub: `python -m serhub.datasets_scripts.{module} --raw_dir RAW --output_dir DIR` with {options}.
-Audio is decoded, mixed down to mono and resampled to 16 kHz (16-bit WAV in the `audio` column).
-Columns follow serhub's common schema: `audio`, `emotion`, `transcript`, `speaker_id`,
-`utterance_id`{optional}.
-
-## Labels
-
-{labels}
-{excluded}{skipped}{notes}
-## Statistics
-
-{table}
-
-## Licence
-
-{license_note}
-
-## Citation
-
-```bibtex
-{citation}
-```
-"""
-
-
-def render_card(result: BuildResult) -> str:
-    spec = result.spec
-    if result.label_set == "native":
-        labels = f"`emotion` has the corpus' own classes, in its order: {', '.join(result.dataset_dict[next(iter(result.dataset_dict))].features['emotion'].names)}."
-    else:
-        mapping = [f"| {name} | {spec.to_shared.get(name, '(left out)')} |" for name in spec.labels.values()]
-        labels = (
-            f"`emotion` is serhub's shared {result.label_set}-class set "
-            f"({', '.join(LABEL_SETS[result.label_set])}); `native_emotion` keeps the corpus' own class.\n\n"
-            "| corpus class | shared class |\n|---|---|\n" + "\n".join(mapping)
-        )
-    excluded = ""
-    if result.excluded:
-        excluded = "\nLeft out by design:\n\n" + "\n".join(
-            f"- {plural(n, 'utterance')} {r}" for r, n in result.excluded.items()
-        )
-        excluded += "\n"
-    skipped = ""
-    if result.skipped:
-        skipped = (
-            f"\n## Skipped items\n\n{len(result.skipped)} problem(s) were found and the affected utterances "
-            f"left out (--skip_bad):\n\n{format_problems(result.skipped, indent='')}\n"
-        )
-    notes = "\n## Notes\n\n" + "\n".join(f"- {n}" for n in result.notes) + "\n" if result.notes else ""
-    options = ", ".join(f"`{k}={v}`" for k, v in result.options.items())
-    optional = "".join(f", `{c}`" for c in (*spec.optional_columns, "language", *spec.extra_features))
-    if result.label_set != "native":
-        optional += ", `native_emotion`"
-    return CARD.format(
-        license=spec.license,
-        language=spec.language,
-        name=spec.name,
-        about=spec.about.strip(),
-        module=spec.module,
-        options=options,
-        optional=optional,
-        labels=labels,
-        excluded=excluded,
-        skipped=skipped,
-        notes=notes,
-        table=describe(result.dataset_dict),
-        license_note=spec.license_note.strip(),
-        citation=spec.citation.strip(),
-    )
-
-
-def push_to_hub(dataset_dict, repo_id: str, card: str) -> None:
-    """Upload to a private Hub dataset repo. The card goes first, so that ``push_to_hub`` adds its
-    metadata (configs, dataset_info) to this README instead of writing a bare one."""
-    from huggingface_hub import HfApi
-
-    api = HfApi()
-    api.create_repo(repo_id, repo_type="dataset", private=True, exist_ok=True)
-    api.upload_file(
-        path_or_fileobj=card.encode("utf-8"), path_in_repo="README.md", repo_id=repo_id, repo_type="dataset"
-    )
-    dataset_dict.push_to_hub(repo_id, private=True)
-
-
-COMMON_OPTIONS = ("label_set", "keep_all_labels", "skip_bad", "num_workers", "cache_dir")
-
-
-def corpus_argument_parser(spec: CorpusSpec, doc: str) -> argparse.ArgumentParser:
-    """The options every corpus builder has; builders add their own."""
-    parser = builder_argument_parser(doc.strip().splitlines()[0])
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = "\n".join(doc.strip().splitlines()[1:]).strip()  # the layout --raw_dir must have
-    parser.add_argument(
-        "--raw_dir", required=True, help=f"the {spec.name} folder as distributed: {spec.layout_hint}"
-    )
-    parser.add_argument(
-        "--label_set",
-        choices=LABEL_SET_CHOICES,
-        default="native",
-        help="native: the corpus' own classes; 4/6/8: serhub's shared set "
-        f"({', '.join(SHARED_EMOTIONS)}: the first 4, 6 or all), keeping the corpus' class in native_emotion",
-    )
-    if spec.excluded_by_default:
-        parser.add_argument(
-            "--keep_all_labels",
-            action="store_true",
-            help=f"also keep {', '.join(spec.excluded_by_default)} (left out by default)",
-        )
-    parser.add_argument(
-        "--skip_bad",
-        action="store_true",
-        help="leave out utterances with problems (missing/unreadable audio, unknown labels, duplicates) "
-        "instead of failing; the card lists them",
-    )
-    parser.add_argument(
-        "--push_to_hub", metavar="REPO", help="also upload the dataset to this private Hub repo"
-    )
-    parser.add_argument("--num_workers", type=int, default=4, help="threads decoding audio")
-    parser.add_argument("--cache_dir", help="Arrow cache of the decoded audio (default: the datasets cache)")
-    return parser
-
-
-def run_cli(
-    args: argparse.Namespace, build_with_report: Callable[..., BuildResult], **options
-) -> BuildResult:
-    """Build with the common options plus the builder's ``options``, print, save (and push)."""
-    check_output_dir(args.output_dir, args.overwrite)  # before the slow part
-    common = {name: getattr(args, name) for name in COMMON_OPTIONS if hasattr(args, name)}
-    try:
-        result = build_with_report(args.raw_dir, **common, **options)
-    except CorpusError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(1) from None
-    print(result.summary())
-    card = result.card()
-    path = save_dataset_dict(result.dataset_dict, args.output_dir, card=card, overwrite=args.overwrite)
-    print(f"saved to {path}")
-    if args.push_to_hub:
-        push_to_hub(result.dataset_dict, args.push_to_hub, card)
-        print(f"pushed to the private dataset repo {args.push_to_hub}")
-    return result
 
 
 __all__ = [

@@ -13,8 +13,8 @@ import datasets
 import numpy as np
 import pytest
 import soundfile as sf
+from serhub.datasets_scripts import corpus_files, crema_d, emospeech, iemocap, meld, msp_podcast, ravdess
 from serhub.datasets_scripts import corpus_tools as ct
-from serhub.datasets_scripts import crema_d, emospeech, iemocap, meld, msp_podcast, ravdess
 from serhub.datasets_scripts.common import SAMPLING_RATE, check_speaker_independent
 
 
@@ -232,7 +232,7 @@ def test_audio_is_decoded_once_and_cached(raw_corpora, built, monkeypatch):
     def no_decoding(path):
         raise AssertionError(f"{path} decoded again")
 
-    monkeypatch.setattr(ct, "_encode", no_decoding)
+    monkeypatch.setattr(corpus_files, "_encode", no_decoding)
     again = crema_d.build(raw_corpora["crema_d"])  # same files: the Arrow cache is reused
     assert rows(again).keys() == rows(built["crema_d"].dataset_dict).keys()
 
