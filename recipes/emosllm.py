@@ -33,7 +33,6 @@ from typing import ClassVar
 
 import datasets
 from serhub.datasets_scripts.common import class_counts
-from serhub.metrics.plotting import plot_confusion_matrix, plot_training_curves
 from serhub.modeling import AudioLLMForConditionalGeneration, AudioLLMProcessor
 from serhub.recipes.arguments import CONFIGS, DataArguments, RunArguments, start_run
 from serhub.recipes.audio_llm_common import (
@@ -51,7 +50,7 @@ from serhub.recipes.audio_llm_common import (
 )
 from serhub.recipes.data import embedded_dataset_path, encode_labels, load_dataset_dict, resolve_labels
 from serhub.recipes.logs import get_logger
-from serhub.recipes.reporting import push, scalar_metrics, write_json, write_model_card
+from serhub.recipes.reporting import finish_run, scalar_metrics, write_json
 from serhub.recipes.run_folders import claim_output_dir, last_complete_checkpoint, run_settings
 from transformers import TrainingArguments
 
@@ -417,41 +416,39 @@ def final_evaluation(run: Run, model, processor) -> dict:
 
 def finish(run: Run, model, processor, results: dict, push_to_hub: bool) -> None:
     """Save the merged model, eval_results.json, the plots and the card; push if asked."""
-    output_dir, model_args, curriculum = run.output_dir, run.model_args, run.curriculum
-    model.merge_and_unload_lora().save_pretrained(output_dir)
-    processor.save_pretrained(output_dir)
-    summary = {**results, **run.timings, "labels": run.labels, "world_size": run.training_args.world_size}
-    write_json(f"{output_dir}/eval_results.json", summary)
+    model_args, curriculum = run.model_args, run.curriculum
     modes = [m for m in ("label_logits", "transcript_conditioned") if m in results]
-    if modes:
-        best = max(modes, key=lambda m: results[m]["macro_f1"])
-        plot_confusion_matrix(
-            results[best]["confusion_matrix"],
-            run.labels,
-            f"{output_dir}/confusion_matrix.png",
-            title=f"test ({best})",
-        )
-    plot_training_curves(run.history, f"{output_dir}/training_curves.png", title="EmoSLLM curriculum")
-    write_model_card(
-        output_dir,
-        template="audio_llm.md",
-        model_name=(run.training_args.hub_model_id or "serhub-emosllm").split("/")[-1],
+    best = max(modes, key=lambda m: results[m]["macro_f1"]) if modes else None
+    finish_run(
+        run.output_dir,
+        save=(model.merge_and_unload_lora(), processor),
+        results=results,
+        summary={**run.timings, "labels": run.labels, "world_size": run.training_args.world_size},
         labels=run.labels,
-        dataset_name=run.data_args.dataset_name_or_path or "synthetic_emotions",
-        results={f"test ({m})": results[m] for m in modes},
-        base_model=model_args.text_model_name_or_path,
-        tags=["emosllm", "audio-llm"],
-        wer=results["wer_heldout_asr"],
-        training_config={
-            "audio model": model_args.audio_model_name_or_path,
-            "LLM": model_args.text_model_name_or_path,
-            "connector": f"{model_args.connector} ({model_args.num_queries} queries)",
-            "LoRA": f"r={model_args.lora_r}, alpha={model_args.lora_alpha}",
-            "phases": curriculum.phases,
-            "steps per phase": curriculum.phase_max_steps,
-            "ASR weight": f"{curriculum.asr_weight_start} -> {curriculum.asr_weight_end} ({curriculum.asr_weight_schedule})",
-            "learning rate": run.training_args.learning_rate,
+        confusion=(results[best], f"test ({best})") if best else None,
+        history=run.history,
+        curves_title="EmoSLLM curriculum",
+        card={
+            "template": "audio_llm.md",
+            "model_name": "serhub-emosllm",
+            "dataset_name": run.data_args.dataset_name_or_path or "synthetic_emotions",
+            "results": {f"test ({m})": results[m] for m in modes},
+            "base_model": model_args.text_model_name_or_path,
+            "tags": ["emosllm", "audio-llm"],
+            "wer": results["wer_heldout_asr"],
+            "training_config": {
+                "audio model": model_args.audio_model_name_or_path,
+                "LLM": model_args.text_model_name_or_path,
+                "connector": f"{model_args.connector} ({model_args.num_queries} queries)",
+                "LoRA": f"r={model_args.lora_r}, alpha={model_args.lora_alpha}",
+                "phases": curriculum.phases,
+                "steps per phase": curriculum.phase_max_steps,
+                "ASR weight": f"{curriculum.asr_weight_start} -> {curriculum.asr_weight_end} ({curriculum.asr_weight_schedule})",
+                "learning rate": run.training_args.learning_rate,
+            },
         },
+        training_args=run.training_args,
+        push_to_hub=push_to_hub,
     )
     short = {
         k: {m: v[m] for m in ("macro_f1", "unweighted_accuracy", "accuracy")}
@@ -460,8 +457,6 @@ def finish(run: Run, model, processor, results: dict, push_to_hub: bool) -> None
         for k, v in results.items()
     }
     logger.info("%s", json.dumps(short, indent=2))
-    if push_to_hub:
-        push(output_dir, run.training_args.hub_model_id, run.training_args.hub_private_repo)
 
 
 def main(argv=None):

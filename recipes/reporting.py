@@ -125,6 +125,42 @@ def write_model_card(
     return atomic_write(Path(output_dir) / "README.md", card.save)
 
 
+def finish_run(
+    output_dir: str,
+    *,
+    save: Sequence,
+    results: dict,
+    summary: dict,
+    labels: list[str],
+    confusion: tuple[dict, str] | None,
+    history: list[dict],
+    curves_title: str,
+    card: dict,
+    training_args,
+    push_to_hub: bool,
+) -> None:
+    """Every recipe's end, on the main process: the model and its processor (``save``: objects with
+    ``save_pretrained``), ``eval_results.json`` (``results`` + ``summary``), the confusion matrix of
+    ``confusion`` = (metrics, title), the training curves, the model card (``write_model_card``'s
+    arguments in ``card``; ``model_name`` defaults to the Hub id's name) and the private push."""
+    from serhub.metrics.plotting import plot_confusion_matrix, plot_training_curves
+
+    for part in save:
+        part.save_pretrained(output_dir)
+    write_json(f"{output_dir}/eval_results.json", {**results, **summary})
+    if confusion is not None:
+        metrics, title = confusion
+        plot_confusion_matrix(
+            metrics["confusion_matrix"], labels, f"{output_dir}/confusion_matrix.png", title=title
+        )
+    plot_training_curves(history, f"{output_dir}/training_curves.png", title=curves_title)
+    if training_args.hub_model_id:
+        card = {**card, "model_name": training_args.hub_model_id.split("/")[-1]}
+    write_model_card(output_dir, labels=labels, **card)
+    if push_to_hub:
+        push(output_dir, training_args.hub_model_id, training_args.hub_private_repo)
+
+
 def push(folder: str, repo_id: str | None, private: bool | None) -> None:
     from huggingface_hub import HfApi
 
@@ -151,6 +187,7 @@ def push(folder: str, repo_id: str | None, private: bool | None) -> None:
 __all__ = [
     "CONFIGS",
     "EpochTimer",
+    "finish_run",
     "push",
     "scalar_metrics",
     "write_json",

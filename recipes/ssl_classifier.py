@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 import datasets
 import torch
 from serhub.datasets_scripts.common import class_counts
-from serhub.metrics.plotting import plot_confusion_matrix, plot_training_curves
 from serhub.metrics.ser_metrics.ser_metrics import classification_metrics, dimensional_metrics
 from serhub.modeling import (
     SpeechEmotionConfig,
@@ -43,7 +42,7 @@ from serhub.recipes.data import (
     resolve_labels,
 )
 from serhub.recipes.logs import get_logger
-from serhub.recipes.reporting import EpochTimer, push, scalar_metrics, write_json, write_model_card
+from serhub.recipes.reporting import EpochTimer, finish_run, scalar_metrics
 from serhub.recipes.run_folders import claim_output_dir, last_complete_checkpoint, run_settings
 from transformers import Trainer, TrainingArguments
 
@@ -125,46 +124,85 @@ class CachedEncoderCollator:
         return batch
 
 
-def main(argv=None):
-    model_args, data_args, run_args, training_args, push_to_hub = start_run(
-        (ModelArguments, DataArguments, RunArguments, TrainingArguments), DEFAULT_CONFIG, argv
-    )
-
-    # ------------------------------------------------------------------ data
-    with training_args.main_process_first(desc="dataset"):
-        raw = load_dataset_dict(data_args.dataset_name_or_path)
-    dataset_name = data_args.dataset_name_or_path or "synthetic_emotions"
-    splits = [s for s in (data_args.train_split, data_args.eval_split, data_args.test_split) if s]
-    require_splits(raw, splits)
-
-    # ------------------------------------------------------------------ model
-    if model_args.model_name_or_path:
-        model = SpeechEmotionForAudioClassification.from_pretrained(
-            resolve_pretrained(model_args.model_name_or_path)
-        )
-        feature_extractor = SpeechEmotionFeatureExtractor.from_pretrained(
-            resolve_pretrained(model_args.model_name_or_path)
-        )
-        labels = resolve_labels(raw, data_args, known=model.config.id2label)
-    else:
-        labels = resolve_labels(raw, data_args)
-        model = None
+def load_splits(data_args, training_args, raw, labels) -> dict:
+    """The splits the run uses, at 16 kHz with class ids (``--max_*_samples`` subsets drawn by seed)."""
     limits = {
         data_args.train_split: data_args.max_train_samples,
         data_args.eval_split: data_args.max_eval_samples,
     }
     data = {}
-    for split in splits:
+    for split in [s for s in (data_args.train_split, data_args.eval_split, data_args.test_split) if s]:
         ds = raw[split]
         if limits.get(split):
             ds = ds.shuffle(seed=training_args.seed).select(range(min(limits[split], len(ds))))
         data[split] = encode_labels(
             ds.cast_column("audio", datasets.Audio(sampling_rate=16000)), data_args.label_column, labels
         )
+    return data
+
+
+def encoded_inputs(model, feature_extractor, model_args, data_args, training_args, data):
+    """A frozen encoder runs once per split (cached); otherwise the collator feeds raw audio.
+    Returns the datasets to train on, their collator and the seconds the cache took."""
+    dims = tuple(model.config.dimensions)
+    if not (model.config.freeze_encoder and data_args.cache_encoder_outputs):
+        # the collator reads the raw "audio" column, which is not a forward argument: the Trainer
+        # would drop it otherwise
+        training_args.remove_unused_columns = False
+        return data, AudioCollator(feature_extractor, dims), 0.0
+    weights = model_args.model_name_or_path or model_args.encoder_name_or_path
+    encoder = (weights, model.config.audio_config.to_dict(), "all layers")
+    start = time.time()
+    with training_args.main_process_first(desc="encoder cache"):
+        cached = {
+            split: cache_encoder_outputs(
+                model.encode,
+                feature_extractor,
+                ds,
+                f"{training_args.output_dir}/encoder_cache",
+                split,
+                training_args.per_device_eval_batch_size,
+                ("labels", *dims),
+                encoder,
+            )
+            for split, ds in data.items()
+        }
+    seconds = time.time() - start
+    logger.info("encoder outputs cached in %.1f s; training never runs the encoder again", seconds)
+    return cached, CachedEncoderCollator(dims), seconds
+
+
+def scores(predictions, label_ids, labels, dims, **bootstrap) -> dict:
+    """Classification metrics (and CCC per dimension) of a prediction's logits."""
+    logits = predictions[0] if isinstance(predictions, tuple) else predictions
+    refs = label_ids[0] if isinstance(label_ids, tuple) else label_ids
+    out = classification_metrics(
+        [labels[i] for i in logits.argmax(-1)], [labels[i] for i in refs], labels=labels, **bootstrap
+    )
+    if dims and isinstance(predictions, tuple):
+        out.update(dimensional_metrics(predictions[1], label_ids[1], dims))
+    return out
+
+
+def main(argv=None):
+    model_args, data_args, run_args, training_args, push_to_hub = start_run(
+        (ModelArguments, DataArguments, RunArguments, TrainingArguments), DEFAULT_CONFIG, argv
+    )
+    with training_args.main_process_first(desc="dataset"):
+        raw = load_dataset_dict(data_args.dataset_name_or_path)
+    require_splits(raw, [s for s in (data_args.train_split, data_args.eval_split, data_args.test_split) if s])
+    model = None
+    if model_args.model_name_or_path:  # continue from a serhub classifier
+        source = resolve_pretrained(model_args.model_name_or_path)
+        model = SpeechEmotionForAudioClassification.from_pretrained(source)
+        feature_extractor = SpeechEmotionFeatureExtractor.from_pretrained(source)
+    labels = resolve_labels(raw, data_args, known=model.config.id2label if model else None)
+    data = load_splits(data_args, training_args, raw, labels)
+    settings = run_settings(training_args, labels, dict(raw), model_args, data_args, exclude=("bootstrap",))
     run_lock = claim_output_dir(  # noqa: F841 (held until the process exits)
         training_args.output_dir,
         "ssl_classifier",
-        run_settings(training_args, labels, dict(raw), model_args, data_args, exclude=("bootstrap",)),
+        settings,
         run_args.overwrite_output_dir,
         training_args.process_index == 0,
     )
@@ -175,61 +213,19 @@ def main(argv=None):
             encoder, labels, class_counts=counts, **config_kwargs(model_args, SpeechEmotionConfig)
         )
         feature_extractor = SpeechEmotionFeatureExtractor.from_encoder_pretrained(encoder)
-    logger.info("labels %s; training class counts %s", labels, dict(zip(labels, counts)))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    logger.info(
-        "trainable parameters: %s of %s", f"{trainable:,}", f"{sum(p.numel() for p in model.parameters()):,}"
+    total = sum(p.numel() for p in model.parameters())
+    logger.info("labels %s; training class counts %s", labels, dict(zip(labels, counts)))
+    logger.info("trainable parameters: %s of %s", f"{trainable:,}", f"{total:,}")
+    data, collator, encode_seconds = encoded_inputs(
+        model, feature_extractor, model_args, data_args, training_args, data
     )
 
-    dims = tuple(model.config.dimensions)
-    keep = ("labels", *dims)
-    cached = model.config.freeze_encoder and data_args.cache_encoder_outputs
-    if cached:
-        cache_dir = f"{training_args.output_dir}/encoder_cache"
-        weights = model_args.model_name_or_path or model_args.encoder_name_or_path
-        encoder = (weights, model.config.audio_config.to_dict(), "all layers")
-        encode_start = time.time()
-        with training_args.main_process_first(desc="encoder cache"):
-            for split, ds in data.items():
-                data[split] = cache_encoder_outputs(
-                    model.encode,
-                    feature_extractor,
-                    ds,
-                    cache_dir,
-                    split,
-                    training_args.per_device_eval_batch_size,
-                    keep,
-                    encoder,
-                )
-        encode_seconds = time.time() - encode_start
-        logger.info("encoder outputs cached in %.1f s; training never runs the encoder again", encode_seconds)
-        collator = CachedEncoderCollator(dims)
-    else:
-        encode_seconds = 0.0
-        collator = AudioCollator(feature_extractor, dims)
-        # the collator reads the raw "audio" column, which is not a forward argument: the Trainer
-        # would drop it otherwise
-        training_args.remove_unused_columns = False
-
     # ------------------------------------------------------------------ train
+    dims = tuple(model.config.dimensions)
     # What the Trainer collects as references at evaluation (its default would be every forward
     # argument named *label*, and it skips metrics when one of them is absent).
     training_args.label_names = ["labels", "dimensional_labels"] if dims else ["labels"]
-
-    def compute_metrics(eval_pred):
-        logits = (
-            eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
-        )
-        refs = eval_pred.label_ids[0] if isinstance(eval_pred.label_ids, tuple) else eval_pred.label_ids
-        out = scalar_metrics(
-            classification_metrics(
-                [labels[i] for i in logits.argmax(-1)], [labels[i] for i in refs], labels=labels
-            )
-        )
-        if dims and isinstance(eval_pred.predictions, tuple):
-            out.update(dimensional_metrics(eval_pred.predictions[1], eval_pred.label_ids[1], dims))
-        return out
-
     trainer = Trainer(
         model=model,
         args=training_args,
@@ -237,76 +233,61 @@ def main(argv=None):
         eval_dataset=data[data_args.eval_split],
         data_collator=collator,
         processing_class=feature_extractor,
-        compute_metrics=compute_metrics,
+        compute_metrics=lambda p: scalar_metrics(scores(p.predictions, p.label_ids, labels, dims)),
         callbacks=[timer := EpochTimer()],
     )
-    last = (
-        last_complete_checkpoint(training_args.output_dir)
-        if os.path.isdir(training_args.output_dir)
-        else None
-    )
+    out = training_args.output_dir
+    last = last_complete_checkpoint(out) if os.path.isdir(out) else None
     if last:
         logger.info("resuming from %s", last)
     start = time.time()
     train_result = trainer.train(resume_from_checkpoint=last)
     train_seconds = time.time() - start
 
-    # ------------------------------------------------------------------ evaluate
+    # ------------------------------------------------------------------ evaluate, finish
     results = {data_args.eval_split: trainer.evaluate()}
     if data_args.test_split:
         prediction = trainer.predict(data[data_args.test_split])
-        logits = (
-            prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-        )
-        refs = prediction.label_ids[0] if isinstance(prediction.label_ids, tuple) else prediction.label_ids
-        test = classification_metrics(
-            [labels[i] for i in logits.argmax(-1)],
-            [labels[i] for i in refs],
-            labels=labels,
+        results[data_args.test_split] = scores(
+            prediction.predictions,
+            prediction.label_ids,
+            labels,
+            dims,
             bootstrap=data_args.bootstrap,
             seed=training_args.seed,
         )
-        if dims and isinstance(prediction.predictions, tuple):
-            test.update(dimensional_metrics(prediction.predictions[1], prediction.label_ids[1], dims))
-        results[data_args.test_split] = test
-
-    # ------------------------------------------------------------------ save, card, push
-    if trainer.is_world_process_zero():
-        out = training_args.output_dir
-        trainer.save_model(out)
-        feature_extractor.save_pretrained(out)
-        summary = {
-            "train_runtime_s": round(train_seconds, 1),
-            "encoder_cache_s": round(encode_seconds, 1),
-            "epoch_seconds": [round(t, 2) for t in timer.epoch_seconds],
-            "train_loss": train_result.training_loss,
-            "labels": labels,
-            "class_counts": counts,
-            "world_size": training_args.world_size,
-        }
-        write_json(f"{out}/eval_results.json", {**results, **summary})
-        if data_args.test_split:
-            test = results[data_args.test_split]
-            plot_confusion_matrix(
-                test["confusion_matrix"],
-                labels,
-                f"{out}/confusion_matrix.png",
-                title=f"{dataset_name} {data_args.test_split}",
-            )
-        plot_training_curves(trainer.state.log_history, f"{out}/training_curves.png", title="ssl_classifier")
-        card_results = {
-            split: {k.removeprefix("eval_"): v for k, v in r.items()} for split, r in results.items()
-        }
-        write_model_card(
-            out,
-            template="speech_emotion.md",
-            model_name=(training_args.hub_model_id or "serhub-ssl-classifier").split("/")[-1],
-            labels=labels,
-            dataset_name=dataset_name,
-            results=card_results,
-            base_model=model_args.encoder_name_or_path,
-            tags=["ssl_classifier"],
-            training_config={
+    if not trainer.is_world_process_zero():
+        return
+    dataset_name = data_args.dataset_name_or_path or "synthetic_emotions"
+    summary = {
+        "train_runtime_s": round(train_seconds, 1),
+        "encoder_cache_s": round(encode_seconds, 1),
+        "epoch_seconds": [round(t, 2) for t in timer.epoch_seconds],
+        "train_loss": train_result.training_loss,
+        "labels": labels,
+        "class_counts": counts,
+        "world_size": training_args.world_size,
+    }
+    test = results.get(data_args.test_split)
+    finish_run(
+        out,
+        save=(model, feature_extractor),
+        results=results,
+        summary=summary,
+        labels=labels,
+        confusion=(test, f"{dataset_name} {data_args.test_split}") if test else None,
+        history=trainer.state.log_history,
+        curves_title="ssl_classifier",
+        card={
+            "template": "speech_emotion.md",
+            "model_name": "serhub-ssl-classifier",
+            "dataset_name": dataset_name,
+            "results": {
+                split: {k.removeprefix("eval_"): v for k, v in r.items()} for split, r in results.items()
+            },
+            "base_model": model_args.encoder_name_or_path,
+            "tags": ["ssl_classifier"],
+            "training_config": {
                 "encoder": model_args.encoder_name_or_path,
                 "loss_type": model.config.loss_type,
                 "freeze_encoder": model.config.freeze_encoder,
@@ -315,11 +296,11 @@ def main(argv=None):
                 "batch_size": training_args.per_device_train_batch_size,
                 "seed": training_args.seed,
             },
-        )
-        test_f1 = results.get(data_args.test_split, {}).get("macro_f1", float("nan"))
-        logger.info("test macro-F1 %.4f; saved to %s", test_f1, out)
-        if push_to_hub:
-            push(out, training_args.hub_model_id, training_args.hub_private_repo)
+        },
+        training_args=training_args,
+        push_to_hub=push_to_hub,
+    )
+    logger.info("test macro-F1 %.4f; saved to %s", (test or {}).get("macro_f1", float("nan")), out)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import datasets
 from serhub.datasets_scripts.common import class_counts
-from serhub.metrics.plotting import plot_confusion_matrix, plot_training_curves
 from serhub.metrics.ser_metrics.ser_metrics import classification_metrics
 from serhub.recipes.arguments import CONFIGS, DataArguments, RunArguments, start_run
 from serhub.recipes.audio_llm_common import (
@@ -36,7 +35,7 @@ from serhub.recipes.audio_llm_common import (
 )
 from serhub.recipes.data import encode_labels, load_dataset_dict, require_splits, resolve_labels
 from serhub.recipes.logs import get_logger
-from serhub.recipes.reporting import EpochTimer, push, scalar_metrics, write_json, write_model_card
+from serhub.recipes.reporting import EpochTimer, finish_run, scalar_metrics, write_json
 from serhub.recipes.run_folders import claim_output_dir, last_complete_checkpoint, run_settings
 from transformers import TrainingArguments
 
@@ -111,6 +110,55 @@ def predict(trainer, dataset, labels, bootstrap=0, seed=0) -> dict:
     )
 
 
+def encode_splits(model_args, data_args, training_args, raw, labels) -> tuple[dict, float]:
+    """Every split through the frozen encoder once (cached): the only time the encoder runs."""
+    encoder_model, processor = build_model(model_args, labels)
+    start = time.time()
+    cached = {}
+    with training_args.main_process_first(desc="encoder cache"):
+        for s in [s for s in (data_args.train_split, data_args.eval_split, data_args.test_split) if s]:
+            audio = raw[s].cast_column("audio", datasets.Audio(sampling_rate=16000))
+            cached[s] = cache_split(
+                encoder_model,
+                processor,
+                encode_labels(audio, data_args.label_column, labels),
+                f"{training_args.output_dir}/encoder_cache",
+                s,
+                training_args.per_device_eval_batch_size,
+                ("labels",),
+            )
+    return cached, time.time() - start
+
+
+def cross_validate(model_args, data_args, training_args, labels, cached, num_folds: int) -> dict:
+    """THAU's stratified k-fold cross-validation over train + validation; each fold trains anew."""
+    from serhub.datasets_scripts.splits import stratified_kfold
+
+    out = training_args.output_dir
+    pool = datasets.concatenate_datasets([cached[data_args.train_split], cached[data_args.eval_split]])
+    fold_args = dataclasses.replace(
+        training_args, load_best_model_at_end=False, save_strategy="no", eval_strategy="no"
+    )
+    scores = []
+    for k, (train_idx, held_idx) in enumerate(
+        stratified_kfold(pool["labels"], num_folds, seed=training_args.seed)
+    ):
+        fold = {"train": pool.select(train_idx), "held_out": pool.select(held_idx)}
+        _, trainer, _, _ = train_and_evaluate(
+            model_args, data_args, fold_args, labels, fold, "held_out", f"{out}/fold{k}"
+        )
+        scores.append(predict(trainer, fold["held_out"], labels)["macro_f1"])
+        logger.info("fold %d: macro-F1 %.4f", k, scores[-1])
+    cv = {
+        "folds": scores,
+        "macro_f1_mean": statistics.mean(scores),
+        "macro_f1_std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
+    }
+    write_json(f"{out}/cross_validation.json", cv)
+    logger.info("%d-fold macro-F1 %.4f ± %.4f", num_folds, cv["macro_f1_mean"], cv["macro_f1_std"])
+    return cv
+
+
 def main(argv=None):
     model_args, data_args, cv_args, run_args, training_args, push_to_hub = start_run(
         (AudioLLMArguments, DataArguments, CrossValidationArguments, RunArguments, TrainingArguments),
@@ -118,79 +166,28 @@ def main(argv=None):
         argv,
     )
     out = training_args.output_dir
-
-    # ------------------------------------------------------------------ data (+ encoder cache)
     with training_args.main_process_first(desc="dataset"):
         raw = load_dataset_dict(data_args.dataset_name_or_path)
     labels = resolve_labels(raw, data_args)
-    run_lock = claim_output_dir(  # noqa: F841 (held until the process exits)
-        out,
-        "whisper_llm",
-        run_settings(
-            training_args, labels, dict(raw), model_args, data_args, cv_args, exclude=("bootstrap",)
-        ),
-        run_args.overwrite_output_dir,
-        training_args.process_index == 0,
+    settings = run_settings(
+        training_args, labels, dict(raw), model_args, data_args, cv_args, exclude=("bootstrap",)
     )
-    names = [s for s in (data_args.train_split, data_args.eval_split, data_args.test_split) if s]
-    require_splits(raw, names)
-    encoder_model, processor = build_model(model_args, labels)  # the frozen encoder, for the cache
-    start = time.time()
-    cached = {}
-    with training_args.main_process_first(desc="encoder cache"):
-        for s in names:
-            ds = encode_labels(
-                raw[s].cast_column("audio", datasets.Audio(sampling_rate=16000)),
-                data_args.label_column,
-                labels,
-            )
-            cached[s] = cache_split(
-                encoder_model,
-                processor,
-                ds,
-                f"{out}/encoder_cache",
-                s,
-                training_args.per_device_eval_batch_size,
-                ("labels",),
-            )
-    encode_seconds = time.time() - start
-    del encoder_model
-
-    # ------------------------------------------------------------------ optional k-fold CV
+    run_lock = claim_output_dir(  # noqa: F841 (held until the process exits)
+        out, "whisper_llm", settings, run_args.overwrite_output_dir, training_args.process_index == 0
+    )
+    require_splits(raw, [s for s in (data_args.train_split, data_args.eval_split, data_args.test_split) if s])
+    cached, encode_seconds = encode_splits(model_args, data_args, training_args, raw, labels)
     summary = {
         "encoder_cache_s": round(encode_seconds, 1),
         "labels": labels,
         "world_size": training_args.world_size,
     }
     if cv_args.num_folds:
-        from serhub.datasets_scripts.splits import stratified_kfold
-
-        pool = datasets.concatenate_datasets([cached[data_args.train_split], cached[data_args.eval_split]])
-        scores = []
-        for k, (train_idx, held_idx) in enumerate(
-            stratified_kfold(pool["labels"], cv_args.num_folds, seed=training_args.seed)
-        ):
-            fold = {"train": pool.select(train_idx), "held_out": pool.select(held_idx)}
-            fold_args = dataclasses.replace(
-                training_args, load_best_model_at_end=False, save_strategy="no", eval_strategy="no"
-            )
-            _, trainer, _, _ = train_and_evaluate(
-                model_args, data_args, fold_args, labels, fold, "held_out", f"{out}/fold{k}"
-            )
-            scores.append(predict(trainer, fold["held_out"], labels)["macro_f1"])
-            logger.info("fold %d: macro-F1 %.4f", k, scores[-1])
-        cv = {
-            "folds": scores,
-            "macro_f1_mean": statistics.mean(scores),
-            "macro_f1_std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
-        }
-        write_json(f"{out}/cross_validation.json", cv)
-        summary["cross_validation"] = cv
-        logger.info(
-            "%d-fold macro-F1 %.4f ± %.4f", cv_args.num_folds, cv["macro_f1_mean"], cv["macro_f1_std"]
+        summary["cross_validation"] = cross_validate(
+            model_args, data_args, training_args, labels, cached, cv_args.num_folds
         )
 
-    # ------------------------------------------------------------------ train, evaluate
+    # ------------------------------------------------------------------ train, evaluate, finish
     splits = {"train": cached[data_args.train_split], data_args.eval_split: cached[data_args.eval_split]}
     classifier, trainer, processor, seconds = train_and_evaluate(
         model_args, data_args, training_args, labels, splits, data_args.eval_split, out
@@ -203,32 +200,31 @@ def main(argv=None):
     summary.update(
         train_runtime_s=round(seconds, 1), epoch_seconds=[round(t, 2) for t in trainer.epoch_seconds]
     )
-
-    # ------------------------------------------------------------------ save, card, push
-    if trainer.is_world_process_zero():
-        classifier.config.backbone_weights = "included"  # the shared model: self-contained
-        classifier.save_pretrained(out)
-        processor.save_pretrained(out)
-        write_json(f"{out}/eval_results.json", {**results, **summary})
-        test = results.get(data_args.test_split) or results[data_args.eval_split]
-        plot_confusion_matrix(
-            test["confusion_matrix"],
-            labels,
-            f"{out}/confusion_matrix.png",
-            title="Whisper-LLM (label logits)",
-        )
-        plot_training_curves(trainer.state.log_history, f"{out}/training_curves.png", title="whisper_llm")
-        write_model_card(
-            out,
-            template="audio_llm.md",
-            model_name=(training_args.hub_model_id or "serhub-whisper-llm").split("/")[-1],
-            labels=labels,
-            dataset_name=data_args.dataset_name_or_path or "synthetic_emotions",
-            results=results,
-            base_model=model_args.text_model_name_or_path,
-            tags=["whisper_llm", "audio-llm"],
-            wer=None,
-            training_config={
+    if not trainer.is_world_process_zero():
+        return
+    classifier.config.backbone_weights = "included"  # the shared model: self-contained
+    cv = summary.get("cross_validation")
+    finish_run(
+        out,
+        save=(classifier, processor),
+        results=results,
+        summary=summary,
+        labels=labels,
+        confusion=(
+            results.get(data_args.test_split) or results[data_args.eval_split],
+            "Whisper-LLM (label logits)",
+        ),
+        history=trainer.state.log_history,
+        curves_title="whisper_llm",
+        card={
+            "template": "audio_llm.md",
+            "model_name": "serhub-whisper-llm",
+            "dataset_name": data_args.dataset_name_or_path or "synthetic_emotions",
+            "results": results,
+            "base_model": model_args.text_model_name_or_path,
+            "tags": ["whisper_llm", "audio-llm"],
+            "wer": None,
+            "training_config": {
                 "audio model": model_args.audio_model_name_or_path,
                 "LLM (frozen)": model_args.text_model_name_or_path,
                 "connector": f"{model_args.connector} (stack {model_args.stack_factor})",
@@ -236,18 +232,17 @@ def main(argv=None):
                 "learning rate": training_args.learning_rate,
                 "epochs": training_args.num_train_epochs,
                 **(
-                    {
-                        "cross-validation macro-F1": f"{summary['cross_validation']['macro_f1_mean']:.4f} ± {summary['cross_validation']['macro_f1_std']:.4f}"
-                    }
-                    if cv_args.num_folds
+                    {"cross-validation macro-F1": f"{cv['macro_f1_mean']:.4f} ± {cv['macro_f1_std']:.4f}"}
+                    if cv
                     else {}
                 ),
             },
-        )
-        scores = ", ".join(f"{split} {r['macro_f1']:.4f}" for split, r in results.items())
-        logger.info("macro-F1 %s; saved to %s", scores, out)
-        if push_to_hub:
-            push(out, training_args.hub_model_id, training_args.hub_private_repo)
+        },
+        training_args=training_args,
+        push_to_hub=push_to_hub,
+    )
+    scores = ", ".join(f"{split} {r['macro_f1']:.4f}" for split, r in results.items())
+    logger.info("macro-F1 %s; saved to %s", scores, out)
 
 
 if __name__ == "__main__":
