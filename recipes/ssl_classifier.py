@@ -184,6 +184,55 @@ def scores(predictions, label_ids, labels, dims, **bootstrap) -> dict:
     return out
 
 
+def train(model, feature_extractor, training_args, data, collator, data_args, labels):
+    """Train (resuming the last complete checkpoint); returns the trainer, its result, the epoch
+    timer and the seconds it took."""
+    dims = tuple(model.config.dimensions)
+    # What the Trainer collects as references at evaluation (its default would be every forward
+    # argument named *label*, and it skips metrics when one of them is absent).
+    training_args.label_names = ["labels", "dimensional_labels"] if dims else ["labels"]
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=data[data_args.train_split],
+        eval_dataset=data[data_args.eval_split],
+        data_collator=collator,
+        processing_class=feature_extractor,
+        compute_metrics=lambda p: scalar_metrics(scores(p.predictions, p.label_ids, labels, dims)),
+        callbacks=[timer := EpochTimer()],
+    )
+    out = training_args.output_dir
+    last = last_complete_checkpoint(out) if os.path.isdir(out) else None
+    if last:
+        logger.info("resuming from %s", last)
+    start = time.time()
+    result = trainer.train(resume_from_checkpoint=last)
+    return trainer, result, timer, time.time() - start
+
+
+def card_settings(model, model_args, training_args, dataset_name: str, results: dict) -> dict:
+    """The model card's arguments (see ``reporting.write_model_card``)."""
+    return {
+        "template": "speech_emotion.md",
+        "model_name": "serhub-ssl-classifier",
+        "dataset_name": dataset_name,
+        "results": {
+            split: {k.removeprefix("eval_"): v for k, v in r.items()} for split, r in results.items()
+        },
+        "base_model": model_args.encoder_name_or_path,
+        "tags": ["ssl_classifier"],
+        "training_config": {
+            "encoder": model_args.encoder_name_or_path,
+            "loss_type": model.config.loss_type,
+            "freeze_encoder": model.config.freeze_encoder,
+            "learning_rate": training_args.learning_rate,
+            "epochs": training_args.num_train_epochs,
+            "batch_size": training_args.per_device_train_batch_size,
+            "seed": training_args.seed,
+        },
+    }
+
+
 def main(argv=None):
     model_args, data_args, run_args, training_args, push_to_hub = start_run(
         (ModelArguments, DataArguments, RunArguments, TrainingArguments), DEFAULT_CONFIG, argv
@@ -221,28 +270,11 @@ def main(argv=None):
         model, feature_extractor, model_args, data_args, training_args, data
     )
 
-    # ------------------------------------------------------------------ train
     dims = tuple(model.config.dimensions)
-    # What the Trainer collects as references at evaluation (its default would be every forward
-    # argument named *label*, and it skips metrics when one of them is absent).
-    training_args.label_names = ["labels", "dimensional_labels"] if dims else ["labels"]
-    trainer = Trainer(
-        model=model,
-        args=training_args,
-        train_dataset=data[data_args.train_split],
-        eval_dataset=data[data_args.eval_split],
-        data_collator=collator,
-        processing_class=feature_extractor,
-        compute_metrics=lambda p: scalar_metrics(scores(p.predictions, p.label_ids, labels, dims)),
-        callbacks=[timer := EpochTimer()],
+    trainer, train_result, timer, train_seconds = train(
+        model, feature_extractor, training_args, data, collator, data_args, labels
     )
     out = training_args.output_dir
-    last = last_complete_checkpoint(out) if os.path.isdir(out) else None
-    if last:
-        logger.info("resuming from %s", last)
-    start = time.time()
-    train_result = trainer.train(resume_from_checkpoint=last)
-    train_seconds = time.time() - start
 
     # ------------------------------------------------------------------ evaluate, finish
     results = {data_args.eval_split: trainer.evaluate()}
@@ -278,25 +310,7 @@ def main(argv=None):
         confusion=(test, f"{dataset_name} {data_args.test_split}") if test else None,
         history=trainer.state.log_history,
         curves_title="ssl_classifier",
-        card={
-            "template": "speech_emotion.md",
-            "model_name": "serhub-ssl-classifier",
-            "dataset_name": dataset_name,
-            "results": {
-                split: {k.removeprefix("eval_"): v for k, v in r.items()} for split, r in results.items()
-            },
-            "base_model": model_args.encoder_name_or_path,
-            "tags": ["ssl_classifier"],
-            "training_config": {
-                "encoder": model_args.encoder_name_or_path,
-                "loss_type": model.config.loss_type,
-                "freeze_encoder": model.config.freeze_encoder,
-                "learning_rate": training_args.learning_rate,
-                "epochs": training_args.num_train_epochs,
-                "batch_size": training_args.per_device_train_batch_size,
-                "seed": training_args.seed,
-            },
-        },
+        card=card_settings(model, model_args, training_args, dataset_name, results),
         training_args=training_args,
         push_to_hub=push_to_hub,
     )

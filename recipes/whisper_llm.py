@@ -159,6 +159,30 @@ def cross_validate(model_args, data_args, training_args, labels, cached, num_fol
     return cv
 
 
+def card_settings(model_args, data_args, training_args, results: dict, cv: dict | None) -> dict:
+    """The model card's arguments (see ``reporting.write_model_card``)."""
+    config = {
+        "audio model": model_args.audio_model_name_or_path,
+        "LLM (frozen)": model_args.text_model_name_or_path,
+        "connector": f"{model_args.connector} (stack {model_args.stack_factor})",
+        "loss": model_args.loss_type,
+        "learning rate": training_args.learning_rate,
+        "epochs": training_args.num_train_epochs,
+    }
+    if cv:
+        config["cross-validation macro-F1"] = f"{cv['macro_f1_mean']:.4f} ± {cv['macro_f1_std']:.4f}"
+    return {
+        "template": "audio_llm.md",
+        "model_name": "serhub-whisper-llm",
+        "dataset_name": data_args.dataset_name_or_path or "synthetic_emotions",
+        "results": results,
+        "base_model": model_args.text_model_name_or_path,
+        "tags": ["whisper_llm", "audio-llm"],
+        "wer": None,
+        "training_config": config,
+    }
+
+
 def main(argv=None):
     model_args, data_args, cv_args, run_args, training_args, push_to_hub = start_run(
         (AudioLLMArguments, DataArguments, CrossValidationArguments, RunArguments, TrainingArguments),
@@ -203,7 +227,6 @@ def main(argv=None):
     if not trainer.is_world_process_zero():
         return
     classifier.config.backbone_weights = "included"  # the shared model: self-contained
-    cv = summary.get("cross_validation")
     finish_run(
         out,
         save=(classifier, processor),
@@ -216,28 +239,7 @@ def main(argv=None):
         ),
         history=trainer.state.log_history,
         curves_title="whisper_llm",
-        card={
-            "template": "audio_llm.md",
-            "model_name": "serhub-whisper-llm",
-            "dataset_name": data_args.dataset_name_or_path or "synthetic_emotions",
-            "results": results,
-            "base_model": model_args.text_model_name_or_path,
-            "tags": ["whisper_llm", "audio-llm"],
-            "wer": None,
-            "training_config": {
-                "audio model": model_args.audio_model_name_or_path,
-                "LLM (frozen)": model_args.text_model_name_or_path,
-                "connector": f"{model_args.connector} (stack {model_args.stack_factor})",
-                "loss": model_args.loss_type,
-                "learning rate": training_args.learning_rate,
-                "epochs": training_args.num_train_epochs,
-                **(
-                    {"cross-validation macro-F1": f"{cv['macro_f1_mean']:.4f} ± {cv['macro_f1_std']:.4f}"}
-                    if cv
-                    else {}
-                ),
-            },
-        },
+        card=card_settings(model_args, data_args, training_args, results, summary.get("cross_validation")),
         training_args=training_args,
         push_to_hub=push_to_hub,
     )
