@@ -115,7 +115,6 @@ def transcribe(
     be read stops the run with its split, row and id (the finished batches are kept), or with
     ``skip_bad`` is left untranscribed and listed at the end."""
     import datasets
-    from tqdm.auto import tqdm
 
     if batch_size < 1 or save_every < 1:
         raise ValueError(f"batch_size and save_every must be >= 1, got {batch_size} and {save_every}")
@@ -124,7 +123,30 @@ def transcribe(
     progress = dataset_dir / PROGRESS_FILE
     header = {"model": model, "overwrite_transcripts": overwrite_transcripts}
     done = _read_progress(progress, header)
+    todo = _rows_to_transcribe(data, overwrite_transcripts, done, progress)
+    total = sum(map(len, todo.values()))
+    if total == 0:
+        print(f"nothing to transcribe in {dataset_dir} (pass --overwrite_transcripts to redo all rows)")
+        return data["train"] if single else data
+    remaining = {split: [i for i in rows if (split, i) not in done] for split, rows in todo.items()}
+    if any(remaining.values()):
+        run = _Transcription(asr or make_pipeline(model, device), progress, header, len(done), skip_bad)
+        run.transcribe(data, remaining, total, batch_size, save_every, language)
+        done = _read_progress(progress, header)
+        if run.skipped:
+            print(
+                f"[transcribe] {len(run.skipped)} rows left untranscribed (--skip_bad):\n  "
+                + "\n  ".join(run.skipped)
+            )
+    _save_transcripts(data, todo, done, dataset_dir, single, model, total)
+    print(f"transcribed {total} rows with {model}; saved to {dataset_dir}")
+    return datasets.load_from_disk(str(dataset_dir))
 
+
+def _rows_to_transcribe(
+    data, overwrite_transcripts: bool, done: dict, progress: Path
+) -> dict[str, list[int]]:
+    """Per split, the rows to transcribe; a progress file made for other rows is refused."""
     todo: dict[str, list[int]] = {}
     for split, ds in data.items():
         if "audio" not in ds.column_names:
@@ -139,71 +161,83 @@ def transcribe(
                     f"{done[(split, i)][0]!r}, is {ids[i]!r}); delete it to start over."
                 )
         todo[split] = rows
-    total = sum(map(len, todo.values()))
-    if total == 0:
-        print(f"nothing to transcribe in {dataset_dir} (pass --overwrite_transcripts to redo all rows)")
-        return data["train"] if single else data
-    remaining = {split: [i for i in rows if (split, i) not in done] for split, rows in todo.items()}
+    return todo
 
-    if any(remaining.values()):
-        asr = asr or make_pipeline(model, device)
-        generation_config = getattr(getattr(asr, "model", None), "generation_config", None)
-        multilingual = bool(getattr(generation_config, "is_multilingual", False))
+
+class _Transcription:
+    """One transcription pass: batches through the ASR pipeline, progress appended every
+    ``save_every`` batches (and before an unreadable row stops the run)."""
+
+    def __init__(self, asr, progress: Path, header: dict, done: int, skip_bad: bool):
+        self.asr, self.progress, self.header, self.done, self.skip_bad = asr, progress, header, done, skip_bad
+        self.pending: list[dict] = []
+        self.skipped: list[str] = []
+        config = getattr(getattr(asr, "model", None), "generation_config", None)
+        self.multilingual = bool(getattr(config, "is_multilingual", False))
+
+    def transcribe(self, data, remaining, total, batch_size, save_every, language) -> None:
+        import datasets
+        from tqdm.auto import tqdm
+
         bar = tqdm(
             total=total, initial=total - sum(map(len, remaining.values())), desc="transcribing", unit="clip"
         )
-        pending, batches, skipped = [], 0, []
+        batches = 0
         for split, rows in remaining.items():
             raw = data[split].cast_column("audio", datasets.Audio(decode=False))
             lang = language
-            if lang is None and multilingual and "language" in raw.column_names:
+            if lang is None and self.multilingual and "language" in raw.column_names:
                 langs = set(raw["language"])
                 lang = langs.pop() if len(langs) == 1 else None
             kwargs = (
-                {"generate_kwargs": {"language": lang, "task": "transcribe"}} if multilingual and lang else {}
+                {"generate_kwargs": {"language": lang, "task": "transcribe"}}
+                if self.multilingual and lang
+                else {}
             )
             for start in range(0, len(rows), batch_size):
                 batch = rows[start : start + batch_size]
-                subset = raw.select(batch)
-                ids = (
-                    subset["utterance_id"]
-                    if "utterance_id" in subset.column_names
-                    else [str(i) for i in batch]
-                )
-                inputs, readable = [], []
-                for row, uid, a in zip(batch, ids, subset["audio"]):
-                    try:
-                        inputs.append({"raw": read_audio(a["bytes"]), "sampling_rate": SAMPLING_RATE})
-                        readable.append((row, uid))
-                    except Exception as err:  # soundfile/ffmpeg raise many types for a corrupt file
-                        if not skip_bad:
-                            _append(progress, header, pending)  # the finished batches are kept
-                            raise ValueError(
-                                f"split {split!r}, row {row} (utterance_id {uid!r}): the audio cannot be read "
-                                f"({err}). Fix or drop that row, or pass --skip_bad to leave it untranscribed; "
-                                f"the {len(done) + len(pending)} rows transcribed so far are kept in {progress}."
-                            ) from err
-                        skipped.append(f"{split}/{row} ({uid}): {err}")
+                inputs, readable = self._read(split, raw.select(batch), batch)
                 bar.update(len(batch) - len(readable))
-                batch, ids = [r for r, _ in readable], [u for _, u in readable]
-                outputs = asr(inputs, batch_size=batch_size, **kwargs) if inputs else []
-                for row, uid, out in zip(batch, ids, outputs):
-                    pending.append(
+                outputs = self.asr(inputs, batch_size=batch_size, **kwargs) if inputs else []
+                for (row, uid), out in zip(readable, outputs):
+                    self.pending.append(
                         {"split": split, "row": row, "utterance_id": uid, "transcript": out["text"].strip()}
                     )
                 batches += 1
-                bar.update(len(batch))
+                bar.update(len(readable))
                 if batches % save_every == 0:
-                    _append(progress, header, pending)
-                    pending = []
-        _append(progress, header, pending)
+                    self.flush()
+        self.flush()
         bar.close()
-        done = _read_progress(progress, header)
-        if skipped:
-            print(
-                f"[transcribe] {len(skipped)} rows left untranscribed (--skip_bad):\n  "
-                + "\n  ".join(skipped)
-            )
+
+    def flush(self) -> None:
+        _append(self.progress, self.header, self.pending)
+        self.done += len(self.pending)
+        self.pending = []
+
+    def _read(self, split: str, subset, batch: list[int]):
+        """The batch's decodable clips as pipeline inputs, and their (row, utterance id)."""
+        ids = subset["utterance_id"] if "utterance_id" in subset.column_names else [str(i) for i in batch]
+        inputs, readable = [], []
+        for row, uid, audio in zip(batch, ids, subset["audio"]):
+            try:
+                inputs.append({"raw": read_audio(audio["bytes"]), "sampling_rate": SAMPLING_RATE})
+                readable.append((row, uid))
+            except Exception as err:  # soundfile/ffmpeg raise many types for a corrupt file
+                if not self.skip_bad:
+                    self.flush()  # the finished batches are kept
+                    raise ValueError(
+                        f"split {split!r}, row {row} (utterance_id {uid!r}): the audio cannot be read "
+                        f"({err}). Fix or drop that row, or pass --skip_bad to leave it untranscribed; "
+                        f"the {self.done} rows transcribed so far are kept in {self.progress}."
+                    ) from err
+                self.skipped.append(f"{split}/{row} ({uid}): {err}")
+        return inputs, readable
+
+
+def _save_transcripts(data, todo, done, dataset_dir: Path, single: bool, model: str, total: int) -> None:
+    """The dataset with its new transcripts (unreadable rows keep theirs), saved in place atomically."""
+    import datasets
 
     updated = {}
     for split, ds in data.items():
@@ -214,16 +248,13 @@ def transcribe(
         columns = ds.column_names if "transcript" in ds.column_names else [*ds.column_names, "transcript"]
         if "transcript" in ds.column_names:
             ds = ds.remove_columns("transcript")
-        updated[split] = ds.add_column("transcript", texts, feature=datasets.Value("string")).select_columns(
-            columns
-        )
+        column = ds.add_column("transcript", texts, feature=datasets.Value("string"))
+        updated[split] = column.select_columns(columns)
     result = datasets.DatasetDict(updated)
     card_path = dataset_dir / "README.md"
     card = card_path.read_text(encoding="utf-8") if card_path.is_file() else f"# {dataset_dir.name}\n"
     to_save = result["train"] if single else result
     save_dataset_dict(to_save, dataset_dir, card=_card_with_transcripts(card, model, total), overwrite=True)
-    print(f"transcribed {total} rows with {model}; saved to {dataset_dir}")
-    return datasets.load_from_disk(str(dataset_dir))
 
 
 def main(argv=None):
