@@ -1,6 +1,6 @@
 """Shared machinery of the real-corpus builders (msp_podcast, iemocap, meld, emospeech, ravdess, crema_d).
 
-A builder only knows its corpus: which files it expects (:func:`check_layout`) and how to turn
+A builder only knows its corpus (a ``corpus_builder.CorpusBuilder`` subclass): which files it expects and how to turn
 them into :class:`Utterance` records, recording every problem in a :class:`ProblemLog` instead of
 stopping at the first. :func:`assemble` does the rest, the same way for every corpus:
 
@@ -19,12 +19,12 @@ stopping at the first. :func:`assemble` does the rest, the same way for every co
 The toolbox is split by concern and re-exported here, so a builder needs only ``corpus_tools as
 ct``: ``corpus_problems`` (the problem log), ``corpus_files`` (layout, label files, audio decoding
 and its cache), ``corpus_spec`` (label sets, the spec, the utterance record), ``corpus_cli`` (card
-and command line); this module is the pipeline itself.
+and command line); this module is the pipeline itself, and ``corpus_builder`` the base class each
+corpus module subclasses (``CorpusBuilder``, ``SpeakerSplitBuilder``).
 """
 
 from __future__ import annotations
 
-import argparse
 import shutil
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -325,38 +325,6 @@ def assemble(
     )
 
 
-def assign_speaker_splits(
-    utterances: Sequence[Utterance],
-    log: ProblemLog,
-    validation_fraction: float,
-    test_fraction: float,
-    seed: int,
-) -> None:
-    """Give every utterance the split of its speaker: whole speakers per split, genders balanced
-    (:func:`splits.split_speakers`); the held-out speakers are noted for the card."""
-    from .splits import split_speakers
-
-    genders = {u.speaker_id: u.gender or "unknown" for u in utterances}
-    fractions = {"train": 1.0 - validation_fraction - test_fraction, "validation": validation_fraction}
-    fractions["test"] = test_fraction
-    assignment = split_speakers(genders, fractions, seed=seed)
-    for u in utterances:
-        u.split = assignment[u.speaker_id]
-    held_out = [
-        f"{split}: {', '.join(sorted(k for k, v in assignment.items() if v == split))}"
-        for split in ("validation", "test")
-        if fractions[split] > 0
-    ]
-    log.note(f"speakers held out (seed {seed}): " + "; ".join(held_out))
-
-
-def add_speaker_split_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of :func:`assign_speaker_splits`."""
-    parser.add_argument("--validation_fraction", type=float, default=0.1, help="share of the speakers")
-    parser.add_argument("--test_fraction", type=float, default=0.1, help="share of the speakers")
-    parser.add_argument("--seed", type=int, default=0, help="which speakers are held out")
-
-
 __all__ = [
     "DUPLICATE_ID",
     "LABEL_SETS",
@@ -374,8 +342,6 @@ __all__ = [
     "ProblemLog",
     "Utterance",
     "assemble",
-    "add_speaker_split_arguments",
-    "assign_speaker_splits",
     "unknown_speaker",
     "check_layout",
     "clean_text",

@@ -25,6 +25,7 @@ import re
 from pathlib import Path
 
 from . import corpus_tools as ct
+from .corpus_builder import SpeakerSplitBuilder
 
 LABELS = {"ANG": "anger", "DIS": "disgust", "FEA": "fear", "HAP": "happy", "NEU": "neutral", "SAD": "sad"}
 TO_SHARED = {
@@ -138,54 +139,23 @@ def scan(raw: Path, log: ct.ProblemLog) -> list[ct.Utterance]:
     return utterances
 
 
-def build_with_report(
-    raw_dir: str | Path,
-    label_set: str = "native",
-    validation_fraction: float = 0.1,
-    test_fraction: float = 0.1,
-    seed: int = 0,
-    skip_bad: bool = False,
-    num_workers: int = 4,
-    cache_dir: str | None = None,
-) -> ct.BuildResult:
-    """:func:`build`, with what was left out and why, and the dataset card."""
-    raw = ct.check_layout(
-        SPEC.name,
-        raw_dir,
-        {"AudioWAV/*.wav": "the AudioWAV folder of .wav clips"},
-        "Point --raw_dir at the CREMA-D clone (the folder holding AudioWAV/).",
-    )
-    log = ct.ProblemLog(SPEC.name, raw)
-    utterances = scan(raw, log)
-    ct.assign_speaker_splits(utterances, log, validation_fraction, test_fraction, seed)
-    return ct.assemble(
-        SPEC,
-        utterances,
-        log,
-        label_set=label_set,
-        skip_bad=skip_bad,
-        num_workers=num_workers,
-        cache_dir=cache_dir,
-        options={"validation_fraction": validation_fraction, "test_fraction": test_fraction, "seed": seed},
-    )
+class CremaD(SpeakerSplitBuilder):
+    spec = SPEC
+    hint = "Point --raw_dir at the CREMA-D clone (the folder holding AudioWAV/)."
+
+    def layout(self, options):
+        return {"AudioWAV/*.wav": "the AudioWAV folder of .wav clips"}
+
+    def scan(self, raw, log, **options):
+        return scan(raw, log)
 
 
-def build(raw_dir: str | Path, **kwargs):
-    """The CREMA-D ``DatasetDict`` (train / validation / test by actor); see the module doc."""
-    return build_with_report(raw_dir, **kwargs).dataset_dict
+BUILDER = CremaD()
+build_with_report, build = BUILDER.build_with_report, BUILDER.build
 
 
 def main(argv=None):
-    parser = ct.corpus_argument_parser(SPEC, __doc__)
-    ct.add_speaker_split_arguments(parser)
-    args = parser.parse_args(argv)
-    ct.run_cli(
-        args,
-        build_with_report,
-        validation_fraction=args.validation_fraction,
-        test_fraction=args.test_fraction,
-        seed=args.seed,
-    )
+    BUILDER.main(argv, __doc__)
 
 
 if __name__ == "__main__":

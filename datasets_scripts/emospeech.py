@@ -23,6 +23,7 @@ from pathlib import Path
 
 from . import corpus_tools as ct
 from . import splits as split_utils
+from .corpus_builder import CorpusBuilder
 
 LABELS = {name: name for name in ("anger", "disgust", "fear", "joy", "neutral", "sadness")}
 TO_SHARED = {
@@ -112,70 +113,46 @@ def _read(csv_path: Path, split: str, audio: dict[str, Path], log: ct.ProblemLog
     return utterances
 
 
-def build_with_report(
-    raw_dir: str | Path,
-    label_set: str = "native",
-    train_csv: str = TRAIN_CSV,
-    test_csv: str | None = TEST_CSV,
-    validation_fraction: float = 0.1,
-    seed: int = 0,
-    skip_bad: bool = False,
-    num_workers: int = 4,
-    cache_dir: str | None = None,
-) -> ct.BuildResult:
-    """:func:`build`, with what was left out and why, and the dataset card."""
-    raw = ct.check_layout(
-        SPEC.name,
-        raw_dir,
-        {
-            train_csv: "the training labels (id,label,transcription)",
+class EmoSpeech(CorpusBuilder):
+    """The training CSV with a stratified validation hold-out, and the test CSV when present."""
+
+    spec = SPEC
+    hint = (
+        "Point --raw_dir at the folder holding the EmoSPeech CSV files and the audio (or pass --train_csv)."
+    )
+    options = {"train_csv": TRAIN_CSV, "test_csv": TEST_CSV, "validation_fraction": 0.1, "seed": 0}
+    card_options = ("validation_fraction", "seed")
+
+    def layout(self, options):
+        return {
+            options["train_csv"]: "the training labels (id,label,transcription)",
             tuple(f"**/*{s}" for s in AUDIO_SUFFIXES): "the audio segments",
-        },
-        "Point --raw_dir at the folder holding the EmoSPeech CSV files and the audio (or pass --train_csv).",
-    )
-    log = ct.ProblemLog(SPEC.name, raw)
-    audio = _index_audio(raw, log)
-    train = _read(raw / train_csv, "train", audio, log)
-    _, held = split_utils.stratified_holdout([u.label for u in train], validation_fraction, seed=seed)
-    for i in held:
-        train[i].split = "validation"
-    test = []
-    if test_csv and (raw / test_csv).is_file():
-        test = _read(raw / test_csv, "test", audio, log)
-    else:
+        }
+
+    def read(self, raw, log, train_csv, test_csv, validation_fraction, seed):
+        audio = _index_audio(raw, log)
+        train = _read(raw / train_csv, "train", audio, log)
+        _, held = split_utils.stratified_holdout([u.label for u in train], validation_fraction, seed=seed)
+        for i in held:
+            train[i].split = "validation"
+        if test_csv and (raw / test_csv).is_file():
+            return train + _read(raw / test_csv, "test", audio, log)
         log.note(f"no test file ({test_csv}): the dataset has no test split")
-    return ct.assemble(
-        SPEC,
-        train + test,
-        log,
-        label_set=label_set,
-        skip_bad=skip_bad,
-        num_workers=num_workers,
-        cache_dir=cache_dir,
-        options={"validation_fraction": validation_fraction, "seed": seed},
-    )
+        return train
+
+    def add_arguments(self, parser):
+        parser.add_argument("--train_csv", default=TRAIN_CSV, help="relative to --raw_dir")
+        parser.add_argument("--test_csv", default=TEST_CSV, help="relative to --raw_dir; skipped when absent")
+        parser.add_argument("--validation_fraction", type=float, default=0.1)
+        parser.add_argument("--seed", type=int, default=0)
 
 
-def build(raw_dir: str | Path, **kwargs):
-    """The EmoSPeech ``DatasetDict`` (train / validation / test); see the module doc."""
-    return build_with_report(raw_dir, **kwargs).dataset_dict
+BUILDER = EmoSpeech()
+build_with_report, build = BUILDER.build_with_report, BUILDER.build
 
 
 def main(argv=None):
-    parser = ct.corpus_argument_parser(SPEC, __doc__)
-    parser.add_argument("--train_csv", default=TRAIN_CSV, help="relative to --raw_dir")
-    parser.add_argument("--test_csv", default=TEST_CSV, help="relative to --raw_dir; skipped when absent")
-    parser.add_argument("--validation_fraction", type=float, default=0.1)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    ct.run_cli(
-        args,
-        build_with_report,
-        train_csv=args.train_csv,
-        test_csv=args.test_csv,
-        validation_fraction=args.validation_fraction,
-        seed=args.seed,
-    )
+    BUILDER.main(argv, __doc__)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from . import corpus_tools as ct
 from . import splits as split_utils
+from .corpus_builder import CorpusBuilder
 
 LABELS = {
     "neu": "neutral",
@@ -175,65 +176,65 @@ def session_of(speaker_or_utterance_id: str) -> int:
     return int(speaker_or_utterance_id[3:5])
 
 
-def build_with_report(
-    raw_dir: str | Path,
-    label_set: str = "native",
-    merge_excited: bool = False,
-    test_session: int = 5,
-    validation_session: int | None = 4,
-    keep_all_labels: bool = False,
-    skip_bad: bool = False,
-    num_workers: int = 4,
-    cache_dir: str | None = None,
-) -> ct.BuildResult:
-    """:func:`build`, with what was left out and why, and the dataset card."""
-    if merge_excited and label_set == "native":
-        raise ValueError(
-            "merge_excited maps excited to happy in a shared label set; use it with label_set 4, 6 or 8"
+class Iemocap(CorpusBuilder):
+    """Splits by session: ``test_session`` (5) and ``validation_session`` (4), the rest trains."""
+
+    spec = SPEC
+    hint = "Point --raw_dir at IEMOCAP_full_release (the folder holding Session1..Session5)."
+    options = {"merge_excited": False, "test_session": 5, "validation_session": 4}
+
+    def check_options(self, label_set, options):
+        if options["merge_excited"] and label_set == "native":
+            raise ValueError(
+                "merge_excited maps excited to happy in a shared label set; use it with label_set 4, 6 or 8"
+            )
+        for name in ("test_session", "validation_session"):
+            if options[name] is not None and options[name] not in SESSIONS:
+                raise ValueError(f"{name} must be one of {SESSIONS}, got {options[name]}")
+        if options["test_session"] == options["validation_session"]:
+            raise ValueError(
+                f"test_session and validation_session must differ, both are {options['test_session']}"
+            )
+
+    def layout(self, options):
+        return {
+            f"Session{s}/{sub}": "part of the IEMOCAP_full_release layout"
+            for s in SESSIONS
+            for sub in ("sentences/wav", "dialog/EmoEvaluation", "dialog/transcriptions")
+        }
+
+    def read(self, raw, log, merge_excited, test_session, validation_session):
+        utterances = scan(raw, log)
+        for u in utterances:
+            session = session_of(u.speaker_id)
+            u.split = (
+                "test"
+                if session == test_session
+                else "validation"
+                if session == validation_session
+                else "train"
+            )
+        return utterances
+
+    def assemble_settings(self, options):
+        return {"to_shared": {**TO_SHARED, "excited": "happy"} if options["merge_excited"] else TO_SHARED}
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--merge_excited", action="store_true", help="count excited as happy (with --label_set 4/6/8)"
         )
-    for name, value in (("test_session", test_session), ("validation_session", validation_session)):
-        if value is not None and value not in SESSIONS:
-            raise ValueError(f"{name} must be one of {SESSIONS}, got {value}")
-    if test_session == validation_session:
-        raise ValueError(f"test_session and validation_session must differ, both are {test_session}")
-    expected = {}
-    for s in SESSIONS:
-        for sub in ("sentences/wav", "dialog/EmoEvaluation", "dialog/transcriptions"):
-            expected[f"Session{s}/{sub}"] = "part of the IEMOCAP_full_release layout"
-    raw = ct.check_layout(
-        SPEC.name,
-        raw_dir,
-        expected,
-        "Point --raw_dir at IEMOCAP_full_release (the folder holding Session1..Session5).",
-    )
-    log = ct.ProblemLog(SPEC.name, raw)
-    utterances = scan(raw, log)
-    for u in utterances:
-        session = session_of(u.speaker_id)
-        u.split = (
-            "test" if session == test_session else "validation" if session == validation_session else "train"
+        parser.add_argument("--test_session", type=int, default=5, choices=SESSIONS)
+        parser.add_argument(
+            "--validation_session",
+            type=int,
+            default=4,
+            choices=SESSIONS,
+            help="the session of the validation split",
         )
-    return ct.assemble(
-        SPEC,
-        utterances,
-        log,
-        label_set=label_set,
-        keep_all_labels=keep_all_labels,
-        to_shared={**TO_SHARED, "excited": "happy"} if merge_excited else TO_SHARED,
-        skip_bad=skip_bad,
-        num_workers=num_workers,
-        cache_dir=cache_dir,
-        options={
-            "merge_excited": merge_excited,
-            "test_session": test_session,
-            "validation_session": validation_session,
-        },
-    )
 
 
-def build(raw_dir: str | Path, **kwargs):
-    """The IEMOCAP ``DatasetDict`` (train / validation / test by session); see the module doc."""
-    return build_with_report(raw_dir, **kwargs).dataset_dict
+BUILDER = Iemocap()
+build_with_report, build = BUILDER.build_with_report, BUILDER.build
 
 
 def leave_one_session_out(data) -> dict:
@@ -253,26 +254,7 @@ def leave_one_session_out(data) -> dict:
 
 
 def main(argv=None):
-    parser = ct.corpus_argument_parser(SPEC, __doc__)
-    parser.add_argument(
-        "--merge_excited", action="store_true", help="count excited as happy (with --label_set 4/6/8)"
-    )
-    parser.add_argument("--test_session", type=int, default=5, choices=SESSIONS)
-    parser.add_argument(
-        "--validation_session",
-        type=int,
-        default=4,
-        choices=SESSIONS,
-        help="the session of the validation split",
-    )
-    args = parser.parse_args(argv)
-    ct.run_cli(
-        args,
-        build_with_report,
-        merge_excited=args.merge_excited,
-        test_session=args.test_session,
-        validation_session=args.validation_session,
-    )
+    BUILDER.main(argv, __doc__)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import corpus_tools as ct
+from .corpus_builder import CorpusBuilder
 
 # The order of the MELD paper and README: anger, disgust, sadness, joy, neutral, surprise, fear.
 LABELS = {name: name for name in ("anger", "disgust", "sadness", "joy", "neutral", "surprise", "fear")}
@@ -127,44 +128,31 @@ def scan(raw: Path, log: ct.ProblemLog) -> list[ct.Utterance]:
     return utterances
 
 
-def build_with_report(
-    raw_dir: str | Path,
-    label_set: str = "native",
-    skip_bad: bool = False,
-    num_workers: int = 4,
-    cache_dir: str | None = None,
-) -> ct.BuildResult:
-    """:func:`build`, with what was left out and why, and the dataset card."""
-    expected = {}
-    for label_file, folder in SPLITS.values():
-        expected[label_file] = "a MELD label file"
-        expected[_media_patterns(folder)] = "a folder of dia<D>_utt<U>.mp4 clips (extract the media archive)"
-    raw = ct.check_layout(
-        SPEC.name,
-        raw_dir,
-        expected,
-        "Point --raw_dir at MELD.Raw (the folder with the *_sent_emo.csv files).",
-    )
-    log = ct.ProblemLog(SPEC.name, raw)
-    return ct.assemble(
-        SPEC,
-        scan(raw, log),
-        log,
-        label_set=label_set,
-        skip_bad=skip_bad,
-        num_workers=num_workers,
-        cache_dir=cache_dir,
-    )
+class Meld(CorpusBuilder):
+    """The official train / dev / test files (not speaker-independent)."""
+
+    spec = SPEC
+    hint = "Point --raw_dir at MELD.Raw (the folder with the *_sent_emo.csv files)."
+
+    def layout(self, options):
+        expected = {}
+        for label_file, folder in SPLITS.values():
+            expected[label_file] = "a MELD label file"
+            expected[_media_patterns(folder)] = (
+                "a folder of dia<D>_utt<U>.mp4 clips (extract the media archive)"
+            )
+        return expected
+
+    def read(self, raw, log, **options):
+        return scan(raw, log)
 
 
-def build(raw_dir: str | Path, **kwargs):
-    """The MELD ``DatasetDict`` (train / validation / test); see the module doc."""
-    return build_with_report(raw_dir, **kwargs).dataset_dict
+BUILDER = Meld()
+build_with_report, build = BUILDER.build_with_report, BUILDER.build
 
 
 def main(argv=None):
-    args = ct.corpus_argument_parser(SPEC, __doc__).parse_args(argv)
-    ct.run_cli(args, build_with_report)
+    BUILDER.main(argv, __doc__)
 
 
 if __name__ == "__main__":

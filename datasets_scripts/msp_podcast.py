@@ -24,6 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import corpus_tools as ct
+from .corpus_builder import CorpusBuilder
 
 LABELS_CSV = "Labels/labels_consensus.csv"
 COLUMNS = ("FileName", "EmoClass", "EmoAct", "EmoVal", "EmoDom", "SpkrID", "Gender", "Split_Set")
@@ -127,42 +128,25 @@ def scan(raw: Path, log: ct.ProblemLog) -> list[ct.Utterance]:
     return utterances
 
 
-def build_with_report(
-    raw_dir: str | Path,
-    label_set: str = "native",
-    keep_all_labels: bool = False,
-    skip_bad: bool = False,
-    num_workers: int = 4,
-    cache_dir: str | None = None,
-) -> ct.BuildResult:
-    """:func:`build`, with what was left out and why, and the dataset card."""
-    raw = ct.check_layout(
-        SPEC.name,
-        raw_dir,
-        {LABELS_CSV: "the consensus labels", "Audios": "the folder of .wav segments"},
-        "Point --raw_dir at the MSP-Podcast release folder (the one holding Labels/ and Audios/).",
-    )
-    log = ct.ProblemLog(SPEC.name, raw)
-    return ct.assemble(
-        SPEC,
-        scan(raw, log),
-        log,
-        label_set=label_set,
-        keep_all_labels=keep_all_labels,
-        skip_bad=skip_bad,
-        num_workers=num_workers,
-        cache_dir=cache_dir,
-    )
+class MspPodcast(CorpusBuilder):
+    """The official splits, read from the consensus label file."""
+
+    spec = SPEC
+    hint = "Point --raw_dir at the MSP-Podcast release folder (the one holding Labels/ and Audios/)."
+
+    def layout(self, options):
+        return {LABELS_CSV: "the consensus labels", "Audios": "the folder of .wav segments"}
+
+    def read(self, raw, log, **options):
+        return scan(raw, log)
 
 
-def build(raw_dir: str | Path, **kwargs):
-    """The MSP-Podcast ``DatasetDict`` (train / validation / test1 / test2 [/ test3]); see the module doc."""
-    return build_with_report(raw_dir, **kwargs).dataset_dict
+BUILDER = MspPodcast()
+build_with_report, build = BUILDER.build_with_report, BUILDER.build
 
 
 def main(argv=None):
-    args = ct.corpus_argument_parser(SPEC, __doc__).parse_args(argv)
-    ct.run_cli(args, build_with_report)
+    BUILDER.main(argv, __doc__)
 
 
 if __name__ == "__main__":

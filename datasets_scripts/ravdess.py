@@ -22,6 +22,7 @@ import re
 from pathlib import Path
 
 from . import corpus_tools as ct
+from .corpus_builder import SpeakerSplitBuilder
 
 LABELS = {
     "01": "neutral",
@@ -137,62 +138,28 @@ def scan(raw: Path, log: ct.ProblemLog, include_song: bool = False) -> list[ct.U
     return utterances
 
 
-def build_with_report(
-    raw_dir: str | Path,
-    label_set: str = "native",
-    include_song: bool = False,
-    validation_fraction: float = 0.1,
-    test_fraction: float = 0.1,
-    seed: int = 0,
-    skip_bad: bool = False,
-    num_workers: int = 4,
-    cache_dir: str | None = None,
-) -> ct.BuildResult:
-    """:func:`build`, with what was left out and why, and the dataset card."""
-    raw = ct.check_layout(
-        SPEC.name,
-        raw_dir,
-        {ACTOR_FOLDERS: "the Actor_NN folders of .wav files"},
-        "Point --raw_dir at the folder where Audio_Speech_Actors_01-24.zip was extracted.",
-    )
-    log = ct.ProblemLog(SPEC.name, raw)
-    utterances = scan(raw, log, include_song)
-    ct.assign_speaker_splits(utterances, log, validation_fraction, test_fraction, seed)
-    return ct.assemble(
-        SPEC,
-        utterances,
-        log,
-        label_set=label_set,
-        skip_bad=skip_bad,
-        num_workers=num_workers,
-        cache_dir=cache_dir,
-        options={
-            "include_song": include_song,
-            "validation_fraction": validation_fraction,
-            "test_fraction": test_fraction,
-            "seed": seed,
-        },
-    )
+class Ravdess(SpeakerSplitBuilder):
+    spec = SPEC
+    hint = "Point --raw_dir at the folder where Audio_Speech_Actors_01-24.zip was extracted."
+    options = {"include_song": False, **SpeakerSplitBuilder.options}
+
+    def layout(self, options):
+        return {ACTOR_FOLDERS: "the Actor_NN folders of .wav files"}
+
+    def scan(self, raw, log, include_song=False, **options):
+        return scan(raw, log, include_song)
+
+    def add_arguments(self, parser):
+        parser.add_argument("--include_song", action="store_true", help="also keep the song recordings")
+        super().add_arguments(parser)
 
 
-def build(raw_dir: str | Path, **kwargs):
-    """The RAVDESS ``DatasetDict`` (train / validation / test by actor); see the module doc."""
-    return build_with_report(raw_dir, **kwargs).dataset_dict
+BUILDER = Ravdess()
+build_with_report, build = BUILDER.build_with_report, BUILDER.build
 
 
 def main(argv=None):
-    parser = ct.corpus_argument_parser(SPEC, __doc__)
-    parser.add_argument("--include_song", action="store_true", help="also keep the song recordings")
-    ct.add_speaker_split_arguments(parser)
-    args = parser.parse_args(argv)
-    ct.run_cli(
-        args,
-        build_with_report,
-        include_song=args.include_song,
-        validation_fraction=args.validation_fraction,
-        test_fraction=args.test_fraction,
-        seed=args.seed,
-    )
+    BUILDER.main(argv, __doc__)
 
 
 if __name__ == "__main__":
