@@ -48,6 +48,12 @@ def inject_lora(model) -> None:
         )
 
 
+def freeze_all_but_lora(module) -> None:
+    """Only the LoRA adapters of ``module`` train (what peft sets when it injects them)."""
+    for name, param in module.named_parameters():
+        param.requires_grad_(".lora_" in name)
+
+
 def merge_lora(model) -> None:
     """Fold the language model's LoRA adapters into its weights and remove them, in place."""
     from peft.tuners.tuners_utils import BaseTunerLayer
@@ -120,11 +126,15 @@ def load_backbone_weights(model, checkpoint=None) -> None:
 
 
 def backbone_keys(model) -> set[str]:
-    """State-dict keys of the frozen pretrained backbones (not the LoRA adapters on them)."""
+    """State-dict keys of the frozen pretrained backbones: not the LoRA adapters on them, and not a
+    backbone weight someone unfroze to train (it is saved rather than lost)."""
+    trained = {name for name, p in model.named_parameters() if p.requires_grad}
     return {
         key
         for key in model.state_dict()
-        if key.startswith(("audio_encoder.", "language_model.")) and ".lora_" not in key
+        if key.startswith(("audio_encoder.", "language_model."))
+        and ".lora_" not in key
+        and key not in trained
     }
 
 
@@ -205,6 +215,7 @@ __all__ = [
     "backbone_keys",
     "build_from_components",
     "check_backbone_reference",
+    "freeze_all_but_lora",
     "inject_lora",
     "load_backbone_weights",
     "load_legacy_trainable",

@@ -26,6 +26,7 @@ from .assembly_audio_llm import (
     LEGACY_TRAINABLE_WEIGHTS,
     backbone_keys,
     build_from_components,
+    freeze_all_but_lora,
     inject_lora,
     load_backbone_weights,
     load_legacy_trainable,
@@ -120,7 +121,11 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
         model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         if model.config.backbone_weights == "referenced":
             load_backbone_weights(model, pretrained_model_name_or_path)
-        model.audio_encoder.freeze(True)  # loading assigns fresh parameters (requires_grad=True)
+        # loading assigns fresh parameters (requires_grad=True): the encoder is frozen, and a referenced
+        # or LoRA-adapted language model trains its adapters only
+        model.audio_encoder.freeze(True)
+        if model.config.has_lora or model.config.backbone_weights == "referenced":
+            freeze_all_but_lora(model.language_model)
         return model
 
     @property

@@ -347,6 +347,9 @@ def test_lora_checkpoints_reload_with_equal_outputs(parts, tmp_path, fmt):
         assert saved.keys() == trained  # no backbone weights
         reloaded = AudioLLMForConditionalGeneration.from_pretrained(tmp_path / "light")
         assert reloaded.config.has_lora and any(".lora_" in k for k in reloaded.state_dict())
+        # reloaded to train on: the same parameters train (the adapters and the connector, not the LLM)
+        trains = {n for n, p in reloaded.named_parameters() if p.requires_grad}
+        assert trains == {n for n, p in model.named_parameters() if p.requires_grad}
     else:
         merged = model.merge_and_unload_lora()
         merged.save_pretrained(tmp_path / "merged")

@@ -208,6 +208,16 @@ def test_emosllm_curriculum_end_to_end(tiny, tmp_path, capsys):
     assert "phase 1: trainable parameters: 27," in log or "phase 1: trainable" in log
     assert not any(".lora_" in k for k in _trainable_keys(out / "phase1"))
     assert any(".lora_" in k for k in _trainable_keys(out / "phase2"))
+    # every phase trains the connector and LoRA only: no LLM or encoder weight was trained (and saved)
+    for phase in (1, 2, 3):
+        keys = _trainable_keys(out / f"phase{phase}")
+        assert all(k.startswith("connector.") or ".lora_" in k for k in keys), (phase, keys[:3])
+    phase3_line = next(line for line in log.splitlines() if "phase 3: trainable parameters" in line)
+    phase2_line = next(line for line in log.splitlines() if "phase 2: trainable parameters" in line)
+    assert (
+        phase3_line.split("trainable parameters: ")[1].split(" of")[0]
+        == phase2_line.split("trainable parameters: ")[1].split(" of")[0]
+    )  # phase 3 (reloaded from phase 2) trains exactly what phase 2 trained
     results = json.loads((out / "eval_results.json").read_text())
     assert {
         "wer_heldout_asr",
