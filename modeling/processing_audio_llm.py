@@ -162,10 +162,7 @@ class AudioLLMProcessor(ProcessorMixin):
         answers_label = [labels] if isinstance(labels, str) else labels
         answers_text = [transcripts] if isinstance(transcripts, str) else transcripts
         training = answers_label is not None or answers_text is not None
-        if task != "asr" and answers_label is not None:
-            unknown = sorted({x for x in answers_label if x not in self.labels})
-            if unknown:
-                raise ValueError(f"labels {unknown} are not in the processor's label set {self.labels}")
+        self._check_labels(task, answers_label)
 
         out: dict = {}
         counts = list(audio_token_counts) if audio_token_counts is not None else [None] * n
@@ -180,16 +177,15 @@ class AudioLLMProcessor(ProcessorMixin):
         sequences, label_masks, asr_masks = [], [], []
         for i in range(n):
             instruction = self.instruction(task, rng, prompt_index, shuffle_labels)
-            transcript_in_prompt = texts[i] if texts is not None else None
-            prompt = self.render(instruction, has_audio, transcript_in_prompt)
-            if answer_prefix:
-                prompt += answer_prefix
-            ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            prompt = self.render(instruction, has_audio, texts[i] if texts is not None else None)
+            ids = self.tokenizer(prompt + (answer_prefix or ""), add_special_tokens=False)["input_ids"]
             answer_ids, asr_part = [], []
             if training:
-                transcript = answers_text[i] if answers_text is not None else None
-                label = answers_label[i] if answers_label is not None else None
-                answer_ids, asr_part = self._answer_ids(task, transcript, label)
+                answer_ids, asr_part = self._answer_ids(
+                    task,
+                    answers_text[i] if answers_text is not None else None,
+                    answers_label[i] if answers_label is not None else None,
+                )
             if has_audio:
                 ids = expand_audio_placeholders(ids, [counts[i]], self.audio_token_id)
             sequences.append(ids + answer_ids)
@@ -203,6 +199,12 @@ class AudioLLMProcessor(ProcessorMixin):
             if return_asr_mask:
                 out["asr_token_mask"] = left_pad(asr_masks, 0)[0]
         return BatchFeature(out, tensor_type=return_tensors)
+
+    def _check_labels(self, task: str, labels: list[str] | None) -> None:
+        if task != "asr" and labels is not None:
+            unknown = sorted({x for x in labels if x not in self.labels})
+            if unknown:
+                raise ValueError(f"labels {unknown} are not in the processor's label set {self.labels}")
 
     def _answer_ids(
         self, task: str, transcript: str | None, label: str | None
