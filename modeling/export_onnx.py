@@ -1,0 +1,213 @@
+"""Export a serhub speech-emotion classifier to ONNX, checked against PyTorch with onnxruntime.
+
+    python -m serhub.modeling.export_onnx --model outputs/ssl_classifier --output_dir outputs/ssl_classifier-onnx
+
+The graph takes the feature extractor's output and the attention mask, with a dynamic batch and a
+dynamic length (up to one encoder window: 30 s for Whisper, ``chunk_length_s`` for the others; longer
+audio is cut into windows by the caller, as ``timeline`` does), and returns ``logits`` (and
+``dimensional`` when the model predicts arousal/valence/dominance). It is made with PyTorch's own
+exporter (``torch.onnx.export(dynamo=True)``), not hand-written graph code.
+
+``OUT`` holds ``model.onnx``, the feature extractor, the model's ``config.json`` (labels) and
+``onnx_export.json``: the largest |logit difference| to PyTorch on real clips of several lengths, alone
+and batched (the export is refused above ``--tolerance``, 1e-4). ``OnnxAudioClassifier(OUT)`` runs it
+like ``pipeline("audio-classification")``. Needs ``pip install "serhub[onnx]"`` (onnx, onnxruntime, onnxscript).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .encoder_family import encoder_family
+from .file_utils import atomic_output_dir, check_output_dir
+
+ONNX_FILE = "model.onnx"
+REPORT_FILE = "onnx_export.json"
+CHECK_SECONDS = (0.4, 1.7, 3.0, 5.5)
+
+
+class _Exportable(torch.nn.Module):
+    """The classifier as a function of (features, mask) -> logits [, dimensional]."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.input_name = encoder_family(model.config.audio_config).input_name
+        self.dimensional = bool(model.config.dimensions)
+
+    def forward(self, inputs: torch.Tensor, attention_mask: torch.Tensor):
+        out = self.model(**{self.input_name: inputs}, attention_mask=attention_mask)
+        return (out.logits, out.dimensional) if self.dimensional else out.logits
+
+
+def _require_onnx():
+    try:
+        import onnxruntime  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError as err:
+        raise ImportError(
+            f"ONNX export needs onnx, onnxruntime and onnxscript ({err}); install them with "
+            '`pip install "serhub[onnx]"`.'
+        ) from None
+
+
+def check_clips(sampling_rate: int = 16000) -> list[np.ndarray]:
+    """Real speech of several lengths (Debian's Asterisk prompts) when installed, else noise."""
+    import soundfile as sf
+
+    clips = []
+    for path in sorted(glob.glob("/usr/share/asterisk/sounds/en/*.wav"))[:8]:
+        audio, rate = sf.read(path, dtype="float32")
+        if rate == 8000:  # telephone speech: repeat samples to 16 kHz (a check input, not a model input)
+            audio = np.repeat(audio, 2)
+        clips.append(audio)
+    rng = np.random.default_rng(0)
+    out = []
+    for i, seconds in enumerate(CHECK_SECONDS):
+        n = int(seconds * sampling_rate)
+        source = clips[i % len(clips)] if clips else 0.1 * rng.standard_normal(n).astype(np.float32)
+        out.append(np.resize(source, n).astype(np.float32))
+    return out
+
+
+def export_onnx(
+    model_dir: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    opset: int = 18,
+    tolerance: float = 1e-4,
+    overwrite: bool = False,
+) -> dict:
+    """Export, check against PyTorch on ``check_clips()`` (one by one and as one batch) and save;
+    returns the report written to ``onnx_export.json``."""
+    _require_onnx()
+    import onnxruntime as ort
+
+    from .feature_extraction_speech_emotion import SpeechEmotionFeatureExtractor
+    from .modeling_speech_emotion import SpeechEmotionForAudioClassification
+
+    check_output_dir(output_dir, overwrite)  # before the slow part
+    model = SpeechEmotionForAudioClassification.from_pretrained(model_dir).eval()
+    extractor = SpeechEmotionFeatureExtractor.from_pretrained(model_dir)
+    wrapped = _Exportable(model).eval()
+    name = wrapped.input_name
+    max_len = model.encoder.chunk  # one encoder window; longer inputs take another code path
+    per_second = 100 if name == "input_features" else extractor.sampling_rate  # mel frames or samples
+    clips = [
+        c
+        for c in check_clips(extractor.sampling_rate)
+        if len(c) / extractor.sampling_rate * per_second < max_len
+    ]
+    example = extractor(clips[:2], sampling_rate=extractor.sampling_rate, return_tensors="pt")
+    batch, length = torch.export.Dim("batch", min=1), torch.export.Dim("length", min=2, max=max_len)
+    outputs = ["logits", "dimensional"] if wrapped.dimensional else ["logits"]
+    with atomic_output_dir(output_dir, overwrite=overwrite) as tmp:
+        torch.onnx.export(
+            wrapped,
+            (example[name], example["attention_mask"]),
+            str(tmp / ONNX_FILE),
+            dynamo=True,
+            opset_version=opset,
+            input_names=[name, "attention_mask"],
+            output_names=outputs,
+            dynamic_shapes={"inputs": {0: batch, 1: length}, "attention_mask": {0: batch, 1: length}},
+        )
+        session = ort.InferenceSession(str(tmp / ONNX_FILE), providers=["CPUExecutionProvider"])
+        worst = 0.0
+        for group in [[c] for c in clips] + [clips]:
+            feats = extractor(group, sampling_rate=extractor.sampling_rate, return_tensors="pt")
+            with torch.no_grad():
+                expected = wrapped(feats[name], feats["attention_mask"])
+            expected = expected if isinstance(expected, tuple) else (expected,)
+            got = session.run(
+                None, {name: feats[name].numpy(), "attention_mask": feats["attention_mask"].numpy()}
+            )
+            worst = max(worst, *(float(np.abs(g - e.numpy()).max()) for g, e in zip(got, expected)))
+        if worst > tolerance:
+            raise ValueError(
+                f"the ONNX graph differs from PyTorch by up to {worst:.2e} (> {tolerance:.0e}) on the check clips; "
+                "nothing was saved. Try another --opset, or report the model's encoder."
+            )
+        extractor.save_pretrained(tmp)
+        model.config.save_pretrained(tmp)
+        report = {
+            "source": str(model_dir),
+            "opset": opset,
+            "inputs": [name, "attention_mask"],
+            "outputs": outputs,
+            "max_input_length": max_len,
+            "check_clip_seconds": [round(len(c) / extractor.sampling_rate, 2) for c in clips],
+            "max_abs_difference": worst,
+            "tolerance": tolerance,
+            "torch": torch.__version__,
+            "onnxruntime": ort.__version__,
+        }
+        (tmp / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+class OnnxAudioClassifier:
+    """An exported classifier on onnxruntime, called like ``pipeline("audio-classification")``:
+    ``clf(audio, top_k=3)`` -> ``[{"label", "score"}]`` (a list of them for a list of clips)."""
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None):
+        _require_onnx()
+        import onnxruntime as ort
+
+        from .feature_extraction_speech_emotion import SpeechEmotionFeatureExtractor
+
+        path = Path(path)
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(
+            str(path / ONNX_FILE), options, providers=["CPUExecutionProvider"]
+        )
+        self.extractor = SpeechEmotionFeatureExtractor.from_pretrained(path)
+        config = json.loads((path / "config.json").read_text())
+        self.labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
+        self.input_name = self.session.get_inputs()[0].name
+
+    def logits(self, clips: list[np.ndarray], sampling_rate: int = 16000) -> np.ndarray:
+        feats = self.extractor(clips, sampling_rate=sampling_rate, return_tensors="np")
+        inputs = {self.input_name: feats[self.input_name], "attention_mask": feats["attention_mask"]}
+        return self.session.run(["logits"], inputs)[0]
+
+    def __call__(self, audio, sampling_rate: int = 16000, top_k: int = 5):
+        single = isinstance(audio, np.ndarray) and audio.ndim == 1
+        logits = self.logits([audio] if single else list(audio), sampling_rate)
+        probs = np.exp(logits - logits.max(-1, keepdims=True))
+        probs /= probs.sum(-1, keepdims=True)
+        results = [
+            [{"label": self.labels[j], "score": float(p[j])} for j in np.argsort(-p)[:top_k]] for p in probs
+        ]
+        return results[0] if single else results
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--model", required=True, help="a serhub speech-emotion classifier folder (or Hub id)"
+    )
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--opset", type=int, default=18)
+    parser.add_argument("--tolerance", type=float, default=1e-4, help="largest |logit difference| accepted")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    args = parser.parse_args(argv)
+    report = export_onnx(args.model, args.output_dir, args.opset, args.tolerance, args.overwrite)
+    print(
+        f"exported to {args.output_dir}: max |logit difference| to PyTorch {report['max_abs_difference']:.2e}"
+    )
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["OnnxAudioClassifier", "export_onnx"]
