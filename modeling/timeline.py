@@ -1,0 +1,367 @@
+"""Emotion along a recording of any length: voice activity -> segments -> any serhub model.
+
+    serhub timeline call.mp3 --model outputs/ssl_classifier --output_dir call-emotions
+    python -m serhub.modeling.timeline call.mp3 --model outputs/ssl_classifier --output_dir call-emotions
+
+The audio (any format ffmpeg reads, video included, any length) is decoded to 16 kHz mono as a stream,
+twice: first Silero VAD (``silero-vad``, its weights ship in the wheel) finds the speech, then each speech
+segment (split when longer than ``--max_segment``) is classified with
+``pipeline("audio-classification")`` on the model. Memory stays bounded: the stream is read in
+blocks, and only the segments being classified are held. ``--vad none`` classifies fixed windows
+(``--window``, ``--hop``) instead. ``--smoothing k`` averages each segment's probabilities with its
+k-1 neighbours. Writes ``timeline.json``, ``timeline.csv`` and ``timeline.png`` (class probabilities
+over time, segments shaded by label). In Python, :func:`emotion_timeline` returns the segment dicts.
+
+A segment is ``{"start": s, "end": s, "label": str, "score": p, "probabilities": {label: p}}``.
+Long input goes through this function rather than ``pipeline(..., chunk_length_s=...)``: transformers'
+chunking is for CTC/seq2seq ASR (it stitches token streams); an emotion label per window needs the
+speech boundaries, the windows and the per-window probabilities kept apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from .file_utils import atomic_write, check_output_dir
+
+SAMPLING_RATE = 16000
+VAD_FRAME = 512  # samples per Silero VAD frame at 16 kHz
+BLOCK_SECONDS = 30.0
+
+
+def stream_audio(path: str | Path, block_seconds: float = BLOCK_SECONDS) -> Iterator[np.ndarray]:
+    """16 kHz mono float32 blocks of any file ffmpeg decodes (audio or video), never all at once."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist or is not a file")
+    if shutil.which("ffmpeg") is None:
+        raise FileNotFoundError("ffmpeg is needed to decode audio and video files: apt-get install ffmpeg")
+    command = [
+        "ffmpeg",
+        "-nostdin",
+        "-v",
+        "error",
+        "-i",
+        str(path),
+        "-vn",
+        "-ac",
+        "1",
+        "-ar",
+        str(SAMPLING_RATE),
+    ]
+    process = subprocess.Popen([*command, "-f", "f32le", "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    size = int(block_seconds * SAMPLING_RATE) * 4
+    try:
+        while True:
+            data = process.stdout.read(size)
+            if not data:
+                break
+            yield np.frombuffer(data[: len(data) - len(data) % 4], dtype=np.float32)
+    finally:
+        process.stdout.close()
+        error = process.stderr.read().decode(errors="replace").strip()
+        code = process.wait()
+        if code != 0:
+            raise ValueError(f"ffmpeg cannot decode {path}: {error or f'exit code {code}'}")
+
+
+def duration(path) -> float | None:
+    """The file's duration in seconds as ffprobe reads it (None if it cannot tell)."""
+    try:
+        out = subprocess.run(
+            ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        return float(out.stdout.strip())
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
+
+
+def speech_regions(
+    path,
+    threshold: float = 0.5,
+    min_speech: float = 0.25,
+    min_silence: float = 0.3,
+    max_segment: float = 10.0,
+    progress: bool = True,
+):
+    """(start, end) sample ranges of speech, from Silero VAD's per-frame probabilities (pass 1)."""
+    import torch
+    from silero_vad import get_speech_timestamps_from_probs, load_silero_vad
+    from tqdm.auto import tqdm
+
+    model = load_silero_vad()
+    probs, total, rest = [], 0, np.zeros(0, dtype=np.float32)
+    seconds = duration(path)
+    bar = tqdm(
+        total=round(seconds) if seconds else None, desc="finding speech", unit="s", disable=not progress
+    )
+    with torch.no_grad():
+        for block in stream_audio(path):
+            bar.update(round(len(block) / SAMPLING_RATE))
+            total += len(block)
+            rest = np.concatenate([rest, block])
+            usable = len(rest) - len(rest) % VAD_FRAME
+            for start in range(0, usable, VAD_FRAME):
+                probs.append(
+                    float(model(torch.from_numpy(rest[start : start + VAD_FRAME].copy()), SAMPLING_RATE))
+                )
+            rest = rest[usable:]
+    bar.close()
+    if not probs:
+        return [], total
+    stamps = get_speech_timestamps_from_probs(
+        probs,
+        SAMPLING_RATE,
+        threshold=threshold,
+        min_speech_duration_ms=int(min_speech * 1000),
+        min_silence_duration_ms=int(min_silence * 1000),
+        max_speech_duration_s=max_segment,
+        audio_length_samples=total,
+    )
+    return [(s["start"], min(s["end"], total)) for s in stamps], total
+
+
+def fixed_windows(total: int, window: float, hop: float) -> list[tuple[int, int]]:
+    w, h = int(window * SAMPLING_RATE), int(hop * SAMPLING_RATE)
+    if total <= 0:
+        return []
+    starts = range(0, max(total - w, 0) + 1, h)
+    windows = [(s, min(s + w, total)) for s in starts]
+    if windows[-1][1] < total:  # the tail
+        windows.append((max(total - w, 0), total))
+    return windows
+
+
+def segment_audio(path, regions: list[tuple[int, int]]) -> Iterator[np.ndarray]:
+    """The samples of each region in order, from a second pass over the stream."""
+    buffer, offset, i = np.zeros(0, dtype=np.float32), 0, 0
+    for block in stream_audio(path):
+        buffer = np.concatenate([buffer, block])
+        while i < len(regions) and regions[i][1] <= offset + len(buffer):
+            start, end = regions[i]
+            yield buffer[start - offset : end - offset].copy()
+            i += 1
+        keep_from = (regions[i][0] if i < len(regions) else offset + len(buffer)) - offset
+        buffer, offset = buffer[max(keep_from, 0) :], offset + max(keep_from, 0)
+    while i < len(regions):  # regions reaching the end of the stream
+        start, end = regions[i]
+        yield buffer[start - offset : end - offset].copy()
+        i += 1
+
+
+def emotion_timeline(
+    audio_path: str | Path,
+    model,
+    vad: str = "silero",
+    window: float = 3.0,
+    hop: float = 3.0,
+    min_speech: float = 0.25,
+    max_segment: float = 10.0,
+    smoothing: int = 1,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> list[dict]:
+    """Segments of ``audio_path`` with their emotion; ``model``: a path, Hub id or a ready
+    ``pipeline("audio-classification")``. Empty when the file has no speech."""
+    from tqdm.auto import tqdm
+
+    if vad not in ("silero", "none"):
+        raise ValueError(f"vad must be 'silero' or 'none', got {vad!r}")
+    if window <= 0 or hop <= 0 or max_segment <= 0 or smoothing < 1:
+        raise ValueError("window, hop and max_segment must be > 0 and smoothing >= 1")
+    classifier = model if callable(model) else _pipeline(model)
+    config = getattr(getattr(classifier, "model", None), "config", None)
+    order = [config.id2label[i] for i in range(len(config.id2label))] if config is not None else None
+    if vad == "silero":
+        regions, _ = speech_regions(
+            audio_path, min_speech=min_speech, max_segment=max_segment, progress=progress
+        )
+    else:
+        total = sum(len(b) for b in stream_audio(audio_path))
+        regions = fixed_windows(total, window, hop)
+    segments, batch, spans = [], [], []
+    bar = tqdm(total=len(regions), desc="classifying", unit="segment", disable=not progress)
+
+    def flush():
+        results = classifier(list(batch), top_k=None)
+        for (start, end), scores in zip(spans, results):
+            probabilities = {r["label"]: float(r["score"]) for r in scores}
+            if order:  # the model's label order, so every file's columns are the same
+                probabilities = {label: probabilities[label] for label in order}
+            segments.append(
+                {"start": start / SAMPLING_RATE, "end": end / SAMPLING_RATE, "probabilities": probabilities}
+            )
+        bar.update(len(batch))
+        batch.clear()
+        spans.clear()
+
+    for region, samples in zip(regions, segment_audio(audio_path, regions)):
+        if len(samples) == 0:
+            continue
+        batch.append(samples)
+        spans.append(region)
+        if len(batch) == batch_size:
+            flush()
+    if batch:
+        flush()
+    bar.close()
+    return _label(_smooth(segments, smoothing))
+
+
+def _pipeline(model):
+    from transformers import pipeline
+
+    return pipeline("audio-classification", model=str(model), trust_remote_code=True)
+
+
+def _smooth(segments: list[dict], k: int) -> list[dict]:
+    if k == 1 or not segments:
+        return segments
+    labels = list(segments[0]["probabilities"])
+    probs = np.array([[s["probabilities"][label] for label in labels] for s in segments])
+    kernel = np.ones(k) / k
+    padded = np.pad(probs, ((k // 2, k - 1 - k // 2), (0, 0)), mode="edge")
+    smoothed = np.stack([np.convolve(padded[:, j], kernel, mode="valid") for j in range(len(labels))], axis=1)
+    return [{**s, "probabilities": dict(zip(labels, map(float, p)))} for s, p in zip(segments, smoothed)]
+
+
+def _label(segments: list[dict]) -> list[dict]:
+    out = []
+    for s in segments:
+        label, score = max(s["probabilities"].items(), key=lambda kv: kv[1])
+        out.append(
+            {
+                "start": round(s["start"], 3),
+                "end": round(s["end"], 3),
+                "label": label,
+                "score": score,
+                "probabilities": s["probabilities"],
+            }
+        )
+    return out
+
+
+def write_timeline(
+    segments: list[dict], output_dir: str | Path, source: str, model: str, overwrite: bool = False
+) -> Path:
+    """timeline.json, timeline.csv and timeline.png in ``output_dir`` (each written atomically)."""
+    output_dir = Path(output_dir)
+    check_output_dir(output_dir, overwrite)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    labels = list(segments[0]["probabilities"]) if segments else []
+    record = {"source": source, "model": model, "labels": labels, "segments": segments}
+    atomic_write(
+        output_dir / "timeline.json", lambda tmp: tmp.write_text(json.dumps(record, indent=2) + "\n")
+    )
+    table = io.StringIO()
+    writer = csv.writer(table)
+    writer.writerow(["start", "end", "label", "score", *[f"p_{label}" for label in labels]])
+    for s in segments:
+        writer.writerow(
+            [
+                s["start"],
+                s["end"],
+                s["label"],
+                round(s["score"], 6),
+                *[round(s["probabilities"][label], 6) for label in labels],
+            ]
+        )
+    atomic_write(output_dir / "timeline.csv", lambda tmp: tmp.write_text(table.getvalue()))
+    plot_timeline(segments, output_dir / "timeline.png", title=Path(source).name)
+    return output_dir
+
+
+def plot_timeline(segments: list[dict], path, title: str = "") -> Path:
+    """Class probabilities over time (one line per class), each segment shaded by its label."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(12, 3.5))
+    labels = list(segments[0]["probabilities"]) if segments else []
+    colours = {label: plt.cm.tab10(i % 10) for i, label in enumerate(labels)}
+    for s in segments:
+        ax.axvspan(s["start"], s["end"], color=colours[s["label"]], alpha=0.15, lw=0)
+    for label in labels:
+        xs, ys = [], []
+        for i, s in enumerate(segments):
+            if i and s["start"] > segments[i - 1]["end"] + 0.05:  # no line across non-speech
+                xs.append(np.nan)
+                ys.append(np.nan)
+            xs += [s["start"], s["end"]]
+            ys += [s["probabilities"][label]] * 2
+        ax.plot(xs, ys, color=colours[label], label=label, lw=1.2)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("probability")
+    ax.set_ylim(0, 1)
+    ax.set_title(title + ("" if segments else " (no speech found)"))
+    if labels:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110))
+    plt.close(fig)
+    return Path(path)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("audio", help="an audio or video file of any length")
+    parser.add_argument("--model", required=True, help="a serhub model folder or Hub id")
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--vad", choices=("silero", "none"), default="silero", help="none: fixed windows")
+    parser.add_argument("--window", type=float, default=3.0, help="seconds per window with --vad none")
+    parser.add_argument("--hop", type=float, default=3.0, help="seconds between windows with --vad none")
+    parser.add_argument("--min_speech", type=float, default=0.25, help="shortest speech segment kept (s)")
+    parser.add_argument("--max_segment", type=float, default=10.0, help="longer speech is split (s)")
+    parser.add_argument(
+        "--smoothing", type=int, default=1, help="average over this many neighbouring segments"
+    )
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a non-empty folder (its timeline files are replaced)",
+    )
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+    check_output_dir(args.output_dir, args.overwrite)  # before the slow part
+    segments = emotion_timeline(
+        args.audio,
+        args.model,
+        args.vad,
+        args.window,
+        args.hop,
+        args.min_speech,
+        args.max_segment,
+        args.smoothing,
+        args.batch_size,
+    )
+    write_timeline(segments, args.output_dir, str(args.audio), str(args.model), overwrite=args.overwrite)
+    print(f"{len(segments)} segments -> {args.output_dir}/timeline.json, .csv, .png")
+    return segments
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["emotion_timeline", "plot_timeline", "stream_audio", "write_timeline"]

@@ -1,0 +1,133 @@
+"""serhub timeline: segments of long or odd inputs, their files, and the fixed-window fallback."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from serhub.modeling.timeline import emotion_timeline, fixed_windows, main, stream_audio
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_speech_emotion import LABELS, make  # noqa: E402
+
+PROMPTS = Path("/usr/share/asterisk/sounds/en")
+
+
+def ffmpeg(*args):
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *map(str, args)], check=True)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    model, fe = make("whisper")
+    folder = tmp_path_factory.mktemp("tiny") / "model"
+    model.save_pretrained(folder)
+    fe.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def speech_with_pause(tmp_path_factory):
+    """Two real prompts with 2 s of silence between them, as a stereo 48 kHz mp3."""
+    path = tmp_path_factory.mktemp("audio") / "speech.mp3"
+    first, second = PROMPTS / "agent-alreadyon.wav", PROMPTS / "activated.wav"
+    ffmpeg("-i", first, "-i", second, "-filter_complex",
+           "[0:a]apad=pad_dur=2[a];[a][1:a]concat=n=2:v=0:a=1,aresample=48000", "-ac", "2", path)  # fmt: skip
+    first_end = sf.info(first).duration
+    return path, first_end, first_end + 2.0, first_end + 2.0 + sf.info(second).duration
+
+
+def test_speech_segments_follow_the_pauses(model_dir, speech_with_pause, tmp_path):
+    path, first_end, second_start, second_end = speech_with_pause
+    main([str(path), "--model", str(model_dir), "--output_dir", str(tmp_path / "out")])
+    record = json.loads((tmp_path / "out" / "timeline.json").read_text())
+    segments = record["segments"]
+    assert record["labels"] == LABELS and len(segments) == 2
+    assert abs(segments[0]["end"] - first_end) < 0.5 and abs(segments[1]["start"] - second_start) < 0.5
+    assert abs(segments[1]["end"] - second_end) < 0.5
+    for s in segments:
+        assert s["label"] == max(s["probabilities"], key=s["probabilities"].get)
+        assert abs(sum(s["probabilities"].values()) - 1) < 1e-4 and s["start"] < s["end"]
+    rows = list(csv.DictReader((tmp_path / "out" / "timeline.csv").open()))
+    assert list(rows[0]) == ["start", "end", "label", "score", *[f"p_{label}" for label in LABELS]]
+    assert [r["label"] for r in rows] == [s["label"] for s in segments]
+    assert (tmp_path / "out" / "timeline.png").stat().st_size > 5000
+    # the same speech classified directly: the timeline's probabilities are the model's
+    from transformers import pipeline
+
+    clf = pipeline("audio-classification", model=str(model_dir), trust_remote_code=True)
+    audio = np.concatenate(list(stream_audio(path)))
+    first = audio[int(segments[0]["start"] * 16000) : int(segments[0]["end"] * 16000)]
+    direct = {r["label"]: r["score"] for r in clf(first, top_k=None)}
+    assert all(abs(direct[k] - v) < 1e-4 for k, v in segments[0]["probabilities"].items())
+
+
+def test_no_speech_one_sample_and_video(model_dir, tmp_path):
+    silence = tmp_path / "silence.wav"
+    sf.write(silence, np.zeros(48000, dtype=np.float32), 16000)
+    assert emotion_timeline(silence, str(model_dir), progress=False) == []  # empty, not an error
+    one = tmp_path / "one.wav"
+    sf.write(one, np.array([0.1], dtype=np.float32), 16000)
+    assert emotion_timeline(one, str(model_dir), progress=False) == []
+    assert len(emotion_timeline(one, str(model_dir), vad="none", progress=False)) == 1
+    main([str(silence), "--model", str(model_dir), "--output_dir", str(tmp_path / "empty")])
+    assert json.loads((tmp_path / "empty" / "timeline.json").read_text())["segments"] == []
+    video = tmp_path / "clip.mp4"
+    ffmpeg("-f", "lavfi", "-i", "color=c=black:s=64x64:d=3", "-i", PROMPTS / "activated.wav",
+           "-shortest", "-c:v", "mpeg4", "-c:a", "aac", video)  # fmt: skip
+    segments = emotion_timeline(video, str(model_dir), progress=False)
+    assert len(segments) == 1 and segments[0]["end"] <= 3.1
+
+
+def test_fixed_windows_and_smoothing(model_dir, speech_with_pause):
+    path, *_ = speech_with_pause
+    assert fixed_windows(16000 * 7, 3.0, 3.0) == [(0, 48000), (48000, 96000), (64000, 112000)]
+    assert fixed_windows(0, 3.0, 3.0) == []
+    windows = emotion_timeline(path, str(model_dir), vad="none", window=2.0, hop=1.0, progress=False)
+    assert len(windows) >= 8 and windows[1]["start"] == 1.0
+    smoothed = emotion_timeline(
+        path, str(model_dir), vad="none", window=2.0, hop=1.0, smoothing=3, progress=False
+    )
+    spread = lambda segs: np.std([s["probabilities"][LABELS[0]] for s in segs])  # noqa: E731
+    assert spread(smoothed) <= spread(windows) + 1e-9
+
+
+def test_bad_inputs_are_explained(model_dir, tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        emotion_timeline(tmp_path / "missing.wav", str(model_dir))
+    broken = tmp_path / "broken.mp3"
+    broken.write_bytes(b"not audio at all")
+    with pytest.raises(ValueError, match="ffmpeg cannot decode"):
+        emotion_timeline(broken, str(model_dir))
+    with pytest.raises(ValueError, match="vad must be"):
+        emotion_timeline(broken, str(model_dir), vad="webrtc")
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError):
+        main([str(broken), "--model", str(model_dir), "--output_dir", str(out)])
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_console_script(model_dir, speech_with_pause, tmp_path):
+    path, *_ = speech_with_pause
+    serhub = Path(sys.executable).parent / "serhub"
+    result = subprocess.run(
+        [
+            str(serhub),
+            "timeline",
+            str(path),
+            "--model",
+            str(model_dir),
+            "--output_dir",
+            str(tmp_path / "cli"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "2 segments" in result.stdout and (tmp_path / "cli" / "timeline.csv").is_file()
