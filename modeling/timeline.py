@@ -60,17 +60,22 @@ def stream_audio(path: str | Path, block_seconds: float = BLOCK_SECONDS) -> Iter
     ]
     process = subprocess.Popen([*command, "-f", "f32le", "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     size = int(block_seconds * SAMPLING_RATE) * 4
+    finished = False
     try:
         while True:
             data = process.stdout.read(size)
             if not data:
                 break
             yield np.frombuffer(data[: len(data) - len(data) % 4], dtype=np.float32)
+        finished = True
     finally:
+        if not finished:  # the reader stopped early (or failed): stop ffmpeg, it has nothing to report
+            process.kill()
         process.stdout.close()
         error = process.stderr.read().decode(errors="replace").strip()
+        process.stderr.close()
         code = process.wait()
-        if code != 0:
+        if finished and code != 0:
             raise ValueError(f"ffmpeg cannot decode {path}: {error or f'exit code {code}'}")
 
 
@@ -95,8 +100,10 @@ def speech_regions(
     min_silence: float = 0.3,
     max_segment: float = 10.0,
     progress: bool = True,
+    pad: float = 0.03,
 ):
-    """(start, end) sample ranges of speech, from Silero VAD's per-frame probabilities (pass 1)."""
+    """(start, end) sample ranges of speech, from Silero VAD's per-frame probabilities (pass 1);
+    ``pad`` seconds of context on each side."""
     import torch
     from silero_vad import get_speech_timestamps_from_probs, load_silero_vad
     from tqdm.auto import tqdm
@@ -128,6 +135,7 @@ def speech_regions(
         min_speech_duration_ms=int(min_speech * 1000),
         min_silence_duration_ms=int(min_silence * 1000),
         max_speech_duration_s=max_segment,
+        speech_pad_ms=int(pad * 1000),
         audio_length_samples=total,
     )
     return [(s["start"], min(s["end"], total)) for s in stamps], total
@@ -172,6 +180,7 @@ def emotion_timeline(
     smoothing: int = 1,
     batch_size: int = 8,
     progress: bool = True,
+    pad: float = 0.03,
 ) -> list[dict]:
     """Segments of ``audio_path`` with their emotion; ``model``: a path, Hub id or a ready
     ``pipeline("audio-classification")``. Empty when the file has no speech."""
@@ -186,7 +195,7 @@ def emotion_timeline(
     order = [config.id2label[i] for i in range(len(config.id2label))] if config is not None else None
     if vad == "silero":
         regions, _ = speech_regions(
-            audio_path, min_speech=min_speech, max_segment=max_segment, progress=progress
+            audio_path, min_speech=min_speech, max_segment=max_segment, progress=progress, pad=pad
         )
     else:
         total = sum(len(b) for b in stream_audio(audio_path))
@@ -325,6 +334,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hop", type=float, default=3.0, help="seconds between windows with --vad none")
     parser.add_argument("--min_speech", type=float, default=0.25, help="shortest speech segment kept (s)")
     parser.add_argument("--max_segment", type=float, default=10.0, help="longer speech is split (s)")
+    parser.add_argument("--pad", type=float, default=0.03, help="context kept around each speech segment (s)")
     parser.add_argument(
         "--smoothing", type=int, default=1, help="average over this many neighbouring segments"
     )
@@ -348,6 +358,7 @@ def run(args: argparse.Namespace) -> list[dict]:
         args.max_segment,
         args.smoothing,
         args.batch_size,
+        pad=args.pad,
     )
     write_timeline(segments, args.output_dir, str(args.audio), str(args.model), overwrite=args.overwrite)
     print(f"{len(segments)} segments -> {args.output_dir}/timeline.json, .csv, .png")

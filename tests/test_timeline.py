@@ -131,3 +131,11 @@ def test_console_script(model_dir, speech_with_pause, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "2 segments" in result.stdout and (tmp_path / "cli" / "timeline.csv").is_file()
+
+
+def test_a_stream_stopped_early_ends_quietly(speech_with_pause):
+    path, *_ = speech_with_pause
+    blocks = stream_audio(path, block_seconds=1.0)
+    first = next(blocks)
+    assert first.dtype == np.float32 and len(first) == 16000
+    blocks.close()  # ffmpeg is stopped; no error for the part never read
