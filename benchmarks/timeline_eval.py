@@ -23,7 +23,7 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from serhub.metrics.ser_metrics.ser_metrics import classification_metrics
-from serhub.modeling.timeline import _pipeline, emotion_timeline
+from serhub.modeling.timeline import emotion_timeline, load_classifier
 from serhub.recipes.data import embedded_dataset_path, load_dataset_dict
 from serhub.recipes.reporting import write_json
 
@@ -55,7 +55,7 @@ def main(argv=None):
         t = start + len(clip) / 16000
         truth.append({"start": start, "end": t, "label": names[test[int(i)]["emotion"]]})
     audio.append(np.zeros(16000, dtype=np.float32))
-    classifier = _pipeline(args.model)
+    classifier = load_classifier(args.model)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "joined.wav"
         sf.write(path, np.concatenate(audio), 16000)

@@ -190,7 +190,7 @@ def emotion_timeline(
         raise ValueError(f"vad must be 'silero' or 'none', got {vad!r}")
     if window <= 0 or hop <= 0 or max_segment <= 0 or smoothing < 1:
         raise ValueError("window, hop and max_segment must be > 0 and smoothing >= 1")
-    classifier = model if callable(model) else _pipeline(model)
+    classifier = model if callable(model) else load_classifier(model)
     config = getattr(getattr(classifier, "model", None), "config", None)
     order = [config.id2label[i] for i in range(len(config.id2label))] if config is not None else None
     if vad == "silero":
@@ -229,7 +229,8 @@ def emotion_timeline(
     return _label(_smooth(segments, smoothing))
 
 
-def _pipeline(model):
+def load_classifier(model):
+    """``pipeline("audio-classification")`` on any serhub model (a folder or Hub id)."""
     from transformers import pipeline
 
     return pipeline("audio-classification", model=str(model), trust_remote_code=True)
@@ -375,4 +376,4 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["emotion_timeline", "plot_timeline", "stream_audio", "write_timeline"]
+__all__ = ["emotion_timeline", "load_classifier", "plot_timeline", "stream_audio", "write_timeline"]
