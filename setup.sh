@@ -16,8 +16,9 @@ TORCH_FLAVOUR=${SERHUB_TORCH:-cpu}
 # ---- system packages -------------------------------------------------------------------------
 # ffmpeg: audio decoding (torchcodec, pipeline(file path)); espeak-ng: the synthetic emotion corpus;
 # asterisk-core-sounds-en(-wav): real telephone speech + transcripts (the ASR alignment corpus);
-# pocketsphinx-testdata: LibriVox utterances with transcripts (ASR checks of converted Whisper).
-APT_PACKAGES=(ffmpeg espeak-ng sox asterisk-core-sounds-en-wav asterisk-core-sounds-en pocketsphinx-testdata)
+# pocketsphinx-testdata: LibriVox utterances with transcripts (ASR checks of converted Whisper);
+# chromium: the headless browser that tests the demo page (app.py), driven by playwright.
+APT_PACKAGES=(ffmpeg espeak-ng sox asterisk-core-sounds-en-wav asterisk-core-sounds-en pocketsphinx-testdata chromium)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -1,0 +1,226 @@
+"""serhub demo: speech emotion recognition in the browser (a Gradio app, Hugging Face Spaces layout).
+
+    python app.py                                  # models found under outputs/ (what the recipes write)
+    python app.py --models path/to/models --port 7860
+    SERHUB_DEMO_MODELS=dir1:dir2 python app.py     # the same, for a Space's settings
+
+Upload or record audio, pick a model folder (or type a Hub id), and see the top labels with their
+probabilities. Input longer than ``--long_input`` seconds also gets the emotion timeline (voice
+activity segments classified one by one, ``serhub timeline``'s plot), and the whole file's labels
+are the duration-weighted mean of its segments. Audio-LLM models (EmoSLLM, Whisper-LLM) also write
+their answer, "| ASR: <transcript> | Emotion: <label>", shown beside the labels. Everything runs
+offline on the folders the recipes produce; with none trained yet the page says how to make one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no usage reporting
+
+DEFAULT_ROOTS = ("outputs",)
+LONG_INPUT_S = 12.0
+NO_MODEL_MESSAGE = (
+    "No trained serhub model was found under {roots}. Train one first, e.g. "
+    "`.venv/bin/accelerate launch recipes/ssl_classifier.py` (about 2 minutes on a CPU) writes "
+    "outputs/ssl_classifier, or type a model folder or Hub id in the box."
+)
+
+
+def find_models(roots) -> dict[str, str]:
+    """``{display name: folder}`` of the serhub models in ``roots`` (each root itself and its
+    sub-folders, one level deep): folders whose config.json names a serhub model type."""
+    found = {}
+    for root in map(Path, roots):
+        candidates = [root, *sorted(p for p in root.iterdir() if p.is_dir())] if root.is_dir() else []
+        for folder in candidates:
+            try:
+                model_type = json.loads((folder / "config.json").read_text()).get("model_type", "")
+            except (OSError, ValueError):
+                continue
+            if model_type.startswith("ser_"):
+                found[f"{folder.name} ({model_type[4:]})"] = str(folder)
+    return found
+
+
+@functools.lru_cache(maxsize=4)
+def _classifier(model: str):
+    from serhub.modeling.timeline import load_classifier
+
+    return load_classifier(model)
+
+
+@functools.lru_cache(maxsize=2)
+def _answer_writer(model: str):
+    """(processor, generation model) for audio-LLMs trained to write answers (EmoSLLM saves an
+    ``AudioLLMForConditionalGeneration``); None for models that only classify (a frozen-LLM
+    Whisper-LLM's free text would not be a transcript)."""
+    import serhub.modeling  # noqa: F401  (registers serhub's classes)
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoProcessor
+
+    config = AutoConfig.from_pretrained(model, trust_remote_code=True)
+    if config.model_type != "ser_audio_llm" or "AudioLLMForConditionalGeneration" not in (
+        config.architectures or []
+    ):
+        return None
+    processor = AutoProcessor.from_pretrained(model, trust_remote_code=True)
+    return processor, AutoModelForCausalLM.from_pretrained(model, trust_remote_code=True).eval()
+
+
+def write_answer(model: str, samples, max_new_tokens: int = 48) -> str | None:
+    """The audio-LLM's generated answer ("| ASR: <t> | Emotion: <label>") for 16 kHz ``samples``."""
+    import torch
+
+    parts = _answer_writer(model)
+    if parts is None:
+        return None
+    from serhub.modeling.prompting_audio_llm import ASR_PREFIX
+
+    processor, llm = parts
+    # the assistant turn starts with "| ASR:", as in the joint task's training answers
+    inputs = processor(
+        audio=samples, task="asr+ser", prompt_index=0, shuffle_labels=False, answer_prefix=ASR_PREFIX
+    )
+    with torch.no_grad():
+        out = llm.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+    written = processor.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    return f"{ASR_PREFIX} {written.strip()}"
+
+
+def transcript_of(answer: str | None) -> str:
+    """The transcript part of an "| ASR: <t> | Emotion: <label>" answer ("" when there is none)."""
+    match = re.search(r"ASR:\s*(.*?)\s*(\|\s*Emotion:|$)", answer or "", flags=re.S)
+    return match.group(1).strip() if match else ""
+
+
+def analyse(audio_path, model: str, long_input_s: float = LONG_INPUT_S, plot_dir=None) -> dict:
+    """Everything the page shows for one file: ``labels`` ({label: probability}), ``plot`` (the
+    timeline PNG for long input, else None), ``segments``, ``transcript`` and ``answer`` (audio-LLMs),
+    ``duration`` (s). Raises ValueError with what to do when the input or the model is unusable."""
+    import numpy as np
+    from serhub.modeling.timeline import duration, emotion_timeline, plot_timeline, stream_audio
+
+    if not audio_path:
+        raise ValueError("No audio: upload a file or record from the microphone first.")
+    if not model or not str(model).strip():
+        raise ValueError("No model: pick a model folder or type a folder path or Hub id.")
+    model = str(model).strip()
+    if (Path(model).exists() or model.startswith((".", "/"))) and not (Path(model) / "config.json").is_file():
+        raise ValueError(f"{model} is not a model folder (it has no config.json).")
+    try:
+        seconds = duration(audio_path)
+        samples = None
+        if seconds is None or seconds <= long_input_s:
+            samples = np.concatenate([np.zeros(0, np.float32), *stream_audio(audio_path)])
+            seconds = len(samples) / 16000
+    except (OSError, RuntimeError, ValueError) as error:
+        raise ValueError(f"Could not read {Path(audio_path).name} as audio: {error}") from error
+    classifier = _classifier(model)
+    result = {"duration": seconds, "plot": None, "segments": [], "answer": None, "transcript": ""}
+    if samples is not None:
+        if len(samples) == 0:
+            raise ValueError(f"{Path(audio_path).name} holds no audio samples.")
+        scores = classifier(samples, top_k=None)
+        result["labels"] = {s["label"]: float(s["score"]) for s in scores}
+        result["answer"] = write_answer(model, samples)
+        result["transcript"] = transcript_of(result["answer"])
+        return result
+    segments = emotion_timeline(audio_path, classifier, progress=False)
+    result["segments"] = segments
+    plot_dir = Path(plot_dir or tempfile.mkdtemp(prefix="serhub-demo-"))
+    result["plot"] = str(plot_timeline(segments, plot_dir / "timeline.png", title=Path(audio_path).name))
+    if segments:
+        weights = np.array([s["end"] - s["start"] for s in segments])
+        labels = list(segments[0]["probabilities"])
+        probs = np.array([[s["probabilities"][label] for label in labels] for s in segments])
+        result["labels"] = dict(zip(labels, map(float, weights @ probs / weights.sum())))
+    else:
+        result["labels"] = {}
+    return result
+
+
+def build_demo(roots=DEFAULT_ROOTS, long_input_s: float = LONG_INPUT_S):
+    import gradio as gr
+
+    models = find_models(roots)
+    choices = [(name, path) for name, path in models.items()]
+
+    def run(audio_path, picked, typed):
+        model = (typed or "").strip() or picked
+        if not model:
+            raise gr.Error(NO_MODEL_MESSAGE.format(roots=", ".join(map(str, roots))))
+        try:
+            result = analyse(audio_path, model, long_input_s)
+        except ValueError as error:
+            raise gr.Error(str(error)) from error
+        status = f"{result['duration']:.1f} s of audio, model {model}"
+        if result["segments"] or result["plot"]:
+            status += f"; {len(result['segments'])} speech segments (timeline below)"
+        return result["labels"], result["plot"], result["answer"] or "", status
+
+    with gr.Blocks(title="serhub: speech emotion recognition") as demo:
+        gr.Markdown(
+            "# serhub: speech emotion recognition\n"
+            "Upload or record speech, pick a model, press **Classify**. Input longer than "
+            f"{long_input_s:g} s also gets an emotion timeline."
+        )
+        if not models:
+            gr.Markdown(NO_MODEL_MESSAGE.format(roots=", ".join(map(str, roots))), elem_id="no-model")
+        with gr.Row():
+            with gr.Column():
+                audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="speech")
+                picked = gr.Dropdown(
+                    choices=choices,
+                    value=choices[0][1] if choices else None,
+                    label="model",
+                    elem_id="model",
+                )
+                typed = gr.Textbox(label="or a model folder / Hub id", placeholder="outputs/emosllm")
+                button = gr.Button("Classify", variant="primary", elem_id="classify")
+            with gr.Column():
+                labels = gr.Label(num_top_classes=5, label="emotion", elem_id="labels")
+                answer = gr.Textbox(
+                    label="the model's answer (audio-LLMs that write one: transcript, emotion)",
+                    interactive=False,
+                    elem_id="answer",
+                )
+                status = gr.Markdown(elem_id="status")
+        plot = gr.Image(label="emotion over time", type="filepath", interactive=False, elem_id="timeline")
+        button.click(run, [audio, picked, typed], [labels, plot, answer, status])
+    return demo
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    roots = os.environ.get("SERHUB_DEMO_MODELS")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=roots.split(os.pathsep) if roots else list(DEFAULT_ROOTS),
+        help="folders holding trained models (each folder and its sub-folders are searched)",
+    )
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    parser.add_argument(
+        "--long_input", type=float, default=LONG_INPUT_S, help="seconds above which a timeline is drawn"
+    )
+    args = parser.parse_args(argv)
+    import gradio as gr
+
+    # system fonts only: the default theme would fetch web fonts, and the demo must work offline
+    theme = gr.themes.Default(
+        font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]
+    )
+    build_demo(args.models, args.long_input).launch(
+        server_name=args.host, server_port=args.port, theme=theme, show_error=True
+    )
+
+
+if __name__ == "__main__":
+    main()

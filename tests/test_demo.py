@@ -1,0 +1,218 @@
+"""The Gradio demo (app.py): what it finds and computes, its errors, and the page itself driven in
+headless Chromium (Debian's browser, installed by setup.sh) with a real uploaded recording."""
+
+import importlib.util
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+sys.path.insert(0, str(Path(__file__).parent))
+from audio_llm_fixtures import LABELS, make_encoder, make_llm, make_tokenizer  # noqa: E402
+from test_speech_emotion import make  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+PROMPTS = Path("/usr/share/asterisk/sounds/en")
+spec = importlib.util.spec_from_file_location("serhub_demo_app", ROOT / "app.py")
+app = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(app)
+
+
+@pytest.fixture(scope="module")
+def models_root(tmp_path_factory):
+    """A folder as the recipes leave it: one trained model, and a folder that is not a model."""
+    root = tmp_path_factory.mktemp("outputs")
+    model, fe = make("whisper")
+    model.save_pretrained(root / "tiny_classifier")
+    fe.save_pretrained(root / "tiny_classifier")
+    # a tiny generative audio-LLM, saved as the emosllm recipe saves its model
+    import torch
+    from serhub.modeling import AudioLLMForConditionalGeneration
+
+    parts = tmp_path_factory.mktemp("parts")
+    tokenizer = make_tokenizer(parts / "llm")
+    make_llm(parts / "llm", "llama", len(tokenizer) + 1)
+    make_encoder(parts / "enc", "whisper")
+    torch.manual_seed(0)
+    llm_model, processor = AudioLLMForConditionalGeneration.from_pretrained_components(
+        parts / "enc", parts / "llm", LABELS, connector="linear"
+    )
+    llm_model.save_pretrained(root / "tiny_audio_llm")
+    processor.save_pretrained(root / "tiny_audio_llm")
+    (root / "notes").mkdir()
+    (root / "notes" / "config.json").write_text('{"model_type": "bert"}')
+    return root
+
+
+@pytest.fixture(scope="module")
+def short_wav():
+    return PROMPTS / "agent-alreadyon.wav"
+
+
+@pytest.fixture(scope="module")
+def long_wav(tmp_path_factory):
+    """~20 s: five real prompts with 1.5 s pauses between them."""
+    names = ["agent-alreadyon", "activated", "agent-loginok", "agent-newlocation", "conf-onlyperson"]
+    path = tmp_path_factory.mktemp("audio") / "long.wav"
+    inputs, filters = [], []
+    for i, name in enumerate(names):
+        inputs += ["-i", str(PROMPTS / f"{name}.wav")]
+        filters.append(f"[{i}:a]apad=pad_dur=1.5[a{i}]")
+    joined = "".join(f"[a{i}]" for i in range(len(names))) + f"concat=n={len(names)}:v=0:a=1"
+    graph = ";".join([*filters, joined])
+    command = ["ffmpeg", "-nostdin", "-v", "error", "-y", *inputs, "-filter_complex", graph, "-ar", "16000", str(path)]  # fmt: skip
+    subprocess.run(command, check=True)
+    return path
+
+
+def test_finds_the_serhub_models_only(models_root):
+    found = app.find_models([models_root, models_root / "missing"])
+    assert found == {
+        "tiny_audio_llm (audio_llm)": str(models_root / "tiny_audio_llm"),
+        "tiny_classifier (speech_emotion)": str(models_root / "tiny_classifier"),
+    }
+
+
+def test_short_input_gives_the_pipelines_labels(models_root, short_wav):
+    result = app.analyse(str(short_wav), str(models_root / "tiny_classifier"))
+    expected = app._classifier(str(models_root / "tiny_classifier"))(str(short_wav), top_k=None)
+    assert result["labels"] == pytest.approx({s["label"]: s["score"] for s in expected}, abs=1e-5)
+    assert result["plot"] is None and result["transcript"] == "" and result["answer"] is None
+
+
+def test_audio_llm_writes_its_answer(models_root, short_wav):
+    result = app.analyse(str(short_wav), str(models_root / "tiny_audio_llm"))
+    assert set(result["labels"]) == set(LABELS)
+    assert sum(result["labels"].values()) == pytest.approx(1.0, abs=1e-5)
+    assert result["answer"].startswith("| ASR:")  # random weights: the words are noise, the format is not
+    assert result["transcript"] == app.transcript_of(result["answer"])
+
+
+def test_long_input_gets_a_timeline(models_root, long_wav, tmp_path):
+    result = app.analyse(str(long_wav), str(models_root / "tiny_classifier"), plot_dir=tmp_path)
+    assert result["duration"] > 15
+    assert len(result["segments"]) >= 3
+    assert Path(result["plot"]).is_file() and Path(result["plot"]).stat().st_size > 1000
+    assert sum(result["labels"].values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_bad_input_gives_clear_errors(models_root, tmp_path, short_wav):
+    model = str(models_root / "tiny_classifier")
+    with pytest.raises(ValueError, match="No audio"):
+        app.analyse(None, model)
+    with pytest.raises(ValueError, match="No model"):
+        app.analyse(str(short_wav), " ")
+    with pytest.raises(ValueError, match="has no config.json"):
+        app.analyse(str(short_wav), str(tmp_path))
+    text = tmp_path / "notes.wav"
+    text.write_text("not audio at all")
+    with pytest.raises(ValueError, match="Could not read notes.wav as audio"):
+        app.analyse(str(text), model)
+    assert text.read_text() == "not audio at all"  # the user's file is untouched
+
+
+def test_transcript_is_read_from_the_answer():
+    assert app.transcript_of("| ASR: press one now | Emotion: happy") == "press one now"
+    assert app.transcript_of("| ASR: press one now") == "press one now"  # stopped before the label
+    assert app.transcript_of("free text") == ""
+    assert app.transcript_of(None) == ""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def running_app(models_root):
+    port = _free_port()
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    command = [sys.executable, str(ROOT / "app.py"), "--models", str(models_root), "--port", str(port), "--long_input", "12"]  # fmt: skip
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"app.py exited with {process.returncode}:\n{process.stdout.read()}")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        process.kill()
+        raise RuntimeError("app.py did not answer within 180 s")
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def _browser():
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("the browser test needs Debian's chromium: run ./setup.sh (it installs it)")
+    return sync_playwright(), chromium
+
+
+def test_page_in_a_real_browser_shows_label_and_timeline(running_app, models_root, long_wav, tmp_path):
+    expected = app.analyse(str(long_wav), str(models_root / "tiny_classifier"), plot_dir=tmp_path)["labels"]
+    top = max(expected, key=expected.get)
+    manager, chromium = _browser()
+    with manager as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, headless=True)
+        page = browser.new_page()
+        page.goto(running_app)
+        expect(page.locator("#model input")).to_have_value("tiny_audio_llm (audio_llm)", timeout=30_000)
+        page.locator("#model input").click()
+        page.get_by_role("option", name="tiny_classifier (speech_emotion)").click()
+        page.locator("input[type=file]").first.set_input_files(str(long_wav))
+        page.locator("audio").first.wait_for(state="attached", timeout=60_000)  # uploaded
+        page.locator("#classify").click()
+        heading = page.locator("#labels h2").first
+        heading.wait_for(timeout=120_000)
+        assert heading.inner_text().strip() == top
+        shown = page.locator("#labels").inner_text()
+        for label in expected:
+            assert label in shown
+        image = page.locator("#timeline img").first
+        image.wait_for(timeout=60_000)
+        page.wait_for_function(
+            "() => { const i = document.querySelector('#timeline img'); return i && i.complete && i.naturalWidth > 0 }",
+            timeout=30_000,
+        )
+        assert image.evaluate("i => i.naturalWidth") > 500
+        assert "speech segments" in page.locator("#status").inner_text()
+        browser.close()
+
+
+def test_page_shows_the_audio_llm_answer_then_a_clear_error(running_app, short_wav, tmp_path):
+    manager, chromium = _browser()
+    with manager as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, headless=True)
+        page = browser.new_page()
+        page.goto(running_app)
+        page.locator("input[type=file]").first.set_input_files(str(short_wav))
+        page.locator("audio").first.wait_for(state="attached", timeout=60_000)  # uploaded
+        page.locator("#classify").click()  # the first model: the tiny audio-LLM
+        expect(page.locator("#answer textarea")).to_have_value(re.compile(r"^\| ASR:"), timeout=120_000)
+        assert page.locator("#labels h2").first.inner_text().strip() in LABELS
+        page.get_by_label("or a model folder / Hub id").fill(str(tmp_path))
+        page.locator("#classify").click()
+        page.get_by_text("has no config.json").first.wait_for(timeout=60_000)
+        browser.close()
