@@ -18,7 +18,6 @@ import argparse
 import functools
 import json
 import os
-import re
 import tempfile
 from pathlib import Path
 
@@ -58,45 +57,23 @@ def _classifier(model: str):
 
 @functools.lru_cache(maxsize=2)
 def _answer_writer(model: str):
-    """(processor, generation model) for audio-LLMs trained to write answers (EmoSLLM saves an
-    ``AudioLLMForConditionalGeneration``); None for models that only classify (a frozen-LLM
-    Whisper-LLM's free text would not be a transcript)."""
-    import serhub.modeling  # noqa: F401  (registers serhub's classes)
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoProcessor
+    """Writes answers for audio-LLMs trained to (EmoSLLM); None for models that only classify."""
+    from serhub.modeling.timeline import load_answer_writer
 
-    config = AutoConfig.from_pretrained(model, trust_remote_code=True)
-    if config.model_type != "ser_audio_llm" or "AudioLLMForConditionalGeneration" not in (
-        config.architectures or []
-    ):
-        return None
-    processor = AutoProcessor.from_pretrained(model, trust_remote_code=True)
-    return processor, AutoModelForCausalLM.from_pretrained(model, trust_remote_code=True).eval()
+    return load_answer_writer(model)
 
 
-def write_answer(model: str, samples, max_new_tokens: int = 48) -> str | None:
-    """The audio-LLM's generated answer ("| ASR: <t> | Emotion: <label>") for 16 kHz ``samples``."""
-    import torch
-
-    parts = _answer_writer(model)
-    if parts is None:
-        return None
-    from serhub.modeling.prompting_audio_llm import ASR_PREFIX
-
-    processor, llm = parts
-    # the assistant turn starts with "| ASR:", as in the joint task's training answers
-    inputs = processor(
-        audio=samples, task="asr+ser", prompt_index=0, shuffle_labels=False, answer_prefix=ASR_PREFIX
-    )
-    with torch.no_grad():
-        out = llm.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-    written = processor.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
-    return f"{ASR_PREFIX} {written.strip()}"
+def write_answer(model: str, samples) -> str | None:
+    """The audio-LLM's written answer ("| ASR: <t> | Emotion: <label>") for 16 kHz ``samples``."""
+    writer = _answer_writer(model)
+    return writer([samples])[0] if writer is not None else None
 
 
 def transcript_of(answer: str | None) -> str:
     """The transcript part of an "| ASR: <t> | Emotion: <label>" answer ("" when there is none)."""
-    match = re.search(r"ASR:\s*(.*?)\s*(\|\s*Emotion:|$)", answer or "", flags=re.S)
-    return match.group(1).strip() if match else ""
+    from serhub.modeling.prompting_audio_llm import parse_answer
+
+    return parse_answer(answer or "")["transcript"] or ""
 
 
 def analyse(audio_path, model: str, long_input_s: float = LONG_INPUT_S, plot_dir=None) -> dict:
@@ -131,8 +108,13 @@ def analyse(audio_path, model: str, long_input_s: float = LONG_INPUT_S, plot_dir
         result["answer"] = write_answer(model, samples)
         result["transcript"] = transcript_of(result["answer"])
         return result
-    segments = emotion_timeline(audio_path, classifier, progress=False)
+    segments = emotion_timeline(
+        audio_path, classifier, progress=False, answers=_answer_writer(model) or False
+    )
     result["segments"] = segments
+    if segments and "answer" in segments[0]:
+        result["answer"] = "\n".join(f"{s['start']:.1f}-{s['end']:.1f} s: {s['answer']}" for s in segments)
+        result["transcript"] = " ".join(s["transcript"] for s in segments).strip()
     plot_dir = Path(plot_dir or tempfile.mkdtemp(prefix="serhub-demo-"))
     result["plot"] = str(plot_timeline(segments, plot_dir / "timeline.png", title=Path(audio_path).name))
     if segments:

@@ -110,6 +110,20 @@ def joint_answer(transcript: str, label: str | None = None) -> str:
     return f"{text} {label}" if label is not None else text
 
 
+def parse_answer(answer: str) -> dict:
+    """The parts of a written joint answer: ``{"transcript": str | None, "label": str | None}``
+    ("| ASR: press one | Emotion: happy" -> transcript "press one", label "happy"); a part that is
+    not there (a generation stopped early, free text) is None."""
+    transcript = label = None
+    text = answer or ""
+    if ASR_PREFIX in text:
+        rest = text.split(ASR_PREFIX, 1)[1]
+        transcript = rest.split(EMOTION_PREFIX, 1)[0].strip()
+    if EMOTION_PREFIX in text:
+        label = text.split(EMOTION_PREFIX, 1)[1].strip().split("\n")[0].strip() or None
+    return {"transcript": transcript, "label": label}
+
+
 def answer_segments(task: str, transcript: str | None, label: str | None, end: str) -> list[tuple[str, bool]]:
     """The answer as (text, is_transcript) pieces, tokenised one by one: the joint answer is
     "| ASR: <t> | Emotion:" then " <label><end>", so a label's tokens are those the classifier

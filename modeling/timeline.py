@@ -12,7 +12,9 @@ blocks, and only the segments being classified are held. ``--vad none`` classifi
 k-1 neighbours. Writes ``timeline.json``, ``timeline.csv`` and ``timeline.png`` (class probabilities
 over time, segments shaded by label). In Python, :func:`emotion_timeline` returns the segment dicts.
 
-A segment is ``{"start": s, "end": s, "label": str, "score": p, "probabilities": {label: p}}``.
+A segment is ``{"start": s, "end": s, "label": str, "score": p, "probabilities": {label: p}}``, plus
+``"dimensions": {"arousal": x, ...}`` when the model has a dimensional head, and ``"answer"`` /
+``"transcript"`` when it is an audio-LLM that writes answers ("| ASR: <t> | Emotion: <label>", EmoSLLM).
 Long input goes through this function rather than ``pipeline(..., chunk_length_s=...)``: transformers'
 chunking is for CTC/seq2seq ASR (it stitches token streams); an emotion label per window needs the
 speech boundaries, the windows and the per-window probabilities kept apart.
@@ -32,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from .file_utils import atomic_write, check_output_dir
+from .prompting_audio_llm import parse_answer
 
 SAMPLING_RATE = 16000
 VAD_FRAME = 512  # samples per Silero VAD frame at 16 kHz
@@ -181,9 +184,12 @@ def emotion_timeline(
     batch_size: int = 8,
     progress: bool = True,
     pad: float = 0.03,
+    answers=None,
 ) -> list[dict]:
     """Segments of ``audio_path`` with their emotion; ``model``: a path, Hub id or a ready
-    ``pipeline("audio-classification")``. Empty when the file has no speech."""
+    ``pipeline("audio-classification")``. Empty when the file has no speech. ``answers``: also write
+    each segment's answer and transcript (audio-LLMs trained to write them; None: whenever the model
+    can, False: never, True: required, or a ready ``load_answer_writer`` result)."""
     from tqdm.auto import tqdm
 
     if vad not in ("silero", "none"):
@@ -193,6 +199,17 @@ def emotion_timeline(
     classifier = model if callable(model) else load_classifier(model)
     config = getattr(getattr(classifier, "model", None), "config", None)
     order = [config.id2label[i] for i in range(len(config.id2label))] if config is not None else None
+    dimensions = list(getattr(config, "dimensions", None) or [])
+    writer = answers if callable(answers) else None  # a ready load_answer_writer(...) result
+    if writer is None and answers is not False:
+        source = (
+            model
+            if not callable(model)
+            else getattr(getattr(classifier, "model", None), "name_or_path", None)
+        )
+        writer = load_answer_writer(source) if source else None
+        if answers and writer is None:
+            raise ValueError(f"{source} does not write answers (only audio-LLMs saved for generation do)")
     if vad == "silero":
         regions, _ = speech_regions(
             audio_path, min_speech=min_speech, max_segment=max_segment, progress=progress, pad=pad
@@ -205,13 +222,22 @@ def emotion_timeline(
 
     def flush():
         results = classifier(list(batch), top_k=None)
-        for (start, end), scores in zip(spans, results):
+        values = dimensional_values(classifier, batch) if dimensions else [None] * len(batch)
+        written = writer(list(batch)) if writer else [None] * len(batch)
+        for (start, end), scores, dims, answer in zip(spans, results, values, written):
             probabilities = {r["label"]: float(r["score"]) for r in scores}
             if order:  # the model's label order, so every file's columns are the same
                 probabilities = {label: probabilities[label] for label in order}
-            segments.append(
-                {"start": start / SAMPLING_RATE, "end": end / SAMPLING_RATE, "probabilities": probabilities}
-            )
+            segment = {
+                "start": start / SAMPLING_RATE,
+                "end": end / SAMPLING_RATE,
+                "probabilities": probabilities,
+            }
+            if dims is not None:
+                segment["dimensions"] = dict(zip(dimensions, dims))
+            if answer is not None:
+                segment["answer"], segment["transcript"] = answer, parse_answer(answer)["transcript"] or ""
+            segments.append(segment)
         bar.update(len(batch))
         batch.clear()
         spans.clear()
@@ -236,15 +262,65 @@ def load_classifier(model):
     return pipeline("audio-classification", model=str(model), trust_remote_code=True)
 
 
+def dimensional_values(classifier, clips: list[np.ndarray]) -> list[list[float]]:
+    """The dimensional head's predictions (arousal, valence, ... as ``config.dimensions`` names them)
+    for 16 kHz clips, through the pipeline's own feature extractor and model, one batch."""
+    import torch
+
+    inputs = classifier.feature_extractor(
+        list(clips), sampling_rate=SAMPLING_RATE, return_tensors="pt", padding=True
+    )
+    with torch.no_grad():
+        out = classifier.model(**{k: v.to(classifier.model.device) for k, v in inputs.items()})
+    return out.dimensional.float().cpu().tolist()
+
+
+def load_answer_writer(model, max_new_tokens: int = 48):
+    """For an audio-LLM saved to write answers (an ``AudioLLMForConditionalGeneration``, as EmoSLLM
+    saves it): a function from a list of 16 kHz clips to their answers, "| ASR: <t> | Emotion: <label>"
+    (greedy, the assistant turn started with "| ASR:" as in training). None for any other model (a
+    classifier, or a Whisper-LLM whose frozen LLM was never taught to answer)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoProcessor
+
+    from .prompting_audio_llm import ASR_PREFIX
+
+    config = AutoConfig.from_pretrained(str(model), trust_remote_code=True)
+    if config.model_type != "ser_audio_llm" or "AudioLLMForConditionalGeneration" not in (
+        config.architectures or []
+    ):
+        return None
+    processor = AutoProcessor.from_pretrained(str(model), trust_remote_code=True)
+    llm = AutoModelForCausalLM.from_pretrained(str(model), trust_remote_code=True).eval()
+
+    def write(clips: list[np.ndarray]) -> list[str]:
+        inputs = processor(
+            audio=list(clips), task="asr+ser", prompt_index=0, shuffle_labels=False, answer_prefix=ASR_PREFIX
+        )
+        with torch.no_grad():
+            out = llm.generate(**inputs.to(llm.device), max_new_tokens=max_new_tokens, do_sample=False)
+        texts = processor.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+        return [f"{ASR_PREFIX} {t.strip()}" for t in texts]
+
+    return write
+
+
 def _smooth(segments: list[dict], k: int) -> list[dict]:
+    """Each segment's probabilities (and dimensions) averaged with its k-1 neighbours."""
     if k == 1 or not segments:
         return segments
-    labels = list(segments[0]["probabilities"])
-    probs = np.array([[s["probabilities"][label] for label in labels] for s in segments])
-    kernel = np.ones(k) / k
-    padded = np.pad(probs, ((k // 2, k - 1 - k // 2), (0, 0)), mode="edge")
-    smoothed = np.stack([np.convolve(padded[:, j], kernel, mode="valid") for j in range(len(labels))], axis=1)
-    return [{**s, "probabilities": dict(zip(labels, map(float, p)))} for s, p in zip(segments, smoothed)]
+    out = [dict(s) for s in segments]
+    for key in ("probabilities", "dimensions"):
+        if key not in segments[0]:
+            continue
+        names = list(segments[0][key])
+        values = np.array([[s[key][name] for name in names] for s in segments])
+        padded = np.pad(values, ((k // 2, k - 1 - k // 2), (0, 0)), mode="edge")
+        kernel = np.ones(k) / k
+        smoothed = np.stack([np.convolve(padded[:, j], kernel, mode="valid") for j in range(len(names))], 1)
+        for segment, row in zip(out, smoothed):
+            segment[key] = dict(zip(names, map(float, row)))
+    return out
 
 
 def _label(segments: list[dict]) -> list[dict]:
@@ -258,6 +334,7 @@ def _label(segments: list[dict]) -> list[dict]:
                 "label": label,
                 "score": score,
                 "probabilities": s["probabilities"],
+                **{k: s[k] for k in ("dimensions", "answer", "transcript") if k in s},
             }
         )
     return out
@@ -271,13 +348,27 @@ def write_timeline(
     check_output_dir(output_dir, overwrite)
     output_dir.mkdir(parents=True, exist_ok=True)
     labels = list(segments[0]["probabilities"]) if segments else []
+    dimensions = list(segments[0].get("dimensions", {})) if segments else []
+    written = bool(segments) and "transcript" in segments[0]
     record = {"source": source, "model": model, "labels": labels, "segments": segments}
+    if dimensions:
+        record["dimensions"] = dimensions
     atomic_write(
         output_dir / "timeline.json", lambda tmp: tmp.write_text(json.dumps(record, indent=2) + "\n")
     )
     table = io.StringIO()
     writer = csv.writer(table)
-    writer.writerow(["start", "end", "label", "score", *[f"p_{label}" for label in labels]])
+    writer.writerow(
+        [
+            "start",
+            "end",
+            "label",
+            "score",
+            *[f"p_{label}" for label in labels],
+            *dimensions,
+            *(["transcript"] if written else []),
+        ]
+    )
     for s in segments:
         writer.writerow(
             [
@@ -286,6 +377,8 @@ def write_timeline(
                 s["label"],
                 round(s["score"], 6),
                 *[round(s["probabilities"][label], 6) for label in labels],
+                *[round(s["dimensions"][name], 6) for name in dimensions],
+                *([s["transcript"]] if written else []),
             ]
         )
     atomic_write(output_dir / "timeline.csv", lambda tmp: tmp.write_text(table.getvalue()))
@@ -300,7 +393,11 @@ def plot_timeline(segments: list[dict], path, title: str = "") -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(12, 3.5))
+    dimensions = list(segments[0].get("dimensions", {})) if segments else []
+    if dimensions:
+        fig, (ax, dim_ax) = plt.subplots(2, 1, figsize=(12, 6), sharex=True, height_ratios=(3, 2))
+    else:
+        fig, ax = plt.subplots(figsize=(12, 3.5))
     labels = list(segments[0]["probabilities"]) if segments else []
     colours = {label: plt.cm.tab10(i % 10) for i, label in enumerate(labels)}
     for s in segments:
@@ -314,7 +411,16 @@ def plot_timeline(segments: list[dict], path, title: str = "") -> Path:
             xs += [s["start"], s["end"]]
             ys += [s["probabilities"][label]] * 2
         ax.plot(xs, ys, color=colours[label], label=label, lw=1.2)
-    ax.set_xlabel("time (s)")
+    if dimensions:  # arousal / valence / dominance as the model predicts them, one line each
+        for i, name in enumerate(dimensions):
+            xs = [t for s in segments for t in (s["start"], s["end"])]
+            ys = [s["dimensions"][name] for s in segments for _ in range(2)]
+            dim_ax.plot(xs, ys, color=plt.cm.Dark2(i % 8), label=name, lw=1.2)
+        dim_ax.set_xlabel("time (s)")
+        dim_ax.set_ylabel("dimension")
+        dim_ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+    else:
+        ax.set_xlabel("time (s)")
     ax.set_ylabel("probability")
     ax.set_ylim(0, 1)
     ax.set_title(title + ("" if segments else " (no speech found)"))
@@ -341,6 +447,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument(
+        "--answers",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="write each segment's transcript with an audio-LLM that writes answers (auto: when it can)",
+    )
+    parser.add_argument(
         "--overwrite",
         action="store_true",
         help="write into a non-empty folder (its timeline files are replaced)",
@@ -360,6 +472,7 @@ def run(args: argparse.Namespace) -> list[dict]:
         args.smoothing,
         args.batch_size,
         pad=args.pad,
+        answers={"auto": None, "yes": True, "no": False}[getattr(args, "answers", "auto")],
     )
     write_timeline(segments, args.output_dir, str(args.audio), str(args.model), overwrite=args.overwrite)
     print(f"{len(segments)} segments -> {args.output_dir}/timeline.json, .csv, .png")
@@ -376,4 +489,12 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["emotion_timeline", "load_classifier", "plot_timeline", "stream_audio", "write_timeline"]
+__all__ = [
+    "dimensional_values",
+    "emotion_timeline",
+    "load_answer_writer",
+    "load_classifier",
+    "plot_timeline",
+    "stream_audio",
+    "write_timeline",
+]

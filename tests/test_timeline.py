@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from serhub.modeling.timeline import emotion_timeline, fixed_windows, main, stream_audio
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -139,3 +140,55 @@ def test_a_stream_stopped_early_ends_quietly(speech_with_pause):
     first = next(blocks)
     assert first.dtype == np.float32 and len(first) == 16000
     blocks.close()  # ffmpeg is stopped; no error for the part never read
+
+
+def test_dimensions_when_the_model_has_a_dimensional_head(speech_with_pause, tmp_path):
+    model, fe = make("whisper", dimensions=["arousal", "valence", "dominance"])
+    folder = tmp_path / "avd"
+    model.save_pretrained(folder)
+    fe.save_pretrained(folder)
+    path, *_ = speech_with_pause
+    main([str(path), "--model", str(folder), "--output_dir", str(tmp_path / "out")])
+    record = json.loads((tmp_path / "out" / "timeline.json").read_text())
+    assert record["dimensions"] == ["arousal", "valence", "dominance"] and len(record["segments"]) == 2
+    rows = list(csv.DictReader((tmp_path / "out" / "timeline.csv").open()))
+    assert list(rows[0])[-3:] == ["arousal", "valence", "dominance"]
+    # each segment's values are the model's own on that stretch of audio, alone (batched == one by one)
+    audio = np.concatenate(list(stream_audio(path)))
+    for segment, row in zip(record["segments"], rows):
+        piece = audio[int(segment["start"] * 16000) : int(segment["end"] * 16000)]
+        inputs = fe([piece], sampling_rate=16000, return_tensors="pt")
+        with torch.no_grad():
+            direct = model(**inputs).dimensional[0].tolist()
+        assert list(segment["dimensions"].values()) == pytest.approx(direct, abs=1e-4)
+        assert float(row["valence"]) == pytest.approx(direct[1], abs=1e-4)
+
+
+def test_transcripts_from_an_audio_llm_that_writes_answers(speech_with_pause, tmp_path, model_dir):
+    from audio_llm_fixtures import LABELS as LLM_LABELS
+    from audio_llm_fixtures import make_encoder, make_llm, make_tokenizer
+    from serhub.modeling import AudioLLMForConditionalGeneration
+
+    parts = tmp_path / "parts"
+    tokenizer = make_tokenizer(parts / "llm")
+    make_llm(parts / "llm", "llama", len(tokenizer) + 1)
+    make_encoder(parts / "enc", "whisper")
+    torch.manual_seed(0)
+    llm, processor = AudioLLMForConditionalGeneration.from_pretrained_components(
+        parts / "enc", parts / "llm", LLM_LABELS, connector="linear"
+    )
+    llm.save_pretrained(tmp_path / "audio_llm")
+    processor.save_pretrained(tmp_path / "audio_llm")
+    path, *_ = speech_with_pause
+    main([str(path), "--model", str(tmp_path / "audio_llm"), "--output_dir", str(tmp_path / "out")])
+    record = json.loads((tmp_path / "out" / "timeline.json").read_text())
+    assert len(record["segments"]) == 2
+    for s in record["segments"]:
+        assert s["answer"].startswith("| ASR:") and isinstance(s["transcript"], str)
+    rows = list(csv.DictReader((tmp_path / "out" / "timeline.csv").open()))
+    assert list(rows[0])[-1] == "transcript"
+    assert [r["transcript"] for r in rows] == [s["transcript"] for s in record["segments"]]
+    # a classifier writes none, and asking for them says so
+    assert "transcript" not in emotion_timeline(path, str(model_dir), progress=False)[0]
+    with pytest.raises(ValueError, match="does not write answers"):
+        emotion_timeline(path, str(model_dir), progress=False, answers=True)
