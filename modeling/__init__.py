@@ -12,9 +12,11 @@ from transformers import (
 )
 
 from .configuration_audio_llm import AudioLLMConfig
+from .configuration_ensemble import EnsembleConfig
 from .configuration_speech_emotion import SpeechEmotionConfig
 from .feature_extraction_speech_emotion import SpeechEmotionFeatureExtractor
 from .modeling_audio_llm import AudioLLMForAudioClassification, AudioLLMForConditionalGeneration
+from .modeling_ensemble import EnsembleForAudioClassification
 from .modeling_speech_emotion import SpeechEmotionForAudioClassification
 from .processing_audio_llm import AudioLLMProcessor
 
@@ -40,11 +42,21 @@ AudioLLMForConditionalGeneration.register_for_auto_class("AutoModel")
 AudioLLMForAudioClassification.register_for_auto_class("AutoModelForAudioClassification")
 AudioLLMProcessor.register_for_auto_class("AutoProcessor")
 
+# ensembles of classifiers (members referenced by path or Hub id)
+AutoConfig.register(EnsembleConfig.model_type, EnsembleConfig, exist_ok=True)
+AutoModel.register(EnsembleConfig, EnsembleForAudioClassification, exist_ok=True)
+AutoModelForAudioClassification.register(EnsembleConfig, EnsembleForAudioClassification, exist_ok=True)
+AutoFeatureExtractor.register(EnsembleConfig, SpeechEmotionFeatureExtractor, exist_ok=True)
+EnsembleConfig.register_for_auto_class()
+EnsembleForAudioClassification.register_for_auto_class("AutoModelForAudioClassification")
+
 __all__ = [
     "AudioLLMConfig",
     "AudioLLMForAudioClassification",
     "AudioLLMForConditionalGeneration",
     "AudioLLMProcessor",
+    "EnsembleConfig",
+    "EnsembleForAudioClassification",
     "SpeechEmotionConfig",
     "SpeechEmotionFeatureExtractor",
     "SpeechEmotionForAudioClassification",
