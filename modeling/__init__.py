@@ -8,16 +8,19 @@ from transformers import (
     AutoModel,
     AutoModelForAudioClassification,
     AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
     AutoProcessor,
 )
 
 from .configuration_audio_llm import AudioLLMConfig
 from .configuration_ensemble import EnsembleConfig
 from .configuration_speech_emotion import SpeechEmotionConfig
+from .configuration_text_llm import TextLLMConfig
 from .feature_extraction_speech_emotion import SpeechEmotionFeatureExtractor
 from .modeling_audio_llm import AudioLLMForAudioClassification, AudioLLMForConditionalGeneration
 from .modeling_ensemble import EnsembleForAudioClassification
 from .modeling_speech_emotion import SpeechEmotionForAudioClassification
+from .modeling_text_llm import TextLLMForSequenceClassification
 from .processing_audio_llm import AudioLLMProcessor
 
 # speech-encoder classifier
@@ -42,6 +45,13 @@ AudioLLMForConditionalGeneration.register_for_auto_class("AutoModel")
 AudioLLMForAudioClassification.register_for_auto_class("AutoModelForAudioClassification")
 AudioLLMProcessor.register_for_auto_class("AutoProcessor")
 
+# text-LLM classifier (transcripts)
+AutoConfig.register(TextLLMConfig.model_type, TextLLMConfig, exist_ok=True)
+AutoModel.register(TextLLMConfig, TextLLMForSequenceClassification, exist_ok=True)
+AutoModelForSequenceClassification.register(TextLLMConfig, TextLLMForSequenceClassification, exist_ok=True)
+TextLLMConfig.register_for_auto_class()
+TextLLMForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
+
 # ensembles of classifiers (members referenced by path or Hub id)
 AutoConfig.register(EnsembleConfig.model_type, EnsembleConfig, exist_ok=True)
 AutoModel.register(EnsembleConfig, EnsembleForAudioClassification, exist_ok=True)
@@ -60,4 +70,6 @@ __all__ = [
     "SpeechEmotionConfig",
     "SpeechEmotionFeatureExtractor",
     "SpeechEmotionForAudioClassification",
+    "TextLLMConfig",
+    "TextLLMForSequenceClassification",
 ]

@@ -257,6 +257,56 @@ class QueryPoolingMapper(nn.Module):
         return self.norm(x[:, :q])
 
 
+def score_labels(
+    language_model, embeds, attention_mask, positions, label_ids: list[list[int]]
+) -> torch.Tensor:
+    """log p(label | prompt) for every label: (B, C), from a causal LM's next-token distribution after
+    a left-padded prompt (so the last position is every row's answer position). Multi-token labels
+    use their full likelihood: each row's KV cache is copied once per label and continued with the
+    label's tokens. Shared by the audio-LLM and text-LLM classifiers (THAU's label scoring)."""
+    out = language_model(
+        inputs_embeds=embeds,
+        attention_mask=attention_mask,
+        position_ids=positions,
+        use_cache=True,
+        logits_to_keep=1,
+    )
+    first = out.logits[:, -1].float().log_softmax(-1)  # left padding: the last position is the answer's
+    scores = torch.stack([first[:, ids[0]] for ids in label_ids], dim=-1)  # B, C
+    longest = max(len(ids) for ids in label_ids)
+    if longest == 1:
+        return scores
+    # continue every row with each label's tokens 0..k-2 on a copy of the prompt's cache; the
+    # output at continuation position j predicts token j+1 of the label
+    b, c = embeds.shape[0], len(label_ids)
+    inputs = torch.zeros(c, longest - 1, dtype=torch.long, device=embeds.device)
+    targets = torch.zeros(c, longest - 1, dtype=torch.long, device=embeds.device)
+    valid = torch.zeros(c, longest - 1, dtype=torch.long, device=embeds.device)
+    for j, ids in enumerate(label_ids):
+        inputs[j, : len(ids) - 1] = torch.tensor(ids[:-1])
+        targets[j, : len(ids) - 1] = torch.tensor(ids[1:])
+        valid[j, : len(ids) - 1] = 1
+    cache = out.past_key_values
+    cache.batch_repeat_interleave(c)
+    mask = torch.cat([attention_mask.repeat_interleave(c, 0), valid.repeat(b, 1)], 1)
+    cont_positions = (
+        positions[:, -1:].repeat_interleave(c, 0) + 1 + torch.arange(longest - 1, device=embeds.device)
+    )
+    logp = (
+        language_model(
+            input_ids=inputs.repeat(b, 1),
+            attention_mask=mask,
+            position_ids=cont_positions,
+            past_key_values=cache,
+            use_cache=True,
+        )
+        .logits.float()
+        .log_softmax(-1)
+    )  # B*C, k-1, V
+    rest = (logp.gather(-1, targets.repeat(b, 1)[..., None]).squeeze(-1) * valid.repeat(b, 1)).sum(-1)
+    return scores + rest.view(b, c)
+
+
 __all__ = [
     "AttentiveStatisticsPooling",
     "ClassificationHead",
@@ -264,5 +314,6 @@ __all__ = [
     "QueryPoolingMapper",
     "sinusoidal_positions",
     "RunningFrameNorm",
+    "score_labels",
     "WeightedLayerSum",
 ]
