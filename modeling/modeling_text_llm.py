@@ -90,13 +90,16 @@ class TextLLMForSequenceClassification(PreTrainedModel):
         labels: list[str],
         classification_mode: str = "label_logits",
         instruction: str = INSTRUCTION,
+        model_kwargs: dict | None = None,
         **config_kwargs,
     ):
-        """A classifier around a pretrained causal LLM (folder or Hub id): ``(model, tokenizer)``."""
+        """A classifier around a pretrained causal LLM (folder or Hub id): ``(model, tokenizer)``.
+        ``model_kwargs`` go to ``AutoModelForCausalLM.from_pretrained`` (``dtype``, ``device_map``
+        for a large model on GPUs); the LLM is used as loaded, never copied."""
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(str(text_model))
-        llm = AutoModelForCausalLM.from_pretrained(str(text_model))
+        llm = AutoModelForCausalLM.from_pretrained(str(text_model), **(model_kwargs or {}))
         config = TextLLMConfig(
             text_config=llm.config,
             labels=labels,
@@ -108,8 +111,13 @@ class TextLLMForSequenceClassification(PreTrainedModel):
             else tokenizer.eos_token_id,
             **config_kwargs,
         )
-        model = cls(config)
-        model.language_model.load_state_dict(llm.state_dict())
+        with torch.device("meta"):  # no second copy of the LLM: the loaded one is put in place
+            model = cls(config)
+        model.language_model = llm
+        for name in ("pooling", "classifier"):
+            if hasattr(model, name):
+                part = getattr(model, name).to_empty(device=llm.device).to(llm.dtype)
+                part.apply(model._init_weights)
         return model.eval(), tokenizer
 
     def enable_lora(self):

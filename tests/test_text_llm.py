@@ -188,3 +188,24 @@ def test_recipe_refuses_a_dataset_without_transcripts(tiny_llm, tmp_path):
              "--output_dir", str(tmp_path / "out")]
         )  # fmt: skip
     assert not (tmp_path / "out" / "eval_results.json").exists()
+
+
+def test_zero_shot_scores_transcripts_without_training(tiny_llm, text_dataset, tmp_path):
+    from serhub.recipes import zero_shot
+
+    model, tokenizer = TextLLMForSequenceClassification.from_llm(tiny_llm, LABELS)
+    probabilities = zero_shot.classify_transcripts(model, tokenizer, TEXTS, batch_size=3)
+    assert probabilities.shape == (len(TEXTS), len(LABELS))
+    assert torch.allclose(probabilities.sum(-1), torch.ones(len(TEXTS)))
+    results = zero_shot.main(
+        ["--model", str(tiny_llm), "--dataset_name_or_path", text_dataset, "--output_dir", str(tmp_path / "zs"),
+         "--bootstrap", "20"]
+    )  # fmt: skip
+    assert set(results) == {"validation", "test"} and "macro_f1_ci_low" in results["test"]
+    saved = json.loads((tmp_path / "zs" / "eval_results.json").read_text())
+    assert saved["input"] == "transcript" and saved["test"]["macro_f1"] == results["test"]["macro_f1"]
+    # the zero-shot classifier is saved as a text classifier (an ensemble member, a pipeline)
+    classifier = pipeline("text-classification", model=str(tmp_path / "zs"), trust_remote_code=True)
+    expected = model(**tokenizer([TEXTS[0]], return_tensors="pt")).logits.softmax(-1)[0]
+    scores = {s["label"]: s["score"] for s in classifier(TEXTS[0], top_k=None)}
+    assert [scores[label] for label in LABELS] == pytest.approx(expected.tolist(), abs=1e-5)
