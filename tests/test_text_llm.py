@@ -209,3 +209,32 @@ def test_zero_shot_scores_transcripts_without_training(tiny_llm, text_dataset, t
     expected = model(**tokenizer([TEXTS[0]], return_tensors="pt")).logits.softmax(-1)[0]
     scores = {s["label"]: s["score"] for s in classifier(TEXTS[0], top_k=None)}
     assert [scores[label] for label in LABELS] == pytest.approx(expected.tolist(), abs=1e-5)
+
+
+def test_lora_sweep_runs_each_point_once_and_tabulates(tiny_llm, text_dataset, tmp_path, monkeypatch):
+    import csv
+
+    from serhub.recipes import sweep
+
+    common = ["--text_model_name_or_path", str(tiny_llm), "--dataset_name_or_path", text_dataset,
+              "--method", "pooling_head", "--num_train_epochs", "2", "--learning_rate", "1e-2",
+              "--gradient_checkpointing", "false", "--bootstrap", "20"]  # fmt: skip
+    rows = sweep.main(["--recipe", "text_llm", "--output_dir", str(tmp_path / "sw"), "--grid", "lora_r=2,4",
+                       "lora_alpha=8", "--", *common])  # fmt: skip
+    assert [(r["lora_r"], r["lora_alpha"]) for r in rows] == [("2", "8"), ("4", "8")]
+    table = list(csv.DictReader((tmp_path / "sw" / "sweep.csv").open()))
+    assert len(table) == 2 and all(0 <= float(r["test_macro_f1"]) <= 1 and r["test_ci_low"] for r in table)
+    assert (tmp_path / "sw" / "sweep.png").stat().st_size > 3000
+    saved = json.loads((tmp_path / "sw" / "lora_r-4_lora_alpha-8" / "config.json").read_text())
+    assert saved["lora_r"] == 4
+    # a re-run finds every point finished and trains nothing
+    calls = []
+    monkeypatch.setattr(text_llm, "main", lambda argv: calls.append(argv))
+    again = sweep.main(["--recipe", "text_llm", "--output_dir", str(tmp_path / "sw"), "--grid", "lora_r=2,4",
+                        "lora_alpha=8", "--", *common])  # fmt: skip
+    assert calls == [] and [r["test_macro_f1"] for r in again] == [r["test_macro_f1"] for r in rows]
+    with pytest.raises(ValueError, match="both in the grid and after --"):
+        sweep.main(["--recipe", "text_llm", "--output_dir", str(tmp_path / "x"), "--grid", "lora_r=2", "--",
+                    "--lora_r", "4"])  # fmt: skip
+    with pytest.raises(ValueError, match="key=v1,v2"):
+        sweep.main(["--recipe", "text_llm", "--output_dir", str(tmp_path / "x"), "--grid", "lora_r"])
