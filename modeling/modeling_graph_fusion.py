@@ -436,7 +436,8 @@ class GraphFusionForAudioClassification(PreTrainedModel):
             config = AutoConfig.from_pretrained(path)
             speech_configs.append(config)
             model = AutoModel.from_pretrained(path)
-            encoder = model.get_encoder() if config.model_type == "whisper" else model  # Whisper: its encoder only
+            # Whisper contributes its encoder only
+            encoder = model.get_encoder() if config.model_type == "whisper" else model
             speech_states.append(encoder.state_dict())
         text_config = AutoConfig.from_pretrained(text_model) if text_model else None
         asr_config = AutoConfig.from_pretrained(asr_model) if asr_model else None

@@ -261,7 +261,9 @@ def main(argv=None):
                 "LLM": model_args.text_model_name_or_path,
                 "method": model_args.method,
                 "LoRA r / alpha": f"{model_args.lora_r} / {model_args.lora_alpha}",
-                "loss": "LM loss on the answer (SFT)" if model_args.method == "sft" else model_args.classification_loss,
+                "loss": "LM loss on the answer (SFT)"
+                if model_args.method == "sft"
+                else model_args.classification_loss,
                 "learning rate": training_args.learning_rate,
                 "epochs": training_args.num_train_epochs,
             },
