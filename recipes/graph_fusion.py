@@ -61,7 +61,10 @@ class GraphFusionArguments:
         default="offline:whisper-tiny.en", metadata={"help": "writes the transcripts"}
     )
     transcripts: str = field(
-        default="asr", metadata={"help": "asr (as at inference) | dataset (the corpus's own)"}
+        default="dataset", metadata={"help": "training/validation text: dataset (the corpus's own) | asr"}
+    )
+    test_transcripts: str = field(
+        default="asr", metadata={"help": "test text: asr (the model's own ASR, as deployed) | dataset"}
     )
     transcript_column: str = "transcript"
     use_f0: bool = True
@@ -84,7 +87,7 @@ class GraphFusionArguments:
 CACHE_KEYS = ("text", "text_mask", "f0_histogram", "f0_mask")
 
 
-def extract_split(model, fe, dataset, args: GraphFusionArguments, batch_size: int) -> dict:
+def extract_split(model, fe, dataset, source: str, args: GraphFusionArguments, batch_size: int) -> dict:
     """One split through the frozen parts: every branch's summary, on the CPU, as tensors/lists."""
     from tqdm.auto import tqdm
 
@@ -94,7 +97,7 @@ def extract_split(model, fe, dataset, args: GraphFusionArguments, batch_size: in
         rows = audio[start : start + batch_size]
         clips = [np.asarray(a["array"], dtype=np.float32) for a in rows["audio"]]
         inputs = fe(clips, sampling_rate=16000, return_tensors="pt")
-        given = [t or "" for t in rows[args.transcript_column]] if args.transcripts == "dataset" else None
+        given = [t or "" for t in rows[args.transcript_column]] if source == "dataset" else None
         with torch.no_grad():
             s = model.summaries(
                 inputs["input_features"], inputs["attention_mask"], inputs.get("pitch_hz"),
@@ -239,8 +242,11 @@ def main(argv=None):
     args, data_args, run_args, training_args, push_to_hub = start_run(
         (GraphFusionArguments, DataArguments, RunArguments, TrainingArguments), DEFAULT_CONFIG, argv
     )
-    if args.transcripts not in ("asr", "dataset"):
-        raise ValueError(f"--transcripts must be asr or dataset, got {args.transcripts!r}")
+    for name in ("transcripts", "test_transcripts"):
+        if getattr(args, name) not in ("asr", "dataset"):
+            raise ValueError(f"--{name} must be asr or dataset, got {getattr(args, name)!r}")
+        if getattr(args, name) == "asr" and args.text_model and not args.asr_model:
+            raise ValueError(f"--{name} asr needs --asr_model (or use dataset transcripts)")
     out = Path(training_args.output_dir)
     raw = load_dataset_dict(data_args.dataset_name_or_path)
     labels = resolve_labels(raw, data_args)
@@ -278,7 +284,7 @@ def main(argv=None):
     # ---- the frozen parts, once per split (cached)
     key = fingerprint("graph_fusion-features", settings.get("data.train"), settings.get("data.validation"),
                       settings.get("data.test"), args.speech_models, args.text_model, args.asr_model,
-                      args.transcripts, args.use_f0, labels)  # fmt: skip
+                      args.transcripts, args.test_transcripts, args.use_f0, labels)  # fmt: skip
     caches = {}
     for name, split in splits.items():
         path = out / "features" / f"{split}-{key[:16]}.pt"
@@ -287,7 +293,8 @@ def main(argv=None):
             continue
         logger.info("frozen features of %s (%d clips), once", split, len(raw[split]))
         data = encode_labels(raw[split], data_args.label_column, labels)
-        caches[name] = extract_split(base, fe, data, args, training_args.per_device_eval_batch_size)
+        source = args.test_transcripts if name == "test" else args.transcripts
+        caches[name] = extract_split(base, fe, data, source, args, training_args.per_device_eval_batch_size)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, lambda tmp, c=caches[name]: torch.save(c, tmp))
     feature_seconds = time.time() - start
@@ -360,7 +367,7 @@ def main(argv=None):
         "labels": labels,
         "ablation": [{k: v for k, v in r.items() if k != "test"} for r in rows],
         "components": base.config.component_names,
-        "transcripts_from": args.transcripts,
+        "transcripts_from": {"train/validation": args.transcripts, "test": args.test_transcripts},
         "transcript_examples": transcripts[:5],
         "feature_extraction_s": round(feature_seconds, 1),
         "runtime_s": round(time.time() - start, 1),
