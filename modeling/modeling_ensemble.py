@@ -200,6 +200,8 @@ class EnsembleForAudioClassification(PreTrainedModel):
                 model=resolve_reference(self.config.asr_model, None),
                 device=self.device,
             )
+            if self._asr.tokenizer.pad_token is None:  # batched decoding pads with the end token
+                self._asr.tokenizer.pad_token = self._asr.tokenizer.eos_token
         return [
             r["text"].strip() for r in self._asr([c.astype(np.float32) for c in clips], batch_size=len(clips))
         ]

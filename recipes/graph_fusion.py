@@ -298,11 +298,14 @@ def main(argv=None):
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, lambda tmp, c=caches[name]: torch.save(c, tmp))
     feature_seconds = time.time() - start
-    base_state = {
-        k: v
-        for k, v in base.state_dict().items()
-        if k.startswith(("speech_encoders.", "text_encoder.", "asr."))
-    }
+    # the summaries standardised with training-set statistics (kept in the model: inference does the same)
+    train_cache = caches["train"]
+    base.feature_stats.fit(
+        {k: v for k, v in train_cache.items() if k.startswith("speech_") or k == "text"},
+        {"text": train_cache["text_mask"]} if "text_mask" in train_cache else None,
+    )
+    frozen = ("speech_encoders.", "text_encoder.", "asr.", "feature_stats.")
+    base_state = {k: v for k, v in base.state_dict().items() if k.startswith(frozen)}
     available = base.config.available_branches()
     # ---- the ablation (each row resumable) and the saved model
     plan = ablation_rows(args, available) if args.ablation else []
