@@ -36,6 +36,8 @@ class GraphFusionConfig(PreTrainedConfig):
     fusion: "gat" (modalities as a fully connected graph, multi-head GATv2 attention), "cross_attention"
         (HCAM-like: every node attends to the others with scaled dot-product attention) or "concat".
     hidden_size, fusion_heads, fusion_layers, mlp_size, dropout: the fusion and the SwiGLU classifier.
+    modality_dropout: in training, each present node is masked with this probability (one always
+        stays), so the fusion does not lean on one modality and copes when one is missing.
     labels, loss_type, class_counts, ...: as the speech classifier (weighted CE by default, as the paper).
     """
 
@@ -59,6 +61,7 @@ class GraphFusionConfig(PreTrainedConfig):
         fusion_layers: int = 2,
         mlp_size: int = 256,
         dropout: float = 0.1,
+        modality_dropout: float = 0.0,
         labels: list[str] | None = None,
         loss_type: str = "weighted_ce",
         class_counts: list[int] | None = None,
@@ -95,6 +98,9 @@ class GraphFusionConfig(PreTrainedConfig):
         self.fusion_layers = fusion_layers
         self.mlp_size = mlp_size
         self.dropout = dropout
+        if not 0.0 <= modality_dropout < 1.0:
+            raise ValueError(f"modality_dropout must be in [0, 1), got {modality_dropout}")
+        self.modality_dropout = modality_dropout
         self.labels = list(labels or [])
         self.loss_type = loss_type
         self.class_counts = list(class_counts) if class_counts is not None else None

@@ -394,6 +394,13 @@ class GraphFusionForAudioClassification(PreTrainedModel):
 
     def fuse(self, summaries: dict, labels: torch.Tensor | None = None) -> GraphFusionOutput:
         nodes, mask = self.nodes(summaries)
+        present = mask
+        p = getattr(self.config, "modality_dropout", 0.0)
+        if self.training and p > 0 and mask.shape[1] > 1:
+            keep = torch.rand(mask.shape, device=mask.device) >= p
+            dropped = mask & keep
+            # never every node of a clip: where all would go, the clip keeps what it had
+            mask = torch.where(dropped.any(-1, keepdim=True), dropped, mask)
         safe = mask.clone()
         safe[~mask.any(-1), 0] = True  # a clip with no modality at all: one node keeps softmaxes finite
         if self.config.fusion == "concat":

@@ -77,6 +77,9 @@ class GraphFusionArguments:
     fusion_layers: int = 2
     mlp_size: int = 256
     dropout: float = 0.2
+    modality_dropout: float = field(
+        default=0.2, metadata={"help": "share of nodes masked per clip in training"}
+    )
     f0_bins: int = 256
     spectral_channels: int = 16
     classification_loss: str = "weighted_ce"
@@ -271,7 +274,7 @@ def main(argv=None):
         asr_model=resolve_pretrained(args.asr_model) if args.asr_model else None,
         use_f0=args.use_f0, use_spectral=args.use_spectral, fusion=args.fusion, hidden_size=args.hidden_size,
         fusion_heads=args.fusion_heads, fusion_layers=args.fusion_layers, mlp_size=args.mlp_size,
-        dropout=args.dropout, f0_bins=args.f0_bins, spectral_channels=args.spectral_channels,
+        dropout=args.dropout, modality_dropout=args.modality_dropout, f0_bins=args.f0_bins, spectral_channels=args.spectral_channels,
         loss_type=args.classification_loss, class_counts=counts,
     )  # fmt: skip
     base.config.component_names = {
