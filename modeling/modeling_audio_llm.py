@@ -515,6 +515,12 @@ class AudioLLMForAudioClassification(AudioLLMPreTrainedModel):
         audio = input_values if input_values is not None else input_features
         mode = self.config.classification_mode
         if input_ids is None:
+            if self.config.prompt.get("reads_transcript"):
+                raise ValueError(
+                    "this model reads the transcript with the audio (ABHINAYA ST1): build its inputs with "
+                    "AudioLLMProcessor(audio=[clip], text=[transcript], task='ser'), or put it in an "
+                    "EnsembleForAudioClassification, whose members get transcripts from its ASR pass"
+                )
             if audio is None and encoder_hidden_states is None:
                 raise ValueError(
                     "pass audio (input_values / input_features), encoder_hidden_states, or input_ids"

@@ -420,7 +420,7 @@ class GraphFusionForAudioClassification(PreTrainedModel):
                 c.loss_type, c.class_counts, focal_gamma=c.focal_gamma, vs_gamma=c.vs_gamma, vs_tau=c.vs_tau
             ).to(logits.device)(logits.float(), labels.long())
         return GraphFusionOutput(
-            loss=loss, logits=logits, node_mask=mask, transcripts=summaries.get("transcripts")
+            loss=loss, logits=logits, node_mask=present, transcripts=summaries.get("transcripts")
         )
 
     def forward(

@@ -110,6 +110,8 @@ class CachedAudioLLMCollator:
     class_targets: bool = False  # put class ids in "labels" (classification training)
     fixed_prompt: bool = False
     answer_prefix: str | None = None
+    # ABHINAYA ST1: the clip's transcript goes into the prompt beside the audio (rows need "transcript")
+    transcript_in_prompt: bool = False
     seed: int = 0
     # "asr+ser" only: share of batches that ask for the emotion alone (EmoSLLM's SER-only prompt),
     # so that the direct label_logits readout is trained as well as the joint answer
@@ -151,6 +153,7 @@ class CachedAudioLLMCollator:
                 answers["transcripts"] = [r["transcript"] for r in rows]
         batch = self.processor(
             audio_token_counts=counts,
+            text=[r["transcript"] or "" for r in rows] if self.transcript_in_prompt else None,
             task=task,
             prompt_index=0 if self.fixed_prompt else None,
             shuffle_labels=not self.fixed_prompt,

@@ -49,10 +49,17 @@ class CrossValidationArguments:
         default=0,
         metadata={"help": "stratified k-fold cross-validation over train+validation (THAU: 5); 0: off"},
     )
+    transcript_in_prompt: bool = field(
+        default=False,
+        metadata={
+            "help": "ABHINAYA ST1: the transcript (--transcript_column) goes into the prompt with the audio"
+        },
+    )
+    transcript_column: str = "transcript"
 
 
 def train_and_evaluate(
-    model_args, data_args, training_args, labels, splits, eval_split: str, output_dir: str
+    model_args, data_args, training_args, labels, splits, eval_split: str, output_dir: str, with_text=False
 ):
     """Train the projector on ``splits['train']`` (cached), keep the best epoch by macro-F1 on
     ``splits[eval_split]``; returns (classifier, trainer, processor, train seconds)."""
@@ -62,6 +69,8 @@ def train_and_evaluate(
     classifier = model.as_classifier("label_logits")
     classifier.config.loss_type, classifier.config.class_counts = model_args.loss_type, counts
     classifier.config.backbone_weights = "referenced"  # checkpoints hold the projector, not the backbones
+    if with_text:  # ST1: the pipeline alone cannot give it a transcript; the model says so
+        classifier.config.prompt["reads_transcript"] = True
     classifier.train()
     logger.info("%s; class counts %s", classifier.trainable_parameters(), dict(zip(labels, counts)))
 
@@ -82,7 +91,9 @@ def train_and_evaluate(
         args=args,
         train_dataset=splits["train"],
         eval_dataset=splits[eval_split],
-        data_collator=CachedAudioLLMCollator(processor, "ser", labels, class_targets=True, fixed_prompt=True),
+        data_collator=CachedAudioLLMCollator(
+            processor, "ser", labels, class_targets=True, fixed_prompt=True, transcript_in_prompt=with_text
+        ),
         processing_class=processor,
         compute_metrics=compute_metrics,
         callbacks=[timer := EpochTimer()],
@@ -110,14 +121,24 @@ def predict(trainer, dataset, labels, bootstrap=0, seed=0) -> dict:
     )
 
 
-def encode_splits(model_args, data_args, training_args, raw, labels) -> tuple[dict, float]:
-    """Every split through the frozen encoder once (cached): the only time the encoder runs."""
+def encode_splits(model_args, data_args, training_args, raw, labels, text_column=None) -> tuple[dict, float]:
+    """Every split through the frozen encoder once (cached): the only time the encoder runs. With
+    ``text_column`` (ST1) the transcripts are kept beside the cached states, as "transcript"."""
     encoder_model, processor = build_model(model_args, labels)
     start = time.time()
     cached = {}
     with training_args.main_process_first(desc="encoder cache"):
         for s in [s for s in (data_args.train_split, data_args.eval_split, data_args.test_split) if s]:
             audio = raw[s].cast_column("audio", datasets.Audio(sampling_rate=16000))
+            if text_column:
+                if text_column not in audio.column_names:
+                    raise ValueError(
+                        f"--transcript_in_prompt needs transcripts: split {s!r} has no {text_column!r} column "
+                        f"(columns: {audio.column_names}); set --transcript_column"
+                    )
+                if text_column != "transcript":
+                    audio = audio.remove_columns([c for c in ["transcript"] if c in audio.column_names])
+                    audio = audio.rename_column(text_column, "transcript")
             cached[s] = cache_split(
                 encoder_model,
                 processor,
@@ -125,12 +146,14 @@ def encode_splits(model_args, data_args, training_args, raw, labels) -> tuple[di
                 f"{training_args.output_dir}/encoder_cache",
                 s,
                 training_args.per_device_eval_batch_size,
-                ("labels",),
+                ("labels", "transcript") if text_column else ("labels",),
             )
     return cached, time.time() - start
 
 
-def cross_validate(model_args, data_args, training_args, labels, cached, num_folds: int) -> dict:
+def cross_validate(
+    model_args, data_args, training_args, labels, cached, num_folds: int, with_text=False
+) -> dict:
     """THAU's stratified k-fold cross-validation over train + validation; each fold trains anew."""
     from serhub.datasets_scripts.splits import stratified_kfold
 
@@ -145,7 +168,7 @@ def cross_validate(model_args, data_args, training_args, labels, cached, num_fol
     ):
         fold = {"train": pool.select(train_idx), "held_out": pool.select(held_idx)}
         _, trainer, _, _ = train_and_evaluate(
-            model_args, data_args, fold_args, labels, fold, "held_out", f"{out}/fold{k}"
+            model_args, data_args, fold_args, labels, fold, "held_out", f"{out}/fold{k}", with_text
         )
         scores.append(predict(trainer, fold["held_out"], labels)["macro_f1"])
         logger.info("fold %d: macro-F1 %.4f", k, scores[-1])
@@ -200,7 +223,8 @@ def main(argv=None):
         out, "whisper_llm", settings, run_args.overwrite_output_dir, training_args.process_index == 0
     )
     require_splits(raw, [s for s in (data_args.train_split, data_args.eval_split, data_args.test_split) if s])
-    cached, encode_seconds = encode_splits(model_args, data_args, training_args, raw, labels)
+    text_column = cv_args.transcript_column if cv_args.transcript_in_prompt else None
+    cached, encode_seconds = encode_splits(model_args, data_args, training_args, raw, labels, text_column)
     summary = {
         "encoder_cache_s": round(encode_seconds, 1),
         "labels": labels,
@@ -208,13 +232,13 @@ def main(argv=None):
     }
     if cv_args.num_folds:
         summary["cross_validation"] = cross_validate(
-            model_args, data_args, training_args, labels, cached, cv_args.num_folds
+            model_args, data_args, training_args, labels, cached, cv_args.num_folds, bool(text_column)
         )
 
     # ------------------------------------------------------------------ train, evaluate, finish
     splits = {"train": cached[data_args.train_split], data_args.eval_split: cached[data_args.eval_split]}
     classifier, trainer, processor, seconds = train_and_evaluate(
-        model_args, data_args, training_args, labels, splits, data_args.eval_split, out
+        model_args, data_args, training_args, labels, splits, data_args.eval_split, out, bool(text_column)
     )
     results = {data_args.eval_split: predict(trainer, cached[data_args.eval_split], labels)}
     if data_args.test_split:

@@ -348,6 +348,57 @@ def test_whisper_llm_recipe(tiny, tmp_path):
     assert len(clf(np.zeros(8000, dtype=np.float32) + 0.01, top_k=2)) == 2
 
 
+def test_whisper_llm_st1_reads_the_transcript_with_the_audio(tiny, tmp_path):
+    """ABHINAYA ST1: the transcript goes into the prompt; the saved model says what it needs."""
+    from serhub.modeling import AudioLLMForAudioClassification, AudioLLMProcessor
+    from serhub.recipes.audio_llm_common import CachedAudioLLMCollator
+
+    out = tmp_path / "st1"
+    whisper_llm.main(
+        model_args(tiny)
+        + [
+            "--output_dir",
+            str(out),
+            "--num_train_epochs",
+            "1",
+            "--connector",
+            "linear",
+            "--transcript_in_prompt",
+            "true",
+        ]
+    )
+    results = json.loads((out / "eval_results.json").read_text())
+    assert 0.0 <= results["test"]["macro_f1"] <= 1.0
+    model = AudioLLMForAudioClassification.from_pretrained(out).eval()
+    processor = AudioLLMProcessor.from_pretrained(out)
+    assert model.config.prompt["reads_transcript"]
+    clip = np.zeros(8000, dtype=np.float32) + 0.01
+    with pytest.raises(ValueError, match="reads the transcript with the audio"):
+        pipeline("audio-classification", model=str(out), trust_remote_code=True)(clip)
+    # with the processor, the transcript's tokens are in the prompt and the scores come
+    inputs = processor(
+        audio=[clip], text=["please call me back"], task="ser", prompt_index=0, shuffle_labels=False
+    )
+    without = processor(audio=[clip], task="ser", prompt_index=0, shuffle_labels=False)
+    assert inputs["input_ids"].shape[1] > without["input_ids"].shape[1]
+    with torch.no_grad():
+        assert torch.isfinite(model(**inputs).logits).all()
+    # the training collator puts each row's transcript in its prompt
+    rows = [
+        {
+            "encoder_hidden_states": np.zeros((4, 8), np.float32),
+            "labels": 0,
+            "transcript": "please call me back",
+        }
+    ]
+    batch = CachedAudioLLMCollator(
+        processor, "ser", ["neutral"], class_targets=True, fixed_prompt=True, transcript_in_prompt=True
+    )(rows)
+    text_ids = processor.tokenizer("please call me back", add_special_tokens=False)["input_ids"]
+    row = batch["input_ids"][0].tolist()
+    assert any(row[i : i + len(text_ids)] == text_ids for i in range(len(row)))
+
+
 def test_whisper_llm_stratified_cross_validation(tiny, tmp_path, capsys):
     out = tmp_path / "cv"
     whisper_llm.main(
