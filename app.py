@@ -98,7 +98,10 @@ def analyse(audio_path, model: str, long_input_s: float = LONG_INPUT_S, plot_dir
             seconds = len(samples) / 16000
     except (OSError, RuntimeError, ValueError) as error:
         raise ValueError(f"Could not read {Path(audio_path).name} as audio: {error}") from error
-    classifier = _classifier(model)
+    try:
+        classifier = _classifier(model)
+    except (OSError, ValueError) as error:  # not a folder, not on the Hub, or no network to reach it
+        raise ValueError(f"Could not load the model {model}: {str(error).splitlines()[0]}") from error
     result = {"duration": seconds, "plot": None, "segments": [], "answer": None, "transcript": ""}
     if samples is not None:
         if len(samples) == 0:

@@ -112,6 +112,8 @@ def test_bad_input_gives_clear_errors(models_root, tmp_path, short_wav):
         app.analyse(str(short_wav), " ")
     with pytest.raises(ValueError, match="has no config.json"):
         app.analyse(str(short_wav), str(tmp_path))
+    with pytest.raises(ValueError, match="Could not load the model someone/no-such-model"):
+        app.analyse(str(short_wav), "someone/no-such-model")  # a Hub id, offline
     text = tmp_path / "notes.wav"
     text.write_text("not audio at all")
     with pytest.raises(ValueError, match="Could not read notes.wav as audio"):
