@@ -18,7 +18,9 @@ TORCH_FLAVOUR=${SERHUB_TORCH:-cpu}
 # asterisk-core-sounds-en(-wav): real telephone speech + transcripts (the ASR alignment corpus);
 # pocketsphinx-testdata: LibriVox utterances with transcripts (ASR checks of converted Whisper);
 # chromium: the headless browser that tests the demo page (app.py), driven by playwright.
-APT_PACKAGES=(ffmpeg espeak-ng sox asterisk-core-sounds-en-wav asterisk-core-sounds-en pocketsphinx-testdata chromium)
+# wordnet-base, wordnet-sense-index: WordNet 3.0 for METEOR (metrics/text_metrics).
+APT_PACKAGES=(ffmpeg espeak-ng sox asterisk-core-sounds-en-wav asterisk-core-sounds-en pocketsphinx-testdata chromium
+  wordnet-base wordnet-sense-index)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
