@@ -27,7 +27,7 @@ import datasets
 import numpy as np
 import torch
 from serhub.metrics.ser_metrics.ser_metrics import classification_metrics
-from serhub.modeling import EnsembleForAudioClassification
+from serhub.modeling import EnsembleConfig, EnsembleForAudioClassification
 from serhub.modeling.file_utils import atomic_write
 from serhub.modeling.modeling_ensemble import hard_vote, resolve_reference, soft_vote
 from serhub.recipes.arguments import CONFIGS, DataArguments, RunArguments, start_run
@@ -229,12 +229,16 @@ def main(argv=None):
     )
     best = max((r for r in rows if r["voting"] != "single"), key=lambda r: r[f"{valid}_macro_f1"])
     chosen = [m for m in members if m["name"] in best["members"].split("+")]
-    final = EnsembleForAudioClassification.from_members(
-        chosen,
-        voting=best["voting"],
-        tie_breaker=breaker if breaker in best["members"].split("+") else chosen[0]["name"],
-        asr_model=args.asr_model if any(m["input"] == "transcript" for m in chosen) else None,
-        labels=labels,
+    # the chosen ensemble is saved as configuration and code: its members were loaded and checked
+    # above, and are not loaded a second time just to be written down
+    final = EnsembleForAudioClassification(
+        EnsembleConfig(
+            chosen,
+            voting=best["voting"],
+            tie_breaker=breaker if breaker in best["members"].split("+") else chosen[0]["name"],
+            asr_model=args.asr_model if any(m["input"] == "transcript" for m in chosen) else None,
+            labels=labels,
+        )
     )
     final.save_pretrained(out)
     report_split = test or valid

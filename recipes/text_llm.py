@@ -127,6 +127,15 @@ def build_classifier(args: TextLLMArguments, labels: list[str], counts: list[int
     return model, tokenizer
 
 
+def run_training(trainer, out: str):
+    """Train (resuming from the folder's last complete checkpoint) and keep the epochs' timings."""
+    last = last_complete_checkpoint(out) if Path(out).is_dir() else None
+    trainer.train(resume_from_checkpoint=last)
+    timer = next(c for c in trainer.callback_handler.callbacks if isinstance(c, EpochTimer))
+    trainer.epoch_seconds = timer.epoch_seconds
+    return trainer
+
+
 def train_sft(model, tokenizer, splits, training_args, args, labels, out):
     """THAU: supervised fine-tuning of the LLM (LoRA) with TRL, the loss on the answer only."""
     from trl import SFTTrainer
@@ -141,12 +150,9 @@ def train_sft(model, tokenizer, splits, training_args, args, labels, out):
         train_dataset=train,
         eval_dataset=valid,
         processing_class=tokenizer,
-        callbacks=[timer := EpochTimer()],
+        callbacks=[EpochTimer()],
     )
-    last = last_complete_checkpoint(out) if Path(out).is_dir() else None
-    trainer.train(resume_from_checkpoint=last)
-    trainer.epoch_seconds = timer.epoch_seconds
-    return trainer
+    return run_training(trainer, out)
 
 
 def train_pooling_head(model, tokenizer, splits, training_args, args, labels, out):
@@ -176,12 +182,9 @@ def train_pooling_head(model, tokenizer, splits, training_args, args, labels, ou
         data_collator=DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
         compute_metrics=compute_metrics,
-        callbacks=[timer := EpochTimer()],
+        callbacks=[EpochTimer()],
     )
-    last = last_complete_checkpoint(out) if Path(out).is_dir() else None
-    trainer.train(resume_from_checkpoint=last)
-    trainer.epoch_seconds = timer.epoch_seconds
-    return trainer
+    return run_training(trainer, out)
 
 
 def main(argv=None):
