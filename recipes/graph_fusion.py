@@ -211,6 +211,69 @@ def ablation_rows(args: GraphFusionArguments, available: list[str]) -> list[tupl
     return rows
 
 
+def frozen_features(base, fe, raw, splits, key, args, label_column, labels, out: Path, batch_size) -> dict:
+    """Every split through the frozen parts once; later runs load ``features/<split>-<key>.pt``."""
+    caches = {}
+    for name, split in splits.items():
+        path = out / "features" / f"{split}-{key[:16]}.pt"
+        if path.is_file():
+            caches[name] = torch.load(path, weights_only=False)
+            continue
+        logger.info("frozen features of %s (%d clips), once", split, len(raw[split]))
+        data = encode_labels(raw[split], label_column, labels)
+        source = args.test_transcripts if name == "test" else args.transcripts
+        caches[name] = extract_split(base, fe, data, source, args, batch_size)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda tmp, c=caches[name]: torch.save(c, tmp))
+    return caches
+
+
+def table_row(name: str, validation: float, test: dict) -> dict:
+    return {
+        "model": name,
+        "validation_macro_f1": validation,
+        "test_macro_f1": test["macro_f1"],
+        "test_ci": [test["macro_f1_ci_low"], test["macro_f1_ci_high"]],
+        "test_ua": test["unweighted_accuracy"],
+        "test": test,
+    }
+
+
+def run_ablation(plan, final_name, base, base_state, caches, labels, training_args, bootstrap, out: Path):
+    """Train (or reload the finished record of) every planned row, then the vote of the three
+    fusions; returns the table, the model of ``final_name`` and its training history."""
+    rows, probabilities, final_model, final_history = [], {}, None, []
+    seed = training_args.seed
+    for name, overrides in plan:
+        record = out / "ablation" / f"{name.replace(', ', '_').replace(' ', '_')}.json"
+        config = copy.deepcopy(base.config)
+        for k, v in overrides.items():
+            setattr(config, k, v)
+        if name == final_name or not record.is_file():  # the saved model is always the one trained now
+            logger.info("training %s", name)
+            model, history = train_variant(base_state, config, caches, training_args, seed)
+            row = {
+                "model": name, "history": history,
+                "validation_macro_f1": evaluate(model, caches["validation"], labels)["macro_f1"],
+                "test_probabilities": predict(model, caches["test"]).tolist(),
+            }  # fmt: skip
+            if name == final_name:
+                final_model, final_history = model, history
+            record.parent.mkdir(parents=True, exist_ok=True)
+            write_json(record, row)
+        else:
+            row = json.loads(record.read_text())
+        probabilities[name] = torch.tensor(row["test_probabilities"])
+        test = evaluate(None, caches["test"], labels, bootstrap, seed, probabilities[name])
+        rows.append(table_row(name, row["validation_macro_f1"], test))
+    fusions = [f"all, {f}" for f in ("gat", "cross_attention", "concat") if f"all, {f}" in probabilities]
+    if len(fusions) >= 3:  # majority vote of the three fusions (ties: GAT's answer)
+        voted = hard_vote(torch.stack([probabilities[f] for f in fusions], 1), tie_breaker=0)
+        test = evaluate(None, caches["test"], labels, bootstrap, seed, voted)
+        rows.append(table_row("vote of the 3 fusions", float("nan"), test))
+    return rows, final_model, final_history
+
+
 def write_table(rows: list[dict], out: Path) -> None:
     import matplotlib
 
@@ -288,18 +351,8 @@ def main(argv=None):
     key = fingerprint("graph_fusion-features", settings.get("data.train"), settings.get("data.validation"),
                       settings.get("data.test"), args.speech_models, args.text_model, args.asr_model,
                       args.transcripts, args.test_transcripts, args.use_f0, labels)  # fmt: skip
-    caches = {}
-    for name, split in splits.items():
-        path = out / "features" / f"{split}-{key[:16]}.pt"
-        if path.is_file():
-            caches[name] = torch.load(path, weights_only=False)
-            continue
-        logger.info("frozen features of %s (%d clips), once", split, len(raw[split]))
-        data = encode_labels(raw[split], data_args.label_column, labels)
-        source = args.test_transcripts if name == "test" else args.transcripts
-        caches[name] = extract_split(base, fe, data, source, args, training_args.per_device_eval_batch_size)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda tmp, c=caches[name]: torch.save(c, tmp))
+    caches = frozen_features(base, fe, raw, splits, key, args, data_args.label_column, labels, out,
+                             training_args.per_device_eval_batch_size)  # fmt: skip
     feature_seconds = time.time() - start
     # the summaries standardised with training-set statistics (kept in the model: inference does the same)
     train_cache = caches["train"]
@@ -315,42 +368,9 @@ def main(argv=None):
     final_name = f"all, {args.fusion}"
     if final_name not in [name for name, _ in plan]:
         plan.append((final_name, {"branches": available, "fusion": args.fusion}))
-    rows, probabilities, final_model, final_history = [], {}, None, []
-    for name, overrides in plan:
-        record = out / "ablation" / f"{name.replace(', ', '_').replace(' ', '_')}.json"
-        config = copy.deepcopy(base.config)
-        for k, v in overrides.items():
-            setattr(config, k, v)
-        must_train = name == final_name or not record.is_file()
-        if must_train:
-            logger.info("training %s", name)
-            model, history = train_variant(base_state, config, caches, training_args, training_args.seed)
-            test_probs = predict(model, caches["test"])
-            row = {
-                "model": name, "history": history,
-                "validation_macro_f1": evaluate(model, caches["validation"], labels)["macro_f1"],
-                "test_probabilities": test_probs.tolist(),
-            }  # fmt: skip
-            if name == final_name:
-                final_model, final_history = model, history
-            record.parent.mkdir(parents=True, exist_ok=True)
-            write_json(record, row)
-        else:
-            row = json.loads(record.read_text())
-        probabilities[name] = torch.tensor(row["test_probabilities"])
-        test = evaluate(
-            None, caches["test"], labels, data_args.bootstrap, training_args.seed, probabilities[name]
-        )
-        rows.append({"model": name, "validation_macro_f1": row["validation_macro_f1"], "test_macro_f1": test["macro_f1"],
-                     "test_ci": [test["macro_f1_ci_low"], test["macro_f1_ci_high"]], "test_ua": test["unweighted_accuracy"],
-                     "test": test})  # fmt: skip
-    fusions = [f"all, {f}" for f in ("gat", "cross_attention", "concat") if f"all, {f}" in probabilities]
-    if len(fusions) >= 3:  # majority vote of the three fusions (ties: GAT's answer)
-        voted = hard_vote(torch.stack([probabilities[f] for f in fusions], 1), tie_breaker=0)
-        test = evaluate(None, caches["test"], labels, data_args.bootstrap, training_args.seed, voted)
-        rows.append({"model": "vote of the 3 fusions", "validation_macro_f1": float("nan"), "test_macro_f1": test["macro_f1"],
-                     "test_ci": [test["macro_f1_ci_low"], test["macro_f1_ci_high"]], "test_ua": test["unweighted_accuracy"],
-                     "test": test})  # fmt: skip
+    rows, final_model, final_history = run_ablation(
+        plan, final_name, base, base_state, caches, labels, training_args, data_args.bootstrap, out
+    )
     final = next(r for r in rows if r["model"] == final_name)
     # ---- save the model (with its tokenizers and feature extractor), the table, the card
     final_model.tokenizers = base.tokenizers
