@@ -8,7 +8,7 @@ import numpy as np
 from transformers import BatchFeature
 
 from .feature_extraction_speech_emotion import SpeechEmotionFeatureExtractor, _to_float_mono
-from .prosody import track_pitch
+from .prosody import pad_pitch, track_pitch
 
 
 class GraphFusionFeatureExtractor(SpeechEmotionFeatureExtractor):
@@ -41,10 +41,7 @@ class GraphFusionFeatureExtractor(SpeechEmotionFeatureExtractor):
         clips = [_to_float_mono(x, i) for i, x in enumerate(raw_speech if batched else [raw_speech])]
         data = dict(out)
         if self.with_pitch:
-            tracks = [track_pitch(x, self.sampling_rate) for x in clips]
-            pitch = np.full((len(tracks), max(len(t) for t in tracks)), -1.0, dtype=np.float32)
-            for i, t in enumerate(tracks):
-                pitch[i, : len(t)] = t
+            pitch = pad_pitch([track_pitch(x, self.sampling_rate) for x in clips])
             data["pitch_hz"] = pitch
         if self.with_waveform:
             longest = max(1, max(len(x) for x in clips))

@@ -19,11 +19,11 @@ no part in attention or pooling, and is never a zero vector passed off as data.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 from transformers import AutoModel, PreTrainedModel
@@ -36,6 +36,14 @@ from .prosody import quantize_f0
 from .speech_encoder import SpeechEncoder
 
 ASR_TOKENIZER, TEXT_TOKENIZER = "asr_tokenizer", "text_tokenizer"
+
+
+@functools.lru_cache(maxsize=2)
+def _whisper_features(n_mels: int):
+    """The ASR sub-model's own 30-s log-mel input (built once: its mel filters cost a few ms)."""
+    from transformers import WhisperFeatureExtractor
+
+    return WhisperFeatureExtractor(feature_size=n_mels)
 
 
 @dataclass
@@ -307,8 +315,6 @@ class GraphFusionForAudioClassification(PreTrainedModel):
     @torch.no_grad()
     def transcribe(self, input_values: torch.Tensor, audio_attention_mask: torch.Tensor | None) -> list[str]:
         """Transcripts from the ASR sub-model (Whisper), one per clip."""
-        from transformers import WhisperFeatureExtractor
-
         if getattr(self, "asr", None) is None:
             raise ValueError("this model has no ASR sub-model (asr_config): pass transcripts=[...]")
         lengths = (
@@ -317,7 +323,7 @@ class GraphFusionForAudioClassification(PreTrainedModel):
             else [input_values.shape[-1]] * len(input_values)
         )
         clips = [row[: int(n)].float().cpu().numpy() for row, n in zip(input_values, lengths)]
-        fe = WhisperFeatureExtractor(feature_size=self.config.asr_config.num_mel_bins)
+        fe = _whisper_features(self.config.asr_config.num_mel_bins)
         features = fe(clips, sampling_rate=16000, return_tensors="pt").input_features.to(
             self.device, self.dtype
         )
@@ -519,13 +525,4 @@ def encoder_width(config) -> int:
     return getattr(config, "d_model", None) or config.hidden_size
 
 
-def pad_pitch(tracks: list[np.ndarray]) -> np.ndarray:
-    """F0 tracks of different lengths -> (B, T) with -1 as padding."""
-    longest = max((len(t) for t in tracks), default=1)
-    out = np.full((len(tracks), max(1, longest)), -1.0, dtype=np.float32)
-    for i, t in enumerate(tracks):
-        out[i, : len(t)] = t
-    return out
-
-
-__all__ = ["GraphFusionForAudioClassification", "GraphFusionOutput", "pad_pitch"]
+__all__ = ["GraphFusionForAudioClassification", "GraphFusionOutput"]

@@ -62,4 +62,13 @@ def track_pitch(audio: np.ndarray, sampling_rate: int = 16000) -> np.ndarray:
     return np.nan_to_num(f0, nan=0.0).astype(np.float32)
 
 
-__all__ = ["F0_MAX", "F0_MIN", "PADDING", "UNVOICED", "hz_to_mel", "quantize_f0", "track_pitch"]
+def pad_pitch(tracks: list[np.ndarray]) -> np.ndarray:
+    """F0 tracks of different lengths -> (B, T) with PADDING (-1)."""
+    longest = max((len(t) for t in tracks), default=1)
+    out = np.full((len(tracks), max(1, longest)), float(PADDING), dtype=np.float32)
+    for i, t in enumerate(tracks):
+        out[i, : len(t)] = t
+    return out
+
+
+__all__ = ["F0_MAX", "F0_MIN", "PADDING", "UNVOICED", "hz_to_mel", "pad_pitch", "quantize_f0", "track_pitch"]
