@@ -516,9 +516,8 @@ def main() -> None:
     parser.add_argument(
         "--dataset",
         type=Path,
-        default=Path(os.environ.get("SERHUB_CACHE", "~/.cache/serhub")).expanduser()
-        / "datasets/synthetic_emotions",
-        help="a load_from_disk folder with a 'test' split (else Asterisk's prompts are used)",
+        default=None,
+        help="a load_from_disk folder with a 'test' split (default: the embedded synthetic corpus)",
     )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--output_json", type=Path, default=Path("benchmarks/results/audio_llm_speed.json"))
@@ -527,6 +526,10 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     threads, load_start = torch.get_num_threads(), os.getloadavg()[0]
 
+    if args.dataset is None:
+        from serhub.recipes.data import embedded_dataset_path
+
+        args.dataset = embedded_dataset_path()
     clips, labels, transcripts, source = load_clips(args.dataset, args.num_clips)
     with tempfile.TemporaryDirectory() as tmp:
         model, processor, clf, model_source = build_models(tmp)

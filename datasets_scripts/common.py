@@ -18,7 +18,7 @@ import numpy as np
 from serhub.modeling.file_utils import atomic_output_dir, check_output_dir
 
 SAMPLING_RATE = 16_000
-OPTIONAL_STRING_COLUMNS = ("gender", "language")
+OPTIONAL_STRING_COLUMNS = ("gender", "language", "descriptors")
 OPTIONAL_FLOAT_COLUMNS = ("arousal", "valence", "dominance")
 
 

@@ -39,6 +39,10 @@ from .common import (
     save_dataset_dict,
     ser_features,
 )
+from .descriptors import describe_prosody_percent
+
+# 2: the ``descriptors`` column (the embedded corpus's cache folder is named by it)
+CORPUS_VERSION = 2
 
 EMOTIONS = ("neutral", "happy", "sad", "angry", "fear", "surprise")
 # Share of each class; neutral/fear = 6.3, close to MSP-Podcast's skew among these classes.
@@ -169,6 +173,23 @@ class ClipSpec:
     arousal: float
     valence: float
     dominance: float
+    speaker_pitch: float = 0.0  # the speaker's own baseline (in pitch / rate), percent
+    speaker_rate: float = 0.0
+
+    @property
+    def descriptors(self) -> str:
+        """ "high pitch, expressive intonation, fast, loud": the clip's exact prosody relative to its
+        speaker, in the words and thresholds of ``datasets_scripts.descriptors``."""
+
+        def relative(value: float, baseline: float) -> float:
+            return 100.0 * ((1.0 + value / 100.0) / (1.0 + baseline / 100.0) - 1.0)
+
+        return describe_prosody_percent(
+            relative(self.pitch, self.speaker_pitch),
+            self.pitch_range,
+            relative(self.rate, self.speaker_rate),
+            self.volume,
+        )
 
 
 def _ssml(spec: ClipSpec) -> str:
@@ -231,6 +252,8 @@ def plan_clips(
                     arousal=float(np.clip(a, 1.0, 7.0)),
                     valence=float(np.clip(v, 1.0, 7.0)),
                     dominance=float(np.clip(d, 1.0, 7.0)),
+                    speaker_pitch=float(speaker_pitch),
+                    speaker_rate=float(speaker_rate),
                 )
             )
     return clips
@@ -288,7 +311,9 @@ def build(
                 unit="clip",
             )
         )
-    features = ser_features(EMOTIONS, optional=("gender", "arousal", "valence", "dominance", "language"))
+    features = ser_features(
+        EMOTIONS, optional=("gender", "arousal", "valence", "dominance", "language", "descriptors")
+    )
     splits = {}
     for split, speakers in default_split_speakers().items():
         rows = [(c, a) for c, a in zip(clips, audio) if c.speaker in speakers]
@@ -304,6 +329,7 @@ def build(
                 "valence": [c.valence for c, _ in rows],
                 "dominance": [c.dominance for c, _ in rows],
                 "language": ["en"] * len(rows),
+                "descriptors": [c.descriptors for c, _ in rows],
             },
             features=features,
         )

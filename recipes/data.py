@@ -31,7 +31,12 @@ def embedded_dataset_path(name: str = "synthetic_emotions") -> Path:
     from serhub.modeling.offline_assets import cache_dir
 
     builders = {"synthetic_emotions": synthetic_emotions, "asterisk_prompts": asterisk_prompts}
-    path = cache_dir() / "datasets" / name
+    if name not in builders:
+        raise ValueError(f"no embedded corpus {name!r}; expected one of {sorted(builders)}")
+    # a builder's CORPUS_VERSION names its folder: a cache built by an older builder (other columns)
+    # is not reused
+    version = getattr(builders[name], "CORPUS_VERSION", 1)
+    path = cache_dir() / "datasets" / (name if version == 1 else f"{name}-v{version}")
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
         if not (path / "dataset_dict.json").is_file():
