@@ -22,6 +22,11 @@ from .feature_extraction_speech_emotion import SpeechEmotionFeatureExtractor
 from .modeling_audio_llm import AudioLLMForAudioClassification, AudioLLMForConditionalGeneration
 from .modeling_ensemble import EnsembleForAudioClassification
 from .modeling_graph_fusion import GraphFusionForAudioClassification
+from .modeling_qwen2_audio_ser import (
+    Qwen2AudioForAudioClassification,
+    Qwen2AudioSERConfig,
+    Qwen2AudioSERForConditionalGeneration,
+)
 from .modeling_speech_emotion import SpeechEmotionForAudioClassification
 from .modeling_text_llm import TextLLMForSequenceClassification
 from .processing_audio_llm import AudioLLMProcessor
@@ -72,6 +77,14 @@ AutoFeatureExtractor.register(EnsembleConfig, SpeechEmotionFeatureExtractor, exi
 EnsembleConfig.register_for_auto_class()
 EnsembleForAudioClassification.register_for_auto_class("AutoModelForAudioClassification")
 
+# Qwen2-Audio fine-tuned for SER (THAU task 2): transformers' model, a config with the prompt and labels
+AutoConfig.register(Qwen2AudioSERConfig.model_type, Qwen2AudioSERConfig, exist_ok=True)
+AutoModel.register(Qwen2AudioSERConfig, Qwen2AudioSERForConditionalGeneration, exist_ok=True)
+AutoModelForAudioClassification.register(Qwen2AudioSERConfig, Qwen2AudioForAudioClassification, exist_ok=True)
+Qwen2AudioSERConfig.register_for_auto_class()
+Qwen2AudioSERForConditionalGeneration.register_for_auto_class("AutoModel")
+Qwen2AudioForAudioClassification.register_for_auto_class("AutoModelForAudioClassification")
+
 __all__ = [
     "AudioLLMConfig",
     "AudioLLMForAudioClassification",
@@ -82,6 +95,9 @@ __all__ = [
     "GraphFusionConfig",
     "GraphFusionFeatureExtractor",
     "GraphFusionForAudioClassification",
+    "Qwen2AudioForAudioClassification",
+    "Qwen2AudioSERConfig",
+    "Qwen2AudioSERForConditionalGeneration",
     "SpeechEmotionConfig",
     "SpeechEmotionFeatureExtractor",
     "SpeechEmotionForAudioClassification",

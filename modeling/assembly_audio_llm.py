@@ -162,7 +162,9 @@ def build_from_components(cls, audio_model, text_model, labels: list[str], conne
     if config_kwargs.get("mapper_output_scale", "auto") == "auto":
         # audio tokens start at the scale of the LLM's own token embeddings (their RMS)
         rms = llm.get_input_embeddings().weight.detach().float().pow(2).mean().sqrt()
-        config_kwargs["mapper_output_scale"] = round(float(rms), 6) if connector == "query_pooling" else None
+        config_kwargs["mapper_output_scale"] = (
+            round(float(rms), 6) if connector in ("query_pooling", "vae_ib") else None
+        )
     config = AudioLLMConfig(
         audio_config=encoder.config,
         text_config=llm.config,

@@ -9,10 +9,10 @@ from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 from .configuration_speech_emotion import audio_config_from
 from .encoder_family import encoder_family
 from .layers import FRAME_NORMS
-from .prompting_audio_llm import num_audio_tokens
+from .prompting_audio_llm import audio_groups, num_audio_tokens
 
-CONNECTORS = ("linear", "query_pooling")
-CLASSIFICATION_MODES = ("label_logits", "transcript_conditioned", "pooling_head")
+CONNECTORS = ("linear", "query_pooling", "vae_ib")
+CLASSIFICATION_MODES = ("label_logits", "transcript_conditioned", "pooling_head", "descriptor_conditioned")
 BACKBONE_WEIGHTS = ("included", "referenced")
 # the prompt's token ids as loose fields, as configs before the ``prompt`` dict wrote them
 LEGACY_PROMPT_KEYS = {
@@ -44,7 +44,16 @@ class AudioLLMConfig(PreTrainedConfig):
     connector: "query_pooling" (EmoSLLM's QPMapper: ``num_queries`` learnable queries through a
         ``mapper_layers``-layer transformer encoder -> that many audio tokens per clip) or "linear"
         (THAU's projector: ``stack_factor`` consecutive frames stacked, then one linear layer ->
-        ceil(frames / stack_factor) audio tokens).
+        ceil(frames / stack_factor) audio tokens), or "vae_ib" (the descriptor system, arXiv:2505.23236:
+        two variational information-bottleneck branches, content and descriptor, each over its own
+        weighted sum of the encoder's layers, ``vib_latent_size`` latents per frame, ``stack_factor``
+        frames stacked into an MLP adapter; ceil(frames / stack_factor) tokens per branch, each
+        group in its own place of the prompt).
+    vib_initial_log_var: where the posteriors' log sigma^2 start ("vae_ib"): -5 (sigma 0.08) starts the
+        branches nearly deterministic, so the LLM reads the audio rather than noise from the first
+        steps; the KL term then sets how much noise they keep. 0: sigma 1, the usual VAE start.
+    kl_weight: beta, the weight of the branches' KL term in the training loss ("vae_ib"); recipes
+        anneal it (1 -> 1e-4 in the paper).
     mapper_frame_norm: how the query-pooling mapper normalises the encoder's frames: "global"
         (per-channel standardisation with statistics gathered over the training frames, the default),
         "layer" (LayerNorm per frame) or "none" (the paper's raw frames).
@@ -63,8 +72,10 @@ class AudioLLMConfig(PreTrainedConfig):
         generated transcript) and ``transcript_stop_ids`` (tokens that end that transcript).
     classification_mode: how ``AudioLLMForAudioClassification`` scores labels: "label_logits"
         (next-token log-likelihood of each label, THAU), "transcript_conditioned" (write the
-        transcript first, then score the labels, EmoSLLM) or "pooling_head" (attentive statistics
-        pooling over the LLM's last hidden states + linear head, ABHINAYA T2/S2).
+        transcript first, then score the labels, EmoSLLM), "descriptor_conditioned" (write the
+        transcript and the speech descriptors, then score the labels; the descriptor system) or
+        "pooling_head" (attentive statistics pooling over the LLM's last hidden states + linear
+        head, ABHINAYA T2/S2).
     lora_r, lora_alpha, lora_dropout, lora_target_modules: LoRA on the LLM only (a regex over the
         language model's module names; the encoder is never adapted). lora_r=0: no LoRA.
     has_lora: the language model carries LoRA adapters (set by ``enable_lora``; a checkpoint with
@@ -92,9 +103,13 @@ class AudioLLMConfig(PreTrainedConfig):
         mapper_positions: bool = True,
         mapper_output_scale: float | None = None,
         stack_factor: int = 4,
+        vib_latent_size: int = 256,
+        vib_initial_log_var: float = -5.0,
+        kl_weight: float = 1e-4,
         labels: list[str] | None = None,
         prompt: dict | None = None,
         max_transcript_tokens: int = 48,
+        max_descriptor_tokens: int = 24,
         classification_mode: str = "label_logits",
         pooling_attention_size: int = 128,
         lora_r: int = 8,
@@ -131,7 +146,7 @@ class AudioLLMConfig(PreTrainedConfig):
             raise ValueError(f"mapper_frame_norm must be one of {FRAME_NORMS}, got {mapper_frame_norm!r}")
         if mapper_output_scale is not None and mapper_output_scale <= 0:
             raise ValueError(f"mapper_output_scale must be > 0 (or None), got {mapper_output_scale}")
-        if connector == "linear" and stack_factor < 1:
+        if connector in ("linear", "vae_ib") and stack_factor < 1:
             raise ValueError(f"stack_factor must be >= 1, got {stack_factor}")
         self.connector = connector
         self.num_queries = num_queries
@@ -142,12 +157,16 @@ class AudioLLMConfig(PreTrainedConfig):
         self.mapper_positions = mapper_positions
         self.mapper_output_scale = mapper_output_scale
         self.stack_factor = stack_factor
+        self.vib_latent_size = vib_latent_size
+        self.vib_initial_log_var = vib_initial_log_var
+        self.kl_weight = kl_weight
         self.labels = list(labels) if labels else []
         self.prompt = dict(prompt or {})
         for old_key, key in LEGACY_PROMPT_KEYS.items():  # configs written before the prompt dict
             if old_key in kwargs:
                 self.prompt.setdefault(key, kwargs.pop(old_key))
         self.max_transcript_tokens = max_transcript_tokens
+        self.max_descriptor_tokens = max_descriptor_tokens
         self.classification_mode = classification_mode
         self.pooling_attention_size = pooling_attention_size
         self.lora_r = lora_r
@@ -180,8 +199,13 @@ class AudioLLMConfig(PreTrainedConfig):
     def audio_hidden_size(self) -> int:
         return encoder_family(self.audio_config).hidden_size
 
+    @property
+    def audio_token_groups(self) -> int:
+        """How many places of the prompt take audio tokens (2 for "vae_ib": content, descriptor)."""
+        return len(audio_groups(self.connector))
+
     def num_audio_tokens(self, encoder_frames: int) -> int:
-        """Audio tokens the connector makes from ``encoder_frames`` valid encoder frames."""
+        """Audio tokens the connector makes from ``encoder_frames`` valid encoder frames (per group)."""
         return num_audio_tokens(encoder_frames, self.connector, self.num_queries, self.stack_factor)
 
 

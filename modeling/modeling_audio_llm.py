@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import AutoModelForCausalLM, GenerationMixin, PreTrainedModel
+from transformers import AutoModelForCausalLM, GenerationMixin, PreTrainedModel, StoppingCriteria
 from transformers.modeling_outputs import CausalLMOutputWithPast, SequenceClassifierOutput
 
 from .assembly_audio_llm import (
@@ -33,7 +33,15 @@ from .assembly_audio_llm import (
     merge_lora,
 )
 from .configuration_audio_llm import AudioLLMConfig, encoder_convs
-from .layers import AttentiveStatisticsPooling, LinearProjector, QueryPoolingMapper, score_labels
+from .encoder_family import encoder_family
+from .layers import (
+    AttentiveStatisticsPooling,
+    LinearProjector,
+    QueryPoolingMapper,
+    VariationalBottleneckConnector,
+    VariationalBranch,
+    score_labels,
+)
 from .losses import build_classification_loss
 from .prompting_audio_llm import encoder_output_frames, expand_audio_placeholders, left_pad
 from .remote_code import add_auto_map_entries
@@ -75,6 +83,15 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
                     self.audio_encoder.chunk, encoder_convs(config.audio_config)
                 ),
             )
+        elif config.connector == "vae_ib":
+            self.connector = VariationalBottleneckConnector(
+                encoder_family(config.audio_config).num_layers + 1,  # the embeddings' output too
+                config.audio_hidden_size,
+                config.vib_latent_size,
+                hidden,
+                config.stack_factor,
+                config.mapper_output_scale,
+            )
         else:
             self.connector = LinearProjector(config.audio_hidden_size, hidden, config.stack_factor)
         self.language_model = AutoModelForCausalLM.from_config(config.text_config)
@@ -107,6 +124,11 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
             module.queries.normal_(0.0, 0.02)
             if module.position_scale is not None:
                 module.position_scale.fill_(0.1)
+            if module.output_gain is not None:
+                module.output_gain.fill_(self.config.mapper_output_scale)
+        elif isinstance(module, VariationalBranch):
+            latent = module.posterior.out_features // 2
+            module.posterior.bias[latent:].fill_(self.config.vib_initial_log_var)  # (mu | log sigma^2)
             if module.output_gain is not None:
                 module.output_gain.fill_(self.config.mapper_output_scale)
 
@@ -188,15 +210,15 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
         encoder_hidden_states: torch.Tensor | None = None,
         encoder_attention_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Connector outputs (B, N, H) and their validity mask (B, N)."""
+        """Connector outputs (B, N, H) and their validity mask (B, N). ``encoder_hidden_states``: the
+        encoder's last layer (B, T, D), or for the "vae_ib" connector every layer (B, L, T, D)."""
         if encoder_hidden_states is None:
             with torch.no_grad():
                 states, encoder_attention_mask = self.audio_encoder(audio, audio_attention_mask)
-            encoder_hidden_states = states[:, -1]
+            encoder_hidden_states = states if self.config.connector == "vae_ib" else states[:, -1]
         elif encoder_attention_mask is None:
-            encoder_attention_mask = torch.ones(
-                encoder_hidden_states.shape[:2], dtype=torch.bool, device=encoder_hidden_states.device
-            )
+            shape = (encoder_hidden_states.shape[0], encoder_hidden_states.shape[-2])
+            encoder_attention_mask = torch.ones(shape, dtype=torch.bool, device=encoder_hidden_states.device)
         frames = encoder_hidden_states.to(self.connector_dtype)
         return self.connector(frames, encoder_attention_mask.bool())
 
@@ -384,8 +406,8 @@ class AudioLLMForConditionalGeneration(AudioLLMPreTrainedModel, GenerationMixin)
                 inputs_embeds, attention_mask, position_ids, self.config.prompt["label_token_ids"]
             )
             loss = self.classification_loss().to(scores.device)(scores, class_labels.long())
-            return CausalLMOutputWithPast(loss=loss, logits=scores)
-        return self.language_model(
+            return CausalLMOutputWithPast(loss=self.add_kl_term(loss), logits=scores)
+        outputs = self.language_model(
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
             position_ids=position_ids,
@@ -395,6 +417,42 @@ class AudioLLMForConditionalGeneration(AudioLLMPreTrainedModel, GenerationMixin)
             logits_to_keep=logits_to_keep,
             **kwargs,
         )
+        if outputs.loss is not None:
+            outputs.loss = self.add_kl_term(outputs.loss)
+        return outputs
+
+    def add_kl_term(self, loss: torch.Tensor) -> torch.Tensor:
+        """``loss`` + beta * KL of the variational connector's last forward, in training ("vae_ib";
+        beta = ``config.kl_weight``, which recipes anneal). Other connectors: ``loss`` unchanged."""
+        kl = self.connector.pop_kl() if hasattr(self.connector, "pop_kl") else None
+        if not self.training or kl is None or not self.config.kl_weight:
+            return loss
+        return loss + self.config.kl_weight * kl.to(loss.dtype)
+
+    @torch.no_grad()
+    def explain(
+        self, processor, audio, sampling_rate: int = 16000, max_new_tokens: int | None = None
+    ) -> list[dict]:
+        """The model's written answer for each clip, parsed: ``{"transcript", "descriptors", "label"}``
+        ("| ASR: <t> | Descriptors: <d> | Emotion: <label>" for a descriptor model, whose
+        descriptors are the explanation; a joint EmoSLLM answer has ``descriptors`` None).
+        ``audio``: 16 kHz clips (arrays); ``processor``: this model's ``AudioLLMProcessor``."""
+        from .prompting_audio_llm import ASR_PREFIX, parse_answer
+
+        task = "asr+des+ser" if "descriptors_prefix_ids" in self.config.prompt else "asr+ser"
+        clips = list(audio) if isinstance(audio, (list, tuple)) else [audio]
+        inputs = processor(
+            audio=clips,
+            task=task,
+            prompt_index=0,
+            shuffle_labels=False,
+            answer_prefix=ASR_PREFIX,
+            sampling_rate=sampling_rate,
+        ).to(self.device)
+        budget = max_new_tokens or self.config.max_transcript_tokens + self.config.max_descriptor_tokens + 8
+        out = self.generate(**inputs, max_new_tokens=budget, do_sample=False)
+        texts = processor.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+        return [parse_answer(f"{ASR_PREFIX} {t}") for t in texts]
 
     def as_classifier(self, classification_mode: str = "label_logits") -> AudioLLMForAudioClassification:
         """A classifier that shares this model's modules (no copy): evaluate a generatively trained
@@ -488,7 +546,9 @@ class AudioLLMForAudioClassification(AudioLLMPreTrainedModel):
             ]
         rows = [
             expand_audio_placeholders(
-                list(prompt_ids), [self.config.num_audio_tokens(f)], self.config.audio_token_id
+                list(prompt_ids),
+                [self.config.num_audio_tokens(f)] * self.config.audio_token_groups,
+                self.config.audio_token_id,
             )
             for f in frames
         ]
@@ -526,10 +586,11 @@ class AudioLLMForAudioClassification(AudioLLMPreTrainedModel):
                     "pass audio (input_values / input_features), encoder_hidden_states, or input_ids"
                 )
             audio_attention_mask = attention_mask if audio_attention_mask is None else audio_attention_mask
-            prompt = (
-                self.config.prompt.get("joint_input_ids")
-                if mode == "transcript_conditioned"
-                else self.config.prompt.get("input_ids")
+            prompt = self.config.prompt.get(
+                {
+                    "transcript_conditioned": "joint_input_ids",
+                    "descriptor_conditioned": "described_input_ids",
+                }.get(mode, "input_ids")
             )
             input_ids, attention_mask = self._prompt_from_config(
                 prompt, audio, audio_attention_mask, encoder_hidden_states, encoder_attention_mask
@@ -552,8 +613,10 @@ class AudioLLMForAudioClassification(AudioLLMPreTrainedModel):
             logits = self.classifier(self.pooling(out.last_hidden_state, attention_mask.bool()))
         else:
             label_ids = self.config.prompt["label_token_ids"]
-            if mode == "transcript_conditioned":
-                embeds, attention_mask, positions = self._append_transcript(embeds, attention_mask)
+            if mode in ("transcript_conditioned", "descriptor_conditioned"):
+                embeds, attention_mask, positions = self._append_transcript(
+                    embeds, attention_mask, with_descriptors=mode == "descriptor_conditioned"
+                )
                 label_ids = self.config.prompt["emotion_label_token_ids"]
             logits = self.label_scores(embeds, attention_mask, positions, label_ids)
         loss = (
@@ -563,28 +626,68 @@ class AudioLLMForAudioClassification(AudioLLMPreTrainedModel):
         )
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
-    def _append_transcript(self, embeds, attention_mask):
-        """Greedily write the transcript, then append " | Emotion:" (EmoSLLM's best inference)."""
+    def _append_transcript(self, embeds, attention_mask, with_descriptors: bool = False):
+        """Greedily write the transcript, then append " | Emotion:" (EmoSLLM's best inference). With
+        descriptors: write "<transcript> | Descriptors: <descriptors> | Emotion:" and cut there."""
+        prompt = self.config.prompt
+        emotion = list(prompt["emotion_prefix_ids"])
+        if with_descriptors:
+            if "descriptors_prefix_ids" not in prompt:
+                raise ValueError(
+                    "descriptor_conditioned needs a model trained to write descriptors (a 'vae_ib' model "
+                    "from recipes/descriptors.py); this config's prompt has no descriptor format"
+                )
+            stopping = {
+                "stopping_criteria": [_EndsWith(emotion)],
+                "eos_token_id": prompt["transcript_stop_ids"][1:],
+            }
+            budget = self.config.max_transcript_tokens + self.config.max_descriptor_tokens
+        else:
+            stopping = {"eos_token_id": prompt["transcript_stop_ids"]}
+            budget = self.config.max_transcript_tokens
         generated = self.language_model.generate(
             inputs_embeds=embeds,
             attention_mask=attention_mask,
-            max_new_tokens=self.config.max_transcript_tokens,
+            max_new_tokens=budget,
             do_sample=False,
-            eos_token_id=self.config.prompt["transcript_stop_ids"],
             pad_token_id=self.config.pad_token_id or 0,
             suppress_tokens=[self.config.audio_token_id],
+            **stopping,
         )
-        stop = set(self.config.prompt["transcript_stop_ids"])
+        stop, eos = set(prompt["transcript_stop_ids"]), set(prompt["transcript_stop_ids"][1:])
         rows = []
         for seq in generated.tolist():
-            cut = next((i for i, t in enumerate(seq) if t in stop), len(seq))
-            rows.append(seq[:cut] + list(self.config.prompt["emotion_prefix_ids"]))
+            if with_descriptors:  # up to the first " | Emotion:" (written, or appended when missing)
+                cut = _find(seq, emotion)
+                cut = next((i for i, t in enumerate(seq) if t in eos), len(seq)) if cut < 0 else cut
+            else:
+                cut = next((i for i, t in enumerate(seq) if t in stop), len(seq))
+            rows.append(seq[:cut] + emotion)
         ids, mask = _as_tensors(left_pad(rows, self.config.pad_token_id or 0), embeds.device)
         new = self.get_input_embeddings()(ids)
         full_mask = torch.cat([attention_mask, mask], 1)
         # right-aligned rows: the appended tokens of a row follow its prompt without a gap in positions
         full, full_mask = _compact_left(torch.cat([embeds, new], 1), full_mask)
         return full, full_mask, (full_mask.long().cumsum(-1) - 1).clamp_min(0)
+
+
+def _find(seq: list[int], part: list[int]) -> int:
+    """Index of the first occurrence of ``part`` in ``seq``, or -1."""
+    n = len(part)
+    return next((i for i in range(len(seq) - n + 1) if seq[i : i + n] == part), -1)
+
+
+class _EndsWith(StoppingCriteria):
+    """Stop a row once its generated tokens end with ``tail`` (e.g. " | Emotion:")."""
+
+    def __init__(self, tail: list[int]):
+        self.tail = torch.tensor(tail)
+
+    def __call__(self, input_ids, scores, **kwargs) -> torch.BoolTensor:
+        n = len(self.tail)
+        if input_ids.shape[1] < n:
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        return (input_ids[:, -n:] == self.tail.to(input_ids.device)).all(-1)
 
 
 def _as_tensors(arrays, device) -> tuple[torch.Tensor, ...]:

@@ -22,10 +22,12 @@ from .prompting_audio_llm import (
     AUDIO_TOKEN,
     CUE,
     DEFAULT_PROMPTS,
+    DESCRIPTORS_PREFIX,
     EMOTION_PREFIX,
     TASKS,
     TRANSCRIPT_STOP,
     answer_segments,
+    audio_groups,
     encoder_output_frames,
     expand_audio_placeholders,
     joint_answer,
@@ -106,7 +108,14 @@ class AudioLLMProcessor(ProcessorMixin):
         answer: str | None = None,
     ) -> str:
         """One chat as text: the audio placeholder appears once (expanded later, in token space)."""
-        messages = user_message(instruction, has_audio, transcript_in_prompt, self.cue, self.audio_token)
+        messages = user_message(
+            instruction,
+            has_audio,
+            transcript_in_prompt,
+            self.cue,
+            self.audio_token,
+            audio_groups(self.connector),
+        )
         prompt = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return prompt if answer is None else prompt + answer + self._end_of_turn()
 
@@ -121,12 +130,13 @@ class AudioLLMProcessor(ProcessorMixin):
         task: str = "ser",
         labels: list[str] | str | None = None,
         transcripts: list[str] | str | None = None,
+        descriptors: list[str] | str | None = None,
         sampling_rate: int | None = None,
         return_tensors: str | None = "pt",
         prompt_index: int | None = None,
         shuffle_labels: bool = True,
         seed: int | None = None,
-        answer_prefix: str | None = None,
+        answer_prefix: list[str] | str | None = None,
         return_asr_mask: bool = False,
         audio_token_counts: list[int] | None = None,
         **kwargs,
@@ -135,10 +145,12 @@ class AudioLLMProcessor(ProcessorMixin):
 
         audio: one clip or a list (16 kHz arrays); None for text-only prompts.
         text: transcripts to put in the prompt (text-only or audio+transcript input).
-        task: "ser" | "asr" | "asr+ser".
-        labels / transcripts: the answers, for training: ``labels`` (emotion names) and
-            ``transcripts``; when given, ``labels`` of the output masks everything but the answer.
-        answer_prefix: text the assistant turn starts with at inference (e.g. "| ASR:").
+        task: "ser" | "asr" | "asr+ser" | "asr+des+ser".
+        labels / transcripts / descriptors: the answers, for training: ``labels`` (emotion names),
+            ``transcripts`` and (task "asr+des+ser") ``descriptors``; when given, ``labels`` of the
+            output masks everything but the answer.
+        answer_prefix: text the assistant turn starts with at inference (e.g. "| ASR:"); one for all
+            clips or one per clip.
         prompt_index: a fixed prompt of the bank (default: random, seeded by ``seed``).
         audio_token_counts: instead of ``audio``, the number of audio tokens of each clip (when the
             model gets precomputed encoder outputs).
@@ -161,6 +173,7 @@ class AudioLLMProcessor(ProcessorMixin):
             raise ValueError(f"got {n} audio clips but {len(texts)} texts; give one text per clip")
         answers_label = [labels] if isinstance(labels, str) else labels
         answers_text = [transcripts] if isinstance(transcripts, str) else transcripts
+        answers_descriptors = [descriptors] if isinstance(descriptors, str) else descriptors
         training = answers_label is not None or answers_text is not None
         self._check_labels(task, answers_label)
 
@@ -178,16 +191,19 @@ class AudioLLMProcessor(ProcessorMixin):
         for i in range(n):
             instruction = self.instruction(task, rng, prompt_index, shuffle_labels)
             prompt = self.render(instruction, has_audio, texts[i] if texts is not None else None)
-            ids = self.tokenizer(prompt + (answer_prefix or ""), add_special_tokens=False)["input_ids"]
+            prefix = answer_prefix[i] if isinstance(answer_prefix, (list, tuple)) else answer_prefix
+            ids = self.tokenizer(prompt + (prefix or ""), add_special_tokens=False)["input_ids"]
             answer_ids, asr_part = [], []
             if training:
                 answer_ids, asr_part = self._answer_ids(
                     task,
                     answers_text[i] if answers_text is not None else None,
                     answers_label[i] if answers_label is not None else None,
+                    answers_descriptors[i] if answers_descriptors is not None else None,
                 )
-            if has_audio:
-                ids = expand_audio_placeholders(ids, [counts[i]], self.audio_token_id)
+            if has_audio:  # one placeholder per audio-token group, each with the clip's count
+                groups = len(audio_groups(self.connector))
+                ids = expand_audio_placeholders(ids, [counts[i]] * groups, self.audio_token_id)
             sequences.append(ids + answer_ids)
             label_masks.append([False] * len(ids) + [True] * len(answer_ids))
             asr_masks.append([False] * len(ids) + asr_part)
@@ -207,11 +223,12 @@ class AudioLLMProcessor(ProcessorMixin):
                 raise ValueError(f"labels {unknown} are not in the processor's label set {self.labels}")
 
     def _answer_ids(
-        self, task: str, transcript: str | None, label: str | None
+        self, task: str, transcript: str | None, label: str | None, descriptors: str | None = None
     ) -> tuple[list[int], list[bool]]:
         """Answer tokens and which of them belong to the transcript (weighted by the ASR loss weight)."""
         ids, is_transcript = [], []
-        for text, transcript_part in answer_segments(task, transcript, label, self._end_of_turn()):
+        segments = answer_segments(task, transcript, label, self._end_of_turn(), descriptors)
+        for text, transcript_part in segments:
             piece = self.tokenizer(text, add_special_tokens=False)["input_ids"]
             ids += piece
             is_transcript += [transcript_part] * len(piece)
@@ -244,7 +261,18 @@ class AudioLLMProcessor(ProcessorMixin):
             self.instruction("asr+ser", rng, prompt_index=0, shuffle_labels=False), has_audio=True
         )
         eos = [self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id is not None else []
+        described = {}
+        if "asr+des+ser" in self.prompts:
+            text = self.render(
+                self.instruction("asr+des+ser", rng, prompt_index=0, shuffle_labels=False), has_audio=True
+            )
+            # descriptor_conditioned: write "<t> | Descriptors: <d> | Emotion:", then score the labels
+            described = {
+                "described_input_ids": tokenize(text + ASR_PREFIX),
+                "descriptors_prefix_ids": tokenize(" " + DESCRIPTORS_PREFIX),
+            }
         return {
+            **described,
             "audio_token_id": self.audio_token_id,
             "label_token_ids": self.label_token_ids(),
             "emotion_label_token_ids": self.label_token_ids(after_prefix=True),

@@ -16,9 +16,12 @@ import numpy as np
 
 CUE = "Here are some audio tokens:"
 AUDIO_TOKEN = "<|audio|>"
-TASKS = ("asr", "ser", "asr+ser")
+TASKS = ("asr", "ser", "asr+ser", "asr+des+ser")
 ASR_PREFIX = "| ASR:"  # a joint answer starts with it; transcript_conditioned inference starts there
+DESCRIPTORS_PREFIX = "| Descriptors:"  # "asr+des+ser": how the speech sounds, between transcript and emotion
 EMOTION_PREFIX = "| Emotion:"  # follows the transcript in a joint answer; the label comes after it
+# connectors whose audio tokens come in named groups, each in its own place of the prompt
+AUDIO_GROUPS = {"vae_ib": ("content", "speaking style")}
 TRANSCRIPT_STOP = " |"  # the token that ends the transcript of a joint answer
 
 # 20 phrasings per task (EmoSLLM uses 20 per task to avoid over-fitting one wording).
@@ -67,8 +70,15 @@ _ASR = [
     "Transcribe the spoken sentence.",
 ]
 _JOINT = ["First transcribe the speech. Then: " + s for s in _SER]
-DEFAULT_PROMPTS = {"ser": _SER, "asr": _ASR, "asr+ser": _JOINT}
+_DESCRIBED = [
+    "First transcribe the speech, then describe how it sounds (pitch, intonation, speed, volume). Then: " + s
+    for s in _SER
+]
+DEFAULT_PROMPTS = {"ser": _SER, "asr": _ASR, "asr+ser": _JOINT, "asr+des+ser": _DESCRIBED}
 JOINT_FORMAT = f" Reply as: {ASR_PREFIX} <transcript> {EMOTION_PREFIX} <emotion>"
+DESCRIBED_FORMAT = (
+    f" Reply as: {ASR_PREFIX} <transcript> {DESCRIPTORS_PREFIX} <descriptors> {EMOTION_PREFIX} <emotion>"
+)
 
 
 # ------------------------------------------------------------------------------------ the chat
@@ -89,14 +99,26 @@ def instruction(
     if shuffle_labels:
         rng.shuffle(labels)
     text = template.format(labels=", ".join(labels))
-    return text + JOINT_FORMAT if task == "asr+ser" else text
+    return text + {"asr+ser": JOINT_FORMAT, "asr+des+ser": DESCRIBED_FORMAT}.get(task, "")
+
+
+def audio_groups(connector: str) -> tuple[str, ...]:
+    """Names of the connector's audio-token groups; one unnamed group for most connectors."""
+    return AUDIO_GROUPS.get(connector, ("",))
 
 
 def user_message(
-    text: str, has_audio: bool, transcript: str | None = None, cue: str = CUE, audio_token: str = AUDIO_TOKEN
+    text: str,
+    has_audio: bool,
+    transcript: str | None = None,
+    cue: str = CUE,
+    audio_token: str = AUDIO_TOKEN,
+    groups: tuple[str, ...] = ("",),
 ) -> list[dict]:
-    """The chat (one user turn) for the LLM's chat template: the audio placeholder appears once."""
-    parts = [f"{cue} {audio_token}"] if has_audio else []
+    """The chat (one user turn) for the LLM's chat template: the audio placeholder appears once per
+    audio-token group ("content: <|audio|> speaking style: <|audio|>" for the two-branch connector)."""
+    slots = " ".join(f"{g}: {audio_token}" if g else audio_token for g in groups)
+    parts = [f"{cue} {slots}"] if has_audio else []
     if transcript is not None:
         parts.append(f"Transcript: {transcript}")
     parts.append(text)
@@ -110,29 +132,47 @@ def joint_answer(transcript: str, label: str | None = None) -> str:
     return f"{text} {label}" if label is not None else text
 
 
+def described_answer(transcript: str, descriptors: str, label: str | None = None) -> str:
+    """The descriptor system's answer "| ASR: <t> | Descriptors: <d> | Emotion: <label>"."""
+    text = f"{ASR_PREFIX} {transcript.strip()} {DESCRIPTORS_PREFIX} {descriptors.strip()} {EMOTION_PREFIX}"
+    return f"{text} {label}" if label is not None else text
+
+
 def parse_answer(answer: str) -> dict:
-    """The parts of a written joint answer: ``{"transcript": str | None, "label": str | None}``
-    ("| ASR: press one | Emotion: happy" -> transcript "press one", label "happy"); a part that is
-    not there (a generation stopped early, free text) is None."""
-    transcript = label = None
+    """The parts of a written joint answer: ``{"transcript", "descriptors", "label"}``
+    ("| ASR: press one | Emotion: happy" -> transcript "press one", label "happy"; "| Descriptors: ..."
+    between them gives the descriptors); a part that is not there (a generation stopped early, free
+    text, an answer without descriptors) is None."""
+    transcript = descriptors = label = None
     text = answer or ""
     if ASR_PREFIX in text:
         rest = text.split(ASR_PREFIX, 1)[1]
-        transcript = rest.split(EMOTION_PREFIX, 1)[0].strip()
+        transcript = rest.split(EMOTION_PREFIX, 1)[0].split(DESCRIPTORS_PREFIX, 1)[0].strip()
+    if DESCRIPTORS_PREFIX in text:
+        descriptors = text.split(DESCRIPTORS_PREFIX, 1)[1].split(EMOTION_PREFIX, 1)[0].strip()
     if EMOTION_PREFIX in text:
         label = text.split(EMOTION_PREFIX, 1)[1].strip().split("\n")[0].strip() or None
-    return {"transcript": transcript, "label": label}
+    return {"transcript": transcript, "descriptors": descriptors, "label": label}
 
 
-def answer_segments(task: str, transcript: str | None, label: str | None, end: str) -> list[tuple[str, bool]]:
+def answer_segments(
+    task: str, transcript: str | None, label: str | None, end: str, descriptors: str | None = None
+) -> list[tuple[str, bool]]:
     """The answer as (text, is_transcript) pieces, tokenised one by one: the joint answer is
     "| ASR: <t> | Emotion:" then " <label><end>", so a label's tokens are those the classifier
-    scores after "| Emotion:"."""
+    scores after "| Emotion:". "asr+des+ser" puts " | Descriptors: <d>" (not transcript) between."""
     if task == "asr":
         return [((transcript or "") + end, True)]
     if task == "ser":
         return [((label or "") + end, False)]
-    return [(joint_answer(transcript or ""), True), (f" {label}{end}" if label is not None else end, False)]
+    tail = (f" {label}{end}" if label is not None else end, False)
+    if task == "asr+des+ser":
+        return [
+            (f"{ASR_PREFIX} {(transcript or '').strip()}", True),
+            (f" {DESCRIPTORS_PREFIX} {(descriptors or '').strip()} {EMOTION_PREFIX}", False),
+            tail,
+        ]
+    return [(joint_answer(transcript or ""), True), tail]
 
 
 def label_text(label: str, after_prefix: bool) -> str:
@@ -150,7 +190,8 @@ def encoder_output_frames(input_frames: int, convs) -> int:
 
 
 def num_audio_tokens(encoder_frames: int, connector: str, num_queries: int, stack_factor: int) -> int:
-    """Audio tokens the connector makes from ``encoder_frames`` valid encoder frames."""
+    """Audio tokens the connector makes from ``encoder_frames`` valid encoder frames, per audio-token
+    group (``audio_groups``: the two-branch connector makes this many in each of its two groups)."""
     if connector == "query_pooling":
         return num_queries
     return -(-encoder_frames // stack_factor)
@@ -161,8 +202,8 @@ def expand_audio_placeholders(input_ids: list[int], counts: list[int], audio_tok
     positions = [i for i, t in enumerate(input_ids) if t == audio_token_id]
     if len(positions) != len(counts):
         raise ValueError(
-            f"the prompt has {len(positions)} audio placeholders but {len(counts)} audio clips were given; "
-            "put exactly one placeholder per clip in the prompt."
+            f"the prompt has {len(positions)} audio placeholders but {len(counts)} audio-token groups were given; "
+            "put exactly one placeholder per clip (per group of the connector) in the prompt."
         )
     out, start = [], 0
     for position, count in zip(positions, counts):
@@ -188,9 +229,12 @@ __all__ = [
     "AUDIO_TOKEN",
     "CUE",
     "DEFAULT_PROMPTS",
+    "DESCRIPTORS_PREFIX",
     "EMOTION_PREFIX",
     "TASKS",
     "answer_segments",
+    "audio_groups",
+    "described_answer",
     "encoder_output_frames",
     "expand_audio_placeholders",
     "instruction",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,7 +37,7 @@ class AudioLLMArguments:
     text_model_name_or_path: str = field(
         default="offline:smollm2-135m-instruct", metadata={"help": "causal LLM with a chat template"}
     )
-    connector: str = field(default="query_pooling", metadata={"help": "query_pooling | linear"})
+    connector: str = field(default="query_pooling", metadata={"help": "query_pooling | linear | vae_ib"})
     num_queries: int = 32
     mapper_layers: int = 2
     mapper_hidden_size: int | None = None
@@ -50,11 +51,18 @@ class AudioLLMArguments:
         metadata={"help": "RMS-normalise the audio tokens with a gain starting at the LLM's embedding RMS"},
     )
     stack_factor: int = 4
+    vib_latent_size: int = field(
+        default=256, metadata={"help": "vae_ib: latent size per frame of each branch"}
+    )
+    vib_initial_log_var: float = field(
+        default=-5.0, metadata={"help": "vae_ib: the posteriors' initial log sigma^2 (0: sigma 1)"}
+    )
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.05
     loss_type: str = field(default="weighted_ce", metadata={"help": "classification loss (whisper_llm)"})
     max_transcript_tokens: int = 48
+    max_descriptor_tokens: int = 24
 
 
 def model_config_kwargs(args: AudioLLMArguments) -> dict:
@@ -80,19 +88,25 @@ def build_model(
 
 
 def cache_split(model, processor, dataset, cache_dir: str, name: str, batch_size: int, keep):
-    """Last-layer encoder outputs of ``dataset`` (computed once; later runs and epochs reuse them)."""
+    """Last-layer encoder outputs of ``dataset`` (every layer for the "vae_ib" connector, whose
+    branches weigh them); computed once, later runs and epochs reuse them."""
+    every_layer = model.config.connector == "vae_ib"
 
     def encode(inputs, mask):
         states, frame_mask = model.audio_encoder(inputs, mask)
-        return states[:, -1], frame_mask
+        return (states if every_layer else states[:, -1]), frame_mask
 
-    encoder = (model.config.audio_model_name_or_path, model.config.audio_config.to_dict(), "last layer")
+    what = "every layer" if every_layer else "last layer"
+    encoder = (model.config.audio_model_name_or_path, model.config.audio_config.to_dict(), what)
     return cache_encoder_outputs(
         encode, processor.feature_extractor, dataset, cache_dir, name, batch_size, keep, encoder
     )
 
 
 SER_ONLY_OBJECTIVES = ("lm", "label_ce")
+JOINT_TASKS = ("asr+ser", "asr+des+ser")  # answers with a transcript and an emotion
+# the prompt each classification mode starts from (the others: the SER prompt)
+MODE_TASKS = {"transcript_conditioned": "asr+ser", "descriptor_conditioned": "asr+des+ser"}
 
 
 @dataclass
@@ -109,7 +123,9 @@ class CachedAudioLLMCollator:
     with_answers: bool = True
     class_targets: bool = False  # put class ids in "labels" (classification training)
     fixed_prompt: bool = False
-    answer_prefix: str | None = None
+    # text the assistant turn starts with: one for all rows, or a function of the row (e.g. the
+    # ground-truth "| ASR: <t> | Descriptors: <d> | Emotion:" to score the labels after)
+    answer_prefix: str | Callable[[dict], str] | None = None
     # ABHINAYA ST1: the clip's transcript goes into the prompt beside the audio (rows need "transcript")
     transcript_in_prompt: bool = False
     seed: int = 0
@@ -139,10 +155,12 @@ class CachedAudioLLMCollator:
     def __call__(self, rows):
         rng = self._batch_rng(rows)
         hidden, mask = pad_cached_states(rows)
+        if hidden.dim() == 4:  # every layer, cached time first (B, T, L, D) -> the encoder's (B, L, T, D)
+            hidden = hidden.transpose(1, 2)
         counts = [self.processor.num_audio_tokens_from_frames(int(n)) for n in mask.sum(-1)]
         names = [self.labels[int(r["labels"])] for r in rows] if self.labels and "labels" in rows[0] else None
         task = self.task
-        if task == "asr+ser" and self.ser_only_fraction > 0 and rng.random() < self.ser_only_fraction:
+        if task in JOINT_TASKS and self.ser_only_fraction > 0 and rng.random() < self.ser_only_fraction:
             task = "ser"
         class_labels = self.with_answers and task == "ser" and self.ser_only_objective == "label_ce"
         answers = {}
@@ -151,6 +169,8 @@ class CachedAudioLLMCollator:
                 answers["labels"] = names
             if task != "ser":
                 answers["transcripts"] = [r["transcript"] for r in rows]
+            if task == "asr+des+ser":
+                answers["descriptors"] = [r["descriptors"] for r in rows]
         batch = self.processor(
             audio_token_counts=counts,
             text=[r["transcript"] or "" for r in rows] if self.transcript_in_prompt else None,
@@ -158,7 +178,9 @@ class CachedAudioLLMCollator:
             prompt_index=0 if self.fixed_prompt else None,
             shuffle_labels=not self.fixed_prompt,
             seed=rng.randrange(2**31),
-            answer_prefix=self.answer_prefix,
+            answer_prefix=[self.answer_prefix(r) for r in rows]
+            if callable(self.answer_prefix)
+            else self.answer_prefix,
             return_asr_mask=bool(answers),
             **answers,
         )
@@ -188,17 +210,25 @@ class AudioLLMTrainer(Trainer):
     hold only what trains when the model's config says ``backbone_weights="referenced"`` (the stock
     ``save_pretrained`` / resume path, no overrides)."""
 
-    def __init__(self, *args, asr_weight_schedule=None, extra_eval=None, **kwargs):
+    def __init__(self, *args, asr_weight_schedule=None, extra_eval=None, kl_weight_schedule=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.asr_weight_schedule = asr_weight_schedule  # progress -> weight, or None (weight 1)
         self.extra_eval = extra_eval
+        # progress -> beta of the variational connector's KL term (the model's config.kl_weight)
+        self.kl_weight_schedule = kl_weight_schedule
 
     def current_asr_weight(self) -> float:
         if self.asr_weight_schedule is None:
             return 1.0
-        return self.asr_weight_schedule(self.state.global_step / max(self.state.max_steps, 1))
+        return self.asr_weight_schedule(self._progress())
+
+    def _progress(self) -> float:
+        return self.state.global_step / max(self.state.max_steps, 1)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        unwrapped = getattr(model, "module", model)  # DDP wraps the model
+        if self.kl_weight_schedule is not None:
+            unwrapped.config.kl_weight = float(self.kl_weight_schedule(self._progress()))
         if "class_labels" in inputs:  # SER-only prompts scored over the labels: the model's own loss
             outputs = model(**inputs)
             return (outputs.loss, outputs) if return_outputs else outputs.loss
@@ -216,11 +246,15 @@ class AudioLLMTrainer(Trainer):
             asr_mask[:, 1:].bool(), self.current_asr_weight(), 1.0
         )
         loss = (token_loss * weights).sum() / weights.sum().clamp_min(1e-8)
+        if hasattr(unwrapped, "add_kl_term"):  # no labels went in: the model added no KL term
+            loss = unwrapped.add_kl_term(loss)
         return (loss, outputs) if return_outputs else loss
 
     def log(self, logs, *args, **kwargs):
         if self.asr_weight_schedule is not None and "loss" in logs:
             logs = {**logs, "asr_weight": round(self.current_asr_weight(), 4)}
+        if self.kl_weight_schedule is not None and "loss" in logs:
+            logs = {**logs, "kl_weight": float(f"{self.kl_weight_schedule(self._progress()):.3g}")}
         super().log(logs, *args, **kwargs)
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
@@ -235,9 +269,15 @@ class AudioLLMTrainer(Trainer):
         return metrics
 
 
-def batches(dataset, size: int):
-    for start in range(0, len(dataset), size):
-        yield [dataset[i] for i in range(start, min(start + size, len(dataset)))]
+def batches(dataset, size: int, desc: str | None = None):
+    """Rows of ``dataset`` in lists of ``size``; with ``desc``, a progress bar (clips) on the way."""
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(dataset), desc=desc, unit="clip", disable=desc is None) as bar:
+        for start in range(0, len(dataset), size):
+            rows = [dataset[i] for i in range(start, min(start + size, len(dataset)))]
+            yield rows
+            bar.update(len(rows))
 
 
 @torch.no_grad()
@@ -249,28 +289,47 @@ def evaluate_ser(
     modes=("label_logits",),
     batch_size: int = 16,
     bootstrap: int = 0,
+    speakers: list[str] | None = None,
 ) -> dict:
-    """SER metrics of the model in each classification mode, on a cached split."""
+    """SER metrics of the model in each classification mode, on a cached split; with ``speakers``
+    (one id per row) also each speaker's macro-F1 (``per_speaker_macro_f1``)."""
     results = {}
     for mode in modes:
         classifier = model.as_classifier(mode)
-        joint = mode == "transcript_conditioned"
+        task = MODE_TASKS.get(mode, "ser")
         collate = CachedAudioLLMCollator(
             processor,
-            "asr+ser" if joint else "ser",
+            task,
             labels,
             with_answers=False,
             fixed_prompt=True,
-            answer_prefix=ASR_PREFIX if joint else None,
+            answer_prefix=ASR_PREFIX if task != "ser" else None,
         )
         predictions, references = [], []
-        for rows in batches(dataset, batch_size):
+        for rows in batches(dataset, batch_size, desc=f"SER ({mode})"):
             batch = collate(rows)
             logits = classifier(**{k: v.to(model.device) for k, v in batch.items()}).logits
             predictions += [labels[i] for i in logits.argmax(-1).tolist()]
             references += [labels[int(r["labels"])] for r in rows]
         results[mode] = classification_metrics(predictions, references, labels=labels, bootstrap=bootstrap)
+        if speakers is not None:
+            results[mode]["per_speaker_macro_f1"] = per_speaker_macro_f1(
+                predictions, references, speakers, labels
+            )
     return results
+
+
+def per_speaker_macro_f1(predictions, references, speakers, labels) -> dict[str, float]:
+    """Macro-F1 of each speaker's clips (held-out voices: how evenly a model generalises)."""
+    rows: dict[str, list[int]] = {}
+    for i, s in enumerate(speakers):
+        rows.setdefault(str(s), []).append(i)
+    return {
+        s: classification_metrics([predictions[i] for i in idx], [references[i] for i in idx], labels=labels)[
+            "macro_f1"
+        ]
+        for s, idx in sorted(rows.items())
+    }
 
 
 # below this mean pairwise cosine distance between clips' audio tokens, the connector has collapsed
@@ -318,7 +377,7 @@ def evaluate_wer(model, processor, dataset, batch_size: int = 16, max_new_tokens
     """Greedy transcription of a cached ASR split, scored with WER."""
     collate = CachedAudioLLMCollator(processor, "asr", with_answers=False, fixed_prompt=True)
     hypotheses, references = [], []
-    for rows in batches(dataset, batch_size):
+    for rows in batches(dataset, batch_size, desc="transcribing (WER)"):
         batch = {k: v.to(model.device) for k, v in collate(rows).items()}
         out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False)
         hypotheses += processor.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)

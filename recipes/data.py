@@ -132,7 +132,10 @@ def cache_encoder_outputs(
     import torch
 
     os.makedirs(cache_dir, exist_ok=True)
-    key = fingerprint(encoder_code_version(), *encoder_key, feature_extractor.to_dict(), dataset._fingerprint)
+    # the columns kept beside the outputs are part of the key: a cache made with fewer columns is not reused
+    key = fingerprint(
+        encoder_code_version(), *encoder_key, feature_extractor.to_dict(), dataset._fingerprint, sorted(keep)
+    )
     cache_file = f"{cache_dir}/{name}-{key}.arrow"
 
     def run(batch):

@@ -406,8 +406,18 @@ def final_evaluation(run: Run, model, processor) -> dict:
     test = run.cached.get(f"ser_{run.data_args.test_split}") if run.data_args.test_split else None
     if test is not None:
         modes = ("label_logits", "transcript_conditioned")
+        split = run.ser_splits[run.data_args.test_split]
+        speakers = list(split["speaker_id"]) if "speaker_id" in split.column_names else None
         results.update(
-            evaluate_ser(model, processor, test, run.labels, modes, bootstrap=run.data_args.bootstrap)
+            evaluate_ser(
+                model,
+                processor,
+                test,
+                run.labels,
+                modes,
+                bootstrap=run.data_args.bootstrap,
+                speakers=speakers,
+            )
         )
         # the modality comparison the synthetic corpus is built for: the same model from the words alone
         results["text_only"] = evaluate_text_only(model, processor, test, run.labels)

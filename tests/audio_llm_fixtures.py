@@ -119,3 +119,61 @@ def make_encoder(path, kind: str):
         Wav2Vec2FeatureExtractor(
             feature_size=1, sampling_rate=16000, do_normalize=True, return_attention_mask=True
         ).save_pretrained(path)
+
+
+def make_qwen2_audio(path, labels=LABELS):
+    """A tiny random Qwen2-Audio (transformers' own classes) with a processor: Qwen's special tokens,
+    a 128-bin Whisper feature extractor and the processor's default chat template."""
+    from transformers import (
+        Qwen2AudioConfig,
+        Qwen2AudioEncoderConfig,
+        Qwen2AudioForConditionalGeneration,
+        Qwen2AudioProcessor,
+    )
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"]
+    corpus = [
+        "system\nYou are a helpful assistant.",
+        "user\nAudio 1: ",
+        "assistant\n",
+        f"What emotion does the speaker express? Answer with one word from: {', '.join(labels)}.",
+        *labels,
+    ]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(corpus * 3, trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token="<|im_start|>"
+    )
+    feature_extractor = WhisperFeatureExtractor(feature_size=128, return_attention_mask=True)
+    processor = Qwen2AudioProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer)
+    torch.manual_seed(0)
+    config = Qwen2AudioConfig(
+        audio_config=Qwen2AudioEncoderConfig(
+            num_mel_bins=128,
+            encoder_layers=1,
+            encoder_attention_heads=2,
+            encoder_ffn_dim=32,
+            d_model=16,
+            max_source_positions=1500,
+        ),
+        text_config=Qwen2Config(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=2048,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        ),
+        audio_token_index=tokenizer.convert_tokens_to_ids("<|AUDIO|>"),
+    )
+    Qwen2AudioForConditionalGeneration(config).save_pretrained(path)
+    processor.save_pretrained(path)
+    return path

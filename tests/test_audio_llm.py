@@ -20,7 +20,11 @@ from transformers import pipeline
 sys.path.insert(0, str(Path(__file__).parent))
 from audio_llm_fixtures import LABELS, make_encoder, make_llm, make_tokenizer  # noqa: E402
 
-CONNECTORS = {"query_pooling": dict(num_queries=4, mapper_heads=2), "linear": dict(stack_factor=2)}
+CONNECTORS = {
+    "query_pooling": dict(num_queries=4, mapper_heads=2),
+    "linear": dict(stack_factor=2),
+    "vae_ib": dict(stack_factor=4, vib_latent_size=8),  # two token groups: fewer tokens each
+}
 MODES = ["label_logits", "transcript_conditioned", "pooling_head"]
 CASES = [
     (connector, mode, encoder, llm)

@@ -5,10 +5,17 @@ from pathlib import Path
 import pytest
 import torch
 from serhub.modeling import AudioLLMConfig, AudioLLMForConditionalGeneration
-from serhub.recipes import emosllm, whisper_llm
+from serhub.recipes import descriptors, emosllm, whisper_llm
 from serhub.recipes.arguments import DataArguments, parse_arguments
 from serhub.recipes.audio_llm_common import AudioLLMArguments, model_config_kwargs
-from transformers import GemmaConfig, LlamaConfig, TrainingArguments, WavLMConfig, WhisperConfig
+from transformers import (
+    GemmaConfig,
+    HubertConfig,
+    LlamaConfig,
+    TrainingArguments,
+    WavLMConfig,
+    WhisperConfig,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,6 +52,24 @@ ARCHITECTURES = {
         num_mel_bins=128,
         vocab_size=51866,
     ),
+    "facebook/hubert-large-ll60k": lambda: HubertConfig(
+        hidden_size=1024,
+        num_hidden_layers=24,
+        num_attention_heads=16,
+        intermediate_size=4096,
+        feat_extract_norm="layer",
+        do_stable_layer_norm=True,
+        conv_bias=True,
+    ),
+    "meta-llama/Llama-3.1-8B-Instruct": lambda: LlamaConfig(
+        hidden_size=4096,
+        intermediate_size=14336,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        vocab_size=128256,
+        max_position_embeddings=131072,
+    ),
     "google/gemma-2b-it": lambda: GemmaConfig(
         hidden_size=2048,
         intermediate_size=16384,
@@ -63,10 +88,11 @@ CASES = [
         "whisper_llm/paper_whisper_large_gemma2b_emospeech.yaml",
         (whisper_llm.CrossValidationArguments,),
     ),
+    (descriptors, "descriptors/paper_iemocap.yaml", (descriptors.DescriptorArguments,)),
 ]
 
 
-@pytest.mark.parametrize("recipe,config,extra", CASES, ids=["emosllm", "whisper_llm"])
+@pytest.mark.parametrize("recipe,config,extra", CASES, ids=["emosllm", "whisper_llm", "descriptors"])
 def test_paper_config_builds_on_meta(recipe, config, extra):
     path = REPO / "recipes/configs" / config
     args = parse_arguments(
@@ -99,5 +125,8 @@ def test_paper_config_builds_on_meta(recipe, config, extra):
     assert not any("audio_encoder" in n for n in trainable)
     if recipe is emosllm:
         assert lora > 0 and total > 3e9  # WavLM-Large + Llama-3.2-3B
+    elif recipe is descriptors:
+        assert lora > 0 and total > 8e9  # HuBERT-large + Llama-3.1-8B
+        assert {n.split(".")[1] for n in trainable if n.startswith("connector.")} == {"content", "descriptor"}
     else:
         assert lora == 0 and connector > 0 and total > 2e9

@@ -98,7 +98,7 @@ def test_weighted_joint_loss(tiny):
 
     def loss_at(weight, batch=batch):
         trainer = AudioLLMTrainer.__new__(AudioLLMTrainer)  # only compute_loss is exercised
-        trainer.asr_weight_schedule = lambda progress: weight
+        trainer.asr_weight_schedule, trainer.kl_weight_schedule = (lambda progress: weight), None
         trainer.state = type("S", (), {"global_step": 0, "max_steps": 1})()
         return trainer.compute_loss(model, dict(batch)).item()
 
@@ -173,6 +173,7 @@ def test_label_ce_objective_for_ser_only_batches(tiny):
     unweighted = torch.nn.functional.cross_entropy(out.logits, targets)
     assert out.loss.item() != pytest.approx(unweighted.item(), rel=1e-3)
     trainer = AudioLLMTrainer.__new__(AudioLLMTrainer)  # the trainer hands such batches to the model
+    trainer.kl_weight_schedule = None
     assert trainer.compute_loss(model, dict(batch)).item() == pytest.approx(out.loss.item(), rel=1e-6)
     # the objective trains: a few steps on the connector and the (tiny) LLM lower it
     model.train()

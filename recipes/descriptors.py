@@ -1,0 +1,517 @@
+"""Explainable SER with fine-grained speech descriptors (arXiv:2505.23236): frozen speech encoder ->
+two variational information-bottleneck branches (content, descriptor) -> LLM with LoRA, which writes
+"| ASR: <transcript> | Descriptors: <how it sounds> | Emotion: <label>".
+
+    accelerate launch recipes/descriptors.py            # embedded default: Whisper tiny.en + SmolLM2-135M, CPU
+    accelerate launch recipes/descriptors.py --config recipes/configs/descriptors/paper_iemocap.yaml \\
+        --dataset_name_or_path data/iemocap            # after datasets_scripts.descriptors --dataset data/iemocap
+
+The stages alternate as ``--stages`` lists them (default 1, 2): stage 1 trains the content branch and
+its adapter on ASR, the descriptor branch frozen; stage 2 freezes the content branch and trains the
+descriptor branch and its adapter on the full answers (SER + descriptors + ASR, the transcript tokens
+weighted by an ASR weight) and, in ``--ser_only_fraction`` of the batches, on the emotion alone
+(the ``label_logits`` readout). LoRA on the LLM trains in both. The KL term of the branches is
+weighted by beta, annealed from ``--kl_weight_start`` to ``--kl_weight_end`` over all stages.
+
+Each stage's output is ``<output_dir>/stage<k>_<n>`` (what trains only); a finished stage is skipped
+on re-run and an interrupted one resumes from its last checkpoint. At the end the test split is
+scored as the paper's ablation: the emotion without descriptors in the answer (``label_logits``),
+after the model's own descriptors (``descriptor_conditioned``) and after the ground-truth transcript
+and descriptors; descriptor quality with BLEU-4 / METEOR / ROUGE-L and the transcripts' WER.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import datasets
+import torch
+from serhub.datasets_scripts.common import class_counts
+from serhub.metrics.asr import word_error_rate
+from serhub.metrics.ser_metrics.ser_metrics import classification_metrics
+from serhub.metrics.text_metrics.text_metrics import text_metrics
+from serhub.modeling import AudioLLMForConditionalGeneration, AudioLLMProcessor
+from serhub.modeling.prompting_audio_llm import ASR_PREFIX, described_answer, parse_answer
+from serhub.recipes.arguments import CONFIGS, DataArguments, RunArguments, start_run
+from serhub.recipes.audio_llm_common import (
+    SER_ONLY_OBJECTIVES,
+    AudioLLMArguments,
+    AudioLLMTrainer,
+    CachedAudioLLMCollator,
+    asr_weight,
+    audio_token_check,
+    batches,
+    build_model,
+    cache_split,
+    evaluate_ser,
+)
+from serhub.recipes.data import embedded_dataset_path, encode_labels, load_dataset_dict, resolve_labels
+from serhub.recipes.logs import get_logger
+from serhub.recipes.reporting import finish_run, scalar_metrics, write_json
+from serhub.recipes.run_folders import claim_output_dir, last_complete_checkpoint, run_settings
+from transformers import TrainingArguments
+
+DEFAULT_CONFIG = CONFIGS / "descriptors" / "default.yaml"
+logger = get_logger("descriptors")
+KL_SCHEDULES = ("constant", "linear", "exponential", "cosine")
+
+
+@dataclass
+class DescriptorArguments:
+    stages: list[int] = field(
+        default_factory=lambda: [1, 2], metadata={"help": "the stages in order, e.g. 1 2 1 2 to alternate"}
+    )
+    stage_max_steps: list[int] = field(
+        default_factory=lambda: [-1, -1],
+        metadata={"help": "steps of each listed stage (-1: num_train_epochs)"},
+    )
+    kl_weight_start: float = 1.0
+    kl_weight_end: float = 1e-4
+    kl_weight_schedule: str = field(
+        default="exponential", metadata={"help": "beta over training: " + " | ".join(KL_SCHEDULES)}
+    )
+    asr_weight_start: float = 1.0
+    asr_weight_end: float = 0.1
+    asr_weight_schedule: str = "linear"
+    ser_only_fraction: float = field(
+        default=0.5, metadata={"help": "stage 2: share of batches asking for the emotion alone"}
+    )
+    ser_only_objective: str = field(default="label_ce", metadata={"help": " | ".join(SER_ONLY_OBJECTIVES)})
+    descriptors_column: str = "descriptors"
+    classification_mode: str = field(
+        default="descriptor_conditioned",
+        metadata={
+            "help": "what the saved model's pipeline does: descriptor_conditioned | label_logits (faster)"
+        },
+    )
+    max_ser_eval_samples: int | None = None
+    max_generation_eval_samples: int | None = field(
+        default=None,
+        metadata={"help": "test clips whose answers are written (descriptor quality); all: None"},
+    )
+
+    NOT_SETTINGS: ClassVar[tuple[str, ...]] = ("stages", "stage_max_steps", "max_ser_eval_samples")
+
+    def __post_init__(self):
+        if set(self.stages) - {1, 2} or not self.stages:
+            raise ValueError(f"--stages {self.stages}: the descriptor system has stages 1 and 2")
+        if len(self.stage_max_steps) != len(self.stages) or any(
+            s == 0 or s < -1 for s in self.stage_max_steps
+        ):
+            raise ValueError(
+                f"--stage_max_steps {self.stage_max_steps}: give one step count (> 0, or -1 for "
+                f"--num_train_epochs) for each of the {len(self.stages)} stages in --stages {self.stages}"
+            )
+        if self.kl_weight_schedule not in KL_SCHEDULES:
+            raise ValueError(
+                f"--kl_weight_schedule {self.kl_weight_schedule!r}: expected one of {KL_SCHEDULES}"
+            )
+        if self.kl_weight_start < 0 or self.kl_weight_end < 0:
+            raise ValueError("--kl_weight_start and --kl_weight_end must be >= 0")
+        if self.classification_mode not in ("descriptor_conditioned", "label_logits"):
+            raise ValueError(
+                f"--classification_mode {self.classification_mode!r}: descriptor_conditioned or label_logits"
+            )
+        if self.ser_only_objective not in SER_ONLY_OBJECTIVES:
+            raise ValueError(
+                f"--ser_only_objective {self.ser_only_objective!r}: one of {SER_ONLY_OBJECTIVES}"
+            )
+
+
+def kl_weight(progress: float, start: float = 1.0, end: float = 1e-4, schedule: str = "exponential") -> float:
+    """beta at ``progress`` in [0, 1] of the whole training: "exponential" moves evenly in log space
+    (1 -> 1e-2 -> 1e-4 at 0, 1/2, 1), "linear" / "cosine" in value, "constant" stays at ``start``."""
+    p = min(max(progress, 0.0), 1.0)
+    if schedule == "constant":
+        return start
+    if schedule == "exponential":
+        if start <= 0 or end <= 0:
+            raise ValueError("the exponential beta schedule needs start and end > 0")
+        return math.exp(math.log(start) + (math.log(end) - math.log(start)) * p)
+    return asr_weight(p, start, end, schedule)
+
+
+def set_trainable_branch(model, stage: int) -> str:
+    """Stage 1: the content branch trains, the descriptor branch is frozen; stage 2 the reverse. LoRA
+    adapters on the LLM train in both (added when missing). Returns the trainable-parameter summary."""
+    if model.config.connector != "vae_ib":
+        raise ValueError(f"the descriptor recipe needs connector 'vae_ib', got {model.config.connector!r}")
+    if not model.config.has_lora and model.config.lora_r > 0:
+        model.enable_lora()
+    train, freeze = ("content", "descriptor") if stage == 1 else ("descriptor", "content")
+    getattr(model.connector, train).requires_grad_(True)
+    getattr(model.connector, freeze).requires_grad_(False)
+    return model.trainable_parameters()
+
+
+# ---------------------------------------------------------------------------------------- data
+@dataclass
+class Run:
+    model_args: AudioLLMArguments
+    data_args: DataArguments
+    args: DescriptorArguments
+    training_args: TrainingArguments
+    labels: list[str]
+    splits: dict
+    cached: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+    history: list = field(default_factory=list)
+
+    @property
+    def output_dir(self) -> str:
+        return self.training_args.output_dir
+
+    def stage_dir(self, index: int) -> Path:
+        return Path(self.output_dir) / f"stage{index + 1}_{self.args.stages[index]}"
+
+
+def load_data(data_args: DataArguments, args: DescriptorArguments, training_args):
+    with training_args.main_process_first(desc="datasets"):
+        data = load_dataset_dict(data_args.dataset_name_or_path or str(embedded_dataset_path()))
+    labels = resolve_labels(data, data_args)
+    names = [s for s in (data_args.train_split, data_args.eval_split, data_args.test_split) if s]
+    audio = datasets.Audio(sampling_rate=16000)
+    splits = {}
+    for name in names:
+        ds = data[name]
+        for column in ("transcript", args.descriptors_column):
+            if column not in ds.column_names:
+                raise ValueError(
+                    f"split {name!r} has no {column!r} column (columns: {ds.column_names}). "
+                    + (
+                        "Add descriptors with `python -m serhub.datasets_scripts.descriptors --dataset DIR`."
+                        if column == args.descriptors_column
+                        else "Fill transcripts with `python -m serhub.datasets_scripts.transcribe --dataset DIR`."
+                    )
+                )
+        if args.descriptors_column != "descriptors":
+            ds = ds.rename_column(args.descriptors_column, "descriptors")
+        splits[name] = encode_labels(ds.cast_column("audio", audio), data_args.label_column, labels)
+    if args.max_ser_eval_samples:
+        ev = splits[data_args.eval_split]
+        splits[data_args.eval_split] = ev.select(range(min(args.max_ser_eval_samples, len(ev))))
+    return data, labels, splits
+
+
+def ensure_cached(run: Run, model, processor) -> None:
+    if run.cached:
+        return
+    start = time.time()
+    with run.training_args.main_process_first(desc="encoder cache"):
+        for name, ds in run.splits.items():
+            run.cached[name] = cache_split(
+                model,
+                processor,
+                ds,
+                f"{run.output_dir}/encoder_cache",
+                name,
+                run.training_args.per_device_eval_batch_size,
+                ("labels", "transcript", "descriptors"),
+            )
+    run.timings["encoder_cache_s"] = round(time.time() - start, 1)
+
+
+# -------------------------------------------------------------------------------------- stages
+def load_stage_model(run: Run, index: int):
+    previous = run.stage_dir(index - 1) if index else None
+    if previous is not None and (previous / "stage_done.json").is_file():
+        return AudioLLMForConditionalGeneration.from_pretrained(previous), AudioLLMProcessor.from_pretrained(
+            previous
+        )
+    if run.model_args.connector != "vae_ib":
+        raise ValueError(f"--connector {run.model_args.connector!r}: the descriptor system uses 'vae_ib'")
+    return build_model(run.model_args, run.labels)
+
+
+def stage_steps(run: Run) -> list[int]:
+    """Each stage's optimizer steps (--num_train_epochs of the training split where a stage says -1)."""
+    batch = run.training_args.per_device_train_batch_size * run.training_args.gradient_accumulation_steps
+    batch *= max(run.training_args.world_size, 1)
+    per_epoch = math.ceil(len(run.splits[run.data_args.train_split]) / batch)
+    epochs = run.training_args.num_train_epochs
+    return [s if s > 0 else math.ceil(per_epoch * epochs) for s in run.args.stage_max_steps]
+
+
+def stage_trainer(run: Run, index: int, model, processor) -> AudioLLMTrainer:
+    stage, args = run.args.stages[index], run.args
+    train = run.cached[run.data_args.train_split]
+    model.config.class_counts = class_counts(train, "labels", len(run.labels))
+    steps = args.stage_max_steps[index]
+    all_steps = stage_steps(run)
+    done_before, total = sum(all_steps[:index]), max(sum(all_steps), 1)
+
+    def beta(progress: float) -> float:  # over all stages: it continues where the last stage left it
+        overall = (done_before + progress * all_steps[index]) / total
+        return kl_weight(overall, args.kl_weight_start, args.kl_weight_end, args.kl_weight_schedule)
+
+    joint = stage == 2
+    return AudioLLMTrainer(
+        model=model,
+        args=dataclasses.replace(
+            run.training_args,
+            output_dir=str(run.stage_dir(index)),
+            max_steps=steps,
+            load_best_model_at_end=False,
+            label_names=["labels"],
+        ),
+        train_dataset=train,
+        eval_dataset=run.cached[run.data_args.eval_split],
+        data_collator=CachedAudioLLMCollator(
+            processor,
+            "asr+des+ser" if joint else "asr",
+            run.labels,
+            seed=run.training_args.seed + index,
+            ser_only_fraction=args.ser_only_fraction if joint else 0.0,
+            ser_only_objective=args.ser_only_objective,
+        ),
+        processing_class=processor,
+        asr_weight_schedule=(
+            (lambda p: asr_weight(p, args.asr_weight_start, args.asr_weight_end, args.asr_weight_schedule))
+            if joint
+            else None
+        ),
+        kl_weight_schedule=beta,
+        extra_eval=stage_evaluation(run, processor, joint),
+    )
+
+
+def stage_evaluation(run: Run, processor, joint: bool):
+    evaluation = run.cached[run.data_args.eval_split]
+    size = run.training_args.per_device_eval_batch_size
+
+    def extra_eval(model):
+        metrics = audio_token_check(model, processor, evaluation, run.labels)
+        if joint:
+            r = evaluate_ser(model, processor, evaluation, run.labels, ("label_logits",), size)[
+                "label_logits"
+            ]
+            metrics.update(
+                scalar_metrics({k: r[k] for k in ("macro_f1", "unweighted_accuracy")}, "label_logits_")
+            )
+        return metrics
+
+    return extra_eval
+
+
+def run_stage(run: Run, index: int):
+    out = run.stage_dir(index)
+    model, processor = load_stage_model(run, index)
+    model.config.backbone_weights = "referenced"  # stage outputs and checkpoints: what trains only
+    model.train()
+    logger.info("stage %d (%s): %s", index + 1, out.name, set_trainable_branch(model, run.args.stages[index]))
+    ensure_cached(run, model, processor)
+    trainer = stage_trainer(run, index, model, processor)
+    last = last_complete_checkpoint(str(out)) if out.is_dir() else None
+    if last:
+        logger.info("resuming %s from %s", out.name, last)
+    start = time.time()
+    trainer.train(resume_from_checkpoint=last)
+    run.timings[f"{out.name}_s"] = round(time.time() - start, 1)
+    trainer.evaluate()
+    if trainer.is_world_process_zero():
+        model.save_pretrained(out)
+        processor.save_pretrained(out)
+        for h in trainer.state.log_history:
+            h["stage"] = out.name
+        run.history += trainer.state.log_history
+        write_json(out / "stage_done.json", {"log_history": trainer.state.log_history})
+    return model, processor
+
+
+# ---------------------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def write_answers(model, processor, dataset, batch_size: int = 16, max_new_tokens: int = 80) -> list[dict]:
+    """The model's full answers to the descriptor prompt, parsed: transcript, descriptors, label."""
+    collate = CachedAudioLLMCollator(
+        processor, "asr+des+ser", with_answers=False, fixed_prompt=True, answer_prefix=ASR_PREFIX
+    )
+    answers = []
+    for rows in batches(dataset, batch_size, desc="writing answers"):
+        batch = {k: v.to(model.device) for k, v in collate(rows).items()}
+        out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False)
+        texts = processor.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+        answers += [parse_answer(ASR_PREFIX + " " + t) for t in texts]
+    return answers
+
+
+@torch.no_grad()
+def evaluate_given_descriptors(
+    model, processor, dataset, labels, batch_size: int = 16, bootstrap: int = 0
+) -> dict:
+    """SER with the ground-truth transcript and descriptors written into the answer (teacher forcing),
+    the labels scored after "| Emotion:": the paper's upper bound for descriptor-conditioned SER."""
+    collate = CachedAudioLLMCollator(
+        processor,
+        "asr+des+ser",
+        labels,
+        with_answers=False,
+        fixed_prompt=True,
+        answer_prefix=lambda r: described_answer(r["transcript"], r["descriptors"]),
+    )
+    label_ids = model.config.prompt["emotion_label_token_ids"]
+    predictions, references = [], []
+    for rows in batches(dataset, batch_size, desc="SER (ground-truth descriptors)"):
+        batch = {k: v.to(model.device) for k, v in collate(rows).items()}
+        embeds, mask, positions = model.build_inputs(
+            batch["input_ids"],
+            batch["attention_mask"],
+            None,
+            None,
+            batch["encoder_hidden_states"],
+            batch["encoder_attention_mask"],
+        )
+        scores = model.label_scores(embeds, mask, positions, label_ids)
+        predictions += [labels[i] for i in scores.argmax(-1).tolist()]
+        references += [labels[int(r["labels"])] for r in rows]
+    return classification_metrics(predictions, references, labels=labels, bootstrap=bootstrap)
+
+
+def final_evaluation(run: Run, model, processor) -> dict:
+    test = run.cached[run.data_args.test_split]
+    size, bootstrap = run.training_args.per_device_eval_batch_size, run.data_args.bootstrap
+    split = run.splits[run.data_args.test_split]
+    speakers = list(split["speaker_id"]) if "speaker_id" in split.column_names else None
+    results = evaluate_ser(
+        model,
+        processor,
+        test,
+        run.labels,
+        ("label_logits", "descriptor_conditioned"),
+        size,
+        bootstrap,
+        speakers,
+    )
+    results["ground_truth_descriptors"] = evaluate_given_descriptors(
+        model, processor, test, run.labels, size, bootstrap
+    )
+    limit = run.args.max_generation_eval_samples
+    subset = test.select(range(min(limit, len(test)))) if limit else test
+    answers = write_answers(model, processor, subset, size)
+    results["descriptor_quality"] = text_metrics(
+        [a["descriptors"] or "" for a in answers], [r["descriptors"] for r in subset]
+    )
+    # what writing the training split's most common descriptors every time would score (the words
+    # "pitch", "intonation", ... recur in every reference: a floor for the figures above)
+    train = run.cached[run.data_args.train_split]
+    common = max(set(train["descriptors"]), key=list(train["descriptors"]).count)
+    results["descriptor_quality_constant_answer"] = {
+        "answer": common,
+        **text_metrics([common] * len(subset), [r["descriptors"] for r in subset]),
+    }
+    results["wer"] = word_error_rate(
+        [a["transcript"] or "" for a in answers], [r["transcript"] for r in subset]
+    )
+    results["answers_with_descriptors"] = sum(a["descriptors"] is not None for a in answers) / max(
+        len(answers), 1
+    )
+    results["example_answers"] = [
+        {
+            "reference": described_answer(r["transcript"], r["descriptors"], run.labels[int(r["labels"])]),
+            "answer": a,
+        }
+        for r, a in zip([subset[i] for i in range(min(5, len(subset)))], answers[:5])
+    ]
+    results["audio_tokens"] = audio_token_check(model, processor, test, run.labels)
+    return results
+
+
+def finish(run: Run, model, processor, results: dict, push_to_hub: bool) -> None:
+    modes = [
+        m for m in ("label_logits", "descriptor_conditioned", "ground_truth_descriptors") if m in results
+    ]
+    quality = results.get("descriptor_quality", {})
+    model.config.classification_mode = run.args.classification_mode
+    finish_run(
+        run.output_dir,
+        save=(model.merge_and_unload_lora(), processor),
+        results=results,
+        summary={**run.timings, "labels": run.labels, "world_size": run.training_args.world_size},
+        labels=run.labels,
+        confusion=(results[model.config.classification_mode], f"test ({model.config.classification_mode})"),
+        history=run.history,
+        curves_title="descriptor system: alternating stages",
+        card={
+            "template": "descriptors.md",
+            "model_name": "serhub-descriptors",
+            "dataset_name": run.data_args.dataset_name_or_path or "synthetic_emotions",
+            "results": {f"test ({m})": results[m] for m in modes},
+            "base_model": run.model_args.text_model_name_or_path,
+            "tags": ["audio-llm", "explainable-ser", "speech-descriptors"],
+            "wer": results.get("wer"),
+            "descriptor_quality": quality,
+            "classification_mode": model.config.classification_mode,
+            "training_config": {
+                "audio model": run.model_args.audio_model_name_or_path,
+                "LLM": run.model_args.text_model_name_or_path,
+                "connector": f"vae_ib (latent {run.model_args.vib_latent_size}, {run.model_args.stack_factor} frames per token)",
+                "LoRA": f"r={run.model_args.lora_r}, alpha={run.model_args.lora_alpha}",
+                "stages": run.args.stages,
+                "steps per stage": run.args.stage_max_steps,
+                "beta": f"{run.args.kl_weight_start} -> {run.args.kl_weight_end} ({run.args.kl_weight_schedule})",
+                "learning rate": run.training_args.learning_rate,
+            },
+        },
+        training_args=run.training_args,
+        push_to_hub=push_to_hub,
+    )
+    short = {m: {k: results[m][k] for k in ("macro_f1", "unweighted_accuracy")} for m in modes}
+    logger.info(
+        "%s", json.dumps({**short, "descriptor_quality": quality, "wer": results.get("wer")}, indent=2)
+    )
+
+
+def main(argv=None):
+    model_args, data_args, args, run_args, training_args, push_to_hub = start_run(
+        (AudioLLMArguments, DataArguments, DescriptorArguments, RunArguments, TrainingArguments),
+        DEFAULT_CONFIG,
+        argv,
+    )
+    data, labels, splits = load_data(data_args, args, training_args)
+    settings = run_settings(
+        training_args,
+        labels,
+        dict(data.items()),
+        model_args,
+        data_args,
+        args,
+        exclude=DescriptorArguments.NOT_SETTINGS,
+    )
+    run_lock = claim_output_dir(  # noqa: F841 (held until the process exits)
+        training_args.output_dir,
+        "descriptors",
+        settings,
+        run_args.overwrite_output_dir,
+        training_args.process_index == 0,
+    )
+    run = Run(model_args, data_args, args, training_args, labels, splits)
+    model = processor = None
+    for index in range(len(args.stages)):
+        done = run.stage_dir(index) / "stage_done.json"
+        if done.is_file():
+            logger.info("%s already done; skipping", done.parent.name)
+            run.history += json.loads(done.read_text())["log_history"]
+            continue
+        model, processor = run_stage(run, index)
+    if not training_args.should_save:
+        return
+    if model is None:  # every stage was done: evaluate the last one
+        last = run.stage_dir(len(args.stages) - 1)
+        model, processor = (
+            AudioLLMForConditionalGeneration.from_pretrained(last),
+            AudioLLMProcessor.from_pretrained(last),
+        )
+    ensure_cached(run, model, processor)
+    model.eval()
+    if data_args.test_split:
+        finish(run, model, processor, final_evaluation(run, model, processor), push_to_hub)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
