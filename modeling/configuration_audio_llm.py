@@ -200,6 +200,11 @@ class AudioLLMConfig(PreTrainedConfig):
         return encoder_family(self.audio_config).hidden_size
 
     @property
+    def max_answer_tokens(self) -> int:
+        """Tokens a whole written answer may take: transcript, descriptors, and 8 for the markers and label."""
+        return self.max_transcript_tokens + self.max_descriptor_tokens + 8
+
+    @property
     def audio_token_groups(self) -> int:
         """How many places of the prompt take audio tokens (2 for "vae_ib": content, descriptor)."""
         return len(audio_groups(self.connector))

@@ -75,6 +75,16 @@ class ClassificationHead(nn.Module):
         return self.out_proj(self.dropout(self.activation(self.dense(self.dropout(pooled)))))
 
 
+def stack_frames(frames: torch.Tensor, mask: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``k`` consecutive frames side by side: B, T, D -> B, ceil(T/k), k*D (padding frames zeroed),
+    and the tokens' mask (a token is valid when any of its frames is)."""
+    b, t, d = frames.shape
+    pad = (-t) % k
+    frames = nn.functional.pad(frames * mask[..., None].to(frames.dtype), (0, 0, 0, pad))
+    mask = nn.functional.pad(mask, (0, pad))
+    return frames.reshape(b, (t + pad) // k, k * d), mask.reshape(b, -1, k).any(-1)
+
+
 class LinearProjector(nn.Module):
     """THAU-UPM's projector: stack ``k`` consecutive frames, then one linear map to the LLM width.
 
@@ -87,15 +97,8 @@ class LinearProjector(nn.Module):
         self.proj = nn.Linear(input_size * stack_factor, output_size)
 
     def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        b, t, d = frames.shape
-        k = self.stack_factor
-        pad = (-t) % k
-        frames = nn.functional.pad(
-            frames * mask[..., None].to(frames.dtype), (0, 0, 0, pad)
-        )  # padded frames are zeros
-        mask = nn.functional.pad(mask, (0, pad))
-        stacked = frames.reshape(b, (t + pad) // k, k * d)  # B, N, k*D
-        return self.proj(stacked), mask.reshape(b, -1, k).any(-1)
+        stacked, token_mask = stack_frames(frames, mask, self.stack_factor)  # B, N, k*D
+        return self.proj(stacked), token_mask
 
 
 class VariationalBranch(nn.Module):
@@ -145,12 +148,8 @@ class VariationalBranch(nn.Module):
         m = mask[..., None].to(mu.dtype)
         kl = 0.5 * (mu.pow(2) + log_var.exp() - log_var - 1.0).sum(-1, keepdim=True)
         self.kl = (kl * m).sum() / m.sum().clamp_min(1.0)
-        b, t, d = z.shape
-        k = self.stack_factor
-        pad = (-t) % k
-        z = nn.functional.pad(z * m, (0, 0, 0, pad))
-        token_mask = nn.functional.pad(mask, (0, pad)).reshape(b, -1, k).any(-1)
-        tokens = self.adapter(z.reshape(b, (t + pad) // k, k * d))
+        stacked, token_mask = stack_frames(z, mask, self.stack_factor)
+        tokens = self.adapter(stacked)
         if self.output_gain is not None:
             tokens = tokens * torch.rsqrt(tokens.pow(2).mean(-1, keepdim=True) + 1e-6) * self.output_gain
         return tokens, token_mask

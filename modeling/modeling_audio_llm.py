@@ -449,8 +449,9 @@ class AudioLLMForConditionalGeneration(AudioLLMPreTrainedModel, GenerationMixin)
             answer_prefix=ASR_PREFIX,
             sampling_rate=sampling_rate,
         ).to(self.device)
-        budget = max_new_tokens or self.config.max_transcript_tokens + self.config.max_descriptor_tokens + 8
-        out = self.generate(**inputs, max_new_tokens=budget, do_sample=False)
+        out = self.generate(
+            **inputs, max_new_tokens=max_new_tokens or self.config.max_answer_tokens, do_sample=False
+        )
         texts = processor.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
         return [parse_answer(f"{ASR_PREFIX} {t}") for t in texts]
 

@@ -66,8 +66,9 @@ class Qwen2AudioSERConfig(Qwen2AudioConfig):
         super().__init__(**kwargs)
 
 
-def chat_prompt(processor, labels: list[str], instruction: str = INSTRUCTION) -> dict:
-    """The config's ``prompt`` from a Qwen2-Audio processor (its chat template, one audio clip)."""
+def chat_text(processor, labels: list[str], instruction: str = INSTRUCTION) -> str:
+    """The chat prompt as text, one audio clip, up to where the assistant answers (the processor's
+    chat template): what training appends the answer to, and what the config's prompt tokenises."""
     conversation = [
         {
             "role": "user",
@@ -77,7 +78,12 @@ def chat_prompt(processor, labels: list[str], instruction: str = INSTRUCTION) ->
             ],
         }
     ]
-    text = processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
+    return processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
+
+
+def chat_prompt(processor, labels: list[str], instruction: str = INSTRUCTION) -> dict:
+    """The config's ``prompt`` from a Qwen2-Audio processor (its chat template, one audio clip)."""
+    text = chat_text(processor, labels, instruction)
     if processor.audio_token not in text:
         raise ValueError(
             f"the processor's chat template put no {processor.audio_token} in the prompt: {text!r}"
@@ -244,5 +250,6 @@ __all__ = [
     "Qwen2AudioSERConfig",
     "Qwen2AudioSERForConditionalGeneration",
     "chat_prompt",
+    "chat_text",
     "parse_label",
 ]

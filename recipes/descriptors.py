@@ -327,7 +327,7 @@ def run_stage(run: Run, index: int):
 
 # ---------------------------------------------------------------------------------- evaluation
 @torch.no_grad()
-def write_answers(model, processor, dataset, batch_size: int = 16, max_new_tokens: int = 80) -> list[dict]:
+def write_answers(model, processor, dataset, batch_size: int = 16) -> list[dict]:
     """The model's full answers to the descriptor prompt, parsed: transcript, descriptors, label."""
     collate = CachedAudioLLMCollator(
         processor, "asr+des+ser", with_answers=False, fixed_prompt=True, answer_prefix=ASR_PREFIX
@@ -335,7 +335,7 @@ def write_answers(model, processor, dataset, batch_size: int = 16, max_new_token
     answers = []
     for rows in batches(dataset, batch_size, desc="writing answers"):
         batch = {k: v.to(model.device) for k, v in collate(rows).items()}
-        out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False)
+        out = model.generate(**batch, max_new_tokens=model.config.max_answer_tokens, do_sample=False)
         texts = processor.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
         answers += [parse_answer(ASR_PREFIX + " " + t) for t in texts]
     return answers

@@ -30,6 +30,7 @@ from serhub.modeling.modeling_qwen2_audio_ser import (
     Qwen2AudioSERConfig,
     Qwen2AudioSERForConditionalGeneration,
     chat_prompt,
+    chat_text,
     parse_label,
 )
 from serhub.recipes.arguments import CONFIGS, DataArguments, RunArguments, start_run
@@ -149,25 +150,12 @@ class ChatCollator:
         return batch
 
 
-def prompt_text(processor, instruction: str, labels: list[str]) -> str:
-    conversation = [
-        {
-            "role": "user",
-            "content": [
-                {"type": "audio", "audio_url": "clip.wav"},
-                {"type": "text", "text": instruction.format(labels=", ".join(labels))},
-            ],
-        }
-    ]
-    return processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
-
-
 @torch.no_grad()
 def evaluate(model, processor, dataset, labels, args, batch_size: int, bootstrap: int = 0) -> dict:
     """Test metrics of both classifications: written answers parsed, and label scoring."""
     model.eval()
     collate = ChatCollator(
-        processor, labels, prompt_text(processor, args.instruction, labels), with_answers=False
+        processor, labels, chat_text(processor, labels, args.instruction), with_answers=False
     )
     written, scored, references, fallbacks, answers = [], [], [], 0, []
     for start in range(0, len(dataset), batch_size):
@@ -234,7 +222,7 @@ def main(argv=None):
         max_length=None,
         packing=False,
     )
-    text = prompt_text(processor, args.instruction, labels)
+    text = chat_text(processor, labels, args.instruction)
     trainer = SFTTrainer(
         model=peft_model,
         args=sft_args,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from serhub.modeling import Qwen2AudioForAudioClassification
-from serhub.modeling.modeling_qwen2_audio_ser import parse_label
+from serhub.modeling.modeling_qwen2_audio_ser import chat_text, parse_label
 from serhub.recipes import qwen2_audio_lora
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -54,7 +54,7 @@ def test_the_loss_is_on_the_answer_only(tmp_path):
     make_qwen2_audio(tmp_path / "m", EMOTIONS)
     processor = AutoProcessor.from_pretrained(tmp_path / "m")
     processor.tokenizer.padding_side = "left"
-    text = qwen2_audio_lora.prompt_text(processor, qwen2_audio_lora.INSTRUCTION, EMOTIONS)
+    text = chat_text(processor, EMOTIONS)
     collate = qwen2_audio_lora.ChatCollator(processor, EMOTIONS, text)
     rows = [
         {"audio": {"array": np.zeros(n, dtype=np.float32)}, "labels": c} for n, c in ((8000, 1), (16000, 5))
