@@ -162,7 +162,14 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
 
     @_keys_to_ignore_on_save.setter
     def _keys_to_ignore_on_save(self, value):
-        self.__dict__["_static_keys_to_ignore_on_save"] = set(value or [])
+        # transformers' post_init writes back what it read (``x = set(x)``): the backbone keys read
+        # from a "referenced" config must not become static, or a model built from a light checkpoint
+        # and then merged ("included") would still leave its encoder out of the saved file
+        value = set(value or [])
+        config = self.__dict__.get("config")
+        if value and config is not None and config.backbone_weights == "referenced":
+            value -= backbone_keys(self)
+        self.__dict__["_static_keys_to_ignore_on_save"] = value
 
     def save_trainable(self, save_directory: str | os.PathLike, **kwargs):
         """``save_pretrained`` with the backbones referenced, not saved (Ultravox-style): what trained,

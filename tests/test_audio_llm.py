@@ -319,7 +319,7 @@ def test_reload_in_fresh_process_and_pipeline(parts, tmp_path):
     assert abs(sum(r["score"] for r in result) - 1.0) < 1e-4
 
 
-@pytest.mark.parametrize("fmt", ["trainable_only", "merged"])
+@pytest.mark.parametrize("fmt", ["trainable_only", "merged", "trainable_only_then_merged"])
 def test_lora_checkpoints_reload_with_equal_outputs(parts, tmp_path, fmt):
     import copy
 
@@ -356,8 +356,16 @@ def test_lora_checkpoints_reload_with_equal_outputs(parts, tmp_path, fmt):
         trains = {n for n, p in reloaded.named_parameters() if p.requires_grad}
         assert trains == {n for n, p in model.named_parameters() if p.requires_grad}
     else:
+        if (
+            fmt == "trainable_only_then_merged"
+        ):  # the recipes' path: a phase's light output, merged at the end
+            model.config.backbone_weights = "referenced"
+            model.save_pretrained(tmp_path / "light")
+            model = AudioLLMForConditionalGeneration.from_pretrained(tmp_path / "light").eval()
         merged = model.merge_and_unload_lora()
         merged.save_pretrained(tmp_path / "merged")
+        # every weight is in the file: the encoder too (no backbone left to be found elsewhere)
+        assert set(load_file(str(tmp_path / "merged" / "model.safetensors"))) == set(merged.state_dict())
         assert not any("lora_" in k for k in merged.state_dict())
         assert merged.config.backbone_weights == "included"  # the merged LLM is not its reference any more
         full = load_file(str(tmp_path / "merged" / "model.safetensors"))
