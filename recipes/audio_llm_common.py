@@ -135,12 +135,23 @@ class CachedAudioLLMCollator:
     # what SER-only batches train: "lm" (the label word as an answer, LM loss over the vocabulary) or
     # "label_ce" (prompt only + ``class_labels``: the model's loss over the labels' scores alone)
     ser_only_objective: str = "lm"
+    # joint answers: also mark where each row's emotion label sits in its answer
+    # ("joint_label_positions", "joint_class_labels"), for the trainer's label-restricted loss there
+    joint_label_targets: bool = False
 
     def __post_init__(self):
         if self.ser_only_objective not in SER_ONLY_OBJECTIVES:
             raise ValueError(
                 f"ser_only_objective={self.ser_only_objective!r}; expected one of {SER_ONLY_OBJECTIVES}"
             )
+        if self.joint_label_targets:
+            first = [ids[0] for ids in self.processor.label_token_ids(after_prefix=True)]
+            if len(set(first)) < len(first):
+                raise ValueError(
+                    "joint_label_targets scores the labels by their first token after '| Emotion:', but two "
+                    f"labels share one ({dict(zip(self.processor.labels, first))}); rename a label or turn the "
+                    "joint label loss off (--joint_label_weight 0)."
+                )
 
     def _batch_rng(self, rows) -> random.Random:
         """The batch's own random source: a function of the seed and the batch's content, so a
@@ -189,7 +200,28 @@ class CachedAudioLLMCollator:
             batch["labels"] = torch.tensor([int(r["labels"]) for r in rows])
         elif class_labels:
             batch["class_labels"] = torch.tensor([int(r["labels"]) for r in rows])
+        elif self.joint_label_targets and task in JOINT_TASKS and "labels" in answers:
+            batch["joint_class_labels"] = torch.tensor([int(r["labels"]) for r in rows])
+            batch["joint_label_positions"] = self._label_positions(
+                batch["labels"], batch["joint_class_labels"]
+            )
         return batch
+
+    def _label_positions(self, targets: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        """Where each row's emotion label starts in its joint answer: the last place its tokens
+        (as written after "| Emotion:") occur among the row's answer tokens."""
+        label_ids = self.processor.label_token_ids(after_prefix=True)
+        positions = []
+        for row, c in zip(targets.tolist(), classes.tolist()):
+            ids, found = label_ids[c], -1
+            for i in range(len(row) - len(ids), -1, -1):
+                if row[i : i + len(ids)] == ids:
+                    found = i
+                    break
+            if found < 1:
+                raise ValueError(f"no emotion label {label_ids[c]} in the joint answer {row}")
+            positions.append(found)
+        return torch.tensor(positions)
 
 
 def asr_weight(progress: float, start: float, end: float, schedule: str) -> float:
@@ -210,12 +242,45 @@ class AudioLLMTrainer(Trainer):
     hold only what trains when the model's config says ``backbone_weights="referenced"`` (the stock
     ``save_pretrained`` / resume path, no overrides)."""
 
-    def __init__(self, *args, asr_weight_schedule=None, extra_eval=None, kl_weight_schedule=None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        asr_weight_schedule=None,
+        extra_eval=None,
+        kl_weight_schedule=None,
+        joint_label_weight: float = 0.0,
+        lora_learning_rate: float | None = None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.asr_weight_schedule = asr_weight_schedule  # progress -> weight, or None (weight 1)
         self.extra_eval = extra_eval
         # progress -> beta of the variational connector's KL term (the model's config.kl_weight)
         self.kl_weight_schedule = kl_weight_schedule
+        # weight of the label-restricted loss at the label of joint answers (the collator's
+        # joint_label_targets), added to their LM loss; 0: the LM loss alone (EmoSLLM)
+        self.joint_label_weight = joint_label_weight
+        # the LoRA adapters' own learning rate (None: --learning_rate, like the connector's)
+        self.lora_learning_rate = lora_learning_rate
+
+    def create_optimizer(self, model=None):
+        """The stock optimizer; with ``lora_learning_rate``, the LoRA adapters in groups of their own
+        at that rate (the scheduler scales every group alike)."""
+        optimizer = super().create_optimizer(model)
+        if self.lora_learning_rate is None:
+            return optimizer
+        model = self.model if model is None else model
+        lora = {id(p) for n, p in model.named_parameters() if "lora_" in n and p.requires_grad}
+        extra = []
+        for group in optimizer.param_groups:
+            mine = [p for p in group["params"] if id(p) in lora]
+            if mine:
+                group["params"] = [p for p in group["params"] if id(p) not in lora]
+                extra.append({**group, "params": mine, "lr": self.lora_learning_rate})
+        optimizer.param_groups[:] = [g for g in optimizer.param_groups if g["params"]]
+        for group in extra:
+            optimizer.add_param_group(group)
+        return optimizer
 
     def current_asr_weight(self) -> float:
         if self.asr_weight_schedule is None:
@@ -229,6 +294,8 @@ class AudioLLMTrainer(Trainer):
         unwrapped = getattr(model, "module", model)  # DDP wraps the model
         if self.kl_weight_schedule is not None:
             unwrapped.config.kl_weight = float(self.kl_weight_schedule(self._progress()))
+        joint_classes = inputs.pop("joint_class_labels", None)
+        joint_positions = inputs.pop("joint_label_positions", None)
         if "class_labels" in inputs:  # SER-only prompts scored over the labels: the model's own loss
             outputs = model(**inputs)
             return (outputs.loss, outputs) if return_outputs else outputs.loss
@@ -246,9 +313,23 @@ class AudioLLMTrainer(Trainer):
             asr_mask[:, 1:].bool(), self.current_asr_weight(), 1.0
         )
         loss = (token_loss * weights).sum() / weights.sum().clamp_min(1e-8)
+        if joint_classes is not None and self.joint_label_weight:
+            loss = loss + self.joint_label_weight * self._joint_label_loss(
+                unwrapped, outputs.logits, joint_positions, joint_classes
+            )
         if hasattr(unwrapped, "add_kl_term"):  # no labels went in: the model added no KL term
             loss = unwrapped.add_kl_term(loss)
         return (loss, outputs) if return_outputs else loss
+
+    def _joint_label_loss(self, model, logits, positions, classes) -> torch.Tensor:
+        """The model's classification loss (class-weighted by default) over the labels' scores at the
+        label of each joint answer: log p(label's first token | audio, prompt, "| ASR: <t> | Emotion:"),
+        the transcript teacher-forced; what the transcript_conditioned mode reads."""
+        first = [ids[0] for ids in self.processing_class.label_token_ids(after_prefix=True)]
+        rows = torch.arange(logits.shape[0], device=logits.device)
+        at_label = logits[rows, positions.to(logits.device) - 1].float().log_softmax(-1)  # B, V
+        scores = at_label[:, torch.tensor(first, device=logits.device)]  # B, C
+        return model.classification_loss().to(scores.device)(scores, classes.to(scores.device).long())
 
     def log(self, logs, *args, **kwargs):
         if self.asr_weight_schedule is not None and "loss" in logs:
@@ -332,8 +413,11 @@ def per_speaker_macro_f1(predictions, references, speakers, labels) -> dict[str,
     }
 
 
-# below this mean pairwise cosine distance between clips' audio tokens, the connector has collapsed
-# (a 2-layer mapper at initialisation gives ~0.5; a collapsed one < 0.01)
+# below this mean pairwise cosine distance between clips' audio tokens, the query-pooling mapper has
+# collapsed (a 2-layer mapper at initialisation gives ~0.5; a collapsed one < 0.01). Not a collapse
+# sign for connectors that keep one token per frame group (linear, vae_ib): their clip means share the
+# encoder's common component (the EmoSLLM CPU default's linear projector reads 0.03 and scores test
+# macro-F1 0.50), so the warning is for query_pooling alone.
 COLLAPSE_DIVERSITY = 0.05
 
 
@@ -346,7 +430,7 @@ def audio_token_check(model, processor, dataset, labels, probe_size: int = 16) -
         encoder_hidden_states=batch["encoder_hidden_states"].to(model.device),
         encoder_attention_mask=batch["encoder_attention_mask"].to(model.device),
     )
-    if stats["token_diversity"] < COLLAPSE_DIVERSITY:
+    if model.config.connector == "query_pooling" and stats["token_diversity"] < COLLAPSE_DIVERSITY:
         logger.warning(
             "the audio tokens are near-identical between clips (token diversity %.4f < %s): the connector has "
             "collapsed and the LLM cannot tell clips apart. Lower the learning rate or train longer; see "

@@ -192,6 +192,110 @@ def test_label_ce_objective_for_ser_only_batches(tiny):
         model(**batch, labels=torch.zeros_like(batch["input_ids"]))
 
 
+def test_joint_label_loss_scores_the_answers_label(tiny):
+    from serhub.modeling import AudioLLMForConditionalGeneration
+
+    labels = ["neutral", "happy", "sad"]
+    torch.manual_seed(0)
+    model, processor = AudioLLMForConditionalGeneration.from_pretrained_components(
+        tiny / "enc", tiny / "llm", labels, num_queries=4, mapper_heads=2
+    )
+    model.eval()
+    model.config.loss_type, model.config.class_counts = "weighted_ce", [6, 2, 1]
+    targets = torch.tensor([0, 1, 2, 1])
+    rows = [
+        {
+            "encoder_hidden_states": np.random.default_rng(i).standard_normal((10, 32)).astype(np.float16),
+            "labels": int(y),
+            "transcript": ["hello there", "please call me back", "hi", "i love this place"][i],
+        }
+        for i, y in enumerate(targets.tolist())
+    ]
+    collator = CachedAudioLLMCollator(processor, "asr+ser", labels, seed=0, joint_label_targets=True)
+    batch = collator(rows)
+    assert torch.equal(batch["joint_class_labels"], targets)
+    first = [ids[0] for ids in processor.label_token_ids(after_prefix=True)]
+    # each position is the row's label token in its answer (rows of different lengths, left padded)
+    for row, pos, y in zip(batch["labels"], batch["joint_label_positions"], targets):
+        assert row[pos].item() == first[y] and processor.tokenizer.decode(row[pos + 1 :]).strip() != ""
+    # a batch without the targets is the plain joint batch
+    plain = CachedAudioLLMCollator(processor, "asr+ser", labels, seed=0)(rows)
+    assert "joint_class_labels" not in plain and torch.equal(plain["input_ids"], batch["input_ids"])
+
+    def loss_at(weight):
+        trainer = AudioLLMTrainer.__new__(AudioLLMTrainer)  # only compute_loss is exercised
+        trainer.asr_weight_schedule, trainer.kl_weight_schedule = (lambda progress: 1.0), None
+        trainer.state = type("S", (), {"global_step": 0, "max_steps": 1})()
+        trainer.joint_label_weight, trainer.processing_class = weight, processor
+        return trainer.compute_loss(model, dict(batch)).item()
+
+    with torch.no_grad():
+        lm = model(**{k: v for k, v in plain.items() if k != "asr_token_mask"}).loss.item()
+        assert loss_at(0.0) == pytest.approx(lm, rel=1e-5)  # weight 0: EmoSLLM's LM loss alone
+        # expected: class-weighted CE over the labels' log-probabilities where the answer's label is predicted
+        logits = model(**{k: v for k, v in plain.items() if k not in ("asr_token_mask", "labels")}).logits
+        at = logits[torch.arange(4), batch["joint_label_positions"] - 1].log_softmax(-1)[:, first]
+        weights = torch.tensor([6.0, 2.0, 1.0]).reciprocal()
+        ce = torch.nn.functional.cross_entropy(at, targets, weight=weights / weights.mean()).item()
+        assert loss_at(0.5) == pytest.approx(lm + 0.5 * ce, rel=1e-4)
+    # labels whose first tokens after "| Emotion:" coincide cannot be scored this way: said at once
+    processor.labels = ["happy", "happy_ish", "sad"]
+    if len({ids[0] for ids in processor.label_token_ids(after_prefix=True)}) < 3:
+        with pytest.raises(ValueError, match="share one"):
+            CachedAudioLLMCollator(processor, "asr+ser", processor.labels, joint_label_targets=True)
+
+
+def test_lora_learning_rate_has_its_own_optimizer_group(tiny, tmp_path):
+    from serhub.modeling import AudioLLMForConditionalGeneration
+    from transformers import TrainingArguments
+
+    model, processor = AudioLLMForConditionalGeneration.from_pretrained_components(
+        tiny / "enc", tiny / "llm", ["neutral", "happy"], num_queries=4, mapper_heads=2
+    )
+    model.enable_lora()
+    args = TrainingArguments(str(tmp_path), learning_rate=1e-3, report_to="none", use_cpu=True)
+    trainable = {id(p): n for n, p in model.named_parameters() if p.requires_grad}
+    for lora_lr in (None, 1e-4):
+        trainer = AudioLLMTrainer(model=model, args=args, lora_learning_rate=lora_lr)
+        groups = trainer.create_optimizer().param_groups
+        seen = [id(p) for g in groups for p in g["params"]]
+        assert sorted(seen) == sorted(trainable)  # every trainable weight once, nothing else
+        for g in groups:
+            is_lora = {"lora_" in trainable[id(p)] for p in g["params"]}
+            if lora_lr is None:  # the stock optimizer: one rate for all
+                assert g["lr"] == pytest.approx(1e-3)
+                continue
+            assert len(is_lora) == 1  # a group holds LoRA weights or none
+            assert g["lr"] == pytest.approx(lora_lr if is_lora == {True} else 1e-3)
+        assert any("lora_" in trainable[id(p)] for g in groups for p in g["params"])
+
+
+def test_collapse_warning_is_for_the_query_pooling_mapper_alone(tiny, caplog):
+    from serhub.modeling import AudioLLMForConditionalGeneration
+    from serhub.recipes.audio_llm_common import audio_token_check
+
+    labels = ["neutral", "happy"]
+    same = np.random.default_rng(0).standard_normal((10, 32)).astype(np.float16)
+    rows = [{"encoder_hidden_states": same, "labels": i % 2, "transcript": "hi"} for i in range(4)]
+    for connector, warns in (("query_pooling", True), ("linear", False)):
+        model, processor = AudioLLMForConditionalGeneration.from_pretrained_components(
+            tiny / "enc",
+            tiny / "llm",
+            labels,
+            connector=connector,
+            num_queries=4,
+            mapper_heads=2,
+            stack_factor=2,
+        )
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="serhub"):
+            stats = audio_token_check(model.eval(), processor, rows, labels)
+        # identical clips give identical tokens with either connector; only the mapper's reading
+        # means a collapse (a linear projector's clip means share the encoder's common component)
+        assert stats["token_diversity"] < 1e-3
+        assert ("collapsed" in caplog.text) == warns, connector
+
+
 def test_emosllm_curriculum_end_to_end(tiny, tmp_path, capsys):
     out = tmp_path / "emo"
     # transcript-conditioned scoring during training is opt-in (the default config scores label_logits only)
