@@ -84,6 +84,17 @@ class CurriculumArguments:
             "(class-weighted cross-entropy over the labels' scores alone, the label_logits readout)"
         },
     )
+    joint_label_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "phase 3's joint answers: weight of a class-weighted cross-entropy over the labels' scores "
+            "at the answer's label, added to the LM loss (the transcript_conditioned readout); 0: LM loss alone"
+        },
+    )
+    lora_learning_rate: float | None = field(
+        default=None,
+        metadata={"help": "the LoRA adapters' learning rate (phases 2-3); default: --learning_rate"},
+    )
     asr_dataset_name_or_path: str | None = field(
         default=None, metadata={"help": "ASR data; default: the embedded Asterisk prompts"}
     )
@@ -114,6 +125,13 @@ class CurriculumArguments:
             raise ValueError(
                 f"--phase_max_steps {self.phase_max_steps}: each phase needs > 0 steps, or -1 for "
                 "--num_train_epochs; a phase of zero steps would report an untrained model."
+            )
+        if self.joint_label_weight < 0 or (
+            self.lora_learning_rate is not None and self.lora_learning_rate <= 0
+        ):
+            raise ValueError(
+                f"--joint_label_weight {self.joint_label_weight} must be >= 0 and --lora_learning_rate "
+                f"{self.lora_learning_rate} > 0 (or unset)"
             )
         if self.ser_only_objective not in SER_ONLY_OBJECTIVES:
             raise ValueError(
@@ -278,6 +296,13 @@ def phase_trainer(run: Run, phase: Phase, model, processor) -> AudioLLMTrainer:
     train = run.cached[f"ser_{run.data_args.train_split}"] if phase.data == "ser" else run.cached["asr_train"]
     if phase.joint:  # the label-restricted SER loss is weighted by the training split's class counts
         model.config.class_counts = class_counts(train, "labels", len(run.labels))
+        logger.info(
+            "phase %d batches: %.0f%% SER-only prompts (%s), %.0f%% joint answers",
+            phase.number,
+            100 * curriculum.ser_only_fraction,
+            curriculum.ser_only_objective,
+            100 * (1 - curriculum.ser_only_fraction),
+        )
     steps = (
         curriculum.phase_max_steps[phase.number - 1]
         if len(curriculum.phase_max_steps) >= phase.number
@@ -308,10 +333,13 @@ def phase_trainer(run: Run, phase: Phase, model, processor) -> AudioLLMTrainer:
             seed=run.training_args.seed + phase.number,
             ser_only_fraction=curriculum.ser_only_fraction if phase.joint else 0.0,
             ser_only_objective=curriculum.ser_only_objective,
+            joint_label_targets=phase.joint and curriculum.joint_label_weight > 0,
         ),
         processing_class=processor,
         asr_weight_schedule=schedule if phase.joint else None,
         extra_eval=phase_evaluation(run, phase, processor),
+        joint_label_weight=curriculum.joint_label_weight if phase.joint else 0.0,
+        lora_learning_rate=curriculum.lora_learning_rate,
     )
 
 
@@ -449,12 +477,16 @@ def finish(run: Run, model, processor, results: dict, push_to_hub: bool) -> None
             "training_config": {
                 "audio model": model_args.audio_model_name_or_path,
                 "LLM": model_args.text_model_name_or_path,
-                "connector": f"{model_args.connector} ({model_args.num_queries} queries)",
+                "connector": connector_summary(model_args),
                 "LoRA": f"r={model_args.lora_r}, alpha={model_args.lora_alpha}",
                 "phases": curriculum.phases,
                 "steps per phase": curriculum.phase_max_steps,
+                "phase 3 batches": f"{curriculum.ser_only_fraction:.0%} SER-only prompts "
+                f"({curriculum.ser_only_objective}), the rest joint '| ASR: ... | Emotion: ...' answers",
                 "ASR weight": f"{curriculum.asr_weight_start} -> {curriculum.asr_weight_end} ({curriculum.asr_weight_schedule})",
                 "learning rate": run.training_args.learning_rate,
+                "LoRA learning rate": curriculum.lora_learning_rate or run.training_args.learning_rate,
+                **paper_departures(model_args, curriculum),
             },
         },
         training_args=run.training_args,
@@ -467,6 +499,31 @@ def finish(run: Run, model, processor, results: dict, push_to_hub: bool) -> None
         for k, v in results.items()
     }
     logger.info("%s", json.dumps(short, indent=2))
+
+
+def connector_summary(model_args: AudioLLMArguments) -> str:
+    if model_args.connector == "query_pooling":
+        return f"query_pooling ({model_args.num_queries} queries, {model_args.mapper_layers} layers)"
+    if model_args.connector == "linear":
+        return f"linear ({model_args.stack_factor} frames stacked)"
+    return model_args.connector
+
+
+def paper_departures(model_args: AudioLLMArguments, curriculum: CurriculumArguments) -> dict:
+    """The card's rows for what this run does differently from EmoSLLM's own recipe."""
+    rows = []
+    if model_args.connector != "query_pooling":
+        rows.append(f"connector {model_args.connector} in place of EmoSLLM's QPMapper")
+    if curriculum.ser_only_fraction >= 1.0:
+        rows.append("phase 3 trains the SER-only prompt alone (EmoSLLM's SER-only variant), no joint answers")
+    if curriculum.ser_only_fraction > 0 and curriculum.ser_only_objective == "label_ce":
+        rows.append("SER-only batches use a class-weighted CE over the labels' scores, not the LM loss")
+    if not rows:
+        return {}
+    return {
+        "departures from the paper": "; ".join(rows)
+        + " (measured reasons: recipes/configs/emosllm/default.yaml)"
+    }
 
 
 def main(argv=None):
