@@ -200,9 +200,17 @@ def _ssml(spec: ClipSpec) -> str:
 
 
 def plan_clips(
-    clips_per_speaker: int = 80, emotional_text_fraction: float = 0.5, seed: int = 0
+    clips_per_speaker: int = 80,
+    emotional_text_fraction: float = 0.5,
+    seed: int = 0,
+    speakers=SPEAKERS,
+    neutral_sentences=NEUTRAL_SENTENCES,
+    emotional_sentences=None,
 ) -> list[ClipSpec]:
-    """Decide every clip (speaker, emotion, sentence, prosody) from one seeded generator."""
+    """Decide every clip (speaker, emotion, sentence, prosody) from one seeded generator.
+    ``speakers`` (voice, variant, sex) and the sentence banks default to the corpus's own; others
+    make held-out speech with the same emotion model (``benchmarks/heldout_speech.py``)."""
+    emotional_sentences = emotional_sentences or EMOTIONAL_SENTENCES
     if not 0.0 <= emotional_text_fraction <= 1.0:
         raise ValueError(f"emotional_text_fraction must be in [0, 1], got {emotional_text_fraction}")
     if clips_per_speaker < len(EMOTIONS):
@@ -212,7 +220,7 @@ def plan_clips(
     rng = np.random.default_rng(seed)
     priors = np.asarray(CLASS_PRIORS)
     clips = []
-    for s in range(len(SPEAKERS)):
+    for s in range(len(speakers)):
         speaker_pitch = rng.normal(0.0, 8.0)  # a speaker's own baseline, in percent
         speaker_rate = rng.normal(0.0, 5.0)
         # Exact per-speaker class counts (largest remainder), so each split keeps the priors.
@@ -226,7 +234,7 @@ def plan_clips(
         rng.shuffle(labels)
         for k, emotion in enumerate(labels):
             lexical = emotion != "neutral" and rng.random() < emotional_text_fraction
-            bank = EMOTIONAL_SENTENCES[emotion] if lexical else NEUTRAL_SENTENCES
+            bank = emotional_sentences[emotion] if lexical else neutral_sentences
             text = bank[rng.integers(len(bank))]
             intensity = rng.uniform(0.5, 1.0) if emotion != "neutral" else 0.0
             base = np.asarray(PROSODY[emotion], dtype=float) * intensity
@@ -269,8 +277,8 @@ def _espeak_binary() -> str:
     return binary
 
 
-def synthesize(spec: ClipSpec, binary: str) -> np.ndarray:
-    voice, variant, _ = SPEAKERS[spec.speaker]
+def synthesize(spec: ClipSpec, binary: str, speakers=SPEAKERS) -> np.ndarray:
+    voice, variant, _ = speakers[spec.speaker]
     result = subprocess.run(
         [binary, "-v", f"{voice}+{variant}", "-m", "--stdout", _ssml(spec)],
         capture_output=True,
