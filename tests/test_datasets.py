@@ -1,6 +1,7 @@
 """The embedded corpora: schema, splits, imbalance, determinism and refusal of bad input."""
 
 import gzip
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -23,6 +24,36 @@ def test_synthetic_schema_and_splits(synthetic_small):
     check_speaker_independent(synthetic_small)  # raises on leakage
     example = synthetic_small["train"][0]["audio"]
     assert example["sampling_rate"] == 16_000 and len(example["array"]) > 8000
+
+
+def test_heldout_speech_uses_voices_and_sentences_outside_the_corpus():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "heldout", Path(__file__).parents[1] / "benchmarks/heldout_speech.py"
+    )
+    heldout = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(heldout)
+    clips = synthetic_emotions.plan_clips(
+        12,
+        seed=7,
+        speakers=heldout.HELDOUT_SPEAKERS,
+        neutral_sentences=heldout.HELDOUT_NEUTRAL,
+        emotional_sentences=heldout.HELDOUT_EMOTIONAL,
+    )
+    banks = {
+        *synthetic_emotions.NEUTRAL_SENTENCES,
+        *(t for b in synthetic_emotions.EMOTIONAL_SENTENCES.values() for t in b),
+    }
+    assert {c.speaker for c in clips} == set(range(len(heldout.HELDOUT_SPEAKERS)))
+    assert not any(c.text in banks for c in clips)  # sentences the corpus never reads
+    assert any(c.lexical for c in clips) and any(not c.lexical and c.emotion != "neutral" for c in clips)
+    corpus_voices = {(v, var) for v, var, _ in synthetic_emotions.SPEAKERS}
+    assert not any((v, var) in corpus_voices for v, var, _ in heldout.HELDOUT_SPEAKERS)
+    # the corpus's own plan is what it was (the builder's defaults are unchanged)
+    assert [c.text for c in synthetic_emotions.plan_clips(12)] == [
+        c.text for c in synthetic_emotions.plan_clips(12, speakers=synthetic_emotions.SPEAKERS)
+    ]
 
 
 def test_synthetic_default_design():
