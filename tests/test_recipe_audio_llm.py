@@ -345,6 +345,12 @@ def test_emosllm_curriculum_end_to_end(tiny, tmp_path, capsys):
         assert (out / name).is_file()
     assert "model-index" in (out / "README.md").read_text()
     clf = pipeline("audio-classification", model=str(out), trust_remote_code=True)
+    # the final model is self-contained: every weight of the model pipeline() runs is in its file
+    # (it was once saved without the encoder, which then loaded as random weights)
+    from safetensors import safe_open
+
+    with safe_open(str(out / "model.safetensors"), "pt") as f:
+        assert set(f.keys()) == set(clf.model.state_dict())
     assert {r["label"] for r in clf(np.zeros(16000, dtype=np.float32) + 0.01, top_k=6)} == {
         "neutral",
         "happy",

@@ -77,6 +77,10 @@ def test_alternating_stages_end_to_end(tiny, tmp_path, capsys):
     assert "ground_truth_descriptors" in card and "rouge_l" in card and "model-index" in card
     labels = {"neutral", "happy", "sad", "angry", "fear", "surprise"}
     clf = pipeline("audio-classification", model=str(out), trust_remote_code=True)
+    from safetensors import safe_open
+
+    with safe_open(str(out / "model.safetensors"), "pt") as f:  # self-contained: the encoder too
+        assert set(f.keys()) == set(clf.model.state_dict())
     assert {r["label"] for r in clf(np.zeros(16000, dtype=np.float32) + 0.01, top_k=6)} == labels
     # a finished run re-run: every stage is skipped
     capsys.readouterr()
