@@ -22,6 +22,7 @@ from transformers import Trainer
 from .arguments import config_kwargs
 from .data import cache_encoder_outputs, pad_cached_states
 from .logs import get_logger
+from .optim import LoraLearningRateMixin
 
 logger = get_logger("audio_llm")
 
@@ -236,7 +237,7 @@ def asr_weight(progress: float, start: float, end: float, schedule: str) -> floa
     raise ValueError(f"unknown asr_weight_schedule {schedule!r}; expected constant, linear or cosine")
 
 
-class AudioLLMTrainer(Trainer):
+class AudioLLMTrainer(LoraLearningRateMixin, Trainer):
     """Trainer for the audio-LLMs: the transcript tokens of joint answers are weighted by a scheduled
     ASR weight, and ``extra_eval`` adds task metrics (macro-F1, WER) to each evaluation. Checkpoints
     hold only what trains when the model's config says ``backbone_weights="referenced"`` (the stock
@@ -260,27 +261,7 @@ class AudioLLMTrainer(Trainer):
         # weight of the label-restricted loss at the label of joint answers (the collator's
         # joint_label_targets), added to their LM loss; 0: the LM loss alone (EmoSLLM)
         self.joint_label_weight = joint_label_weight
-        # the LoRA adapters' own learning rate (None: --learning_rate, like the connector's)
-        self.lora_learning_rate = lora_learning_rate
-
-    def create_optimizer(self, model=None):
-        """The stock optimizer; with ``lora_learning_rate``, the LoRA adapters in groups of their own
-        at that rate (the scheduler scales every group alike)."""
-        optimizer = super().create_optimizer(model)
-        if self.lora_learning_rate is None:
-            return optimizer
-        model = self.model if model is None else model
-        lora = {id(p) for n, p in model.named_parameters() if "lora_" in n and p.requires_grad}
-        extra = []
-        for group in optimizer.param_groups:
-            mine = [p for p in group["params"] if id(p) in lora]
-            if mine:
-                group["params"] = [p for p in group["params"] if id(p) not in lora]
-                extra.append({**group, "params": mine, "lr": self.lora_learning_rate})
-        optimizer.param_groups[:] = [g for g in optimizer.param_groups if g["params"]]
-        for group in extra:
-            optimizer.add_param_group(group)
-        return optimizer
+        self.lora_learning_rate = lora_learning_rate  # LoraLearningRateMixin (None: --learning_rate)
 
     def current_asr_weight(self) -> float:
         if self.asr_weight_schedule is None:

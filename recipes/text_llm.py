@@ -36,6 +36,7 @@ from serhub.modeling.offline_assets import resolve_pretrained
 from serhub.recipes.arguments import CONFIGS, DataArguments, RunArguments, config_kwargs, start_run
 from serhub.recipes.data import encode_labels, load_dataset_dict, require_splits, resolve_labels
 from serhub.recipes.logs import get_logger
+from serhub.recipes.optim import LoraLearningRateMixin
 from serhub.recipes.reporting import EpochTimer, finish_run, scalar_metrics
 from serhub.recipes.run_folders import claim_output_dir, last_complete_checkpoint, run_settings
 from trl import SFTConfig
@@ -64,6 +65,12 @@ class TextLLMArguments:
         metadata={"help": "pooling_head's loss: ce | weighted_ce | focal | vector_scaling"},
     )
     pooling_attention_size: int = 128
+    lora_learning_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "pooling_head: the LoRA adapters' learning rate (the new head keeps --learning_rate)"
+        },
+    )
 
 
 def tokenize_split(dataset, tokenizer, args: TextLLMArguments, prompt: dict, labels: list[str], sft: bool):
@@ -174,7 +181,10 @@ def train_pooling_head(model, tokenizer, splits, training_args, args, labels, ou
             )
         )
 
-    trainer = Trainer(
+    class PoolingHeadTrainer(LoraLearningRateMixin, Trainer):
+        pass
+
+    trainer = PoolingHeadTrainer(
         model=model,
         args=dataclasses.replace(training_args, label_names=["labels"]),
         train_dataset=train,
@@ -184,6 +194,7 @@ def train_pooling_head(model, tokenizer, splits, training_args, args, labels, ou
         compute_metrics=compute_metrics,
         callbacks=[EpochTimer()],
     )
+    trainer.lora_learning_rate = args.lora_learning_rate
     return run_training(trainer, out)
 
 

@@ -156,6 +156,7 @@ def test_recipe_learns_and_saves_a_text_classifier(tiny_llm, text_dataset, tmp_p
             "--per_device_train_batch_size", "8",
             "--logging_steps", "6",
             "--bootstrap", "50",
+            *(["--lora_learning_rate", "1e-3"] if method == "pooling_head" else []),
         ]
     )  # fmt: skip
     results = json.loads((out / "eval_results.json").read_text())
@@ -166,6 +167,9 @@ def test_recipe_learns_and_saves_a_text_classifier(tiny_llm, text_dataset, tmp_p
     history = json.loads((checkpoint / "trainer_state.json").read_text())["log_history"]
     losses = [h["loss"] for h in history if "loss" in h]
     assert len(losses) >= 2 and losses[-1] < losses[0]
+    if method == "pooling_head":  # the new head at --learning_rate, the LoRA adapters at their own rate
+        groups = torch.load(checkpoint / "optimizer.pt", weights_only=True)["param_groups"]
+        assert {g["initial_lr"] for g in groups} == {1e-2, 1e-3}
     # a random tiny LLM's SFT moves slowly (its LM loss falls, its answers stay noisy): the saved
     # classifier must give the same scores as the evaluation did
     classifier = pipeline("text-classification", model=str(out), trust_remote_code=True)
