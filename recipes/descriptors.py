@@ -467,9 +467,13 @@ def finish(run: Run, model, processor, results: dict, push_to_hub: bool) -> None
     )
 
 
+# what main() parses (and every config in recipes/configs/descriptors/ must parse with)
+ARGUMENTS = (AudioLLMArguments, DataArguments, DescriptorArguments, RunArguments, TrainingArguments)
+
+
 def main(argv=None):
     model_args, data_args, args, run_args, training_args, push_to_hub = start_run(
-        (AudioLLMArguments, DataArguments, DescriptorArguments, RunArguments, TrainingArguments),
+        ARGUMENTS,
         DEFAULT_CONFIG,
         argv,
     )

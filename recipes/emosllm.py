@@ -526,9 +526,13 @@ def paper_departures(model_args: AudioLLMArguments, curriculum: CurriculumArgume
     }
 
 
+# what main() parses (and every config in recipes/configs/emosllm/ must parse with)
+ARGUMENTS = (AudioLLMArguments, DataArguments, CurriculumArguments, RunArguments, TrainingArguments)
+
+
 def main(argv=None):
     model_args, data_args, curriculum, run_args, training_args, push_to_hub = start_run(
-        (AudioLLMArguments, DataArguments, CurriculumArguments, RunArguments, TrainingArguments),
+        ARGUMENTS,
         DEFAULT_CONFIG,
         argv,
     )

@@ -185,10 +185,12 @@ def write_csv(rows: list[dict], path) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(table.getvalue()))
 
 
+# what main() parses (and every config in recipes/configs/ensemble/ must parse with)
+ARGUMENTS = (EnsembleArguments, DataArguments, RunArguments, TrainingArguments)
+
+
 def main(argv=None):
-    args, data_args, run_args, training_args, _push = start_run(
-        (EnsembleArguments, DataArguments, RunArguments, TrainingArguments), DEFAULT_CONFIG, argv
-    )
+    args, data_args, run_args, training_args, _push = start_run(ARGUMENTS, DEFAULT_CONFIG, argv)
     members = parse_members(args.members)
     names = [m["name"] for m in members]
     if args.tie_breaker != "best" and args.tie_breaker not in names:

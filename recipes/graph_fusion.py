@@ -304,10 +304,12 @@ def write_table(rows: list[dict], out: Path) -> None:
     plt.close(fig)
 
 
+# what main() parses (and every config in recipes/configs/graph_fusion/ must parse with)
+ARGUMENTS = (GraphFusionArguments, DataArguments, RunArguments, TrainingArguments)
+
+
 def main(argv=None):
-    args, data_args, run_args, training_args, push_to_hub = start_run(
-        (GraphFusionArguments, DataArguments, RunArguments, TrainingArguments), DEFAULT_CONFIG, argv
-    )
+    args, data_args, run_args, training_args, push_to_hub = start_run(ARGUMENTS, DEFAULT_CONFIG, argv)
     for name in ("transcripts", "test_transcripts"):
         if getattr(args, name) not in ("asr", "dataset"):
             raise ValueError(f"--{name} must be asr or dataset, got {getattr(args, name)!r}")

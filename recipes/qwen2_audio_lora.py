@@ -184,10 +184,12 @@ def evaluate(model, processor, dataset, labels, args, batch_size: int, bootstrap
     }
 
 
+# what main() parses (and every config in recipes/configs/qwen2_audio_lora/ must parse with)
+ARGUMENTS = (Qwen2AudioArguments, DataArguments, RunArguments, SFTConfig)
+
+
 def main(argv=None):
-    args, data_args, run_args, training_args, push_to_hub = start_run(
-        (Qwen2AudioArguments, DataArguments, RunArguments, SFTConfig), DEFAULT_CONFIG, argv
-    )
+    args, data_args, run_args, training_args, push_to_hub = start_run(ARGUMENTS, DEFAULT_CONFIG, argv)
     with training_args.main_process_first(desc="datasets"):
         data = load_dataset_dict(data_args.dataset_name_or_path or str(embedded_dataset_path()))
     labels = resolve_labels(data, data_args)

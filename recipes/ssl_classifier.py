@@ -233,10 +233,12 @@ def card_settings(model, model_args, training_args, dataset_name: str, results: 
     }
 
 
+# what main() parses (and every config in recipes/configs/ssl_classifier/ must parse with)
+ARGUMENTS = (ModelArguments, DataArguments, RunArguments, TrainingArguments)
+
+
 def main(argv=None):
-    model_args, data_args, run_args, training_args, push_to_hub = start_run(
-        (ModelArguments, DataArguments, RunArguments, TrainingArguments), DEFAULT_CONFIG, argv
-    )
+    model_args, data_args, run_args, training_args, push_to_hub = start_run(ARGUMENTS, DEFAULT_CONFIG, argv)
     with training_args.main_process_first(desc="dataset"):
         raw = load_dataset_dict(data_args.dataset_name_or_path)
     require_splits(raw, [s for s in (data_args.train_split, data_args.eval_split, data_args.test_split) if s])

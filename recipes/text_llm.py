@@ -198,10 +198,12 @@ def train_pooling_head(model, tokenizer, splits, training_args, args, labels, ou
     return run_training(trainer, out)
 
 
+# what main() parses (and every config in recipes/configs/text_llm/ must parse with)
+ARGUMENTS = (TextLLMArguments, DataArguments, RunArguments, SFTConfig)
+
+
 def main(argv=None):
-    model_args, data_args, run_args, training_args, push_to_hub = start_run(
-        (TextLLMArguments, DataArguments, RunArguments, SFTConfig), DEFAULT_CONFIG, argv
-    )
+    model_args, data_args, run_args, training_args, push_to_hub = start_run(ARGUMENTS, DEFAULT_CONFIG, argv)
     if model_args.method not in METHODS:
         raise ValueError(f"--method must be one of {METHODS}, got {model_args.method!r}")
     out = training_args.output_dir

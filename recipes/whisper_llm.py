@@ -206,9 +206,13 @@ def card_settings(model_args, data_args, training_args, results: dict, cv: dict 
     }
 
 
+# what main() parses (and every config in recipes/configs/whisper_llm/ must parse with)
+ARGUMENTS = (AudioLLMArguments, DataArguments, CrossValidationArguments, RunArguments, TrainingArguments)
+
+
 def main(argv=None):
     model_args, data_args, cv_args, run_args, training_args, push_to_hub = start_run(
-        (AudioLLMArguments, DataArguments, CrossValidationArguments, RunArguments, TrainingArguments),
+        ARGUMENTS,
         DEFAULT_CONFIG,
         argv,
     )

@@ -77,10 +77,12 @@ def classify_audio(folder: str, dataset, batch_size: int) -> tuple[torch.Tensor,
     return torch.cat(rows), [model.config.id2label[i] for i in range(len(model.config.id2label))]
 
 
+# what main() parses (and every config in recipes/configs/zero_shot/ must parse with)
+ARGUMENTS = (ZeroShotArguments, DataArguments, RunArguments, TrainingArguments)
+
+
 def main(argv=None):
-    args, data_args, run_args, training_args, push_to_hub = start_run(
-        (ZeroShotArguments, DataArguments, RunArguments, TrainingArguments), DEFAULT_CONFIG, argv
-    )
+    args, data_args, run_args, training_args, push_to_hub = start_run(ARGUMENTS, DEFAULT_CONFIG, argv)
     out = training_args.output_dir
     raw = load_dataset_dict(data_args.dataset_name_or_path)
     labels = resolve_labels(raw, data_args)

@@ -130,3 +130,19 @@ def test_paper_config_builds_on_meta(recipe, config, extra):
         assert {n.split(".")[1] for n in trainable if n.startswith("connector.")} == {"content", "descriptor"}
     else:
         assert lora == 0 and connector > 0 and total > 2e9
+
+
+SHIPPED_CONFIGS = sorted((REPO / "recipes/configs").glob("*/*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED_CONFIGS, ids=[f"{p.parent.name}/{p.stem}" for p in SHIPPED_CONFIGS])
+def test_every_shipped_config_parses_with_its_recipe(path):
+    """`--config recipes/configs/<recipe>/<name>.yaml` is accepted by that recipe's arguments (a key
+    the libraries renamed, e.g. transformers 5's warmup_ratio -> warmup_steps, would stop a user)."""
+    import importlib
+
+    recipe = importlib.import_module(f"serhub.recipes.{path.parent.name}")
+    parsed = parse_arguments(
+        recipe.ARGUMENTS, path, ["--config", str(path), "--use_cpu", "true", "--bf16", "false"]
+    )
+    assert any(isinstance(a, TrainingArguments) and a.output_dir for a in parsed)  # SFTConfig is one too

@@ -242,3 +242,14 @@ def test_lora_sweep_runs_each_point_once_and_tabulates(tiny_llm, text_dataset, t
                     "--lora_r", "4"])  # fmt: skip
     with pytest.raises(ValueError, match="key=v1,v2"):
         sweep.main(["--recipe", "text_llm", "--output_dir", str(tmp_path / "x"), "--grid", "lora_r"])
+
+
+def test_the_cpu_t2_config_trains_the_head_and_the_adapters_at_their_own_rates():
+    from serhub.recipes.arguments import parse_arguments
+
+    path = Path(text_llm.__file__).parent / "configs" / "text_llm" / "abhinaya_t2.yaml"
+    model_args, *_, training_args = parse_arguments(
+        text_llm.ARGUMENTS, path, ["--config", str(path), "--use_cpu", "true", "--bf16", "false"]
+    )
+    assert model_args.method == "pooling_head" and model_args.lora_learning_rate == 1e-4
+    assert training_args.learning_rate == 1e-3 and training_args.lr_scheduler_type == "constant"
