@@ -47,20 +47,85 @@ def to(batch: dict, device) -> dict:
     return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
+def joint_loss(model, batch: dict) -> torch.Tensor:
+    """The audio-LLM trainer's loss of a joint batch: ASR weight 0.5, the label term at weight 1."""
+    from serhub.recipes.audio_llm_common import AudioLLMTrainer
+
+    trainer = AudioLLMTrainer.__new__(AudioLLMTrainer)  # only compute_loss is used
+    trainer.asr_weight_schedule, trainer.kl_weight_schedule = (lambda p: 0.5), None
+    trainer.state = type("S", (), {"global_step": 0, "max_steps": 1})()
+    trainer.joint_label_weight = 1.0
+    return trainer.compute_loss(model, dict(batch))
+
+
+@torch.no_grad()
+def check_same_numbers(connector: str, cpu_model, device_model, processor, rows, device) -> None:
+    """Loss, both classifiers' logits and greedy generation: equal on the CPU and ``device``."""
+    from serhub.recipes.audio_llm_common import CachedAudioLLMCollator
+
+    batch = CachedAudioLLMCollator(processor, "asr+ser", LABELS, seed=0, joint_label_targets=True)(rows)
+    a, b = joint_loss(cpu_model, batch).item(), joint_loss(device_model, to(batch, device)).item()
+    check(f"{connector}: joint loss CPU == GPU", abs(a - b) < 1e-4 * max(1, abs(a)), f"{a:.6f} / {b:.6f}")
+    with torch.autocast(device.type, dtype=torch.bfloat16):
+        c = joint_loss(device_model, to(batch, device)).item()
+    check(f"{connector}: bf16 autocast loss", np.isfinite(c) and abs(c - a) < 0.05 * abs(a), f"{c:.4f}")
+    for mode, task in (("label_logits", "ser"), ("transcript_conditioned", "asr+ser")):
+        inputs = CachedAudioLLMCollator(
+            processor, task, LABELS, with_answers=False, fixed_prompt=True,
+            answer_prefix="| ASR:" if task != "ser" else None,
+        )(rows)  # fmt: skip
+        x = cpu_model.as_classifier(mode)(**inputs).logits
+        y = device_model.as_classifier(mode)(**to(inputs, device)).logits.cpu()
+        check(
+            f"{connector}: {mode} logits CPU == GPU",
+            torch.allclose(x, y, atol=1e-3),
+            f"max diff {float((x - y).abs().max()):.2e}",
+        )
+    inputs = CachedAudioLLMCollator(processor, "asr", with_answers=False, fixed_prompt=True)(rows)
+    g_cpu = cpu_model.generate(**inputs, max_new_tokens=8, do_sample=False)
+    g_device = device_model.generate(**to(inputs, device), max_new_tokens=8, do_sample=False).cpu()
+    check(f"{connector}: greedy generation CPU == GPU", torch.equal(g_cpu, g_device))
+
+
+def check_training(connector: str, model, processor, rows, device) -> None:
+    """``STEPS`` AdamW steps on ``device`` lower the joint loss; the time per step."""
+    from serhub.recipes.audio_llm_common import CachedAudioLLMCollator
+
+    batch = to(
+        CachedAudioLLMCollator(processor, "asr+ser", LABELS, seed=0, joint_label_targets=True)(rows), device
+    )
+    model.train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    losses, start = [], time.time()
+    for _ in range(STEPS):
+        loss = joint_loss(model, batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.time() - start
+    check(
+        f"{connector}: {STEPS} GPU steps lower the loss",
+        np.mean(losses[-10:]) < 0.95 * np.mean(losses[:10]),
+        f"{losses[0]:.3f} -> {losses[-1]:.3f}, {1000 * seconds / STEPS:.0f} ms/step",
+    )
+
+
 def main(argv=None) -> int:
     import argparse
 
     from audio_llm_fixtures import make_encoder, make_llm, make_tokenizer
     from serhub.modeling import AudioLLMForConditionalGeneration
-    from serhub.recipes.audio_llm_common import AudioLLMTrainer, CachedAudioLLMCollator
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda", help="the device compared with the CPU")
-    cuda = torch.device(parser.parse_args(argv).device)
-    if cuda.type == "cuda" and not torch.cuda.is_available():
+    device = torch.device(parser.parse_args(argv).device)
+    if device.type == "cuda" and not torch.cuda.is_available():
         print("no CUDA device: nothing to check here (run it on a GPU machine, or pass --device cpu)")
         return 0
-    name = torch.cuda.get_device_name(0) if cuda.type == "cuda" else "cpu"
+    name = torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu"
     print(f"device: {name}; torch {torch.__version__}")
     root = Path(tempfile.mkdtemp())
     tokenizer = make_tokenizer(root / "llm")
@@ -82,74 +147,18 @@ def main(argv=None) -> int:
         )
         model.config.class_counts = [3, 2, 2, 1]
         model.enable_lora()
+        connector_rows = rows
         if connector == "vae_ib":  # every encoder layer cached: (T, L, D)
             layers = model.config.audio_config.encoder_layers + 1
-            batch_rows = [
+            connector_rows = [
                 {**r, "encoder_hidden_states": np.repeat(r["encoder_hidden_states"][:, None], layers, 1)}
                 for r in rows
             ]
-        else:
-            batch_rows = rows
-        collator = CachedAudioLLMCollator(processor, "asr+ser", LABELS, seed=0, joint_label_targets=True)
-        batch = collator(batch_rows)
-
-        def loss_of(m, b, processor=processor):
-            trainer = AudioLLMTrainer.__new__(AudioLLMTrainer)
-            trainer.asr_weight_schedule, trainer.kl_weight_schedule = (lambda p: 0.5), None
-            trainer.state = type("S", (), {"global_step": 0, "max_steps": 1})()
-            trainer.joint_label_weight, trainer.processing_class = 1.0, processor
-            return trainer.compute_loss(m, dict(b))
-
-        cpu_model = copy.deepcopy(model).eval()
-        gpu_model = copy.deepcopy(model).to(cuda).eval()
-        with torch.no_grad():
-            a, b = loss_of(cpu_model, batch).item(), loss_of(gpu_model, to(batch, cuda)).item()
-            check(
-                f"{connector}: joint loss CPU == GPU",
-                abs(a - b) < 1e-4 * max(1, abs(a)),
-                f"{a:.6f} / {b:.6f}",
-            )
-            with torch.autocast(cuda.type, dtype=torch.bfloat16):
-                c = loss_of(gpu_model, to(batch, cuda)).item()
-            check(
-                f"{connector}: bf16 autocast loss", np.isfinite(c) and abs(c - a) < 0.05 * abs(a), f"{c:.4f}"
-            )
-            for mode in ("label_logits", "transcript_conditioned"):
-                task = {"transcript_conditioned": "asr+ser"}.get(mode, "ser")
-                inputs = CachedAudioLLMCollator(
-                    processor, task, LABELS, with_answers=False, fixed_prompt=True,
-                    answer_prefix="| ASR:" if task != "ser" else None,
-                )(batch_rows)  # fmt: skip
-                x = cpu_model.as_classifier(mode)(**inputs).logits
-                y = gpu_model.as_classifier(mode)(**to(inputs, cuda)).logits.cpu()
-                check(
-                    f"{connector}: {mode} logits CPU == GPU",
-                    torch.allclose(x, y, atol=1e-3),
-                    f"max diff {float((x - y).abs().max()):.2e}",
-                )
-            inputs = CachedAudioLLMCollator(processor, "asr", with_answers=False, fixed_prompt=True)(
-                batch_rows
-            )
-            g_cpu = cpu_model.generate(**inputs, max_new_tokens=8, do_sample=False)
-            g_gpu = gpu_model.generate(**to(inputs, cuda), max_new_tokens=8, do_sample=False).cpu()
-            check(f"{connector}: greedy generation CPU == GPU", torch.equal(g_cpu, g_gpu))
-        gpu_model.train()
-        opt = torch.optim.AdamW([p for p in gpu_model.parameters() if p.requires_grad], lr=1e-2)
-        losses, start = [], time.time()
-        for _ in range(STEPS):
-            loss = loss_of(gpu_model, to(batch, cuda))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-        if cuda.type == "cuda":
-            torch.cuda.synchronize()
-        seconds = time.time() - start
-        check(
-            f"{connector}: {STEPS} GPU steps lower the loss",
-            np.mean(losses[-10:]) < 0.95 * np.mean(losses[:10]),
-            f"{losses[0]:.3f} -> {losses[-1]:.3f}, {1000 * seconds / STEPS:.0f} ms/step",
+        device_model = copy.deepcopy(model).to(device).eval()
+        check_same_numbers(
+            connector, copy.deepcopy(model).eval(), device_model, processor, connector_rows, device
         )
+        check_training(connector, device_model, processor, connector_rows, device)
     print(f"{len(failures)} failures" + (f": {failures}" if failures else ""))
     return 1 if failures else 0
 

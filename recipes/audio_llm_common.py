@@ -146,7 +146,10 @@ class CachedAudioLLMCollator:
                 f"ser_only_objective={self.ser_only_objective!r}; expected one of {SER_ONLY_OBJECTIVES}"
             )
         if self.joint_label_targets:
-            first = [ids[0] for ids in self.processor.label_token_ids(after_prefix=True)]
+            self._label_ids = self.processor.label_token_ids(
+                after_prefix=True
+            )  # as written after "| Emotion:"
+            first = [ids[0] for ids in self._label_ids]
             if len(set(first)) < len(first):
                 raise ValueError(
                     "joint_label_targets scores the labels by their first token after '| Emotion:', but two "
@@ -211,16 +214,15 @@ class CachedAudioLLMCollator:
     def _label_positions(self, targets: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
         """Where each row's emotion label starts in its joint answer: the last place its tokens
         (as written after "| Emotion:") occur among the row's answer tokens."""
-        label_ids = self.processor.label_token_ids(after_prefix=True)
         positions = []
         for row, c in zip(targets.tolist(), classes.tolist()):
-            ids, found = label_ids[c], -1
+            ids, found = self._label_ids[c], -1
             for i in range(len(row) - len(ids), -1, -1):
                 if row[i : i + len(ids)] == ids:
                     found = i
                     break
             if found < 1:
-                raise ValueError(f"no emotion label {label_ids[c]} in the joint answer {row}")
+                raise ValueError(f"no emotion label {ids} in the joint answer {row}")
             positions.append(found)
         return torch.tensor(positions)
 
@@ -305,8 +307,8 @@ class AudioLLMTrainer(LoraLearningRateMixin, Trainer):
     def _joint_label_loss(self, model, logits, positions, classes) -> torch.Tensor:
         """The model's classification loss (class-weighted by default) over the labels' scores at the
         label of each joint answer: log p(label's first token | audio, prompt, "| ASR: <t> | Emotion:"),
-        the transcript teacher-forced; what the transcript_conditioned mode reads."""
-        first = [ids[0] for ids in self.processing_class.label_token_ids(after_prefix=True)]
+        the transcript teacher-forced; what the transcript_conditioned mode reads (the same label ids)."""
+        first = [ids[0] for ids in model.config.prompt["emotion_label_token_ids"]]
         rows = torch.arange(logits.shape[0], device=logits.device)
         at_label = logits[rows, positions.to(logits.device) - 1].float().log_softmax(-1)  # B, V
         scores = at_label[:, torch.tensor(first, device=logits.device)]  # B, C

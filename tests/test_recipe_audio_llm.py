@@ -226,7 +226,7 @@ def test_joint_label_loss_scores_the_answers_label(tiny):
         trainer = AudioLLMTrainer.__new__(AudioLLMTrainer)  # only compute_loss is exercised
         trainer.asr_weight_schedule, trainer.kl_weight_schedule = (lambda progress: 1.0), None
         trainer.state = type("S", (), {"global_step": 0, "max_steps": 1})()
-        trainer.joint_label_weight, trainer.processing_class = weight, processor
+        trainer.joint_label_weight = weight
         return trainer.compute_loss(model, dict(batch)).item()
 
     with torch.no_grad():
