@@ -6,15 +6,38 @@ without official ones."""
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from .corpus_cli import corpus_argument_parser, run_cli
 from .corpus_files import check_layout
-from .corpus_problems import ProblemLog
+from .corpus_problems import OUTSIDE_CORPUS, ProblemLog
 from .corpus_spec import CorpusSpec, Utterance
 from .corpus_tools import BuildResult, assemble
+
+
+def inside_corpus(utterances: list[Utterance], raw: Path, log: ProblemLog) -> list[Utterance]:
+    """The utterances whose audio file lies in the corpus folder; the others are reported (a label
+    file naming ``../../x.wav`` or ``/etc/x.wav`` must not pull an outside file into a dataset).
+
+    Judged on the path as written (``..`` collapsed, symbolic links not followed), so a corpus folder
+    whose sub-folders are links to another disk still builds."""
+    kept = []
+    for u in utterances:
+        audio = Path(os.path.normpath(os.path.join(raw, u.audio)))
+        if audio == raw or raw not in audio.parents:
+            log.add(
+                OUTSIDE_CORPUS,
+                u.source,
+                f"the audio file it names ({os.path.relpath(audio, raw)}) is outside --raw_dir {raw}; "
+                "file names in label files must stay inside the corpus folder",
+                u.utterance_id,
+            )
+            continue
+        kept.append(u)
+    return kept
 
 
 def assign_speaker_splits(
@@ -97,7 +120,7 @@ class CorpusBuilder:
         self.check_options(label_set, options)
         raw = check_layout(self.spec.name, raw_dir, self.layout(options), self.hint)
         log = ProblemLog(self.spec.name, raw)
-        utterances = self.read(raw, log, **options)
+        utterances = inside_corpus(self.read(raw, log, **options), raw, log)
         recorded = options if self.card_options is None else {k: options[k] for k in self.card_options}
         return assemble(
             self.spec,

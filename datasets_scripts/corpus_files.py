@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from serhub.modeling.file_utils import ffmpeg_input
+
 from .common import (
     SAMPLING_RATE,
     encode_wav,
@@ -156,7 +158,7 @@ def _ffmpeg_decode(path: Path):
         raise FileNotFoundError(FFMPEG_HINT)
     with tempfile.TemporaryDirectory(prefix="serhub-ffmpeg-") as tmp:
         wav = Path(tmp) / "audio.wav"
-        command = [binary, "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0", "-vn"]
+        command = [binary, "-nostdin", "-v", "error", *ffmpeg_input(path), "-map", "0:a:0", "-vn"]
         result = subprocess.run([*command, "-c:a", "pcm_f32le", str(wav)], capture_output=True, check=False)
         if result.returncode != 0 or not wav.is_file():
             message = result.stderr.decode(errors="replace").strip().splitlines()

@@ -33,6 +33,9 @@ DUPLICATE_ID = "duplicate utterance id"
 MALFORMED = "malformed entry"
 
 
+OUTSIDE_CORPUS = "file outside the corpus folder"
+
+
 SKIP_HINT = (
     "Fix these files (each line says what was expected), or pass --skip_bad (build(..., skip_bad=True)) "
     "to leave the affected utterances out; the dataset card then lists them."

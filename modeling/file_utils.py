@@ -19,6 +19,12 @@ def is_local_reference(name_or_path: str | os.PathLike) -> bool:
     return text.startswith((".", "/", "~")) or os.path.isabs(text) or text.count("/") > 1
 
 
+def ffmpeg_input(path: str | os.PathLike) -> list[str]:
+    """ffmpeg's / ffprobe's input arguments for the local file ``path`` and nothing else: a name such as
+    ``http:x.wav``, ``concat:a.wav|b.wav`` or ``-x.wav`` would otherwise be read as a protocol or an option."""
+    return ["-protocol_whitelist", "file", "-i", f"file:{Path(path).resolve()}"]
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
     """``write(tmp)`` writes a temporary sibling of ``path`` that then replaces it (``os.replace``):
     a reader or a crash never leaves half a file at ``path``. The temporary file goes on failure."""
@@ -26,6 +32,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; the result should look like open()'s
     try:
         write(Path(tmp))
         os.replace(tmp, path)
@@ -33,6 +40,13 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def _umask() -> int:
+    """The process umask (read by setting it, then restoring it at once)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
 
 
 def check_output_dir(output_dir: str | os.PathLike, overwrite: bool = False) -> None:
@@ -55,9 +69,7 @@ def atomic_output_dir(output_dir: str | os.PathLike, overwrite: bool = False) ->
     output_dir = Path(output_dir).resolve()
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the result should look like mkdir's
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; the result should look like mkdir's
     try:
         yield tmp
         old = None
@@ -72,4 +84,4 @@ def atomic_output_dir(output_dir: str | os.PathLike, overwrite: bool = False) ->
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-__all__ = ["atomic_output_dir", "check_output_dir"]
+__all__ = ["atomic_output_dir", "atomic_write", "check_output_dir", "ffmpeg_input", "is_local_reference"]

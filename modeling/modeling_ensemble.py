@@ -32,6 +32,7 @@ from transformers.utils import ModelOutput
 
 from .configuration_ensemble import EnsembleConfig
 from .feature_extraction_speech_emotion import SpeechEmotionFeatureExtractor
+from .remote_code import check_model, trust_remote_code_for
 
 TIE_NUDGE = 1e-3  # of one vote: decides a tie, never a majority
 
@@ -138,16 +139,19 @@ class EnsembleForAudioClassification(PreTrainedModel):
         for member in self.config.members:
             try:
                 where = resolve_reference(member["model"], base)
+                # members are named by the config: serhub's own or transformers' types only, run with the
+                # installed classes (a member's own files only where serhub is not installed)
+                trust = trust_remote_code_for(check_model(where))
                 if member["input"] == "audio":
                     self.members[member["name"]] = AutoModelForAudioClassification.from_pretrained(
-                        where, trust_remote_code=True
+                        where, trust_remote_code=trust
                     ).eval()
                     self.member_feature_extractors[member["name"]] = AutoFeatureExtractor.from_pretrained(
-                        where, trust_remote_code=True
+                        where, trust_remote_code=trust
                     )
                 else:
                     self.members[member["name"]] = AutoModelForSequenceClassification.from_pretrained(
-                        where, trust_remote_code=True
+                        where, trust_remote_code=trust
                     ).eval()
                     self.member_tokenizers[member["name"]] = AutoTokenizer.from_pretrained(where)
             except (OSError, ValueError) as error:

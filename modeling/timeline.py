@@ -33,8 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .file_utils import atomic_write, check_output_dir
+from .file_utils import atomic_write, check_output_dir, ffmpeg_input
 from .prompting_audio_llm import parse_answer
+from .remote_code import SERHUB_MODEL_TYPES, check_model, trust_remote_code_for
 
 SAMPLING_RATE = 16000
 VAD_FRAME = 512  # samples per Silero VAD frame at 16 kHz
@@ -53,8 +54,7 @@ def stream_audio(path: str | Path, block_seconds: float = BLOCK_SECONDS) -> Iter
         "-nostdin",
         "-v",
         "error",
-        "-i",
-        str(path),
+        *ffmpeg_input(path),
         "-vn",
         "-ac",
         "1",
@@ -86,7 +86,16 @@ def duration(path) -> float | None:
     """The file's duration in seconds as ffprobe reads it (None if it cannot tell)."""
     try:
         out = subprocess.run(
-            ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
+            [
+                "ffprobe",
+                "-v",
+                "error",
+                "-show_entries",
+                "format=duration",
+                "-of",
+                "csv=p=0",
+                *ffmpeg_input(path),
+            ],
             capture_output=True,
             text=True,
             timeout=60,
@@ -256,10 +265,33 @@ def emotion_timeline(
 
 
 def load_classifier(model):
-    """``pipeline("audio-classification")`` on any serhub model (a folder or Hub id)."""
+    """``pipeline("audio-classification")`` on a serhub model or a transformers audio classifier (a
+    folder or Hub id). The code that runs is serhub's and transformers', never files in the folder
+    (:func:`~.remote_code.check_model`); a model whose classifier head would be new is refused."""
     from transformers import pipeline
 
-    return pipeline("audio-classification", model=str(model), trust_remote_code=True)
+    config = check_model(model)
+    _check_classifier_config(model, config)
+    return pipeline("audio-classification", model=str(model), trust_remote_code=trust_remote_code_for(config))
+
+
+def _check_classifier_config(model, config: dict) -> None:
+    """Refuse a model that is not an audio classifier: its head would be drawn at random."""
+    if config.get("model_type") in SERHUB_MODEL_TYPES:
+        if config["model_type"] == "ser_text_llm":
+            raise ValueError(f"{model} is a text classifier (ser_text_llm): it reads transcripts, not audio")
+        return
+    from transformers.models.auto.modeling_auto import MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES
+
+    architectures = config.get("architectures") or []
+    if config.get("model_type") not in MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES or not any(
+        a.endswith(("ForAudioClassification", "ForSequenceClassification")) for a in architectures
+    ):
+        raise ValueError(
+            f"{model} is not an audio classifier (model_type {config.get('model_type')!r}, architectures "
+            f"{architectures or 'none'}): its classification head would be new and random. Pass a "
+            "serhub model or a model trained for audio classification."
+        )
 
 
 def dimensional_values(classifier, clips: list[np.ndarray]) -> list[list[float]]:
@@ -285,13 +317,15 @@ def load_answer_writer(model, max_new_tokens: int = 48):
 
     from .prompting_audio_llm import ASR_PREFIX
 
-    config = AutoConfig.from_pretrained(str(model), trust_remote_code=True)
+    checked = check_model(model)
+    trust = trust_remote_code_for(checked)
+    config = AutoConfig.from_pretrained(str(model), trust_remote_code=trust)
     if config.model_type != "ser_audio_llm" or "AudioLLMForConditionalGeneration" not in (
         config.architectures or []
     ):
         return None
-    processor = AutoProcessor.from_pretrained(str(model), trust_remote_code=True)
-    llm = AutoModelForCausalLM.from_pretrained(str(model), trust_remote_code=True).eval()
+    processor = AutoProcessor.from_pretrained(str(model), trust_remote_code=trust)
+    llm = AutoModelForCausalLM.from_pretrained(str(model), trust_remote_code=trust).eval()
 
     def write(clips: list[np.ndarray]) -> list[str]:
         inputs = processor(
@@ -350,7 +384,8 @@ def write_timeline(
     labels = list(segments[0]["probabilities"]) if segments else []
     dimensions = list(segments[0].get("dimensions", {})) if segments else []
     written = bool(segments) and "transcript" in segments[0]
-    record = {"source": source, "model": model, "labels": labels, "segments": segments}
+    # the file ffmpeg read (a local file, by its resolved path: ffmpeg_input allows no other protocol)
+    record = {"source": str(Path(source).resolve()), "model": model, "labels": labels, "segments": segments}
     if dimensions:
         record["dimensions"] = dimensions
     atomic_write(

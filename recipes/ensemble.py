@@ -61,21 +61,22 @@ class EnsembleArguments:
 
 def parse_members(entries: list[str]) -> list[dict]:
     """``name=path`` or ``path`` (named after its folder) -> member dicts, the input told by the config."""
-    import serhub.modeling  # noqa: F401
-    from transformers import AutoConfig
+    from serhub.modeling.remote_code import UntrustedModelError, check_model
 
     members = []
     for entry in entries:
         name, _, path = entry.rpartition("=") if "=" in entry else ("", "", entry)
         name = name or Path(path.rstrip("/")).name
         try:
-            config = AutoConfig.from_pretrained(resolve_reference(path, None), trust_remote_code=True)
+            config = check_model(resolve_reference(path, None))  # config.json only; no code is run
+        except UntrustedModelError as error:
+            raise ValueError(f"ensemble member {name!r}: {error}") from error
         except (OSError, ValueError) as error:
             raise ValueError(
                 f"ensemble member {name!r}: {path} is not a model folder or Hub id ({error})"
             ) from error
-        text = config.model_type == "ser_text_llm" or any(
-            a.endswith("ForSequenceClassification") for a in (config.architectures or [])
+        text = config.get("model_type") == "ser_text_llm" or any(
+            a.endswith("ForSequenceClassification") for a in (config.get("architectures") or [])
         )
         members.append({"name": name, "model": path, "input": "transcript" if text else "audio"})
     if len(members) < 2:

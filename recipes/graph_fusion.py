@@ -23,6 +23,7 @@ import csv
 import io
 import json
 import math
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -211,13 +212,21 @@ def ablation_rows(args: GraphFusionArguments, available: list[str]) -> list[tupl
     return rows
 
 
+def safe_split_name(split: str) -> str:
+    """A split name fit for a file name in the run folder (no separators, no "..")."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", split) or ".." in split:
+        raise ValueError(f"split name {split!r}: use letters, digits, '_', '-' and '.' only (e.g. 'test')")
+    return split
+
+
 def frozen_features(base, fe, raw, splits, key, args, label_column, labels, out: Path, batch_size) -> dict:
     """Every split through the frozen parts once; later runs load ``features/<split>-<key>.pt``."""
     caches = {}
     for name, split in splits.items():
-        path = out / "features" / f"{split}-{key[:16]}.pt"
+        path = out / "features" / f"{safe_split_name(split)}-{key[:16]}.pt"
         if path.is_file():
-            caches[name] = torch.load(path, weights_only=False)
+            # tensors, lists and strings only: a run folder received from elsewhere cannot run code here
+            caches[name] = torch.load(path, weights_only=True)
             continue
         logger.info("frozen features of %s (%d clips), once", split, len(raw[split]))
         data = encode_labels(raw[split], label_column, labels)

@@ -47,10 +47,9 @@ class ZeroShotArguments:
 
 
 def is_audio_llm(model: str) -> bool:
-    import serhub.modeling  # noqa: F401
-    from transformers import AutoConfig
+    from serhub.modeling.remote_code import read_model_config
 
-    return AutoConfig.from_pretrained(model, trust_remote_code=True).model_type == "ser_audio_llm"
+    return read_model_config(model).get("model_type") == "ser_audio_llm"  # config.json only, no code
 
 
 @torch.no_grad()
@@ -64,10 +63,12 @@ def classify_transcripts(classifier, tokenizer, texts: list[str], batch_size: in
 
 @torch.no_grad()
 def classify_audio(folder: str, dataset, batch_size: int) -> tuple[torch.Tensor, list[str]]:
+    from serhub.modeling.remote_code import check_model, trust_remote_code_for
     from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
-    model = AutoModelForAudioClassification.from_pretrained(folder, trust_remote_code=True).eval()
-    fe = AutoFeatureExtractor.from_pretrained(folder, trust_remote_code=True)
+    trust = trust_remote_code_for(check_model(folder))  # serhub's installed classes, never the folder's code
+    model = AutoModelForAudioClassification.from_pretrained(folder, trust_remote_code=trust).eval()
+    fe = AutoFeatureExtractor.from_pretrained(folder, trust_remote_code=trust)
     audio = dataset.cast_column("audio", datasets.Audio(sampling_rate=16000))
     rows = []
     for start in range(0, len(audio), batch_size):

@@ -2,6 +2,7 @@
 headless Chromium (Debian's browser, installed by setup.sh) with a real uploaded recording."""
 
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -17,6 +18,7 @@ from playwright.sync_api import expect, sync_playwright
 
 sys.path.insert(0, str(Path(__file__).parent))
 from audio_llm_fixtures import LABELS, make_encoder, make_llm, make_tokenizer  # noqa: E402
+from test_speech_emotion import LABELS as SPEECH_LABELS  # noqa: E402
 from test_speech_emotion import make  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,6 +123,70 @@ def test_bad_input_gives_clear_errors(models_root, tmp_path, short_wav):
     assert text.read_text() == "not audio at all"  # the user's file is untouched
 
 
+def _visitor(models_root, audio, picked, typed="", allow_any_model=False):
+    """The page's button as a visitor presses it (the request's values are theirs to choose)."""
+    return app.classify(
+        audio, picked, typed, models=app.find_models([models_root]), allow_any_model=allow_any_model
+    )
+
+
+def _evil_upload(tmp_path) -> tuple[Path, Path]:
+    """What a visitor can upload through Gradio: a config.json whose auto_map names their code."""
+    folder, marker = tmp_path / "upload", tmp_path / "PWNED"
+    folder.mkdir()
+    (folder / "evil_code.py").write_text(
+        f"from pathlib import Path\nPath({str(marker)!r}).write_text('ran')\n"
+    )
+    auto_map = {
+        k: "evil_code.Evil" for k in ("AutoConfig", "AutoModelForAudioClassification", "AutoFeatureExtractor")
+    }
+    (folder / "config.json").write_text(json.dumps({"model_type": "evil", "auto_map": auto_map}))
+    return folder, marker
+
+
+def test_visitors_choose_only_among_the_operators_models(models_root, short_wav, tmp_path):
+    import gradio as gr
+
+    folder, marker = _evil_upload(tmp_path)
+    labels, plot, _, status = _visitor(models_root, str(short_wav), "tiny_classifier (speech_emotion)")
+    assert set(labels) == set(SPEECH_LABELS) and plot is None
+    assert str(models_root) not in status  # the page names the model, not where it lives on the server
+    # a forged request naming a folder instead of a listed model loads nothing
+    with pytest.raises(gr.Error, match="Pick one of this demo's models"):
+        _visitor(models_root, str(short_wav), str(folder))
+    # a typed folder is ignored without --allow_any_model: the picked model answers
+    labels, *_ = _visitor(models_root, str(short_wav), "tiny_classifier (speech_emotion)", str(folder))
+    assert set(labels) == set(SPEECH_LABELS)
+    assert not marker.exists()
+
+
+def test_even_an_operator_allowing_any_model_never_runs_a_models_code(models_root, short_wav, tmp_path):
+    import gradio as gr
+
+    folder, marker = _evil_upload(tmp_path)
+    with pytest.raises(gr.Error, match="is not a serhub model") as caught:
+        _visitor(models_root, str(short_wav), None, str(folder), allow_any_model=True)
+    assert not marker.exists()
+    with pytest.raises(gr.Error) as missing:
+        _visitor(models_root, str(short_wav), None, "/srv/secret/model", allow_any_model=True)
+    for error in (caught.value, missing.value):
+        assert "Traceback" not in str(error) and "site-packages" not in str(error)
+    text = tmp_path / "x.wav"
+    text.write_text("no audio")
+    with pytest.raises(gr.Error) as unreadable:
+        _visitor(models_root, str(text), "tiny_classifier (speech_emotion)")
+    assert str(tmp_path) not in str(unreadable.value) and "ffmpeg" not in str(unreadable.value)
+
+
+def test_long_requests_leave_no_temporary_folder(models_root, long_wav, monkeypatch, tmp_path):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    labels, plot, _, status = _visitor(models_root, str(long_wav), "tiny_classifier (speech_emotion)")
+    assert plot is not None and plot.size[0] > 500 and "speech segments" in status
+    assert not list(tmp_path.glob("serhub-demo-*"))
+
+
 def test_transcript_is_read_from_the_answer():
     assert app.transcript_of("| ASR: press one now | Emotion: happy") == "press one now"
     assert app.transcript_of("| ASR: press one now") == "press one now"  # stopped before the label
@@ -203,7 +269,7 @@ def test_page_in_a_real_browser_shows_label_and_timeline(running_app, models_roo
         browser.close()
 
 
-def test_page_shows_the_audio_llm_answer_then_a_clear_error(running_app, short_wav, tmp_path):
+def test_page_shows_the_audio_llm_answer_and_only_the_operators_models(running_app, short_wav, tmp_path):
     manager, chromium = _browser()
     with manager as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, headless=True)
@@ -214,7 +280,12 @@ def test_page_shows_the_audio_llm_answer_then_a_clear_error(running_app, short_w
         page.locator("#classify").click()  # the first model: the tiny audio-LLM
         expect(page.locator("#answer textarea")).to_have_value(re.compile(r"^\| ASR:"), timeout=120_000)
         assert page.locator("#labels h2").first.inner_text().strip() in LABELS
-        page.get_by_label("or a model folder / Hub id").fill(str(tmp_path))
-        page.locator("#classify").click()
-        page.get_by_text("has no config.json").first.wait_for(timeout=60_000)
+        # visitors pick among the operator's models: no box to type a folder or Hub id
+        assert page.get_by_label("or a model folder / Hub id").count() == 0
+        page.locator("#model input").click()
+        options = page.get_by_role("option").all_inner_texts()  # the chosen one carries a check mark
+        assert len(options) == 2
+        assert {
+            o for o in options if "tiny_audio_llm (audio_llm)" in o or "tiny_classifier (speech_emotion)" in o
+        } == set(options)
         browser.close()
