@@ -51,6 +51,9 @@ from .speech_encoder import SpeechEncoder
 class AudioLLMPreTrainedModel(PreTrainedModel):
     config_class = AudioLLMConfig
     base_model_prefix = "audio_llm"
+    # forward returns the mean loss of the batch it is given and ignores num_items_in_batch: the Trainer
+    # must divide it by the gradient-accumulation steps (it skips that for models said to accept loss kwargs)
+    accepts_loss_kwargs = False
     main_input_name = "input_ids"
     supports_gradient_checkpointing = True
     _no_split_modules = [

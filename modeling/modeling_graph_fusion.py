@@ -185,6 +185,9 @@ class SummaryStandardizer(nn.Module):
 class GraphFusionForAudioClassification(PreTrainedModel):
     config_class = GraphFusionConfig
     base_model_prefix = "graph_fusion"
+    # forward returns the mean loss of the batch it is given and ignores num_items_in_batch: the Trainer
+    # must divide it by the gradient-accumulation steps (it skips that for models said to accept loss kwargs)
+    accepts_loss_kwargs = False
     main_input_name = "input_features"
 
     def __init__(self, config: GraphFusionConfig):

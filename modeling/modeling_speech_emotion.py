@@ -36,6 +36,9 @@ class SpeechEmotionClassifierOutput(SequenceClassifierOutput):
 class SpeechEmotionPreTrainedModel(PreTrainedModel):
     config_class = SpeechEmotionConfig
     base_model_prefix = "ser"
+    # forward returns the mean loss of the batch it is given and ignores num_items_in_batch: the Trainer
+    # must divide it by the gradient-accumulation steps (it skips that for models said to accept loss kwargs)
+    accepts_loss_kwargs = False
     main_input_name = "input_values"
     supports_gradient_checkpointing = False
     _no_split_modules = [

@@ -55,6 +55,9 @@ def text_prompt(tokenizer, labels: list[str], instruction: str = INSTRUCTION) ->
 class TextLLMForSequenceClassification(PreTrainedModel):
     config_class = TextLLMConfig
     base_model_prefix = "text_llm"
+    # forward returns the mean loss of the batch it is given and ignores num_items_in_batch: the Trainer
+    # must divide it by the gradient-accumulation steps (it skips that for models said to accept loss kwargs)
+    accepts_loss_kwargs = False
     main_input_name = "input_ids"
     _supports_sdpa = True
 
