@@ -148,7 +148,7 @@ def main(argv=None) -> int:
         model.config.class_counts = [3, 2, 2, 1]
         model.enable_lora()
         connector_rows = rows
-        if connector == "vae_ib":  # every encoder layer cached: (T, L, D)
+        if model.connector.every_layer:  # every encoder layer cached: (T, L, D)
             layers = model.config.audio_config.encoder_layers + 1
             connector_rows = [
                 {**r, "encoder_hidden_states": np.repeat(r["encoder_hidden_states"][:, None], layers, 1)}

@@ -22,6 +22,7 @@ import torch
 from transformers import AutoModel, AutoModelForCausalLM
 
 from .configuration_audio_llm import AudioLLMConfig, encoder_convs
+from .connectors import connector_class
 from .encoder_family import encoder_family
 from .file_utils import is_local_reference
 
@@ -163,7 +164,7 @@ def build_from_components(cls, audio_model, text_model, labels: list[str], conne
         # audio tokens start at the scale of the LLM's own token embeddings (their RMS)
         rms = llm.get_input_embeddings().weight.detach().float().pow(2).mean().sqrt()
         config_kwargs["mapper_output_scale"] = (
-            round(float(rms), 6) if connector in ("query_pooling", "vae_ib") else None
+            round(float(rms), 6) if connector_class(connector).scaled_output else None
         )
     config = AudioLLMConfig(
         audio_config=encoder.config,

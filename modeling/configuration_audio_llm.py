@@ -7,11 +7,9 @@ from transformers import AutoConfig, PreTrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from .configuration_speech_emotion import audio_config_from
+from .connectors import connector_class
 from .encoder_family import encoder_family
-from .layers import FRAME_NORMS
-from .prompting_audio_llm import audio_groups, num_audio_tokens
 
-CONNECTORS = ("linear", "query_pooling", "vae_ib")
 CLASSIFICATION_MODES = ("label_logits", "transcript_conditioned", "pooling_head", "descriptor_conditioned")
 BACKBONE_WEIGHTS = ("included", "referenced")
 # the prompt's token ids as loose fields, as configs before the ``prompt`` dict wrote them
@@ -60,7 +58,7 @@ class AudioLLMConfig(PreTrainedConfig):
     mapper_positions: add sinusoidal time positions to the frames (default True).
     mapper_output_scale: the audio tokens are RMS-normalised with a learned gain starting at this
         value; ``from_pretrained_components`` sets it to the LLM's input-embedding RMS. None: no
-        output normalisation (the paper's plain linear output). See ``layers.QueryPoolingMapper``.
+        output normalisation (the paper's plain linear output). See ``connectors.QueryPoolingMapper``.
     labels: the emotion label set (names, in class-id order).
     prompt: the tokenised prompt format (``AudioLLMProcessor.prompt_config()`` fills it), so that
         ``pipeline("audio-classification")`` runs with only the feature extractor:
@@ -134,20 +132,12 @@ class AudioLLMConfig(PreTrainedConfig):
         self.text_config = text_config_from(
             text_config if text_config is not None else {"model_type": "llama"}
         )
-        if connector not in CONNECTORS:
-            raise ValueError(f"connector must be one of {CONNECTORS}, got {connector!r}")
         if classification_mode not in CLASSIFICATION_MODES:
             raise ValueError(
                 f"classification_mode must be one of {CLASSIFICATION_MODES}, got {classification_mode!r}"
             )
-        if connector == "query_pooling" and num_queries < 1:
-            raise ValueError(f"num_queries must be >= 1, got {num_queries}")
-        if mapper_frame_norm not in FRAME_NORMS:
-            raise ValueError(f"mapper_frame_norm must be one of {FRAME_NORMS}, got {mapper_frame_norm!r}")
         if mapper_output_scale is not None and mapper_output_scale <= 0:
             raise ValueError(f"mapper_output_scale must be > 0 (or None), got {mapper_output_scale}")
-        if connector in ("linear", "vae_ib") and stack_factor < 1:
-            raise ValueError(f"stack_factor must be >= 1, got {stack_factor}")
         self.connector = connector
         self.num_queries = num_queries
         self.mapper_layers = mapper_layers
@@ -160,6 +150,7 @@ class AudioLLMConfig(PreTrainedConfig):
         self.vib_latent_size = vib_latent_size
         self.vib_initial_log_var = vib_initial_log_var
         self.kl_weight = kl_weight
+        connector_class(connector).check_config(self)
         self.labels = list(labels) if labels else []
         self.prompt = dict(prompt or {})
         for old_key, key in LEGACY_PROMPT_KEYS.items():  # configs written before the prompt dict
@@ -205,13 +196,18 @@ class AudioLLMConfig(PreTrainedConfig):
         return self.max_transcript_tokens + self.max_descriptor_tokens + 8
 
     @property
+    def connector_class(self):
+        """The connector's class (``connectors.CONNECTORS[self.connector]``)."""
+        return connector_class(self.connector)
+
+    @property
     def audio_token_groups(self) -> int:
         """How many places of the prompt take audio tokens (2 for "vae_ib": content, descriptor)."""
-        return len(audio_groups(self.connector))
+        return len(self.connector_class.groups)
 
     def num_audio_tokens(self, encoder_frames: int) -> int:
         """Audio tokens the connector makes from ``encoder_frames`` valid encoder frames (per group)."""
-        return num_audio_tokens(encoder_frames, self.connector, self.num_queries, self.stack_factor)
+        return self.connector_class.num_tokens(encoder_frames, self.num_queries, self.stack_factor)
 
 
 def encoder_convs(audio_config) -> list[tuple[int, int, int]]:

@@ -1,6 +1,6 @@
 """serhub's audio-LLMs: speech encoder (frozen) -> connector -> causal LLM (LoRA or frozen).
 
-    audio -> encoder -> (B, T, D) -> QueryPoolingMapper | LinearProjector -> (B, N, H) audio tokens
+    audio -> encoder -> (B, T, D) -> connector (connectors.CONNECTORS) -> (B, N, H) audio tokens
     prompt ids with N placeholders per clip -> embeddings; audio tokens masked_scatter'ed into the
     placeholders (the one merge path) -> LLM
 
@@ -33,15 +33,8 @@ from .assembly_audio_llm import (
     merge_lora,
 )
 from .configuration_audio_llm import AudioLLMConfig, encoder_convs
-from .encoder_family import encoder_family
-from .layers import (
-    AttentiveStatisticsPooling,
-    LinearProjector,
-    QueryPoolingMapper,
-    VariationalBottleneckConnector,
-    VariationalBranch,
-    score_labels,
-)
+from .connectors import QueryPoolingMapper, VariationalBranch
+from .layers import AttentiveStatisticsPooling, score_labels
 from .losses import build_classification_loss
 from .prompting_audio_llm import encoder_output_frames, expand_audio_placeholders, left_pad
 from .remote_code import add_auto_map_entries
@@ -69,34 +62,9 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
         super().__init__(config)
         self.audio_encoder = SpeechEncoder(config.audio_config, config.chunk_length_s)
         self.audio_encoder.freeze(True)
-        hidden = config.text_config.hidden_size
-        if config.connector == "query_pooling":
-            self.connector = QueryPoolingMapper(
-                config.audio_hidden_size,
-                hidden,
-                config.num_queries,
-                config.mapper_layers,
-                config.mapper_hidden_size,
-                config.mapper_heads,
-                config.mapper_frame_norm,
-                config.mapper_positions,
-                config.mapper_output_scale,
-                # one window per encoder chunk (chunk_length_s): the encoder's own chunk, in frames
-                max_frames=encoder_output_frames(
-                    self.audio_encoder.chunk, encoder_convs(config.audio_config)
-                ),
-            )
-        elif config.connector == "vae_ib":
-            self.connector = VariationalBottleneckConnector(
-                encoder_family(config.audio_config).num_layers + 1,  # the embeddings' output too
-                config.audio_hidden_size,
-                config.vib_latent_size,
-                hidden,
-                config.stack_factor,
-                config.mapper_output_scale,
-            )
-        else:
-            self.connector = LinearProjector(config.audio_hidden_size, hidden, config.stack_factor)
+        # one query-pooling window per encoder chunk (chunk_length_s): the encoder's own chunk, in frames
+        max_frames = encoder_output_frames(self.audio_encoder.chunk, encoder_convs(config.audio_config))
+        self.connector = config.connector_class.from_config(config, max_frames)
         self.language_model = AutoModelForCausalLM.from_config(config.text_config)
 
     def _finish_init(self) -> None:
@@ -225,7 +193,7 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
         if encoder_hidden_states is None:
             with torch.no_grad():
                 states, encoder_attention_mask = self.audio_encoder(audio, audio_attention_mask)
-            encoder_hidden_states = states if self.config.connector == "vae_ib" else states[:, -1]
+            encoder_hidden_states = states if self.connector.every_layer else states[:, -1]
         elif encoder_attention_mask is None:
             shape = (encoder_hidden_states.shape[0], encoder_hidden_states.shape[-2])
             encoder_attention_mask = torch.ones(shape, dtype=torch.bool, device=encoder_hidden_states.device)
@@ -434,7 +402,7 @@ class AudioLLMForConditionalGeneration(AudioLLMPreTrainedModel, GenerationMixin)
     def add_kl_term(self, loss: torch.Tensor) -> torch.Tensor:
         """``loss`` + beta * KL of the variational connector's last forward, in training ("vae_ib";
         beta = ``config.kl_weight``, which recipes anneal). Other connectors: ``loss`` unchanged."""
-        kl = self.connector.pop_kl() if hasattr(self.connector, "pop_kl") else None
+        kl = self.connector.pop_kl()
         if not self.training or kl is None or not self.config.kl_weight:
             return loss
         return loss + self.config.kl_weight * kl.to(loss.dtype)

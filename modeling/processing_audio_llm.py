@@ -17,6 +17,7 @@ import random
 import numpy as np
 from transformers import BatchFeature, ProcessorMixin
 
+from .connectors import connector_class
 from .prompting_audio_llm import (
     ASR_PREFIX,
     AUDIO_TOKEN,
@@ -27,7 +28,6 @@ from .prompting_audio_llm import (
     TASKS,
     TRANSCRIPT_STOP,
     answer_segments,
-    audio_groups,
     encoder_output_frames,
     expand_audio_placeholders,
     joint_answer,
@@ -36,7 +36,6 @@ from .prompting_audio_llm import (
     user_message,
 )
 from .prompting_audio_llm import instruction as instruction_text
-from .prompting_audio_llm import num_audio_tokens as count_audio_tokens
 
 
 class AudioLLMProcessor(ProcessorMixin):
@@ -92,7 +91,7 @@ class AudioLLMProcessor(ProcessorMixin):
 
     def num_audio_tokens_from_frames(self, encoder_frames: int) -> int:
         """Audio tokens made from ``encoder_frames`` encoder output frames."""
-        return count_audio_tokens(encoder_frames, self.connector, self.num_queries, self.stack_factor)
+        return connector_class(self.connector).num_tokens(encoder_frames, self.num_queries, self.stack_factor)
 
     # ------------------------------------------------------------------ prompts
     def instruction(
@@ -114,7 +113,7 @@ class AudioLLMProcessor(ProcessorMixin):
             transcript_in_prompt,
             self.cue,
             self.audio_token,
-            audio_groups(self.connector),
+            connector_class(self.connector).groups,
         )
         prompt = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return prompt if answer is None else prompt + answer + self._end_of_turn()
@@ -202,7 +201,7 @@ class AudioLLMProcessor(ProcessorMixin):
                     answers_descriptors[i] if answers_descriptors is not None else None,
                 )
             if has_audio:  # one placeholder per audio-token group, each with the clip's count
-                groups = len(audio_groups(self.connector))
+                groups = len(connector_class(self.connector).groups)
                 ids = expand_audio_placeholders(ids, [counts[i]] * groups, self.audio_token_id)
             sequences.append(ids + answer_ids)
             label_masks.append([False] * len(ids) + [True] * len(answer_ids))

@@ -20,8 +20,6 @@ TASKS = ("asr", "ser", "asr+ser", "asr+des+ser")
 ASR_PREFIX = "| ASR:"  # a joint answer starts with it; transcript_conditioned inference starts there
 DESCRIPTORS_PREFIX = "| Descriptors:"  # "asr+des+ser": how the speech sounds, between transcript and emotion
 EMOTION_PREFIX = "| Emotion:"  # follows the transcript in a joint answer; the label comes after it
-# connectors whose audio tokens come in named groups, each in its own place of the prompt
-AUDIO_GROUPS = {"vae_ib": ("content", "speaking style")}
 TRANSCRIPT_STOP = " |"  # the token that ends the transcript of a joint answer
 
 # 20 phrasings per task (EmoSLLM uses 20 per task to avoid over-fitting one wording).
@@ -100,11 +98,6 @@ def instruction(
         rng.shuffle(labels)
     text = template.format(labels=", ".join(labels))
     return text + {"asr+ser": JOINT_FORMAT, "asr+des+ser": DESCRIBED_FORMAT}.get(task, "")
-
-
-def audio_groups(connector: str) -> tuple[str, ...]:
-    """Names of the connector's audio-token groups; one unnamed group for most connectors."""
-    return AUDIO_GROUPS.get(connector, ("",))
 
 
 def user_message(
@@ -189,14 +182,6 @@ def encoder_output_frames(input_frames: int, convs) -> int:
     return max(n, 0)
 
 
-def num_audio_tokens(encoder_frames: int, connector: str, num_queries: int, stack_factor: int) -> int:
-    """Audio tokens the connector makes from ``encoder_frames`` valid encoder frames, per audio-token
-    group (``audio_groups``: the two-branch connector makes this many in each of its two groups)."""
-    if connector == "query_pooling":
-        return num_queries
-    return -(-encoder_frames // stack_factor)
-
-
 def expand_audio_placeholders(input_ids: list[int], counts: list[int], audio_token_id: int) -> list[int]:
     """Repeat the i-th audio placeholder of ``input_ids`` ``counts[i]`` times (one per audio token)."""
     positions = [i for i, t in enumerate(input_ids) if t == audio_token_id]
@@ -233,7 +218,6 @@ __all__ = [
     "EMOTION_PREFIX",
     "TASKS",
     "answer_segments",
-    "audio_groups",
     "described_answer",
     "encoder_output_frames",
     "expand_audio_placeholders",
@@ -241,6 +225,5 @@ __all__ = [
     "joint_answer",
     "label_text",
     "left_pad",
-    "num_audio_tokens",
     "user_message",
 ]

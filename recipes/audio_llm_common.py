@@ -91,7 +91,7 @@ def build_model(
 def cache_split(model, processor, dataset, cache_dir: str, name: str, batch_size: int, keep):
     """Last-layer encoder outputs of ``dataset`` (every layer for the "vae_ib" connector, whose
     branches weigh them); computed once, later runs and epochs reuse them."""
-    every_layer = model.config.connector == "vae_ib"
+    every_layer = model.connector.every_layer
 
     def encode(inputs, mask):
         states, frame_mask = model.audio_encoder(inputs, mask)
@@ -396,14 +396,6 @@ def per_speaker_macro_f1(predictions, references, speakers, labels) -> dict[str,
     }
 
 
-# below this mean pairwise cosine distance between clips' audio tokens, the query-pooling mapper has
-# collapsed (a 2-layer mapper at initialisation gives ~0.5; a collapsed one < 0.01). Not a collapse
-# sign for connectors that keep one token per frame group (linear, vae_ib): their clip means share the
-# encoder's common component (the EmoSLLM CPU default's linear projector reads 0.03 and scores test
-# macro-F1 0.50), so the warning is for query_pooling alone.
-COLLAPSE_DIVERSITY = 0.05
-
-
 def audio_token_check(model, processor, dataset, labels, probe_size: int = 16) -> dict[str, float]:
     """Token diversity and norm ratio of the connector on a fixed probe batch (the first clips of
     ``dataset``), with a loud warning when the audio tokens are near-identical between clips."""
@@ -413,14 +405,9 @@ def audio_token_check(model, processor, dataset, labels, probe_size: int = 16) -
         encoder_hidden_states=batch["encoder_hidden_states"].to(model.device),
         encoder_attention_mask=batch["encoder_attention_mask"].to(model.device),
     )
-    if model.config.connector == "query_pooling" and stats["token_diversity"] < COLLAPSE_DIVERSITY:
-        logger.warning(
-            "the audio tokens are near-identical between clips (token diversity %.4f < %s): the connector has "
-            "collapsed and the LLM cannot tell clips apart. Lower the learning rate or train longer; see "
-            "eval_results.json.",
-            stats["token_diversity"],
-            COLLAPSE_DIVERSITY,
-        )
+    warning = model.connector.health_warning(stats)
+    if warning:
+        logger.warning("%s See eval_results.json.", warning)
     return stats
 
 

@@ -138,11 +138,21 @@ def kl_weight(progress: float, start: float = 1.0, end: float = 1e-4, schedule: 
     return asr_weight(p, start, end, schedule)
 
 
+def require_branches(connector: str) -> None:
+    """The descriptor system trains a content and a descriptor branch: only the VIB connector has them."""
+    from serhub.modeling.connectors import VariationalBottleneckConnector, connector_class
+
+    if connector_class(connector) is not VariationalBottleneckConnector:
+        raise ValueError(
+            f"--connector {connector!r}: the descriptor system needs the two-branch connector "
+            f"{VariationalBottleneckConnector.name!r} (content + descriptor)"
+        )
+
+
 def set_trainable_branch(model, stage: int) -> str:
     """Stage 1: the content branch trains, the descriptor branch is frozen; stage 2 the reverse. LoRA
     adapters on the LLM train in both (added when missing). Returns the trainable-parameter summary."""
-    if model.config.connector != "vae_ib":
-        raise ValueError(f"the descriptor recipe needs connector 'vae_ib', got {model.config.connector!r}")
+    require_branches(model.config.connector)
     if not model.config.has_lora and model.config.lora_r > 0:
         model.enable_lora()
     train, freeze = ("content", "descriptor") if stage == 1 else ("descriptor", "content")
@@ -225,8 +235,7 @@ def load_stage_model(run: Run, index: int):
         return AudioLLMForConditionalGeneration.from_pretrained(previous), AudioLLMProcessor.from_pretrained(
             previous
         )
-    if run.model_args.connector != "vae_ib":
-        raise ValueError(f"--connector {run.model_args.connector!r}: the descriptor system uses 'vae_ib'")
+    require_branches(run.model_args.connector)
     return build_model(run.model_args, run.labels)
 
 

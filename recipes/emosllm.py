@@ -502,17 +502,17 @@ def finish(run: Run, model, processor, results: dict, push_to_hub: bool) -> None
 
 
 def connector_summary(model_args: AudioLLMArguments) -> str:
-    if model_args.connector == "query_pooling":
-        return f"query_pooling ({model_args.num_queries} queries, {model_args.mapper_layers} layers)"
-    if model_args.connector == "linear":
-        return f"linear ({model_args.stack_factor} frames stacked)"
-    return model_args.connector
+    from serhub.modeling.connectors import connector_class
+
+    return connector_class(model_args.connector).describe(model_args)
 
 
 def paper_departures(model_args: AudioLLMArguments, curriculum: CurriculumArguments) -> dict:
     """The card's rows for what this run does differently from EmoSLLM's own recipe."""
     rows = []
-    if model_args.connector != "query_pooling":
+    from serhub.modeling.connectors import QueryPoolingMapper, connector_class
+
+    if connector_class(model_args.connector) is not QueryPoolingMapper:  # the paper's connector
         rows.append(f"connector {model_args.connector} in place of EmoSLLM's QPMapper")
     if curriculum.ser_only_fraction >= 1.0:
         rows.append("phase 3 trains the SER-only prompt alone (EmoSLLM's SER-only variant), no joint answers")

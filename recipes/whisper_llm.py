@@ -25,6 +25,7 @@ from pathlib import Path
 import datasets
 from serhub.datasets_scripts.common import class_counts
 from serhub.metrics.ser_metrics.ser_metrics import classification_metrics
+from serhub.modeling.connectors import connector_class
 from serhub.recipes.arguments import CONFIGS, DataArguments, RunArguments, start_run
 from serhub.recipes.audio_llm_common import (
     AudioLLMArguments,
@@ -187,7 +188,7 @@ def card_settings(model_args, data_args, training_args, results: dict, cv: dict 
     config = {
         "audio model": model_args.audio_model_name_or_path,
         "LLM (frozen)": model_args.text_model_name_or_path,
-        "connector": f"{model_args.connector} (stack {model_args.stack_factor})",
+        "connector": connector_class(model_args.connector).describe(model_args),
         "loss": model_args.loss_type,
         "learning rate": training_args.learning_rate,
         "epochs": training_args.num_train_epochs,

@@ -477,7 +477,7 @@ def test_light_checkpoint_loads_as_classifier_and_in_pipeline(parts, tmp_path):
 def test_query_pooling_windows_long_audio():
     import resource
 
-    from serhub.modeling.layers import QueryPoolingMapper
+    from serhub.modeling.connectors import QueryPoolingMapper
 
     torch.manual_seed(0)
     mapper = QueryPoolingMapper(

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from serhub.modeling import AudioLLMForAudioClassification, AudioLLMForConditionalGeneration
-from serhub.modeling.layers import VariationalBottleneckConnector
+from serhub.modeling.connectors import VariationalBottleneckConnector
 from serhub.modeling.prompting_audio_llm import described_answer, parse_answer
 from serhub.recipes.descriptors import DescriptorArguments, kl_weight, set_trainable_branch
 
