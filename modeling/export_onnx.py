@@ -12,6 +12,10 @@ exporter (``torch.onnx.export(dynamo=True)``), not hand-written graph code.
 ``onnx_export.json``: the largest |logit difference| to PyTorch on real clips of several lengths, alone
 and batched (the export is refused above ``--tolerance``, 1e-4). ``OnnxAudioClassifier(OUT)`` runs it
 like ``pipeline("audio-classification")``. Needs ``pip install "serhub[onnx]"`` (onnx, onnxruntime, onnxscript).
+
+Only serhub's speech classifiers (``model_type`` "ser_speech_emotion") are exported: the audio-LLMs score
+labels with an LLM and a KV cache. ``OUT`` must lie outside the model folder (and not contain it), since
+``--overwrite`` replaces ``OUT`` as a whole.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import numbers
 import os
 from pathlib import Path
 
@@ -27,10 +32,12 @@ import torch
 
 from .encoder_family import encoder_family
 from .file_utils import atomic_output_dir, check_output_dir
+from .remote_code import read_model_config
 
 ONNX_FILE = "model.onnx"
 REPORT_FILE = "onnx_export.json"
 CHECK_SECONDS = (0.4, 1.7, 3.0, 5.5)
+EXPORTABLE_MODEL_TYPE = "ser_speech_emotion"
 
 
 class _Exportable(torch.nn.Module):
@@ -77,6 +84,49 @@ def check_clips(sampling_rate: int = 16000) -> list[np.ndarray]:
     return out
 
 
+def check_exportable(model_dir: str | os.PathLike) -> dict:
+    """The model's config.json (read alone, nothing run) when it is a serhub speech classifier, else a
+    ``ValueError`` naming the type found: anything else would load as a random classifier."""
+    config = read_model_config(model_dir)
+    found = config.get("model_type")
+    if found != EXPORTABLE_MODEL_TYPE:
+        architectures = ", ".join(config.get("architectures") or []) or "no architectures"
+        raise ValueError(
+            f"{model_dir} has model_type {found!r} ({architectures}); ONNX export takes serhub speech-emotion "
+            f"classifiers only (model_type {EXPORTABLE_MODEL_TYPE!r}, SpeechEmotionForAudioClassification, as "
+            "recipes/ssl_classifier.py saves them). The audio-LLMs are not exported: they score labels with the LLM."
+        )
+    return config
+
+
+def check_output_outside_model(model_dir: str | os.PathLike, output_dir: str | os.PathLike) -> None:
+    """Refuse an output folder that is the model folder, inside it, or around it (symlinks resolved):
+    the export (``--overwrite`` replaces the output folder whole) would delete or change the model."""
+    model = Path(model_dir).expanduser()
+    if not model.exists():  # a Hub id: its files live in the Hub cache
+        return
+    model, out = model.resolve(), Path(output_dir).expanduser().resolve()
+    where = (
+        "is the model folder" if out == model
+        else "is inside the model folder" if model in out.parents
+        else "contains the model folder" if out in model.parents
+        else None
+    )  # fmt: skip
+    if where:
+        raise ValueError(
+            f"--output_dir {output_dir} {where} {model_dir} (both resolved: {out}, {model}); the export would "
+            f"replace or change the trained model. Choose a folder outside it, e.g. {model.parent / (model.name + '-onnx')}."
+        )
+
+
+def check_top_k(top_k) -> None:
+    """``top_k``: a positive integer, or None for every label (as ``pipeline("audio-classification")``)."""
+    if top_k is not None and (
+        isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1
+    ):
+        raise ValueError(f"top_k must be a positive integer or None, got {top_k!r} (None: every label)")
+
+
 def export_onnx(
     model_dir: str | os.PathLike,
     output_dir: str | os.PathLike,
@@ -92,7 +142,9 @@ def export_onnx(
     from .feature_extraction_speech_emotion import SpeechEmotionFeatureExtractor
     from .modeling_speech_emotion import SpeechEmotionForAudioClassification
 
-    check_output_dir(output_dir, overwrite)  # before the slow part
+    check_exportable(model_dir)  # before the slow part: reads config.json only
+    check_output_outside_model(model_dir, output_dir)
+    check_output_dir(output_dir, overwrite, replaced=True)
     model = SpeechEmotionForAudioClassification.from_pretrained(model_dir).eval()
     extractor = SpeechEmotionFeatureExtractor.from_pretrained(model_dir)
     wrapped = _Exportable(model).eval()
@@ -179,7 +231,8 @@ class OnnxAudioClassifier:
         inputs = {self.input_name: feats[self.input_name], "attention_mask": feats["attention_mask"]}
         return self.session.run(["logits"], inputs)[0]
 
-    def __call__(self, audio, sampling_rate: int = 16000, top_k: int = 5):
+    def __call__(self, audio, sampling_rate: int = 16000, top_k: int | None = 5):
+        check_top_k(top_k)
         single = isinstance(audio, np.ndarray) and audio.ndim == 1
         logits = self.logits([audio] if single else list(audio), sampling_rate)
         probs = np.exp(logits - logits.max(-1, keepdims=True))
@@ -190,24 +243,38 @@ class OnnxAudioClassifier:
         return results[0] if single else results
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", required=True, help="a serhub speech-emotion classifier folder (or Hub id)"
     )
-    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--output_dir", required=True, help="a new folder outside the model folder")
     parser.add_argument("--opset", type=int, default=18)
     parser.add_argument("--tolerance", type=float, default=1e-4, help="largest |logit difference| accepted")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> dict:
     report = export_onnx(args.model, args.output_dir, args.opset, args.tolerance, args.overwrite)
     print(
         f"exported to {args.output_dir}: max |logit difference| to PyTorch {report['max_abs_difference']:.2e}"
     )
+    return report
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
     main()
 
 
-__all__ = ["OnnxAudioClassifier", "export_onnx"]
+__all__ = [
+    "OnnxAudioClassifier",
+    "check_exportable",
+    "check_output_outside_model",
+    "check_top_k",
+    "export_onnx",
+]

@@ -3,7 +3,10 @@
 Unlike ``WhisperFeatureExtractor`` it never pads a clip to 30 s (emotional utterances are ~3 s, and
 padding costs ~10x encoder time): each clip is featurised on its own and a batch is padded to its
 longest clip with an ``attention_mask``, so a clip's features do not depend on its batch.
-It checks its input (sampling rate, NaN/Inf, empty, channels) and accepts integer PCM.
+It checks its input (sampling rate, NaN/Inf, empty, channels) and accepts integer PCM (int16, int32,
+uint8: scaled to [-1, 1)) and float64. ``pipeline("audio-classification")`` resamples a
+``{"raw": array, "sampling_rate": rate}`` input at another rate itself, with torchaudio, which refuses
+integers, before this extractor sees it: pass such PCM through :func:`pcm_to_float` first.
 """
 
 from __future__ import annotations
@@ -18,6 +21,22 @@ from .encoder_family import encoder_family
 FEATURE_TYPES = ("waveform", "log_mel")
 
 
+def pcm_to_float(audio) -> np.ndarray:
+    """``audio`` as float32 samples: integer PCM scaled to [-1, 1) (int16 / 32768, uint8 - 128 over 128,
+    ...), float64 narrowed. Use it on integer PCM given to ``pipeline("audio-classification")`` as
+    ``{"raw": pcm_to_float(pcm), "sampling_rate": rate}`` at a rate other than the model's."""
+    x = np.asarray(audio)
+    if np.issubdtype(x.dtype, np.integer):
+        info = np.iinfo(x.dtype)
+        x = (x.astype(np.float64) - (info.max + info.min + 1) / 2) / ((info.max - info.min + 1) / 2)
+    elif not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(
+            f"audio samples of dtype {x.dtype}; expected floats in [-1, 1] or integer PCM (int16, int32, "
+            "uint8). Convert them first, e.g. `np.asarray(audio, dtype=np.float32)` for real samples."
+        )
+    return x.astype(np.float32, copy=False)
+
+
 def _to_float_mono(x, index: int) -> np.ndarray:
     x = np.asarray(x)
     if x.ndim != 1:
@@ -27,10 +46,10 @@ def _to_float_mono(x, index: int) -> np.ndarray:
         )
     if x.size == 0:
         raise ValueError(f"audio #{index} is empty (0 samples); remove it or pass at least one sample.")
-    if np.issubdtype(x.dtype, np.integer):  # PCM: scale to [-1, 1)
-        info = np.iinfo(x.dtype)
-        x = (x.astype(np.float64) - (info.max + info.min + 1) / 2) / ((info.max - info.min + 1) / 2)
-    x = x.astype(np.float32, copy=False)
+    try:
+        x = pcm_to_float(x)
+    except ValueError as error:
+        raise ValueError(f"audio #{index}: {error}") from None
     if not np.isfinite(x).all():
         raise ValueError(
             f"audio #{index} contains NaN or Inf samples; clean or drop the clip before inference."
@@ -179,4 +198,4 @@ def receptive_field(kernels, strides) -> int:
     return field
 
 
-__all__ = ["SpeechEmotionFeatureExtractor", "receptive_field"]
+__all__ = ["SpeechEmotionFeatureExtractor", "pcm_to_float", "receptive_field"]

@@ -49,13 +49,32 @@ def _umask() -> int:
     return umask
 
 
-def check_output_dir(output_dir: str | os.PathLike, overwrite: bool = False) -> None:
-    """Refuse to write into an existing non-empty folder unless ``overwrite`` (checked before slow work)."""
-    output_dir = Path(output_dir)
-    if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())) and not overwrite:
+def check_output_dir(output_dir: str | os.PathLike, overwrite: bool = False, replaced: bool = False) -> None:
+    """Before any slow work: ``output_dir`` is not a file, not a non-empty folder unless ``overwrite``,
+    and can be written: the folder itself, or where it will be made; ``replaced``: the folder is swapped
+    in as a whole (``atomic_output_dir``), from its parent."""
+    output_dir = Path(output_dir).expanduser()
+    existing = output_dir.parent if replaced else output_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    for path in (output_dir, existing):
+        if path.exists() and not path.is_dir():
+            raise NotADirectoryError(
+                f"--output_dir {output_dir}: {path} is a file, not a folder; the results are several files "
+                "written into a folder. Choose a folder path, or move the file away."
+            )
+    if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
         raise FileExistsError(
             f"{output_dir} already exists and is not empty; choose another output folder or pass --overwrite."
         )
+    try:
+        with tempfile.TemporaryFile(dir=existing):  # the one sure test, for root and read-only mounts too
+            pass
+    except OSError as error:
+        raise PermissionError(
+            f"--output_dir {output_dir}: cannot write to {existing} ({error.strerror or error}); choose a "
+            "folder you can write to, or change its permissions."
+        ) from None
 
 
 @contextlib.contextmanager
@@ -65,7 +84,7 @@ def atomic_output_dir(output_dir: str | os.PathLike, overwrite: bool = False) ->
     An existing non-empty ``output_dir`` raises ``FileExistsError`` unless ``overwrite``; with
     ``overwrite`` the old folder is swapped out only after the new one is complete.
     """
-    check_output_dir(output_dir, overwrite)
+    check_output_dir(output_dir, overwrite, replaced=True)
     output_dir = Path(output_dir).resolve()
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))

@@ -11,6 +11,8 @@ blocks, and only the segments being classified are held. ``--vad none`` classifi
 (``--window``, ``--hop``) instead. ``--smoothing k`` averages each segment's probabilities with its
 k-1 neighbours. Writes ``timeline.json``, ``timeline.csv`` and ``timeline.png`` (class probabilities
 over time, segments shaded by label). In Python, :func:`emotion_timeline` returns the segment dicts.
+A file that decodes shorter than it declares (a cut download, a truncated WAV) is warned about with both
+durations, which ``timeline.json`` records (``declared_duration``, ``decoded_duration``).
 
 A segment is ``{"start": s, "end": s, "label": str, "score": p, "probabilities": {label: p}}``, plus
 ``"dimensions": {"arousal": x, ...}`` when the model has a dimensional head, and ``"answer"`` /
@@ -26,8 +28,12 @@ import argparse
 import csv
 import io
 import json
+import os
 import shutil
+import struct
 import subprocess
+import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,6 +46,9 @@ from .remote_code import SERHUB_MODEL_TYPES, check_model, trust_remote_code_for
 SAMPLING_RATE = 16000
 VAD_FRAME = 512  # samples per Silero VAD frame at 16 kHz
 BLOCK_SECONDS = 30.0
+# decoded audio this much shorter than declared is reported as truncated; encoder delay/padding and
+# container rounding (mp3, AAC: tens of milliseconds) stay well under it
+TRUNCATION_TOLERANCE = 0.5
 
 
 def stream_audio(path: str | Path, block_seconds: float = BLOCK_SECONDS) -> Iterator[np.ndarray]:
@@ -61,7 +70,10 @@ def stream_audio(path: str | Path, block_seconds: float = BLOCK_SECONDS) -> Iter
         "-ar",
         str(SAMPLING_RATE),
     ]
-    process = subprocess.Popen([*command, "-f", "f32le", "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # stderr goes to a file: a damaged file can make ffmpeg write more errors than a pipe holds, and
+    # ffmpeg would then block on them while this reader waits for samples
+    errors = tempfile.TemporaryFile()
+    process = subprocess.Popen([*command, "-f", "f32le", "-"], stdout=subprocess.PIPE, stderr=errors)
     size = int(block_seconds * SAMPLING_RATE) * 4
     finished = False
     try:
@@ -75,11 +87,19 @@ def stream_audio(path: str | Path, block_seconds: float = BLOCK_SECONDS) -> Iter
         if not finished:  # the reader stopped early (or failed): stop ffmpeg, it has nothing to report
             process.kill()
         process.stdout.close()
-        error = process.stderr.read().decode(errors="replace").strip()
-        process.stderr.close()
         code = process.wait()
+        errors.seek(0)
+        error = errors.read().decode(errors="replace").strip()
+        errors.close()
         if finished and code != 0:
             raise ValueError(f"ffmpeg cannot decode {path}: {error or f'exit code {code}'}")
+        if finished and error:  # decoded, but not all of it cleanly: the audio may be incomplete
+            lines = error.splitlines()
+            shown = "; ".join(lines[:3]) + (f" (+{len(lines) - 3} more lines)" if len(lines) > 3 else "")
+            warnings.warn(
+                f"ffmpeg reported errors decoding {path}, so its audio may be incomplete or damaged: {shown}",
+                stacklevel=2,
+            )
 
 
 def duration(path) -> float | None:
@@ -103,6 +123,72 @@ def duration(path) -> float | None:
         return float(out.stdout.strip())
     except (OSError, ValueError, subprocess.SubprocessError):
         return None
+
+
+def declared_duration(path) -> float | None:
+    """The audio's duration as the file declares it: a WAV header's data size, else the audio stream's
+    (or container's) duration as ffprobe reads it. None when the file does not say (a streamed WAV, or
+    a duration ffprobe only estimates from the file size, which cutting the file shrinks as well)."""
+    seconds = _wav_header_duration(path)
+    if seconds is not None:
+        return seconds
+    try:
+        out = subprocess.run(
+            ["ffprobe", "-v", "warning", "-select_streams", "a:0", "-show_entries",
+             "stream=duration:format=duration", "-of", "json", *ffmpeg_input(path)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        info = json.loads(out.stdout or "{}")
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
+    if "Estimating duration from bitrate" in out.stderr:
+        return None
+    for value in [s.get("duration") for s in info.get("streams", [])] + [
+        info.get("format", {}).get("duration")
+    ]:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            continue
+    return None
+
+
+def _wav_header_duration(path) -> float | None:
+    """data chunk size / byte rate from a RIFF WAVE header (None: not a WAV, or no size given)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:] != b"WAVE":
+                return None
+            order, byte_rate = ("<" if head[:4] == b"RIFF" else ">"), None
+            while len(chunk := f.read(8)) == 8:
+                name, size = chunk[:4], struct.unpack(order + "I", chunk[4:])[0]
+                if name == b"data":  # 0 or 0xFFFFFFFF: written as a stream, size unknown
+                    return size / byte_rate if byte_rate and size not in (0, 0xFFFFFFFF) else None
+                if name == b"fmt ":  # format, channels, sample rate, byte rate, ...
+                    body = f.read(size)
+                    byte_rate = struct.unpack(order + "I", body[8:12])[0] if len(body) >= 12 else None
+                else:
+                    f.seek(size, os.SEEK_CUR)
+                f.seek(size % 2, os.SEEK_CUR)  # chunks are padded to an even size
+    except OSError:
+        return None
+    return None
+
+
+def audio_durations(path, decoded_samples: int) -> dict:
+    """``{"declared_duration": s | None, "decoded_duration": s}`` of ``path``; warns (and adds a
+    ``"warning"``) when the decoded audio is shorter than the file declares: it is truncated or damaged."""
+    decoded, declared = decoded_samples / SAMPLING_RATE, declared_duration(path)
+    record = {"declared_duration": None if declared is None else round(declared, 3)}
+    record["decoded_duration"] = round(decoded, 3)
+    if declared is not None and declared - decoded > TRUNCATION_TOLERANCE:
+        record["warning"] = (
+            f"{path} declares {declared:.2f} s of audio, but only {decoded:.2f} s could be decoded: the file "
+            "is truncated or damaged, and the timeline covers only the decoded part. Copy or download it again."
+        )
+        warnings.warn(record["warning"], stacklevel=2)
+    return record
 
 
 def speech_regions(
@@ -194,11 +280,14 @@ def emotion_timeline(
     progress: bool = True,
     pad: float = 0.03,
     answers=None,
-) -> list[dict]:
+    return_durations: bool = False,
+) -> list[dict] | tuple[list[dict], dict]:
     """Segments of ``audio_path`` with their emotion; ``model``: a path, Hub id or a ready
     ``pipeline("audio-classification")``. Empty when the file has no speech. ``answers``: also write
     each segment's answer and transcript (audio-LLMs trained to write them; None: whenever the model
-    can, False: never, True: required, or a ready ``load_answer_writer`` result)."""
+    can, False: never, True: required, or a ready ``load_answer_writer`` result).
+    ``return_durations``: return ``(segments, audio_durations(...))``, the file's declared and decoded
+    durations (a file that decodes shorter than it declares is warned about either way)."""
     from tqdm.auto import tqdm
 
     if vad not in ("silero", "none"):
@@ -220,12 +309,13 @@ def emotion_timeline(
         if answers and writer is None:
             raise ValueError(f"{source} does not write answers (only audio-LLMs saved for generation do)")
     if vad == "silero":
-        regions, _ = speech_regions(
+        regions, total = speech_regions(
             audio_path, min_speech=min_speech, max_segment=max_segment, progress=progress, pad=pad
         )
     else:
         total = sum(len(b) for b in stream_audio(audio_path))
         regions = fixed_windows(total, window, hop)
+    durations = audio_durations(audio_path, total)  # a cut file is reported before the slow part
     segments, batch, spans = [], [], []
     bar = tqdm(total=len(regions), desc="classifying", unit="segment", disable=not progress)
 
@@ -261,7 +351,8 @@ def emotion_timeline(
     if batch:
         flush()
     bar.close()
-    return _label(_smooth(segments, smoothing))
+    segments = _label(_smooth(segments, smoothing))
+    return (segments, durations) if return_durations else segments
 
 
 def load_classifier(model):
@@ -375,9 +466,15 @@ def _label(segments: list[dict]) -> list[dict]:
 
 
 def write_timeline(
-    segments: list[dict], output_dir: str | Path, source: str, model: str, overwrite: bool = False
+    segments: list[dict],
+    output_dir: str | Path,
+    source: str,
+    model: str,
+    overwrite: bool = False,
+    durations: dict | None = None,
 ) -> Path:
-    """timeline.json, timeline.csv and timeline.png in ``output_dir`` (each written atomically)."""
+    """timeline.json, timeline.csv and timeline.png in ``output_dir`` (each written atomically);
+    ``durations`` (:func:`audio_durations`) are recorded in timeline.json."""
     output_dir = Path(output_dir)
     check_output_dir(output_dir, overwrite)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -385,7 +482,8 @@ def write_timeline(
     dimensions = list(segments[0].get("dimensions", {})) if segments else []
     written = bool(segments) and "transcript" in segments[0]
     # the file ffmpeg read (a local file, by its resolved path: ffmpeg_input allows no other protocol)
-    record = {"source": str(Path(source).resolve()), "model": model, "labels": labels, "segments": segments}
+    record = {"source": str(Path(source).resolve()), "model": model, **(durations or {}), "labels": labels}
+    record["segments"] = segments
     if dimensions:
         record["dimensions"] = dimensions
     atomic_write(
@@ -496,7 +594,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> list[dict]:
     check_output_dir(args.output_dir, args.overwrite)  # before the slow part
-    segments = emotion_timeline(
+    segments, durations = emotion_timeline(
         args.audio,
         args.model,
         args.vad,
@@ -508,8 +606,11 @@ def run(args: argparse.Namespace) -> list[dict]:
         args.batch_size,
         pad=args.pad,
         answers={"auto": None, "yes": True, "no": False}[getattr(args, "answers", "auto")],
+        return_durations=True,
     )
-    write_timeline(segments, args.output_dir, str(args.audio), str(args.model), overwrite=args.overwrite)
+    write_timeline(
+        segments, args.output_dir, str(args.audio), str(args.model), args.overwrite, durations=durations
+    )
     print(f"{len(segments)} segments -> {args.output_dir}/timeline.json, .csv, .png")
     return segments
 
@@ -525,6 +626,8 @@ if __name__ == "__main__":
 
 
 __all__ = [
+    "audio_durations",
+    "declared_duration",
     "dimensional_values",
     "emotion_timeline",
     "load_answer_writer",

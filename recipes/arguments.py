@@ -44,6 +44,19 @@ class DataArguments:
         default=1000, metadata={"help": "bootstrap resamples for the test macro-F1 confidence interval"}
     )
 
+    def __post_init__(self):
+        from .validation import check_labels
+
+        if self.labels is not None:
+            self.labels = check_labels(self.labels, "--labels")
+        for name in ("max_train_samples", "max_eval_samples"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(
+                    f"--{name} must be at least 1 (or unset for every row), found {getattr(self, name)}"
+                )
+        if self.bootstrap < 0:
+            raise ValueError(f"--bootstrap is a number of resamples (0 for none), found {self.bootstrap}")
+
 
 def parse_arguments(dataclass_types: Sequence[type], default_config: Path, argv: list[str] | None = None):
     """TrlParser over ``dataclass_types``; with no ``--config`` the recipe's embedded default YAML is used."""
@@ -52,7 +65,7 @@ def parse_arguments(dataclass_types: Sequence[type], default_config: Path, argv:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--config" not in argv and not any(a.startswith("--config=") for a in argv):
         argv = ["--config", str(default_config), *argv]
-    check_config_file(_config_path(argv))
+    check_config_file(_config_path(argv), dataclass_types)
     parsed = TrlParser(dataclass_types=list(dataclass_types)).parse_args_and_config(args=argv)
     check_training_length(parsed[-1])
     return parsed
@@ -67,21 +80,21 @@ def _config_path(argv: list[str]) -> str:
     raise ValueError("--config needs a YAML file path")
 
 
-def check_config_file(path: str) -> None:
-    """A recipe YAML holds argument values only. TrlParser would export an ``env:`` block into this
-    process and every child (LD_PRELOAD, HF_HUB_OFFLINE, ...): that is refused, not applied."""
-    import yaml
+def check_config_file(path: str, dataclass_types: Sequence[type] = ()) -> None:
+    """A recipe YAML holds argument values only: at most 1 MB, no anchors/aliases, every key an
+    argument of ``dataclass_types`` with a value of its type (recipes/validation.py), refused before
+    anything is written. TrlParser would export an ``env:`` block into this process and every child
+    (LD_PRELOAD, HF_HUB_OFFLINE, ...): that is refused, not applied."""
+    from .validation import check_config, load_config
 
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"--config {path}: no such file; recipe configs are in {CONFIGS}/<recipe>/")
-    config = yaml.safe_load(Path(path).read_text()) or {}
-    if not isinstance(config, dict):
-        raise ValueError(f"--config {path} must be a YAML mapping of argument names to values")
+    config = load_config(path)
     if "env" in config:
         raise ValueError(
             f"--config {path} has an `env:` block ({sorted(config['env'] or {})}); serhub does not set environment "
             "variables from a config file. Set them in the shell that launches the recipe instead."
         )
+    if dataclass_types:
+        check_config(config, dataclass_types, path)
 
 
 def check_training_length(training_args) -> None:

@@ -6,6 +6,7 @@ import json
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from serhub.modeling.file_utils import atomic_write
@@ -61,6 +62,79 @@ def write_json(path: str | os.PathLike, data, portable_paths: bool = False) -> P
         for prefix, replacement in ((Path.cwd(), ""), (Path.home(), "~/")):
             text = text.replace(json.dumps(f"{prefix}/")[1:-1], replacement)
     return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+@dataclass(frozen=True)
+class MacroF1Source:
+    """Where one recipe's finished run keeps macro-F1: ``eval_results.json[section][key]``. A section
+    ``{eval_split}`` / ``{test_split}`` is the split name the run was given (its serhub_run.json
+    records DataArguments). ``validation_record``: a JSON file of the run folder whose
+    ``log_history`` holds the validation key instead (the last entry that has it)."""
+
+    validation_section: str
+    validation_key: str
+    test_section: str = "{test_split}"
+    test_key: str = "macro_f1"
+    validation_record: str | None = None
+    runtime_keys: tuple[str, ...] = ("train_runtime_s",)
+
+
+# The one place that knows each recipe's result keys; what reads a run's scores (sweep) goes through
+# read_macro_f1. ssl_classifier's validation figures come from Trainer.evaluate(), which prefixes them
+# with eval_; the others score every split with ser_metrics directly. emosllm scores test SER in two
+# modes (label_logits is its classifier) and records validation SER in phase 3's evaluations.
+MACRO_F1_SOURCES = {
+    "ssl_classifier": MacroF1Source("{eval_split}", "eval_macro_f1"),
+    "text_llm": MacroF1Source("{eval_split}", "macro_f1"),
+    "whisper_llm": MacroF1Source("{eval_split}", "macro_f1"),
+    "emosllm": MacroF1Source(
+        "",
+        "eval_label_logits_macro_f1",
+        test_section="label_logits",
+        validation_record="phase3/phase_done.json",
+        runtime_keys=("phase1_s", "phase2_s", "phase3_s"),
+    ),
+}
+
+
+def read_macro_f1(folder: str | os.PathLike, recipe: str) -> dict | None:
+    """A finished run's ``validation_macro_f1``, ``test_macro_f1``, ``test_ci`` (low, high) and
+    ``runtime_s`` (None where the run has no such figure); None when ``folder`` has no eval_results.json."""
+    from .run_folders import RUN_FILE
+
+    if recipe not in MACRO_F1_SOURCES:
+        raise ValueError(
+            f"no macro-F1 source is known for recipe {recipe!r}; known: {sorted(MACRO_F1_SOURCES)}"
+        )
+    source, folder = MACRO_F1_SOURCES[recipe], Path(folder)
+    path = folder / "eval_results.json"
+    if not path.is_file():
+        return None
+    results = json.loads(path.read_text())
+    record = folder / RUN_FILE
+    settings = json.loads(record.read_text()).get("settings", {}) if record.is_file() else {}
+    splits = {
+        "eval_split": settings.get("DataArguments.eval_split") or "validation",
+        "test_split": settings.get("DataArguments.test_split") or "test",
+    }
+    if source.validation_record:
+        history = folder / source.validation_record
+        entries = json.loads(history.read_text()).get("log_history", []) if history.is_file() else []
+        validation = next(
+            (e[source.validation_key] for e in reversed(entries) if source.validation_key in e), None
+        )
+    else:
+        validation = (results.get(source.validation_section.format(**splits)) or {}).get(
+            source.validation_key
+        )
+    test = results.get(source.test_section.format(**splits)) or {}
+    runtimes = [results[k] for k in source.runtime_keys if isinstance(results.get(k), (int, float))]
+    return {
+        "validation_macro_f1": validation,
+        "test_macro_f1": test.get(source.test_key),
+        "test_ci": (test["macro_f1_ci_low"], test["macro_f1_ci_high"]) if "macro_f1_ci_low" in test else None,
+        "runtime_s": round(sum(runtimes), 1) if runtimes else None,
+    }
 
 
 def write_model_card(
@@ -187,8 +261,11 @@ def push(folder: str, repo_id: str | None, private: bool | None) -> None:
 __all__ = [
     "CONFIGS",
     "EpochTimer",
+    "MACRO_F1_SOURCES",
+    "MacroF1Source",
     "finish_run",
     "push",
+    "read_macro_f1",
     "scalar_metrics",
     "write_json",
     "write_model_card",

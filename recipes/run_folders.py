@@ -90,24 +90,60 @@ def _check_run_record(path: Path, key: str, settings: dict, overwrite: bool) -> 
     record = path / RUN_FILE
     if path.is_dir() and any(path.iterdir()):
         if not record.is_file():
-            raise OutputDirError(
-                f"--output_dir {path} is not empty and is not a serhub run (no {RUN_FILE}); serhub does not "
-                "write into it. Choose a new or empty folder."
-            )
+            raise _not_a_run(path)
         earlier = json.loads(record.read_text())
         if earlier.get("fingerprint") != key:
-            old = earlier.get("settings", {})
-            changed = sorted(k for k in set(old) | set(settings) if old.get(k) != _jsonable(settings.get(k)))
+            changed = _changed(earlier.get("settings", {}), settings)
             if not overwrite:
-                raise OutputDirError(
-                    f"--output_dir {path} holds an earlier {earlier.get('recipe', 'serhub')} run made with other settings "
-                    f"(changed: {', '.join(changed) or 'the recipe'}); resuming it would mix the two runs. Choose "
-                    "another --output_dir, or pass --overwrite_output_dir true to replace it."
-                )
+                raise _other_settings(path, earlier, changed)
             logger.info(
                 "--overwrite_output_dir: replacing the earlier run in %s (changed: %s)", path, changed
             )
             shutil.rmtree(path)
+
+
+def matches_recorded_run(
+    output_dir: str | os.PathLike, recipe: str, settings: dict, overwrite: bool = False
+) -> bool:
+    """For a caller that knows part of a run's settings before running it (a sweep deciding whether
+    a point is done): whether ``output_dir`` holds a ``recipe`` run whose serhub_run.json agrees with
+    ``settings`` on every key both have. False for an absent or empty folder, and (``overwrite``) for
+    a run with other settings, which the run will replace. A folder that is not a serhub run, or a
+    run with other settings, is refused as claim_output_dir refuses it (OutputDirError naming what changed)."""
+    path = Path(output_dir)
+    if not path.is_dir() or not any(path.iterdir()):
+        return False
+    if not (path / RUN_FILE).is_file():
+        raise _not_a_run(path)
+    earlier = json.loads((path / RUN_FILE).read_text())
+    old = earlier.get("settings", {})
+    changed = (["recipe"] if earlier.get("recipe") != recipe else []) + _changed(
+        {k: v for k, v in old.items() if k in settings}, {k: v for k, v in settings.items() if k in old}
+    )
+    if not changed:
+        return True
+    if overwrite:
+        return False
+    raise _other_settings(path, earlier, changed)
+
+
+def _changed(old: dict, settings: dict) -> list[str]:
+    return sorted(k for k in set(old) | set(settings) if old.get(k) != _jsonable(settings.get(k)))
+
+
+def _not_a_run(path: Path) -> OutputDirError:
+    return OutputDirError(
+        f"--output_dir {path} is not empty and is not a serhub run (no {RUN_FILE}); serhub does not "
+        "write into it. Choose a new or empty folder."
+    )
+
+
+def _other_settings(path: Path, earlier: dict, changed: list[str]) -> OutputDirError:
+    return OutputDirError(
+        f"--output_dir {path} holds an earlier {earlier.get('recipe', 'serhub')} run made with other settings "
+        f"(changed: {', '.join(changed) or 'the recipe'}); resuming it would mix the two runs. Choose "
+        "another --output_dir, or pass --overwrite_output_dir true to replace it."
+    )
 
 
 # TrainingArguments that change the trained weights (not logging, saving or evaluation). The
@@ -168,5 +204,6 @@ __all__ = [
     "claim_output_dir",
     "fingerprint",
     "last_complete_checkpoint",
+    "matches_recorded_run",
     "run_settings",
 ]

@@ -5,10 +5,14 @@
     python -m serhub.recipes.sweep --recipe emosllm --output_dir outputs/sweep_emosllm --grid lora_r=4,8 learning_rate=1e-4,3e-4
 
 Every combination of the grid runs the recipe once, in its own folder under ``--output_dir``
-(``lora_r-8_lora_alpha-16``, ...); arguments after ``--`` go to every run. A run that finished
-(its folder has eval_results.json) is not run again, and one that was interrupted resumes from its
-last checkpoint (each run's folder is an ordinary serhub run), so a killed sweep is re-run with the
-same command. At the end: ``sweep.csv`` (one row per run: the grid values, validation and test
+(``lora_r-8_lora_alpha-16``, ...); arguments after ``--`` go to every run. The grid is checked
+before anything is written: every key an argument of the recipe, every value of its type, none
+empty or repeated. A run that finished (its folder has eval_results.json) with the settings this
+sweep asks for (serhub_run.json: the arguments and the data's fingerprints) is not run again, and
+one that was interrupted resumes from its last checkpoint (each run's folder is an ordinary serhub
+run), so a killed sweep is re-run with the same command. A folder holding a run with other settings
+(other data, another config) is refused before any run starts, naming what changed, as a recipe
+refuses it; ``-- --overwrite_output_dir true`` re-runs those points instead. At the end: ``sweep.csv`` (one row per run: the grid values, validation and test
 macro-F1, the test interval, the run time) and ``sweep.png`` (macro-F1 against the first grid key,
 one line per combination of the others).
 """
@@ -20,18 +24,26 @@ import csv
 import importlib
 import io
 import itertools
-import json
 import sys
 from pathlib import Path
 
 from serhub.modeling.file_utils import atomic_write
 from serhub.recipes.logs import get_logger
+from serhub.recipes.reporting import MACRO_F1_SOURCES, read_macro_f1
 
-RECIPES = ("text_llm", "emosllm", "whisper_llm", "ssl_classifier")
+RECIPES = tuple(MACRO_F1_SOURCES)  # the recipes whose results sweep knows how to read
+NOT_GRID_KEYS = ("output_dir", "overwrite_output_dir")  # the sweep's own, or for every run (after --)
 logger = get_logger("sweep")
 
 
-def parse_grid(entries: list[str]) -> dict[str, list[str]]:
+def parse_grid(entries: list[str], arguments: dict | None = None) -> dict[str, list[str]]:
+    """``key=v1,v2,...`` entries as {key: [values]}; with ``arguments`` (the recipe's, from
+    validation.argument_types) every key must be one of them and every value of its type."""
+    import difflib
+
+    from serhub.metrics.ser_metrics.ser_metrics import check_unique
+    from serhub.recipes.validation import check_value
+
     grid = {}
     for entry in entries:
         key, sep, values = entry.partition("=")
@@ -39,7 +51,26 @@ def parse_grid(entries: list[str]) -> dict[str, list[str]]:
             raise ValueError(f"--grid entries are key=v1,v2,... (e.g. lora_r=4,8,16), got {entry!r}")
         if key in grid:
             raise ValueError(f"--grid names {key!r} twice")
-        grid[key] = [v.strip() for v in values.split(",") if v.strip()]
+        if key in NOT_GRID_KEYS:
+            raise ValueError(
+                f"--grid {key}: not a grid key; --output_dir is the sweep's, other options go after --"
+            )
+        if arguments is not None and key not in arguments and key != "config":
+            close = difflib.get_close_matches(key, list(arguments), n=3)
+            raise ValueError(
+                f"--grid {key}: not an argument of this recipe"
+                + (f" (did you mean {', '.join(close)}?)" if close else "")
+                + "; run the recipe with --help for its arguments."
+            )
+        grid[key] = [v.strip() for v in values.split(",")]
+        for i, value in enumerate(grid[key], 1):
+            if not value:
+                raise ValueError(
+                    f"--grid {entry}: value {i} is empty; give values separated by commas, e.g. {key}=1e-4,3e-4."
+                )
+            if arguments is not None and key in arguments:
+                check_value(key, value, arguments[key], f"--grid {entry}", from_text=True)
+        check_unique(grid[key], f"--grid {key}", item="value")
     if not grid:
         raise ValueError("--grid needs at least one key=v1,v2,... entry")
     return grid
@@ -49,20 +80,34 @@ def run_name(point: dict[str, str]) -> str:
     return "_".join(f"{k}-{v}" for k, v in point.items()).replace("/", "-")
 
 
-def scores(folder: Path) -> dict | None:
-    path = folder / "eval_results.json"
-    if not path.is_file():
-        return None
-    results = json.loads(path.read_text())
-    row = {}
-    for split in ("validation", "test"):
-        metrics = results.get(split) or results.get("label_logits" if split == "test" else "", {})
-        if isinstance(metrics, dict) and "macro_f1" in metrics:
-            row[f"{split}_macro_f1"] = metrics["macro_f1"]
-            if "macro_f1_ci_low" in metrics:
-                row["test_ci"] = (metrics["macro_f1_ci_low"], metrics["macro_f1_ci_high"])
-    row["runtime_s"] = results.get("train_runtime_s")
-    return row
+def point_argv(passthrough: list[str], point: dict[str, str], folder: Path) -> list[str]:
+    return [*passthrough, *[x for k, v in point.items() for x in (f"--{k}", v)], "--output_dir", str(folder)]
+
+
+def finished(recipe, name: str, folder: Path, argv: list[str]) -> bool:
+    """Whether ``folder`` holds a finished ``name`` run made with the settings ``argv`` asks for.
+
+    The arguments are parsed as the recipe parses them (every value is checked now, before anything
+    is written). A folder holding a run is compared with what can be known without running it: the
+    arguments, the training hyperparameters and each split's data fingerprint (run_settings); one
+    with other settings is refused naming what changed, or re-run with --overwrite_output_dir."""
+    from serhub.recipes.arguments import DataArguments, parse_arguments
+    from serhub.recipes.data import load_dataset_dict
+    from serhub.recipes.run_folders import matches_recorded_run, run_settings
+
+    *args, training_args = parse_arguments(recipe.ARGUMENTS, recipe.DEFAULT_CONFIG, argv)
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return False
+    data_args = next(a for a in args if isinstance(a, DataArguments))
+    overwrite = any(getattr(a, "overwrite_output_dir", False) for a in args)
+    data = load_dataset_dict(data_args.dataset_name_or_path)
+    settings = run_settings(training_args, (), dict(data), *args)
+    del settings["labels"]  # follow from the data and --labels, both compared
+    try:
+        same = matches_recorded_run(folder, name, settings, overwrite)
+    except ValueError as err:
+        raise type(err)(f"sweep: {err} (a sweep takes --overwrite_output_dir true after --)") from None
+    return same and (folder / "eval_results.json").is_file()
 
 
 def plot(rows: list[dict], grid: dict, path: Path) -> None:
@@ -108,34 +153,32 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--grid", nargs="+", required=True, help="key=v1,v2,... (any argument of the recipe)")
     args = parser.parse_args(argv)
-    grid = parse_grid(args.grid)
+    from serhub.recipes.validation import argument_types
+
+    recipe = importlib.import_module(f"serhub.recipes.{args.recipe}")
+    grid = parse_grid(args.grid, argument_types(recipe.ARGUMENTS))
     for key in grid:
         if any(a == f"--{key}" or a.startswith(f"--{key}=") for a in passthrough):
             raise ValueError(f"--{key} is both in the grid and after --; give it in one place")
     if any(a == "--output_dir" or a.startswith("--output_dir=") for a in passthrough):
         raise ValueError("--output_dir is the sweep's: each run gets a folder inside it")
-    recipe = importlib.import_module(f"serhub.recipes.{args.recipe}")
     out = Path(args.output_dir)
+    points = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+    # every point is parsed and checked against its folder before any run starts or anything is written
+    plans = []
+    for point in points:
+        folder = out / run_name(point)
+        run_argv = point_argv(passthrough, point, folder)
+        plans.append((point, folder, run_argv, finished(recipe, args.recipe, folder, run_argv)))
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    points = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
-    for i, point in enumerate(points, 1):
-        folder = out / run_name(point)
-        done = scores(folder)
-        if done is None:
-            logger.info("sweep run %d/%d: %s", i, len(points), point)
-            recipe.main(
-                [
-                    *passthrough,
-                    *[x for k, v in point.items() for x in (f"--{k}", v)],
-                    "--output_dir",
-                    str(folder),
-                ]
-            )
-            done = scores(folder) or {}
+    for i, (point, folder, point_args, done) in enumerate(plans, 1):
+        if done:
+            logger.info("sweep run %d/%d: %s already finished with these settings", i, len(points), point)
         else:
-            logger.info("sweep run %d/%d: %s already finished", i, len(points), point)
-        rows.append({**point, **done, "folder": folder.name})
+            logger.info("sweep run %d/%d: %s", i, len(points), point)
+            recipe.main(point_args)
+        rows.append({**point, **(read_macro_f1(folder, args.recipe) or {}), "folder": folder.name})
     keys = [
         *grid,
         "validation_macro_f1",
@@ -156,7 +199,13 @@ def main(argv=None) -> list[dict]:
         )
     atomic_write(out / "sweep.csv", lambda tmp: tmp.write_text(table.getvalue()))
     plot(rows, grid, out / "sweep.png")
-    best = max(rows, key=lambda r: r.get("validation_macro_f1") or -1)
+    scored = [r for r in rows if r.get("validation_macro_f1") is not None]
+    if not scored:
+        logger.warning(
+            "no run recorded a validation macro-F1; no best run is chosen (table in %s)", out / "sweep.csv"
+        )
+        return rows
+    best = max(scored, key=lambda r: r["validation_macro_f1"])
     logger.info(
         "best on validation: %s (test macro-F1 %s); table in %s",
         best["folder"],

@@ -13,6 +13,7 @@ also importable directly (``from serhub.metrics.ser_metrics.ser_metrics import c
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import datasets
@@ -31,6 +32,10 @@ Categorical SER metrics: weighted accuracy (WA, plain accuracy), unweighted accu
 recall over the classes present in the references, i.e. scikit-learn's balanced_accuracy_score),
 macro-F1 (the MSP-Podcast challenge figure), weighted F1, per-class F1 and the confusion matrix,
 with an optional bootstrap 95 % confidence interval of macro-F1.
+macro_f1 follows scikit-learn (f1_score(labels=..., zero_division=0)): a class of the label set that
+has no reference in the split counts as F1 0, so a perfect model on a split missing one of three
+classes scores 0.67. Such classes are listed in classes_without_references (with a warning) and
+macro_f1_present averages over the classes that do have references.
 The "dimensional" configuration computes Lin's concordance correlation coefficient (CCC) per
 dimension (arousal, valence, dominance by default) and its mean.
 """
@@ -44,7 +49,9 @@ Args (categorical):
     bootstrap: number of bootstrap resamples for a 95 % confidence interval of macro-F1 (0: none).
     seed: random seed of the bootstrap.
 Returns:
-    accuracy, unweighted_accuracy, macro_f1, weighted_f1, per_class_f1 (dict label -> F1),
+    accuracy, unweighted_accuracy, macro_f1 (over the whole label set, scikit-learn's convention),
+    macro_f1_present (over the classes that have references), classes_without_references (labels of
+    the set absent from the references), weighted_f1, per_class_f1 (dict label -> F1),
     confusion_matrix (list of rows: reference, columns: prediction), labels, num_samples and, with
     bootstrap > 0, macro_f1_ci_low / macro_f1_ci_high.
 Args (dimensional):
@@ -65,6 +72,29 @@ def _check_same_length(predictions: Sequence, references: Sequence) -> None:
         )
     if len(references) == 0:
         raise ValueError("no predictions/references were given; pass at least one example.")
+
+
+def check_unique(values: Sequence, name: str = "labels", item: str = "label") -> None:
+    """Refuse repeated entries, naming each one and where it is (1-based): "labels: 'happy' appears
+    twice (positions 2 and 5)". Entries must be hashable (a label is a name or a class index)."""
+    positions: dict = {}
+    for i, value in enumerate(values, 1):
+        try:
+            positions.setdefault(value, []).append(i)
+        except TypeError:
+            raise ValueError(
+                f"{name}: entry {i} is a {type(value).__name__} ({value!r:.60}); each {item} must be a name "
+                f"(or a class index). Write them as a flat list."
+            ) from None
+    repeated = [(value, where) for value, where in positions.items() if len(where) > 1]
+    if repeated:
+        times = {2: "twice", 3: "three times"}
+        described = "; ".join(
+            f"{value!r} appears {times.get(len(where), f'{len(where)} times')} "
+            f"(positions {', '.join(map(str, where[:-1]))} and {where[-1]})"
+            for value, where in repeated
+        )
+        raise ValueError(f"{name}: {described}; list each {item} once.")
 
 
 def confusion_matrix(ref_idx: np.ndarray, pred_idx: np.ndarray, num_labels: int) -> np.ndarray:
@@ -88,6 +118,7 @@ def _scores_from_confusion(cm: np.ndarray) -> dict:
         "accuracy": float(tp.sum() / n),
         "unweighted_accuracy": float((tp[recall_classes] / support[recall_classes]).mean()),
         "macro_f1": float(f1.mean()),
+        "macro_f1_present": float(f1[recall_classes].mean()),
         "weighted_f1": float((f1 * support).sum() / support.sum()),
         "f1": f1,
     }
@@ -101,8 +132,7 @@ def encode_labels(
     if labels is None:
         labels = sorted(set(predictions) | set(references), key=lambda x: (str(type(x)), x))
     labels = list(labels)
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"labels must be unique, got {labels}")
+    check_unique(labels, "labels")
     index = {label: i for i, label in enumerate(labels)}
     unknown = sorted({str(x) for x in (*predictions, *references) if x not in index})
     if unknown:
@@ -123,12 +153,27 @@ def classification_metrics(
     seed: int = 0,
 ) -> dict:
     """WA, UA, macro/weighted/per-class F1, confusion matrix and an optional bootstrap CI of macro-F1."""
+    if isinstance(bootstrap, bool) or not isinstance(bootstrap, (int, np.integer)) or bootstrap < 0:
+        raise ValueError(
+            f"bootstrap is a number of resamples (0 for none), found {bootstrap!r}; pass e.g. bootstrap=1000."
+        )
     pred, ref, labels = encode_labels(predictions, references, labels)
     cm = confusion_matrix(ref, pred, len(labels))
     scores = _scores_from_confusion(cm)
     f1 = scores.pop("f1")
+    absent = [str(label) for i, label in enumerate(labels) if not (ref == i).any()]
+    if absent:
+        warnings.warn(
+            f"classes {absent} of the label set have no references in this split: macro_f1 counts their F1 "
+            f"as 0 ({scores['macro_f1']:.4f}); over the {len(labels) - len(absent)} classes present it is "
+            f"{scores['macro_f1_present']:.4f} (macro_f1_present). Score on a split with every class, or "
+            "report macro_f1_present beside macro_f1.",
+            UserWarning,
+            stacklevel=2,
+        )
     out = {
         **scores,
+        "classes_without_references": absent,
         "per_class_f1": {str(label): float(f1[i]) for i, label in enumerate(labels)},
         "confusion_matrix": cm.tolist(),
         "labels": [str(label) for label in labels],
