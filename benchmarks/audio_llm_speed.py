@@ -48,15 +48,13 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import serhub.modeling  # noqa: F401  (registers the serhub classes with the Auto* factories)
 import torch
 import transformers
-from transformers import LlamaConfig, WavLMConfig
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-import serhub.modeling  # noqa: F401  (registers the serhub classes with the Auto* factories)
 from serhub.modeling import AudioLLMConfig, AudioLLMForAudioClassification, AudioLLMForConditionalGeneration
 from serhub.modeling.offline_assets import resolve_pretrained
 from serhub.recipes.reporting import write_json
+from transformers import LlamaConfig, WavLMConfig
 
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # peft calls a deprecated name
 

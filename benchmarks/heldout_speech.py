@@ -16,11 +16,9 @@ as JSON to --output_json.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from serhub.datasets_scripts import synthetic_emotions as corpus
 from serhub.metrics.ser_metrics.ser_metrics import classification_metrics
 from serhub.modeling.timeline import load_classifier

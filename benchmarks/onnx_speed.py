@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from serhub.modeling import SpeechEmotionFeatureExtractor, SpeechEmotionForAudioClassification
 from serhub.modeling.export_onnx import OnnxAudioClassifier, check_clips, export_onnx
 from serhub.modeling.offline_assets import resolve_pretrained

@@ -32,15 +32,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import transformers
-from transformers import (
-    WavLMConfig,
-    WavLMForSequenceClassification,
-    WhisperConfig,
-    WhisperFeatureExtractor,
-    WhisperForAudioClassification,
-)
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from serhub.modeling import (
     SpeechEmotionConfig,
     SpeechEmotionFeatureExtractor,
@@ -48,6 +39,13 @@ from serhub.modeling import (
 )
 from serhub.modeling.offline_assets import resolve_pretrained
 from serhub.recipes.reporting import write_json
+from transformers import (
+    WavLMConfig,
+    WavLMForSequenceClassification,
+    WhisperConfig,
+    WhisperFeatureExtractor,
+    WhisperForAudioClassification,
+)
 
 # HF's WavLM mixes a bool key_padding_mask with a float position bias; harmless, and it hits both models.
 warnings.filterwarnings("ignore", message="Support for mismatched key_padding_mask")

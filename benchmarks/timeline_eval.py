@@ -14,14 +14,11 @@ Writes the figures as JSON to --output_json.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from serhub.metrics.ser_metrics.ser_metrics import classification_metrics
 from serhub.modeling.timeline import emotion_timeline, load_classifier
 from serhub.recipes.data import embedded_dataset_path, load_dataset_dict

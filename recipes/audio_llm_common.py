@@ -227,8 +227,13 @@ class CachedAudioLLMCollator:
         return torch.tensor(positions)
 
 
-def asr_weight(progress: float, start: float, end: float, schedule: str) -> float:
-    """ASR loss weight at ``progress`` in [0, 1] of phase 3 (EmoSLLM: decreasing over training)."""
+SCHEDULES = ("constant", "linear", "cosine", "exponential")
+
+
+def anneal(progress: float, start: float, end: float, schedule: str) -> float:
+    """A loss weight at ``progress`` in [0, 1] of training, from ``start`` to ``end``: "constant",
+    "linear", "cosine" (in value) or "exponential" (evenly in log space: 1 -> 1e-2 -> 1e-4 at 0, 1/2, 1).
+    EmoSLLM's decreasing ASR weight and the descriptor system's KL beta are both schedules of it."""
     progress = min(max(progress, 0.0), 1.0)
     if schedule == "constant":
         return start
@@ -236,7 +241,11 @@ def asr_weight(progress: float, start: float, end: float, schedule: str) -> floa
         return start + (end - start) * progress
     if schedule == "cosine":
         return end + (start - end) * 0.5 * (1 + math.cos(math.pi * progress))
-    raise ValueError(f"unknown asr_weight_schedule {schedule!r}; expected constant, linear or cosine")
+    if schedule == "exponential":
+        if start <= 0 or end <= 0:
+            raise ValueError(f"the exponential schedule needs start and end > 0, got {start} and {end}")
+        return math.exp(math.log(start) + (math.log(end) - math.log(start)) * progress)
+    raise ValueError(f"unknown schedule {schedule!r}; expected one of {SCHEDULES}")
 
 
 class AudioLLMTrainer(LoraLearningRateMixin, Trainer):
@@ -444,7 +453,7 @@ __all__ = [
     "AudioLLMTrainer",
     "SER_ONLY_OBJECTIVES",
     "CachedAudioLLMCollator",
-    "asr_weight",
+    "anneal",
     "audio_token_check",
     "build_model",
     "model_config_kwargs",

@@ -14,7 +14,8 @@ weighted by an ASR weight) and, in ``--ser_only_fraction`` of the batches, on th
 weighted by beta, annealed from ``--kl_weight_start`` to ``--kl_weight_end`` over all stages.
 
 Each stage's output is ``<output_dir>/stage<k>_<n>`` (what trains only); a finished stage is skipped
-on re-run and an interrupted one resumes from its last checkpoint. At the end the test split is
+on re-run and an interrupted one resumes from its last checkpoint (the table ``STAGES``, run by
+``recipes/staged.py``). At the end the test split is
 scored as the paper's ablation: the emotion without descriptors in the answer (``label_logits``),
 after the model's own descriptors (``descriptor_conditioned``) and after the ground-truth transcript
 and descriptors; descriptor quality with BLEU-4 / METEOR / ROUGE-L and the transcripts' WER.
@@ -26,9 +27,8 @@ import dataclasses
 import json
 import math
 import sys
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from functools import partial
 from typing import ClassVar
 
 import datasets
@@ -37,7 +37,6 @@ from serhub.datasets_scripts.common import class_counts
 from serhub.metrics.asr import word_error_rate
 from serhub.metrics.ser_metrics.ser_metrics import classification_metrics
 from serhub.metrics.text_metrics.text_metrics import text_metrics
-from serhub.modeling import AudioLLMForConditionalGeneration, AudioLLMProcessor
 from serhub.modeling.prompting_audio_llm import ASR_PREFIX, described_answer, parse_answer
 from serhub.recipes.arguments import CONFIGS, DataArguments, RunArguments, start_run
 from serhub.recipes.audio_llm_common import (
@@ -45,17 +44,22 @@ from serhub.recipes.audio_llm_common import (
     AudioLLMArguments,
     AudioLLMTrainer,
     CachedAudioLLMCollator,
-    asr_weight,
+    anneal,
     audio_token_check,
     batches,
-    build_model,
-    cache_split,
     evaluate_ser,
 )
 from serhub.recipes.data import embedded_dataset_path, encode_labels, load_dataset_dict, resolve_labels
 from serhub.recipes.logs import get_logger
-from serhub.recipes.reporting import finish_run, scalar_metrics, write_json
-from serhub.recipes.run_folders import claim_output_dir, last_complete_checkpoint, run_settings
+from serhub.recipes.reporting import finish_run, scalar_metrics
+from serhub.recipes.run_folders import claim_output_dir, run_settings
+from serhub.recipes.staged import (
+    Stage,
+    StagedRun,
+    final_model,
+    run_stages,
+    stage_training_args,
+)
 from transformers import TrainingArguments
 
 DEFAULT_CONFIG = CONFIGS / "descriptors" / "default.yaml"
@@ -125,17 +129,8 @@ class DescriptorArguments:
             )
 
 
-def kl_weight(progress: float, start: float = 1.0, end: float = 1e-4, schedule: str = "exponential") -> float:
-    """beta at ``progress`` in [0, 1] of the whole training: "exponential" moves evenly in log space
-    (1 -> 1e-2 -> 1e-4 at 0, 1/2, 1), "linear" / "cosine" in value, "constant" stays at ``start``."""
-    p = min(max(progress, 0.0), 1.0)
-    if schedule == "constant":
-        return start
-    if schedule == "exponential":
-        if start <= 0 or end <= 0:
-            raise ValueError("the exponential beta schedule needs start and end > 0")
-        return math.exp(math.log(start) + (math.log(end) - math.log(start)) * p)
-    return asr_weight(p, start, end, schedule)
+# beta over the whole training: the paper's 1 -> 1e-4, evenly in log space
+kl_weight = partial(anneal, start=1.0, end=1e-4, schedule="exponential")
 
 
 def require_branches(connector: str) -> None:
@@ -161,27 +156,38 @@ def set_trainable_branch(model, stage: int) -> str:
     return model.trainable_parameters()
 
 
+# The two stages: which branch trains, and on what; LoRA on the LLM trains in both.
+# ``--stages`` lists them in the order they run (1 2 1 2 alternates).
+STAGES = {
+    1: Stage(
+        "stage_1",
+        "the content branch and LoRA, on ASR (descriptor branch frozen)",
+        data="{train_split}",
+        eval_data="{eval_split}",
+        task="asr",
+        trains=partial(set_trainable_branch, stage=1),
+    ),
+    2: Stage(
+        "stage_2",
+        "the descriptor branch and LoRA, on full answers and the emotion alone (content branch frozen)",
+        data="{train_split}",
+        eval_data="{eval_split}",
+        task="asr+des+ser",
+        trains=partial(set_trainable_branch, stage=2),
+    ),
+}
+
+
+def listed_stages(args: DescriptorArguments) -> list[Stage]:
+    """The stages as --stages lists them: the k-th, stage n of STAGES, is ``stage<k>_<n>`` and trains
+    its --stage_max_steps."""
+    return [
+        dataclasses.replace(STAGES[n], name=f"stage{k}_{n}", max_steps=steps)
+        for k, (n, steps) in enumerate(zip(args.stages, args.stage_max_steps), 1)
+    ]
+
+
 # ---------------------------------------------------------------------------------------- data
-@dataclass
-class Run:
-    model_args: AudioLLMArguments
-    data_args: DataArguments
-    args: DescriptorArguments
-    training_args: TrainingArguments
-    labels: list[str]
-    splits: dict
-    cached: dict = field(default_factory=dict)
-    timings: dict = field(default_factory=dict)
-    history: list = field(default_factory=list)
-
-    @property
-    def output_dir(self) -> str:
-        return self.training_args.output_dir
-
-    def stage_dir(self, index: int) -> Path:
-        return Path(self.output_dir) / f"stage{index + 1}_{self.args.stages[index]}"
-
-
 def load_data(data_args: DataArguments, args: DescriptorArguments, training_args):
     with training_args.main_process_first(desc="datasets"):
         data = load_dataset_dict(data_args.dataset_name_or_path or str(embedded_dataset_path()))
@@ -210,36 +216,8 @@ def load_data(data_args: DataArguments, args: DescriptorArguments, training_args
     return data, labels, splits
 
 
-def ensure_cached(run: Run, model, processor) -> None:
-    if run.cached:
-        return
-    start = time.time()
-    with run.training_args.main_process_first(desc="encoder cache"):
-        for name, ds in run.splits.items():
-            run.cached[name] = cache_split(
-                model,
-                processor,
-                ds,
-                f"{run.output_dir}/encoder_cache",
-                name,
-                run.training_args.per_device_eval_batch_size,
-                ("labels", "transcript", "descriptors"),
-            )
-    run.timings["encoder_cache_s"] = round(time.time() - start, 1)
-
-
 # -------------------------------------------------------------------------------------- stages
-def load_stage_model(run: Run, index: int):
-    previous = run.stage_dir(index - 1) if index else None
-    if previous is not None and (previous / "stage_done.json").is_file():
-        return AudioLLMForConditionalGeneration.from_pretrained(previous), AudioLLMProcessor.from_pretrained(
-            previous
-        )
-    require_branches(run.model_args.connector)
-    return build_model(run.model_args, run.labels)
-
-
-def stage_steps(run: Run) -> list[int]:
+def stage_steps(run: StagedRun) -> list[int]:
     """Each stage's optimizer steps (--num_train_epochs of the training split where a stage says -1)."""
     batch = run.training_args.per_device_train_batch_size * run.training_args.gradient_accumulation_steps
     batch *= max(run.training_args.world_size, 1)
@@ -248,50 +226,43 @@ def stage_steps(run: Run) -> list[int]:
     return [s if s > 0 else math.ceil(per_epoch * epochs) for s in run.args.stage_max_steps]
 
 
-def stage_trainer(run: Run, index: int, model, processor) -> AudioLLMTrainer:
-    stage, args = run.args.stages[index], run.args
-    train = run.cached[run.data_args.train_split]
+def stage_trainer(run: StagedRun, stages: list[Stage], index: int, model, processor) -> AudioLLMTrainer:
+    stage, args = stages[index], run.args
+    train = run.dataset(stage.data)
     model.config.class_counts = class_counts(train, "labels", len(run.labels))
-    steps = args.stage_max_steps[index]
     all_steps = stage_steps(run)
     done_before, total = sum(all_steps[:index]), max(sum(all_steps), 1)
 
     def beta(progress: float) -> float:  # over all stages: it continues where the last stage left it
         overall = (done_before + progress * all_steps[index]) / total
-        return kl_weight(overall, args.kl_weight_start, args.kl_weight_end, args.kl_weight_schedule)
+        return kl_weight(
+            overall, start=args.kl_weight_start, end=args.kl_weight_end, schedule=args.kl_weight_schedule
+        )
 
-    joint = stage == 2
+    schedule = partial(
+        anneal, start=args.asr_weight_start, end=args.asr_weight_end, schedule=args.asr_weight_schedule
+    )
     return AudioLLMTrainer(
         model=model,
-        args=dataclasses.replace(
-            run.training_args,
-            output_dir=str(run.stage_dir(index)),
-            max_steps=steps,
-            load_best_model_at_end=False,
-            label_names=["labels"],
-        ),
+        args=stage_training_args(run, stage),
         train_dataset=train,
-        eval_dataset=run.cached[run.data_args.eval_split],
+        eval_dataset=run.dataset(stage.eval_data),
         data_collator=CachedAudioLLMCollator(
             processor,
-            "asr+des+ser" if joint else "asr",
+            stage.task,
             run.labels,
             seed=run.training_args.seed + index,
-            ser_only_fraction=args.ser_only_fraction if joint else 0.0,
+            ser_only_fraction=args.ser_only_fraction if stage.joint else 0.0,
             ser_only_objective=args.ser_only_objective,
         ),
         processing_class=processor,
-        asr_weight_schedule=(
-            (lambda p: asr_weight(p, args.asr_weight_start, args.asr_weight_end, args.asr_weight_schedule))
-            if joint
-            else None
-        ),
+        asr_weight_schedule=schedule if stage.joint else None,
         kl_weight_schedule=beta,
-        extra_eval=stage_evaluation(run, processor, joint),
+        extra_eval=stage_evaluation(run, processor, stage.joint),
     )
 
 
-def stage_evaluation(run: Run, processor, joint: bool):
+def stage_evaluation(run: StagedRun, processor, joint: bool):
     evaluation = run.cached[run.data_args.eval_split]
     size = run.training_args.per_device_eval_batch_size
 
@@ -307,31 +278,6 @@ def stage_evaluation(run: Run, processor, joint: bool):
         return metrics
 
     return extra_eval
-
-
-def run_stage(run: Run, index: int):
-    out = run.stage_dir(index)
-    model, processor = load_stage_model(run, index)
-    model.config.backbone_weights = "referenced"  # stage outputs and checkpoints: what trains only
-    model.train()
-    logger.info("stage %d (%s): %s", index + 1, out.name, set_trainable_branch(model, run.args.stages[index]))
-    ensure_cached(run, model, processor)
-    trainer = stage_trainer(run, index, model, processor)
-    last = last_complete_checkpoint(str(out)) if out.is_dir() else None
-    if last:
-        logger.info("resuming %s from %s", out.name, last)
-    start = time.time()
-    trainer.train(resume_from_checkpoint=last)
-    run.timings[f"{out.name}_s"] = round(time.time() - start, 1)
-    trainer.evaluate()
-    if trainer.is_world_process_zero():
-        model.save_pretrained(out)
-        processor.save_pretrained(out)
-        for h in trainer.state.log_history:
-            h["stage"] = out.name
-        run.history += trainer.state.log_history
-        write_json(out / "stage_done.json", {"log_history": trainer.state.log_history})
-    return model, processor
 
 
 # ---------------------------------------------------------------------------------- evaluation
@@ -382,7 +328,7 @@ def evaluate_given_descriptors(
     return classification_metrics(predictions, references, labels=labels, bootstrap=bootstrap)
 
 
-def final_evaluation(run: Run, model, processor) -> dict:
+def final_evaluation(run: StagedRun, model, processor) -> dict:
     test = run.cached[run.data_args.test_split]
     size, bootstrap = run.training_args.per_device_eval_batch_size, run.data_args.bootstrap
     split = run.splits[run.data_args.test_split]
@@ -431,7 +377,7 @@ def final_evaluation(run: Run, model, processor) -> dict:
     return results
 
 
-def finish(run: Run, model, processor, results: dict, push_to_hub: bool) -> None:
+def finish(run: StagedRun, model, processor, results: dict, push_to_hub: bool) -> None:
     modes = [
         m for m in ("label_logits", "descriptor_conditioned", "ground_truth_descriptors") if m in results
     ]
@@ -486,6 +432,7 @@ def main(argv=None):
         DEFAULT_CONFIG,
         argv,
     )
+    require_branches(model_args.connector)  # before anything is loaded or built
     data, labels, splits = load_data(data_args, args, training_args)
     settings = run_settings(
         training_args,
@@ -503,25 +450,14 @@ def main(argv=None):
         run_args.overwrite_output_dir,
         training_args.process_index == 0,
     )
-    run = Run(model_args, data_args, args, training_args, labels, splits)
-    model = processor = None
-    for index in range(len(args.stages)):
-        done = run.stage_dir(index) / "stage_done.json"
-        if done.is_file():
-            logger.info("%s already done; skipping", done.parent.name)
-            run.history += json.loads(done.read_text())["log_history"]
-            continue
-        model, processor = run_stage(run, index)
+    keep = dict.fromkeys(splits, ("labels", "transcript", "descriptors"))
+    run = StagedRun("descriptors", model_args, data_args, args, training_args, labels, splits, keep)
+    stages = listed_stages(args)
+    model, processor = run_stages(run, stages, trainer=stage_trainer)
     if not training_args.should_save:
         return
-    if model is None:  # every stage was done: evaluate the last one
-        last = run.stage_dir(len(args.stages) - 1)
-        model, processor = (
-            AudioLLMForConditionalGeneration.from_pretrained(last),
-            AudioLLMProcessor.from_pretrained(last),
-        )
-    ensure_cached(run, model, processor)
-    model.eval()
+    # the model the last stage just trained, else (every stage was already done) its saved output
+    model, processor = final_model(run, stages[-1], model, processor)
     if data_args.test_split:
         finish(run, model, processor, final_evaluation(run, model, processor), push_to_hub)
 

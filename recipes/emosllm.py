@@ -12,6 +12,7 @@ SER answers "| ASR: <transcript> | Emotion: <label>", the transcript tokens weig
 that decreases over the phase. Each phase starts from the previous phase's output
 (``<output_dir>/phase<k>``, a trainable-only checkpoint); a finished phase is skipped on re-run and an
 interrupted one resumes from its last checkpoint. The frozen encoder runs once per dataset (cache).
+The phases are a table (``PHASES``) that ``recipes/staged.py`` runs.
 
 Every evaluation reports WER on held-out ASR speech, and in phase 3 macro-F1 / UA / WA in the
 label_logits and transcript_conditioned modes. The final model (LoRA merged) is in <output_dir>,
@@ -25,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -33,17 +33,14 @@ from typing import ClassVar
 
 import datasets
 from serhub.datasets_scripts.common import class_counts
-from serhub.modeling import AudioLLMForConditionalGeneration, AudioLLMProcessor
 from serhub.recipes.arguments import CONFIGS, DataArguments, RunArguments, start_run
 from serhub.recipes.audio_llm_common import (
     SER_ONLY_OBJECTIVES,
     AudioLLMArguments,
     AudioLLMTrainer,
     CachedAudioLLMCollator,
-    asr_weight,
+    anneal,
     audio_token_check,
-    build_model,
-    cache_split,
     evaluate_ser,
     evaluate_text_only,
     evaluate_wer,
@@ -51,7 +48,15 @@ from serhub.recipes.audio_llm_common import (
 from serhub.recipes.data import embedded_dataset_path, encode_labels, load_dataset_dict, resolve_labels
 from serhub.recipes.logs import get_logger
 from serhub.recipes.reporting import finish_run, scalar_metrics, write_json
-from serhub.recipes.run_folders import claim_output_dir, last_complete_checkpoint, run_settings
+from serhub.recipes.run_folders import claim_output_dir, run_settings
+from serhub.recipes.staged import (
+    Stage,
+    StagedRun,
+    done_record,
+    final_model,
+    run_stages,
+    stage_training_args,
+)
 from transformers import TrainingArguments
 
 DEFAULT_CONFIG = CONFIGS / "emosllm" / "default.yaml"
@@ -142,56 +147,63 @@ class CurriculumArguments:
             raise ValueError(f"--phases {self.phases}: EmoSLLM has phases 1, 2 and 3, not {unknown}")
 
 
-@dataclass(frozen=True)
-class Phase:
-    """One stage of the EmoSLLM curriculum (paper sec. 3.4)."""
-
-    number: int
-    description: str
-    data: str  # "asr": the ASR corpus; "ser": the emotion corpus (its transcripts give the joint answers)
-    task: str  # what the collator asks for: "asr" or "asr+ser"
-    lora: bool  # LoRA adapters on the LLM; without them the LLM is frozen
-
-    @property
-    def joint(self) -> bool:
-        """Emotion answers: a scheduled ASR weight, a SER-only share of batches, SER metrics."""
-        return self.task == "asr+ser"
+def connector_alone(model) -> None:
+    """The LLM frozen: only the connector trains."""
+    model.freeze_language_model()
 
 
-PHASES = {
-    1: Phase(1, "the connector alone, on ASR (LLM frozen)", data="asr", task="asr", lora=False),
-    2: Phase(2, "the connector and LoRA, on ASR", data="asr", task="asr", lora=True),
-    3: Phase(3, "joint '| ASR: ... | Emotion: ...' answers, decreasing ASR weight", "ser", "asr+ser", True),
-}
+def with_lora(model) -> None:
+    """LoRA adapters on the LLM (added when the model has none yet) train with the connector."""
+    if not model.config.has_lora:
+        model.enable_lora()
 
 
-def phase_dir(output_dir: str, phase: int) -> Path:
-    return Path(output_dir) / f"phase{phase}"
+# The EmoSLLM curriculum (paper sec. 3.4). Data "asr_*": the ASR corpus; "ser_*": the emotion corpus,
+# whose transcripts give the joint answers. Each phase starts from the previous row's output.
+PHASES = (
+    Stage(
+        "phase1",
+        "the connector alone, on ASR (LLM frozen)",
+        data="asr_train",
+        eval_data="asr_eval",
+        task="asr",
+        trains=connector_alone,
+        title="phase 1",
+    ),
+    Stage(
+        "phase2",
+        "the connector and LoRA, on ASR",
+        data="asr_train",
+        eval_data="asr_eval",
+        task="asr",
+        trains=with_lora,
+        title="phase 2",
+    ),
+    Stage(
+        "phase3",
+        "joint '| ASR: ... | Emotion: ...' answers, decreasing ASR weight",
+        data="ser_{train_split}",
+        eval_data="ser_{eval_split}",
+        task="asr+ser",
+        trains=with_lora,
+        title="phase 3",
+    ),
+)
 
 
-@dataclass
-class Run:
-    """What the stages of one run share: its arguments, data, encoder cache and records."""
-
-    model_args: AudioLLMArguments
-    data_args: DataArguments
-    curriculum: CurriculumArguments
-    training_args: TrainingArguments
-    labels: list[str]
-    ser_splits: dict
-    asr_splits: dict
-    cached: dict = field(default_factory=dict)
-    timings: dict = field(default_factory=dict)
-    history: list = field(default_factory=list)
-
-    @property
-    def output_dir(self) -> str:
-        return self.training_args.output_dir
+def curriculum_stages(curriculum: CurriculumArguments) -> list[Stage]:
+    """PHASES with their steps (--phase_max_steps; -1, --num_train_epochs, where it lists fewer)."""
+    steps = curriculum.phase_max_steps
+    return [
+        dataclasses.replace(phase, max_steps=steps[i] if i < len(steps) else -1)
+        for i, phase in enumerate(PHASES)
+    ]
 
 
 # ---------------------------------------------------------------------------------------- data
 def load_data(data_args, curriculum, training_args):
-    """The SER and ASR corpora, their label set and the splits the curriculum uses (16 kHz)."""
+    """The SER and ASR corpora, their label set and the splits the curriculum uses (16 kHz), named
+    as their encoder caches are ("ser_<split>", "asr_train", "asr_eval")."""
     with training_args.main_process_first(desc="datasets"):
         ser = load_dataset_dict(data_args.dataset_name_or_path)
         asr = load_dataset_dict(
@@ -221,57 +233,19 @@ def load_data(data_args, curriculum, training_args):
     asr_splits["eval"] = asr_splits["eval"].select(
         range(min(curriculum.max_asr_eval_samples, len(asr_splits["eval"])))
     )
-    return ser, asr, labels, ser_splits, asr_splits
-
-
-def ensure_cached(run: Run, model, processor) -> None:
-    """Encode every dataset once with the frozen encoder (the same in every phase)."""
-    if run.cached:
-        return
-    start = time.time()
-    with run.training_args.main_process_first(desc="encoder cache"):
-        cache, bs = f"{run.output_dir}/encoder_cache", run.training_args.per_device_eval_batch_size
-        for name, ds in run.ser_splits.items():
-            run.cached[f"ser_{name}"] = cache_split(
-                model, processor, ds, cache, f"ser_{name}", bs, ("labels", "transcript")
-            )
-        for name, ds in run.asr_splits.items():
-            run.cached[f"asr_{name}"] = cache_split(
-                model, processor, ds, cache, f"asr_{name}", bs, ("transcript",)
-            )
-    run.timings["encoder_cache_s"] = round(time.time() - start, 1)
+    splits = {
+        **{f"ser_{k}": v for k, v in ser_splits.items()},
+        **{f"asr_{k}": v for k, v in asr_splits.items()},
+    }
+    keep = {k: ("labels", "transcript") if k.startswith("ser_") else ("transcript",) for k in splits}
+    return ser, asr, labels, splits, keep
 
 
 # -------------------------------------------------------------------------------------- phases
-def load_phase_model(run: Run, phase: Phase):
-    """Phase 1 starts from the pretrained parts; phase k from phase k-1's output (+ LoRA when the
-    phase trains it)."""
-    previous = phase_dir(run.output_dir, phase.number - 1)
-    if phase.number == 1 or not (previous / "phase_done.json").is_file():
-        if phase.number > 1:
-            logger.info(
-                "phase %d output not found: phase %d starts from the pretrained parts",
-                phase.number - 1,
-                phase.number,
-            )
-        model, processor = build_model(run.model_args, run.labels)
-    else:
-        model = AudioLLMForConditionalGeneration.from_pretrained(previous)
-        processor = AudioLLMProcessor.from_pretrained(previous)
-    model.config.backbone_weights = "referenced"  # phase outputs and checkpoints: what trains only
-    model.train()
-    if not phase.lora:
-        model.freeze_language_model()
-    elif not model.config.has_lora:
-        model.enable_lora()
-    logger.info("phase %d: %s (%s)", phase.number, model.trainable_parameters(), phase.description)
-    return model, processor
-
-
-def phase_evaluation(run: Run, phase: Phase, processor):
+def phase_evaluation(run: StagedRun, phase: Stage, processor):
     """What each evaluation of ``phase`` adds: held-out WER, the audio tokens' health, and (joint
     phases) macro-F1 / UA / WA in the label_logits (and transcript_conditioned) modes."""
-    eval_split = run.cached[f"ser_{run.data_args.eval_split}"]
+    eval_split = run.dataset("ser_{eval_split}")
     batch_size = run.training_args.per_device_eval_batch_size
 
     def extra_eval(model):
@@ -281,7 +255,7 @@ def phase_evaluation(run: Run, phase: Phase, processor):
         }
         if phase.joint:
             modes = ("label_logits", "transcript_conditioned")[
-                : 2 if run.curriculum.eval_transcript_conditioned else 1
+                : 2 if run.args.eval_transcript_conditioned else 1
             ]
             for mode, r in evaluate_ser(model, processor, eval_split, run.labels, modes).items():
                 scores = {k: r[k] for k in ("macro_f1", "unweighted_accuracy", "accuracy")}
@@ -291,46 +265,34 @@ def phase_evaluation(run: Run, phase: Phase, processor):
     return extra_eval
 
 
-def phase_trainer(run: Run, phase: Phase, model, processor) -> AudioLLMTrainer:
-    curriculum, out = run.curriculum, phase_dir(run.output_dir, phase.number)
-    train = run.cached[f"ser_{run.data_args.train_split}"] if phase.data == "ser" else run.cached["asr_train"]
+def phase_trainer(run: StagedRun, phases: list[Stage], index: int, model, processor) -> AudioLLMTrainer:
+    phase, curriculum = phases[index], run.args
+    train = run.dataset(phase.data)
     if phase.joint:  # the label-restricted SER loss is weighted by the training split's class counts
         model.config.class_counts = class_counts(train, "labels", len(run.labels))
         logger.info(
-            "phase %d batches: %.0f%% SER-only prompts (%s), %.0f%% joint answers",
-            phase.number,
+            "%s batches: %.0f%% SER-only prompts (%s), %.0f%% joint answers",
+            phase.label,
             100 * curriculum.ser_only_fraction,
             curriculum.ser_only_objective,
             100 * (1 - curriculum.ser_only_fraction),
         )
-    steps = (
-        curriculum.phase_max_steps[phase.number - 1]
-        if len(curriculum.phase_max_steps) >= phase.number
-        else -1
-    )
-    args = dataclasses.replace(
-        run.training_args,
-        output_dir=str(out),
-        max_steps=steps,
-        load_best_model_at_end=False,
-        label_names=["labels"],
-    )
     schedule = partial(
-        asr_weight,
+        anneal,
         start=curriculum.asr_weight_start,
         end=curriculum.asr_weight_end,
         schedule=curriculum.asr_weight_schedule,
     )
     return AudioLLMTrainer(
         model=model,
-        args=args,
+        args=stage_training_args(run, phase),
         train_dataset=train,
-        eval_dataset=run.cached[f"ser_{run.data_args.eval_split}"] if phase.joint else run.cached["asr_eval"],
+        eval_dataset=run.dataset(phase.eval_data),
         data_collator=CachedAudioLLMCollator(
             processor,
             phase.task,
             run.labels,
-            seed=run.training_args.seed + phase.number,
+            seed=run.training_args.seed + index + 1,  # + the phase's number
             ser_only_fraction=curriculum.ser_only_fraction if phase.joint else 0.0,
             ser_only_objective=curriculum.ser_only_objective,
             joint_label_targets=phase.joint and curriculum.joint_label_weight > 0,
@@ -343,83 +305,40 @@ def phase_trainer(run: Run, phase: Phase, model, processor) -> AudioLLMTrainer:
     )
 
 
-def run_phase(run: Run, phase: Phase):
-    """Train one phase (resuming its last checkpoint), evaluate it and save its output."""
-    out = phase_dir(run.output_dir, phase.number)
-    model, processor = load_phase_model(run, phase)
-    ensure_cached(run, model, processor)
-    trainer = phase_trainer(run, phase, model, processor)
-    last = last_complete_checkpoint(str(out)) if out.is_dir() else None
-    if last:
-        logger.info("resuming phase %d from %s", phase.number, last)
-    if phase.number == 1 and not last:
-        # the untrained model's WER, what phases 1-2 are measured against; on disk at once, so an
-        # interrupted phase 1 keeps it. Every rank evaluates (ranks must reach training together).
-        wer = evaluate_wer(
-            model, processor, run.cached["asr_eval"], run.training_args.per_device_eval_batch_size
-        )
-        if trainer.is_world_process_zero():
-            write_json(out / "wer_before_training.json", {"wer": wer})
-            logger.info("WER before training: %.3f", wer)
-    start = time.time()
-    trainer.train(resume_from_checkpoint=last)
-    seconds = run.timings[f"phase{phase.number}_s"] = round(time.time() - start, 1)
-    trainer.evaluate()  # the phase's end: WER (and SER in phase 3) into the log history
-    checksums = rank_checksums(model, run.training_args.world_size)
-    logger.info("phase %d weights checksum per rank (of %d): %s", phase.number, len(checksums), checksums)
-    if len(set(checksums)) > 1:  # DDP ranks must end a phase with identical weights
-        logger.warning("phase %d: the ranks' weights differ (%s)", phase.number, checksums)
+def wer_before_training(run: StagedRun, phase: Stage, model, processor, trainer, resumed) -> None:
+    """Phase 1, not resumed: the untrained model's WER, what phases 1-2 are measured against; on disk
+    at once, so an interrupted phase 1 keeps it. Every rank evaluates (ranks must reach training
+    together)."""
+    if phase.name != PHASES[0].name or resumed:
+        return
+    wer = evaluate_wer(model, processor, run.cached["asr_eval"], run.training_args.per_device_eval_batch_size)
     if trainer.is_world_process_zero():
-        model.save_pretrained(out)
-        processor.save_pretrained(out)
-        for h in trainer.state.log_history:
-            h["phase"] = phase.number
-        run.history += trainer.state.log_history
-        record = {
-            "log_history": trainer.state.log_history,
-            "seconds": seconds,
-            "world_size": run.training_args.world_size,
-        }
-        write_json(out / "phase_done.json", record)
-    logger.info("phase %d done in %s s", phase.number, seconds)
-    return model, processor
-
-
-def rank_checksums(model, world_size: int) -> list[float]:
-    """Every rank's sum of its trainable weights (one process: its own), to check that DDP ranks
-    end a phase with identical weights."""
-    import torch
-
-    value = round(float(sum(p.detach().double().sum() for p in model.parameters() if p.requires_grad)), 6)
-    if world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
-        values = [None] * world_size
-        torch.distributed.all_gather_object(values, value)
-        return values
-    return [value]
+        write_json(run.folder(phase) / "wer_before_training.json", {"wer": wer})
+        logger.info("WER before training: %.3f", wer)
 
 
 def curriculum_records(output_dir: str) -> tuple[dict, dict]:
     """From the phases' records: held-out WER before training and after each phase, and the audio
     tokens' statistics after each phase (each phase's last evaluation)."""
     wer_by_phase, tokens_by_phase = {}, {}
-    if (before_file := phase_dir(output_dir, 1) / "wer_before_training.json").is_file():
+    if (before_file := Path(output_dir) / PHASES[0].name / "wer_before_training.json").is_file():
         wer_by_phase["before_training"] = json.loads(before_file.read_text())["wer"]
     for phase in PHASES:
-        done_file = phase_dir(output_dir, phase) / "phase_done.json"
-        if not done_file.is_file():
+        done_file = done_record(Path(output_dir) / phase.name)
+        if done_file is None:
             continue
         evals = [h for h in json.loads(done_file.read_text())["log_history"] if "eval_wer" in h]
         if evals:
-            wer_by_phase[f"after_phase{phase}"] = evals[-1]["eval_wer"]
+            wer_by_phase[f"after_{phase.name}"] = evals[-1]["eval_wer"]
             if "eval_token_diversity" in evals[-1]:
-                tokens_by_phase[f"after_phase{phase}"] = {
+                tokens_by_phase[f"after_{phase.name}"] = {
                     k: evals[-1][f"eval_{k}"] for k in ("token_diversity", "token_norm_ratio")
                 }
     return wer_by_phase, tokens_by_phase
 
 
 # ---------------------------------------------------------------------------------- the end
-def final_evaluation(run: Run, model, processor) -> dict:
+def final_evaluation(run: StagedRun, model, processor) -> dict:
     """The final model's held-out WER and audio-token statistics (phase 3's end measured them on
     the same clips: not measured twice), test SER in both modes and from the transcript alone."""
     results = {}
@@ -429,12 +348,12 @@ def final_evaluation(run: Run, model, processor) -> dict:
     if results["wer_heldout_asr"] is None:
         results["wer_heldout_asr"] = evaluate_wer(model, processor, run.cached["asr_eval"], batch_size)
     results["audio_tokens"] = results["audio_tokens_by_phase"].get("after_phase3") or audio_token_check(
-        model, processor, run.cached[f"ser_{run.data_args.eval_split}"], run.labels
+        model, processor, run.dataset("ser_{eval_split}"), run.labels
     )
     test = run.cached.get(f"ser_{run.data_args.test_split}") if run.data_args.test_split else None
     if test is not None:
         modes = ("label_logits", "transcript_conditioned")
-        split = run.ser_splits[run.data_args.test_split]
+        split = run.splits[f"ser_{run.data_args.test_split}"]
         speakers = list(split["speaker_id"]) if "speaker_id" in split.column_names else None
         results.update(
             evaluate_ser(
@@ -452,9 +371,9 @@ def final_evaluation(run: Run, model, processor) -> dict:
     return results
 
 
-def finish(run: Run, model, processor, results: dict, push_to_hub: bool) -> None:
+def finish(run: StagedRun, model, processor, results: dict, push_to_hub: bool) -> None:
     """Save the merged model, eval_results.json, the plots and the card; push if asked."""
-    model_args, curriculum = run.model_args, run.curriculum
+    model_args, curriculum = run.model_args, run.args
     modes = [m for m in ("label_logits", "transcript_conditioned") if m in results]
     best = max(modes, key=lambda m: results[m]["macro_f1"]) if modes else None
     finish_run(
@@ -536,7 +455,7 @@ def main(argv=None):
         DEFAULT_CONFIG,
         argv,
     )
-    ser, asr, labels, ser_splits, asr_splits = load_data(data_args, curriculum, training_args)
+    ser, asr, labels, splits, keep = load_data(data_args, curriculum, training_args)
     # the folder is this run's: a finished or partial run with other data/labels/settings is refused
     settings = run_settings(
         training_args,
@@ -555,27 +474,20 @@ def main(argv=None):
         run_args.overwrite_output_dir,
         training_args.process_index == 0,
     )
-    run = Run(model_args, data_args, curriculum, training_args, labels, ser_splits, asr_splits)
+    run = StagedRun("emosllm", model_args, data_args, curriculum, training_args, labels, splits, keep)
 
-    model = processor = None
-    for number in curriculum.phases:
-        done = phase_dir(run.output_dir, number) / "phase_done.json"
-        if done.is_file():
-            logger.info("phase %d already done (%s); skipping", number, done.parent)
-            run.history += json.loads(done.read_text())["log_history"]
-            continue
-        model, processor = run_phase(run, PHASES[number])
-
+    phases = curriculum_stages(curriculum)
+    model, processor = run_stages(
+        run,
+        phases,
+        [number - 1 for number in curriculum.phases],
+        trainer=phase_trainer,
+        before_training=wer_before_training,
+    )
     if 3 not in curriculum.phases or not training_args.should_save:
         return
-    if model is None:  # every phase was already done: evaluate the saved phase-3 model
-        final = phase_dir(run.output_dir, 3)
-        model, processor = (
-            AudioLLMForConditionalGeneration.from_pretrained(final),
-            AudioLLMProcessor.from_pretrained(final),
-        )
-    ensure_cached(run, model, processor)
-    model.eval()
+    # the model phase 3 just trained, else (every phase was already done) its saved output
+    model, processor = final_model(run, phases[-1], model, processor)
     finish(run, model, processor, final_evaluation(run, model, processor), push_to_hub)
 
 

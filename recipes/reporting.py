@@ -91,7 +91,7 @@ MACRO_F1_SOURCES = {
         "",
         "eval_label_logits_macro_f1",
         test_section="label_logits",
-        validation_record="phase3/phase_done.json",
+        validation_record="phase3/stage_done.json",
         runtime_keys=("phase1_s", "phase2_s", "phase3_s"),
     ),
 }

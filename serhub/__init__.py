@@ -4,17 +4,9 @@ The installed packages live under this namespace, so they never clash with anoth
 ``metrics`` or ``recipes``: ``serhub.modeling`` (models, processors, remote code),
 ``serhub.datasets_scripts`` (corpus builders), ``serhub.metrics`` (the ``ser_metrics`` evaluate module,
 plots) and ``serhub.recipes`` (training recipes). In the repository they are the top-level folders
-``modeling/``, ``datasets_scripts/``, ``metrics/`` and ``recipes/``.
+``modeling/``, ``datasets_scripts/``, ``metrics/`` and ``recipes/``, mapped into this namespace by
+pyproject.toml's ``package-dir`` (``pip install -e .``, as ./setup.sh runs it, or a wheel): import
+serhub from an environment where it is installed, not from a bare checkout.
 """
 
 __version__ = "0.1.0"
-
-# A source checkout used without installing it: the top-level folders are the subpackages.
-# (Installed, ``pip install -e .`` and wheels map them here already.)
-import os as _os
-
-_root = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
-if _os.path.isfile(_os.path.join(_root, "pyproject.toml")) and _os.path.isfile(
-    _os.path.join(_root, "modeling", "__init__.py")
-):
-    __path__.append(_root)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from serhub.recipes import emosllm, whisper_llm
-from serhub.recipes.audio_llm_common import AudioLLMTrainer, CachedAudioLLMCollator, asr_weight
+from serhub.recipes.audio_llm_common import AudioLLMTrainer, CachedAudioLLMCollator, anneal
 from transformers import pipeline
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -64,15 +64,14 @@ def emosllm_args(tiny, out, steps=("2", "2", "3"), phases=("1", "2", "3")):
 
 
 def test_asr_weight_schedules():
-    assert asr_weight(0.0, 1.0, 0.1, "linear") == 1.0 and asr_weight(
-        1.0, 1.0, 0.1, "linear"
-    ) == pytest.approx(0.1)
-    values = [asr_weight(p / 10, 1.0, 0.1, "cosine") for p in range(11)]
+    assert anneal(0.0, 1.0, 0.1, "linear") == 1.0 and anneal(1.0, 1.0, 0.1, "linear") == pytest.approx(0.1)
+    values = [anneal(p / 10, 1.0, 0.1, "cosine") for p in range(11)]
     assert values[0] == pytest.approx(1.0) and values[-1] == pytest.approx(0.1)
     assert all(a >= b for a, b in zip(values, values[1:]))  # decreasing
-    assert asr_weight(0.7, 0.5, 0.1, "constant") == 0.5
-    with pytest.raises(ValueError, match="unknown asr_weight_schedule"):
-        asr_weight(0.5, 1, 0, "step")
+    assert anneal(0.7, 0.5, 0.1, "constant") == 0.5
+    with pytest.raises(ValueError, match="unknown schedule 'step'"):
+        anneal(0.5, 1, 0, "step")
+    assert anneal(0.5, 1.0, 1e-4, "exponential") == pytest.approx(1e-2)  # the KL beta's, evenly in log space
 
 
 def test_weighted_joint_loss(tiny):
@@ -302,9 +301,9 @@ def test_emosllm_curriculum_end_to_end(tiny, tmp_path, capsys):
     emosllm.main(emosllm_args(tiny, out) + ["--eval_transcript_conditioned", "true"])
     log = capsys.readouterr().out
     for phase in (1, 2, 3):
-        done = json.loads((out / f"phase{phase}" / "phase_done.json").read_text())
+        done = json.loads((out / f"phase{phase}" / "stage_done.json").read_text())
         assert any("eval_wer" in h for h in done["log_history"])  # every phase reports WER
-    phase3 = json.loads((out / "phase3" / "phase_done.json").read_text())["log_history"]
+    phase3 = json.loads((out / "phase3" / "stage_done.json").read_text())["log_history"]
     assert any(
         "eval_label_logits_macro_f1" in h and "eval_transcript_conditioned_macro_f1" in h for h in phase3
     )
@@ -376,12 +375,12 @@ def test_emosllm_phase_resumes_after_interruption(tiny, tmp_path, capsys):
     out = tmp_path / "emo"
     emosllm.main(emosllm_args(tiny, out, steps=("2",), phases=("1",)))
     # simulate a crash after the checkpoint at step 2: the phase never wrote its completion marker
-    (out / "phase1" / "phase_done.json").unlink()
+    (out / "phase1" / "stage_done.json").unlink()
     capsys.readouterr()
     emosllm.main(emosllm_args(tiny, out, steps=("4",), phases=("1",)))
     log = capsys.readouterr().out
     assert "resuming phase 1 from" in log and "checkpoint-2" in log
-    history = json.loads((out / "phase1" / "phase_done.json").read_text())["log_history"]
+    history = json.loads((out / "phase1" / "stage_done.json").read_text())["log_history"]
     assert max(h.get("step", 0) for h in history) == 4
     # the untrained model's WER, measured before the crash, is kept for the final report
     assert "WER before training" not in log
@@ -393,6 +392,8 @@ def test_phase_alone_starts_from_the_previous_output(tiny, tmp_path, capsys):
     # (with the label-restricted objective for phase 3's SER-only batches)
     label_ce = ["--ser_only_objective", "label_ce", "--ser_only_fraction", "0.5"]
     emosllm.main(emosllm_args(tiny, out, steps=("2", "2"), phases=("1", "2")) + label_ce)
+    # a run folder from before the stage runner was shared marks its phases with phase_done.json
+    (out / "phase2" / "stage_done.json").rename(out / "phase2" / "phase_done.json")
     capsys.readouterr()
     emosllm.main(emosllm_args(tiny, out, steps=("2", "2", "2"), phases=("3",)) + label_ce)
     log = capsys.readouterr().out
@@ -430,7 +431,7 @@ def test_emosllm_phase1_under_two_process_ddp(tiny, tmp_path):
     checksums = json.loads(lines[0].split(": ", 1)[1])
     assert len(checksums) == 2 and checksums[0] == checksums[1]  # both ranks, same weights
     assert "differ" not in result.stderr
-    assert json.loads((out / "phase1" / "phase_done.json").read_text())["world_size"] == 2
+    assert json.loads((out / "phase1" / "stage_done.json").read_text())["world_size"] == 2
 
 
 def test_whisper_llm_recipe(tiny, tmp_path):
@@ -539,7 +540,7 @@ def test_resumed_phase_equals_uninterrupted(tiny, tmp_path):
     # kill b after its step-2 checkpoint: the later checkpoint and the phase's outputs never happened
     phase = tmp_path / "b" / "phase3"
     shutil.rmtree(phase / "checkpoint-4")
-    for name in ("phase_done.json", "model.safetensors"):
+    for name in ("stage_done.json", "model.safetensors"):
         (phase / name).unlink()
     run(tmp_path / "b")
     expected = load_file(str(tmp_path / "a" / "phase3" / "model.safetensors"))

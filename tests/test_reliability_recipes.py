@@ -194,7 +194,7 @@ def fake_results(
                                    {"eval_label_logits_macro_f1": validation, "eval_wer": 0.5}]}  # fmt: skip
         results = {"label_logits": test_metrics, "transcript_conditioned": {**test_metrics, "macro_f1": 0.0},
                    "wer_heldout_asr": 0.4, "phase1_s": 1.0, "phase3_s": 2.0}  # fmt: skip
-        return results, {"phase3/phase_done.json": history}
+        return results, {"phase3/stage_done.json": history}
     raise AssertionError(f"add {recipe}'s eval_results.json layout to this table")
 
 
