@@ -100,6 +100,14 @@ class CurriculumArguments:
         default=None,
         metadata={"help": "the LoRA adapters' learning rate (phases 2-3); default: --learning_rate"},
     )
+    ctc_alignment_steps: int = field(
+        default=0,
+        metadata={
+            "help": "phase 0: CTC steps aligning the connector's tokens to the LLM's own embeddings on the ASR "
+            "corpus before phase 1 (recipes/ctc_alignment.py; no LLM layer runs); 0: none"
+        },
+    )
+    ctc_learning_rate: float = field(default=3e-3, metadata={"help": "phase 0's learning rate"})
     asr_dataset_name_or_path: str | None = field(
         default=None, metadata={"help": "ASR data; default: the embedded Asterisk prompts"}
     )
@@ -483,12 +491,22 @@ def main(argv=None):
         [number - 1 for number in curriculum.phases],
         trainer=phase_trainer,
         before_training=wer_before_training,
+        **phase0(curriculum),
     )
     if 3 not in curriculum.phases or not training_args.should_save:
         return
     # the model phase 3 just trained, else (every phase was already done) its saved output
     model, processor = final_model(run, phases[-1], model, processor)
     finish(run, model, processor, final_evaluation(run, model, processor), push_to_hub)
+
+
+def phase0(curriculum: CurriculumArguments) -> dict:
+    """With --ctc_alignment_steps: phase 1 starts from a connector CTC-aligned on the ASR corpus."""
+    if curriculum.ctc_alignment_steps <= 0:
+        return {}
+    from serhub.recipes.ctc_alignment import aligned_build
+
+    return {"build": aligned_build(curriculum.ctc_alignment_steps, "asr_train", curriculum.ctc_learning_rate)}
 
 
 if __name__ == "__main__":

@@ -408,6 +408,25 @@ def test_phase_alone_starts_from_the_previous_output(tiny, tmp_path, capsys):
     assert set(wer_by_phase) == {"before_training", "after_phase1", "after_phase2", "after_phase3"}
 
 
+def test_phase1_starts_from_a_ctc_aligned_connector(tiny, tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    out = tmp_path / "ctc"
+    args = emosllm_args(tiny, out, steps=("1",), phases=("1",)) + ["--ctc_alignment_steps", "4"]
+    emosllm.main(args)
+    record = json.loads((out / "phase0_ctc" / "ctc_done.json").read_text())
+    assert record["log_history"][-1]["step"] == 4
+    aligned = load_file(out / "phase0_ctc" / "connector.safetensors")
+    assert set(aligned) == {"proj.weight", "proj.bias"}  # the linear projector's own weights
+    # phase 1 redone: it starts again from the aligned connector, which is not aligned a second time
+    (out / "phase1" / "stage_done.json").unlink()
+    capsys.readouterr()
+    emosllm.main(args)
+    assert "already aligned" in capsys.readouterr().out
+    assert json.loads((out / "phase0_ctc" / "ctc_done.json").read_text()) == record
+    assert (out / "phase1" / "stage_done.json").is_file()
+
+
 def test_emosllm_phase1_under_two_process_ddp(tiny, tmp_path):
     out = tmp_path / "ddp"
     command = [

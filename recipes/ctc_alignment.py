@@ -1,0 +1,215 @@
+"""CTC alignment of an audio-LLM's connector to its LLM's own token embeddings (a cheap phase 0).
+
+The connector's audio tokens are scored against the frozen LLM's input-embedding matrix plus a
+learned blank and trained with CTC on paired speech and transcripts (the transcript tokenised by the
+LLM's own tokenizer). No LLM layer runs, so a step costs a small fraction of an LLM step: the
+alignment that ASR pre-training gives an audio-LLM in thousands of GPU steps fits in minutes on a
+CPU. After it, each audio token lies near the embedding of the word piece spoken there (or near the
+blank), which is what the LLM reads best. The idea is Speech-LLaMA's CTC compressor (Wu et al.,
+2023, arXiv:2307.03917) and LegoSLM (Ma et al., 2025, arXiv:2505.11352), here as an objective on the
+unchanged connector.
+
+    tokens (B, N, H) -> cosine with [blank; E] (V+1, H) * learned scale -> log-probs (N, B, V+1) -> CTC
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from pathlib import Path
+
+import torch
+from serhub.recipes.logs import get_logger
+from torch import nn
+
+logger = get_logger(__name__)
+BLANK = 0  # CTC index of the blank; token id t of the LLM is index t + 1
+
+
+class CTCEmbeddingHead(nn.Module):
+    """Scores audio tokens against the frozen LLM input embeddings (cosine, a learned scale) and a
+    learned blank direction. Training-time only: it is not part of the saved model. The scale starts
+    high: over a 50k-token vocabulary a target needs a logit margin of about log(50k) = 11 over the
+    rest before it can win a frame, and a cosine of 1 against ~0 gives only ``scale``."""
+
+    def __init__(self, embeddings: torch.Tensor, scale: float = 40.0):
+        super().__init__()
+        weight = embeddings.detach().float()
+        self.register_buffer("directions", nn.functional.normalize(weight, dim=-1), persistent=False)
+        self.embedding_rms = float(weight.pow(2).mean().sqrt())
+        self.blank = nn.Parameter(nn.functional.normalize(weight.mean(0), dim=0).clone())
+        self.log_scale = nn.Parameter(torch.tensor(math.log(scale)))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, N, H) -> CTC log-probabilities (N, B, V + 1), blank first."""
+        t = nn.functional.normalize(tokens.float(), dim=-1)
+        directions = torch.cat([nn.functional.normalize(self.blank, dim=0)[None], self.directions])
+        logits = self.log_scale.exp() * t @ directions.T
+        return logits.log_softmax(-1).transpose(0, 1)
+
+
+def ctc_targets(tokenizer, transcripts: list[str]) -> list[list[int]]:
+    """Each transcript as the LLM writes it (its own tokens, no special tokens), shifted past the blank."""
+    return [[t + 1 for t in tokenizer(text, add_special_tokens=False)["input_ids"]] for text in transcripts]
+
+
+def ctc_alignment_loss(model, head: CTCEmbeddingHead, batch: dict, targets: list[list[int]]) -> torch.Tensor:
+    """CTC of the connector's tokens for the batch's cached encoder outputs, plus (for connectors that
+    do not scale their own output) a penalty keeping the tokens' RMS at the LLM's embedding RMS, so the
+    LLM later reads them at the scale of its text embeddings."""
+    tokens, mask = model.audio_tokens(
+        encoder_hidden_states=batch["encoder_hidden_states"],
+        encoder_attention_mask=batch["encoder_attention_mask"],
+    )
+    log_probs = head(tokens)
+    lengths = mask.sum(-1).cpu()
+    target_lengths = torch.tensor([len(r) for r in targets])
+    flat = torch.tensor([t for row in targets for t in row], dtype=torch.long)
+    per_row = nn.functional.ctc_loss(
+        log_probs, flat, lengths, target_lengths, blank=BLANK, reduction="none", zero_infinity=True
+    )
+    # rows with no transcript, or more target tokens than audio tokens, teach nothing: left out
+    usable = (target_lengths > 0) & (target_lengths <= lengths)
+    if not bool(usable.any()):
+        return tokens.sum() * 0.0
+    loss = (per_row[usable] / target_lengths[usable]).mean()
+    if not model.connector.scaled_output:
+        # the valid tokens only, before the square root: padding tokens can be exactly 0 (a zero-bias
+        # projection of zeroed frames), where the root's gradient is infinite
+        rms = (tokens[mask.bool()].float().pow(2).mean(-1) + 1e-8).sqrt()
+        loss = loss + (rms / head.embedding_rms - 1.0).pow(2).mean()
+    return loss
+
+
+@torch.no_grad()
+def ctc_greedy_transcripts(model, head, batch: dict, tokenizer) -> list[str]:
+    """Best-path decoding of the CTC head (repeats merged, blanks dropped)."""
+    tokens, mask = model.audio_tokens(
+        encoder_hidden_states=batch["encoder_hidden_states"],
+        encoder_attention_mask=batch["encoder_attention_mask"],
+    )
+    best = head(tokens).argmax(-1).T  # B, N
+    texts = []
+    for row, valid in zip(best.tolist(), mask.sum(-1).tolist()):
+        ids, previous = [], BLANK
+        for index in row[: int(valid)]:
+            if index != previous and index != BLANK:
+                ids.append(index - 1)
+            previous = index
+        texts.append(tokenizer.decode(ids, skip_special_tokens=True).strip())
+    return texts
+
+
+def train_ctc_alignment(
+    model,
+    tokenizer,
+    dataset,
+    collate,
+    steps: int,
+    batch_size: int = 16,
+    learning_rate: float = 1e-3,
+    seed: int = 0,
+    log_every: int = 25,
+    callback=None,
+) -> tuple[CTCEmbeddingHead, list[dict]]:
+    """``steps`` AdamW steps of CTC on the connector (everything else frozen); ``dataset``: cached
+    encoder outputs with a "transcript" column; ``collate(rows) -> batch`` pads them. Returns the
+    head and the log (step, loss, seconds; ``callback(step, head)``'s dict merged in at log steps)."""
+    head = CTCEmbeddingHead(model.get_input_embeddings().weight)
+    parameters = [p for p in model.connector.parameters() if p.requires_grad] + list(head.parameters())
+    optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / 10) * 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0)))
+    )
+    rng, order, history, start = random.Random(seed), [], [], time.time()
+    model.connector.train()
+    for step in range(1, steps + 1):
+        if len(order) < batch_size:
+            fresh = list(range(len(dataset)))
+            rng.shuffle(fresh)
+            order += fresh
+        rows = [dataset[i] for i in order[:batch_size]]
+        del order[:batch_size]
+        loss = ctc_alignment_loss(
+            model, head, collate(rows), ctc_targets(tokenizer, [r["transcript"] for r in rows])
+        )
+        optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(parameters, 1.0)
+        optimizer.step()
+        schedule.step()
+        if step % log_every == 0 or step == steps:
+            entry = {
+                "step": step,
+                "ctc_loss": round(float(loss), 4),
+                "seconds": round(time.time() - start, 1),
+            }
+            if callback is not None:
+                model.connector.eval()
+                entry.update(callback(step, head))
+                model.connector.train()
+            history.append(entry)
+            logger.info("CTC alignment %s", entry)
+    model.connector.eval()
+    return head, history
+
+
+def pad_rows(rows) -> dict:
+    """Cached encoder outputs of ``rows`` padded into one batch (B, T, D) with their mask."""
+    from serhub.recipes.data import pad_cached_states
+
+    hidden, mask = pad_cached_states(rows)
+    if hidden.dim() == 4:
+        hidden = hidden.transpose(1, 2)
+    return {"encoder_hidden_states": hidden, "encoder_attention_mask": mask}
+
+
+__all__ = [
+    "CTCEmbeddingHead",
+    "aligned_build",
+    "ctc_alignment_loss",
+    "ctc_greedy_transcripts",
+    "ctc_targets",
+    "pad_rows",
+    "train_ctc_alignment",
+]
+
+
+# --------------------------------------------------------------------------- a phase 0 for staged runs
+CTC_DONE_FILE = "ctc_done.json"
+
+
+def aligned_build(
+    steps: int, data: str, learning_rate: float = 3e-3, batch_size: int = 16, folder: str = "phase0_ctc"
+):
+    """A ``build`` for ``staged.run_stage``: the pretrained parts, then ``steps`` CTC alignment steps
+    of the connector on the cached dataset ``data`` (its "transcript" column), saved once in
+    ``<output_dir>/<folder>`` (the connector's weights and the log) and reused by later runs."""
+    from safetensors.torch import load_file, save_file
+    from serhub.recipes.reporting import write_json
+    from serhub.recipes.staged import ensure_cached, pretrained_parts
+
+    def build(run):
+        model, processor = pretrained_parts(run)
+        out = Path(run.output_dir) / folder
+        if (out / CTC_DONE_FILE).is_file():
+            model.connector.load_state_dict(load_file(out / "connector.safetensors"))
+            run.logger.info("CTC alignment: the connector from %s (already aligned)", out)
+            return model, processor
+        ensure_cached(run, model, processor)
+        run.logger.info("CTC alignment of the connector to the LLM's embeddings: %d steps on %s", steps, data)
+        start = time.time()
+        _, history = train_ctc_alignment(
+            model, processor.tokenizer, run.dataset(data), pad_rows, steps, batch_size, learning_rate,
+            seed=run.training_args.seed,
+        )  # fmt: skip
+        run.timings[f"{folder}_s"] = round(time.time() - start, 1)
+        if run.training_args.process_index == 0:
+            out.mkdir(parents=True, exist_ok=True)
+            state = {k: v.contiguous() for k, v in model.connector.state_dict().items()}
+            save_file(state, out / "connector.safetensors")
+            write_json(out / CTC_DONE_FILE, {"log_history": history, "seconds": run.timings[f"{folder}_s"]})
+        return model, processor
+
+    return build
