@@ -6,7 +6,7 @@ from __future__ import annotations
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
-from .configuration_speech_emotion import audio_config_from
+from .configuration_speech_emotion import LOSS_TYPES, audio_config_from, check_id2label, check_label_names
 from .connectors import connector_class
 from .encoder_family import encoder_family
 
@@ -33,6 +33,25 @@ def text_config_from(value) -> PreTrainedConfig:
         value = dict(value)
         return CONFIG_MAPPING[value.pop("model_type")](**value)
     raise ValueError(f"text_config must be a config or a dict, got {type(value).__name__}")
+
+
+def check_loss_and_lora(loss_type: str, lora_r: int) -> None:
+    """The loss is one of ``LOSS_TYPES`` (``modeling/losses.py``) and the LoRA rank is >= 0 (0: no LoRA)."""
+    if loss_type not in LOSS_TYPES:
+        raise ValueError(
+            f"loss_type must be one of {LOSS_TYPES} (see modeling/losses.py), found {loss_type!r}; pick one of them."
+        )
+    if isinstance(lora_r, bool) or not isinstance(lora_r, int) or lora_r < 0:
+        raise ValueError(f"lora_r is the LoRA rank, a whole number >= 0 (0: no LoRA), found {lora_r!r}.")
+
+
+def check_class_counts(class_counts: list | None, num_labels: int) -> None:
+    """One training-set count per label, in label-id order."""
+    if class_counts is not None and len(class_counts) != num_labels:
+        raise ValueError(
+            f"class_counts has {len(class_counts)} entries but there are {num_labels} labels; give one count "
+            "per label, in label-id order."
+        )
 
 
 class AudioLLMConfig(PreTrainedConfig):
@@ -151,7 +170,12 @@ class AudioLLMConfig(PreTrainedConfig):
         self.vib_initial_log_var = vib_initial_log_var
         self.kl_weight = kl_weight
         connector_class(connector).check_config(self)
-        self.labels = list(labels) if labels else []
+        check_loss_and_lora(loss_type, lora_r)
+        if chunk_length_s <= 0:
+            raise ValueError(
+                f"chunk_length_s must be > 0 (seconds per encoder chunk), found {chunk_length_s}"
+            )
+        self.labels = check_label_names(labels) if labels is not None else []
         self.prompt = dict(prompt or {})
         for old_key, key in LEGACY_PROMPT_KEYS.items():  # configs written before the prompt dict
             if old_key in kwargs:
@@ -181,6 +205,8 @@ class AudioLLMConfig(PreTrainedConfig):
             kwargs["id2label"] = dict(enumerate(self.labels))
             kwargs["label2id"] = {label: i for i, label in enumerate(self.labels)}
         super().__init__(**kwargs)
+        check_id2label(self.id2label, self.labels, self.label2id)
+        check_class_counts(self.class_counts, self.num_labels)
 
     @property
     def audio_token_id(self) -> int | None:
@@ -215,4 +241,4 @@ def encoder_convs(audio_config) -> list[tuple[int, int, int]]:
     return encoder_family(audio_config).convs
 
 
-__all__ = ["AudioLLMConfig", "encoder_convs"]
+__all__ = ["AudioLLMConfig", "check_class_counts", "check_loss_and_lora", "encoder_convs"]

@@ -13,6 +13,74 @@ LOSS_TYPES = ("ce", "weighted_ce", "focal", "vector_scaling")
 DIMENSIONS = ("arousal", "valence", "dominance")
 
 
+def check_label_names(labels, source: str = "labels", first: int = 1) -> list[str]:
+    """A label set: a list of distinct, non-empty names, in class-id order (shared by the configs of
+    this folder; recipes check theirs with ``recipes/validation.py``'s ``check_labels``). Entries are
+    named by position from ``first`` (0: by class id)."""
+    where, places = ("id", "ids") if first == 0 else ("entry", "positions")
+    if isinstance(labels, (str, bytes)) or not isinstance(labels, (list, tuple)):
+        raise ValueError(
+            f"{source} must be a list of label names in class-id order (e.g. ['neutral', 'happy', 'sad']), "
+            f"found {type(labels).__name__} {labels!r:.80}; write the names as a list."
+        )
+    positions: dict[str, list[int]] = {}
+    for i, label in enumerate(labels, first):
+        if not isinstance(label, str) or not label.strip():
+            raise ValueError(
+                f"{source}: {where} {i} is {type(label).__name__} {label!r:.60}; each label must be a non-empty "
+                "name. Write the labels as a flat list of names."
+            )
+        positions.setdefault(label, []).append(i)
+    repeated = [
+        f"{label!r} at {places} {', '.join(map(str, at))}" for label, at in positions.items() if len(at) > 1
+    ]
+    if repeated:
+        raise ValueError(f"{source} repeats {'; '.join(repeated)}; list each label once.")
+    return list(labels)
+
+
+def check_id2label(id2label: dict, labels: list[str] | None = None, label2id: dict | None = None) -> None:
+    """``id2label`` numbers the classes 0..n-1 with distinct names; with ``labels`` (the order a model
+    scores the classes in) it must be ``dict(enumerate(labels))``, and ``label2id`` its inverse."""
+    ids = sorted(id2label)
+    if ids != list(range(len(ids))):
+        raise ValueError(
+            f"id2label ids must be 0..{len(ids) - 1} (one per output of the classifier), found {ids}; "
+            "renumber the labels from 0 without gaps."
+        )
+    names = check_label_names([id2label[i] for i in ids], "id2label", first=0)
+    if labels:
+        expected = dict(enumerate(labels))
+        differ = [i for i in sorted(set(expected) | set(id2label)) if expected.get(i) != id2label.get(i)]
+        if differ:
+            found = ", ".join(f"{i}: {id2label.get(i)!r} (labels: {expected.get(i)!r})" for i in differ[:8])
+            raise ValueError(
+                f"id2label disagrees with labels at ids {differ}: {found}. `labels` is the order the model "
+                f"scores the classes in, so id2label must be {expected}; fix id2label (and label2id), or "
+                "remove both from config.json to derive them from labels."
+            )
+    if label2id:
+        inverse = {name: i for i, name in enumerate(names)}
+        try:
+            given = {name: int(i) for name, i in label2id.items()}
+        except (TypeError, ValueError):
+            given = dict(label2id)
+        if given != inverse:
+            raise ValueError(
+                f"label2id {dict(label2id)} is not the inverse of id2label {dict(id2label)}; it must be "
+                f"{inverse}. Fix label2id, or remove it to derive it from id2label."
+            )
+
+
+def check_positive(**sizes) -> None:
+    """Refuse a size (``name=value``) that is not a whole number >= 1."""
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(
+                f"{name} must be a whole number >= 1 (a layer size), found {value!r}; set {name} >= 1."
+            )
+
+
 def audio_config_from(value) -> PreTrainedConfig:
     """A sub-config from a config object or its dict (dispatching on ``model_type``)."""
     if isinstance(value, PreTrainedConfig):
@@ -87,6 +155,7 @@ class SpeechEmotionConfig(PreTrainedConfig):
             for name in ("layerdrop", "encoder_layerdrop"):
                 if getattr(self.audio_config, name, 0.0):
                     setattr(self.audio_config, name, 0.0)
+        check_positive(pooling_attention_size=pooling_attention_size, head_hidden_size=head_hidden_size)
         self.pooling_attention_size = pooling_attention_size
         self.head_hidden_size = head_hidden_size
         self.head_dropout = head_dropout
@@ -107,6 +176,7 @@ class SpeechEmotionConfig(PreTrainedConfig):
             raise ValueError(f"chunk_length_s must be positive, got {chunk_length_s}")
         self.chunk_length_s = chunk_length_s
         super().__init__(**kwargs)
+        check_id2label(self.id2label, label2id=self.label2id)
         if self.class_counts is not None and len(self.class_counts) != self.num_labels:
             raise ValueError(
                 f"class_counts has {len(self.class_counts)} entries but there are {self.num_labels} labels "
@@ -122,4 +192,4 @@ class SpeechEmotionConfig(PreTrainedConfig):
         return encoder_family(self.audio_config).num_layers
 
 
-__all__ = ["SpeechEmotionConfig"]
+__all__ = ["SpeechEmotionConfig", "check_id2label", "check_label_names", "check_positive"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from transformers import AutoConfig, PreTrainedConfig
 
-from .configuration_audio_llm import text_config_from
+from .configuration_audio_llm import check_class_counts, check_loss_and_lora, text_config_from
+from .configuration_speech_emotion import check_id2label, check_label_names
 
 TEXT_CLASSIFICATION_MODES = ("label_logits", "pooling_head")
 
@@ -64,7 +65,8 @@ class TextLLMConfig(PreTrainedConfig):
             )
         if max_text_tokens < 1:
             raise ValueError(f"max_text_tokens must be >= 1, got {max_text_tokens}")
-        self.labels = list(labels) if labels else []
+        check_loss_and_lora(loss_type, lora_r)
+        self.labels = check_label_names(labels) if labels is not None else []
         self.prompt = dict(prompt or {})
         self.classification_mode = classification_mode
         self.pooling_attention_size = pooling_attention_size
@@ -84,6 +86,8 @@ class TextLLMConfig(PreTrainedConfig):
             kwargs["id2label"] = dict(enumerate(self.labels))
             kwargs["label2id"] = {label: i for i, label in enumerate(self.labels)}
         super().__init__(**kwargs)
+        check_id2label(self.id2label, self.labels, self.label2id)
+        check_class_counts(self.class_counts, self.num_labels)
 
 
 __all__ = ["TextLLMConfig"]

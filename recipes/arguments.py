@@ -62,11 +62,14 @@ def parse_arguments(dataclass_types: Sequence[type], default_config: Path, argv:
     """TrlParser over ``dataclass_types``; with no ``--config`` the recipe's embedded default YAML is used."""
     from trl import TrlParser
 
+    from .validation import check_training_values
+
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--config" not in argv and not any(a.startswith("--config=") for a in argv):
         argv = ["--config", str(default_config), *argv]
     check_config_file(_config_path(argv), dataclass_types)
     parsed = TrlParser(dataclass_types=list(dataclass_types)).parse_args_and_config(args=argv)
+    check_training_values(*parsed)
     check_training_length(parsed[-1])
     return parsed
 

@@ -69,10 +69,16 @@ def claim_output_dir(
     try:
         lock.acquire(timeout=0)
     except Timeout:
+        # filelock also times out when it cannot create the lock file at all (e.g. under /proc)
+        error = _cannot_create(lock.lock_file)
+        if error is not None:
+            raise _not_writable(path, lock.lock_file, error) from None
         raise OutputDirError(
             f"another serhub run is writing to {path} (it holds {lock.lock_file}); wait for it to finish "
             "or choose another --output_dir."
         ) from None
+    except OSError as error:
+        raise _not_writable(path, lock.lock_file, error) from None
     try:
         _check_run_record(path, key, settings, overwrite)
     except OutputDirError:
@@ -81,6 +87,22 @@ def claim_output_dir(
     path.mkdir(parents=True, exist_ok=True)
     write_json(path / RUN_FILE, {"recipe": recipe, "fingerprint": key, "settings": _jsonable(settings)})
     return lock
+
+
+def _cannot_create(lock_file: str) -> OSError | None:
+    """The error opening (or creating) ``lock_file`` for writing gives, or None if it can be."""
+    try:
+        os.close(os.open(lock_file, os.O_WRONLY | os.O_CREAT, 0o644))
+    except OSError as error:
+        return error
+    return None
+
+
+def _not_writable(path: Path, lock_file: str, error: OSError) -> OutputDirError:
+    return OutputDirError(
+        f"--output_dir {path}: {path.parent} is not writable (creating the run's lock file {lock_file} failed: "
+        f"{error.strerror or error}); choose an --output_dir in a folder you can write to."
+    )
 
 
 def _check_run_record(path: Path, key: str, settings: dict, overwrite: bool) -> None:

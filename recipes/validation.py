@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import types
 import typing
 from collections.abc import Sequence
@@ -186,6 +187,38 @@ def check_config(config: dict, dataclass_types: Sequence[type], path: str | Path
         check_value(key, value, fields[key], f"--config {path}")
 
 
+# (argument, what it must be, test) for the numbers a run trains with, checked right after parsing:
+# torch would refuse some only once the run folder and the encoder cache are written, and take
+# others (NaN) silently.
+TRAINING_VALUES = (
+    ("learning_rate", "a finite number > 0", lambda v: math.isfinite(v) and v > 0),
+    ("lora_learning_rate", "a finite number > 0 (or unset)", lambda v: math.isfinite(v) and v > 0),
+    ("per_device_train_batch_size", "a whole number >= 1", lambda v: v >= 1),
+    ("per_device_eval_batch_size", "a whole number >= 1", lambda v: v >= 1),
+    ("gradient_accumulation_steps", "a whole number >= 1", lambda v: v >= 1),
+    ("warmup_steps", "a number >= 0", lambda v: math.isfinite(v) and v >= 0),
+    ("max_grad_norm", "a finite number >= 0 (0: no clipping)", lambda v: math.isfinite(v) and v >= 0),
+    ("weight_decay", "a finite number >= 0", lambda v: math.isfinite(v) and v >= 0),
+    ("num_train_epochs", "a finite number", math.isfinite),
+)
+
+
+def check_training_values(*parsed) -> None:
+    """Refuse training numbers out of range (TRAINING_VALUES) in any of the ``parsed`` argument
+    dataclasses (TrainingArguments and the recipe's own, e.g. ``lora_learning_rate``), before anything
+    is written."""
+    for args in parsed:
+        for name, expected, ok in TRAINING_VALUES:
+            value = getattr(args, name, None)
+            if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if not ok(value):
+                raise ValueError(
+                    f"--{name} must be {expected}, found {value}; fix --{name} on the command line or in the "
+                    "recipe's --config."
+                )
+
+
 def check_labels(labels, source: str = "labels") -> list[str]:
     """A label set is a list of at least two distinct, non-empty strings; duplicates are named with
     their positions."""
@@ -218,6 +251,7 @@ __all__ = [
     "argument_types",
     "check_config",
     "check_labels",
+    "check_training_values",
     "check_value",
     "load_config",
     "type_name",

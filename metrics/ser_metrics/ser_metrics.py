@@ -13,6 +13,7 @@ also importable directly (``from serhub.metrics.ser_metrics.ser_metrics import c
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from collections.abc import Sequence
 
@@ -97,6 +98,56 @@ def check_unique(values: Sequence, name: str = "labels", item: str = "label") ->
         raise ValueError(f"{name}: {described}; list each {item} once.")
 
 
+def _kind(value) -> str:
+    """What a label value is: "strings" (names), "integers" or "floats" (class ids), or its type."""
+    if isinstance(value, str):  # np.str_ too
+        return "strings"
+    if isinstance(value, (bool, int, np.bool_, np.integer)):
+        return "integers"
+    if isinstance(value, (float, np.floating)):
+        return "floats"
+    return f"{type(value).__name__} values"
+
+
+def _group(kind: str) -> str:
+    # 1 and 1.0 are the same class id (they compare and hash equal); a name never equals an id
+    return "numbers" if kind in ("integers", "floats") else kind
+
+
+def check_label_kinds(predictions: Sequence, references: Sequence, labels: Sequence | None = None) -> None:
+    """Refuse NaN entries, and predictions, references and labels of different kinds (class ids against
+    label names never match, and would be scored as wrong, or as classes of their own)."""
+    kinds = {}
+    for name, values in (("predictions", predictions), ("references", references), ("labels", labels)):
+        if values is None or isinstance(values, (str, bytes)):
+            continue
+        nan = [i for i, v in enumerate(values, 1) if isinstance(v, (float, np.floating)) and v != v]
+        if nan:
+            raise ValueError(
+                f"{name} has NaN at position(s) {nan[:10]}{' ...' if len(nan) > 10 else ''}; each entry must be a "
+                "label name or a class id. Drop the examples without a label, or map NaN to a label, before scoring."
+            )
+        found = sorted({_kind(v) for v in values})
+        examples = ", ".join(f"{v!r:.40}" for v in itertools.islice(values, 3)) + (
+            ", ..." if len(values) > 3 else ""
+        )
+        if len({_group(k) for k in found}) > 1:
+            raise ValueError(
+                f"{name} mix {' and '.join(found)} ({examples}); every entry must be a label name (str), or every "
+                "entry a class id (int)."
+            )
+        if found:
+            kinds[name] = (_group(found[0]), " and ".join(found), examples)
+    for name in ("references", "labels"):
+        if name in kinds and "predictions" in kinds and kinds[name][0] != kinds["predictions"][0]:
+            (_, theirs, their_examples), (_, ours, examples) = kinds[name], kinds["predictions"]
+            raise ValueError(
+                f"the {name} are {theirs} ({their_examples}) but the predictions are {ours} ({examples}): "
+                "class ids never match label names. Map the ids to names (labels[id]) or the names to ids so that "
+                "predictions, references and labels are of one kind."
+            )
+
+
 def confusion_matrix(ref_idx: np.ndarray, pred_idx: np.ndarray, num_labels: int) -> np.ndarray:
     """Counts ``cm[i, j]`` of references of class ``i`` predicted as class ``j``."""
     cm = np.zeros((num_labels, num_labels), dtype=np.int64)
@@ -129,15 +180,16 @@ def encode_labels(
 ) -> tuple[np.ndarray, np.ndarray, list]:
     """Map predictions/references to indices into ``labels`` (checked); returns (pred, ref, labels)."""
     _check_same_length(predictions, references)
+    check_label_kinds(predictions, references, labels)
     if labels is None:
         labels = sorted(set(predictions) | set(references), key=lambda x: (str(type(x)), x))
     labels = list(labels)
     check_unique(labels, "labels")
     index = {label: i for i, label in enumerate(labels)}
-    unknown = sorted({str(x) for x in (*predictions, *references) if x not in index})
+    unknown = sorted({repr(x) for x in (*predictions, *references) if x not in index})
     if unknown:
         raise ValueError(
-            f"found labels that are not in the label set {labels}: {unknown}; pass `labels=` with every "
+            f"found labels that are not in the label set {labels!r}: {', '.join(unknown)}; pass `labels=` with every "
             "class, or map the outputs to the label set before scoring."
         )
     pred = np.fromiter((index[x] for x in predictions), dtype=np.int64, count=len(predictions))
@@ -263,6 +315,8 @@ class SerMetrics(evaluate.Metric):
         # evaluate itself fails on empty inputs with a bare IndexError: say what is wrong first
         if predictions is not None and references is not None:
             _check_same_length(predictions, references)
+            if self.config_name != "dimensional":  # before evaluate's "don't match the expected format"
+                check_label_kinds(predictions, references, kwargs.get("labels"))
         return super().compute(predictions=predictions, references=references, **kwargs)
 
     def _compute(self, predictions, references, labels=None, bootstrap=0, seed=0, dimensions=None):
