@@ -31,59 +31,88 @@ from .modeling_speech_emotion import SpeechEmotionForAudioClassification
 from .modeling_text_llm import TextLLMForSequenceClassification
 from .processing_audio_llm import AudioLLMProcessor
 
-# speech-encoder classifier
-AutoConfig.register(SpeechEmotionConfig.model_type, SpeechEmotionConfig, exist_ok=True)
-AutoModel.register(SpeechEmotionConfig, SpeechEmotionForAudioClassification, exist_ok=True)
-AutoModelForAudioClassification.register(
-    SpeechEmotionConfig, SpeechEmotionForAudioClassification, exist_ok=True
+# model type -> its classes: (config, {Auto class: model class}, feature extractor, processor).
+# Each model class is registered with every Auto class it answers to; the first Auto class named is the
+# one save_pretrained records for it (``register_for_auto_class``); more entries are added at save.
+REGISTRY = (
+    (
+        SpeechEmotionConfig,
+        {
+            AutoModelForAudioClassification: SpeechEmotionForAudioClassification,
+            AutoModel: SpeechEmotionForAudioClassification,
+        },
+        SpeechEmotionFeatureExtractor,
+        None,
+    ),
+    (
+        AudioLLMConfig,
+        {
+            AutoModel: AudioLLMForConditionalGeneration,
+            AutoModelForCausalLM: AudioLLMForConditionalGeneration,
+            AutoModelForAudioClassification: AudioLLMForAudioClassification,
+        },
+        None,
+        AudioLLMProcessor,
+    ),
+    (
+        GraphFusionConfig,
+        {
+            AutoModelForAudioClassification: GraphFusionForAudioClassification,
+            AutoModel: GraphFusionForAudioClassification,
+        },
+        GraphFusionFeatureExtractor,
+        None,
+    ),
+    (
+        TextLLMConfig,
+        {
+            AutoModelForSequenceClassification: TextLLMForSequenceClassification,
+            AutoModel: TextLLMForSequenceClassification,
+        },
+        None,
+        None,
+    ),
+    (
+        EnsembleConfig,
+        {
+            AutoModelForAudioClassification: EnsembleForAudioClassification,
+            AutoModel: EnsembleForAudioClassification,
+        },
+        # an ensemble reads raw audio; each member applies its own feature extractor
+        SpeechEmotionFeatureExtractor,
+        None,
+    ),
+    (
+        Qwen2AudioSERConfig,
+        {
+            AutoModel: Qwen2AudioSERForConditionalGeneration,
+            AutoModelForAudioClassification: Qwen2AudioForAudioClassification,
+        },
+        None,
+        None,
+    ),
 )
-AutoFeatureExtractor.register(SpeechEmotionConfig, SpeechEmotionFeatureExtractor, exist_ok=True)
-SpeechEmotionConfig.register_for_auto_class()
-SpeechEmotionForAudioClassification.register_for_auto_class("AutoModelForAudioClassification")
-SpeechEmotionFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
 
-# audio-LLM
-AutoConfig.register(AudioLLMConfig.model_type, AudioLLMConfig, exist_ok=True)
-AutoModel.register(AudioLLMConfig, AudioLLMForConditionalGeneration, exist_ok=True)
-AutoModelForCausalLM.register(AudioLLMConfig, AudioLLMForConditionalGeneration, exist_ok=True)
-AutoModelForAudioClassification.register(AudioLLMConfig, AudioLLMForAudioClassification, exist_ok=True)
-AutoProcessor.register(AudioLLMConfig, AudioLLMProcessor, exist_ok=True)
-AudioLLMConfig.register_for_auto_class()
-AudioLLMForConditionalGeneration.register_for_auto_class("AutoModel")
-AudioLLMForAudioClassification.register_for_auto_class("AutoModelForAudioClassification")
-AudioLLMProcessor.register_for_auto_class("AutoProcessor")
 
-# graph fusion of several encoders, text, F0 and a spectral CNN
-AutoConfig.register(GraphFusionConfig.model_type, GraphFusionConfig, exist_ok=True)
-AutoModel.register(GraphFusionConfig, GraphFusionForAudioClassification, exist_ok=True)
-AutoModelForAudioClassification.register(GraphFusionConfig, GraphFusionForAudioClassification, exist_ok=True)
-AutoFeatureExtractor.register(GraphFusionConfig, GraphFusionFeatureExtractor, exist_ok=True)
-GraphFusionConfig.register_for_auto_class()
-GraphFusionForAudioClassification.register_for_auto_class("AutoModelForAudioClassification")
-GraphFusionFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
+def _register() -> None:
+    for config, models, feature_extractor, processor in REGISTRY:
+        AutoConfig.register(config.model_type, config, exist_ok=True)
+        config.register_for_auto_class()
+        recorded = set()
+        for auto_class, model in models.items():
+            auto_class.register(config, model, exist_ok=True)
+            if model not in recorded:  # the first Auto class a model class is listed under
+                model.register_for_auto_class(auto_class.__name__)
+                recorded.add(model)
+        if feature_extractor is not None:
+            AutoFeatureExtractor.register(config, feature_extractor, exist_ok=True)
+            feature_extractor.register_for_auto_class("AutoFeatureExtractor")
+        if processor is not None:
+            AutoProcessor.register(config, processor, exist_ok=True)
+            processor.register_for_auto_class("AutoProcessor")
 
-# text-LLM classifier (transcripts)
-AutoConfig.register(TextLLMConfig.model_type, TextLLMConfig, exist_ok=True)
-AutoModel.register(TextLLMConfig, TextLLMForSequenceClassification, exist_ok=True)
-AutoModelForSequenceClassification.register(TextLLMConfig, TextLLMForSequenceClassification, exist_ok=True)
-TextLLMConfig.register_for_auto_class()
-TextLLMForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
 
-# ensembles of classifiers (members referenced by path or Hub id)
-AutoConfig.register(EnsembleConfig.model_type, EnsembleConfig, exist_ok=True)
-AutoModel.register(EnsembleConfig, EnsembleForAudioClassification, exist_ok=True)
-AutoModelForAudioClassification.register(EnsembleConfig, EnsembleForAudioClassification, exist_ok=True)
-AutoFeatureExtractor.register(EnsembleConfig, SpeechEmotionFeatureExtractor, exist_ok=True)
-EnsembleConfig.register_for_auto_class()
-EnsembleForAudioClassification.register_for_auto_class("AutoModelForAudioClassification")
-
-# Qwen2-Audio fine-tuned for SER (THAU task 2): transformers' model, a config with the prompt and labels
-AutoConfig.register(Qwen2AudioSERConfig.model_type, Qwen2AudioSERConfig, exist_ok=True)
-AutoModel.register(Qwen2AudioSERConfig, Qwen2AudioSERForConditionalGeneration, exist_ok=True)
-AutoModelForAudioClassification.register(Qwen2AudioSERConfig, Qwen2AudioForAudioClassification, exist_ok=True)
-Qwen2AudioSERConfig.register_for_auto_class()
-Qwen2AudioSERForConditionalGeneration.register_for_auto_class("AutoModel")
-Qwen2AudioForAudioClassification.register_for_auto_class("AutoModelForAudioClassification")
+_register()
 
 __all__ = [
     "AudioLLMConfig",
