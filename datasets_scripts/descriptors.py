@@ -18,9 +18,10 @@ Per clip:
 
 Each becomes one of three words by the thresholds of :class:`DescriptorThresholds` (documented
 there); a quantity that cannot be measured (no voiced frame, no transcript, silence) leaves its word
-out. Speakers come from ``--speaker_column`` (default ``speaker_id``); a dataset without one is
-described relative to the whole corpus. The measurements are kept as columns (``pitch_semitones``,
-``pitch_range_ratio``, ``speaking_rate_ratio``, ``loudness_db``, null where not measured).
+out. Speakers come from ``--speaker_column`` (default ``speaker_id``); a dataset without a
+``speaker_id`` column is described relative to the whole corpus, with a warning, while a
+``--speaker_column`` named explicitly must exist. The measurements are kept as columns
+(``pitch_semitones``, ``pitch_range_ratio``, ``speaking_rate_ratio``, ``loudness_db``, null where not measured).
 
 The dataset is written atomically (in place by default: the old folder is swapped out only when the
 new one is complete); existing descriptors are kept unless ``--overwrite_descriptors``.
@@ -31,6 +32,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +77,7 @@ class DescriptorThresholds:
 
 
 DEFAULT_THRESHOLDS = DescriptorThresholds()
+DEFAULT_SPEAKER_COLUMN = "speaker_id"
 
 
 def describe(
@@ -194,12 +197,14 @@ def relative_to_speakers(clips: list[ClipAcoustics], speakers: list[str]) -> lis
 def add_descriptors(
     dataset_dir: str | Path,
     output_dir: str | Path | None = None,
-    speaker_column: str = "speaker_id",
+    speaker_column: str | None = None,
     overwrite_descriptors: bool = False,
     thresholds: DescriptorThresholds = DEFAULT_THRESHOLDS,
 ):
     """Measure every clip, write the ``descriptors`` column (and the measurements) and save the dataset
-    to ``output_dir`` (default: in place, atomically). Returns the new DatasetDict."""
+    to ``output_dir`` (default: in place, atomically). Returns the new DatasetDict. ``speaker_column``:
+    None reads speakers from ``speaker_id`` when there is one (else the whole corpus is the reference, with
+    a warning); a name given must be a column of every split."""
     import datasets
     from tqdm.auto import tqdm
 
@@ -217,6 +222,20 @@ def add_descriptors(
                 f"split {split!r} already has a 'descriptors' column; pass --overwrite_descriptors to "
                 "measure them again (the dataset is left as it is)."
             )
+        if speaker_column is not None and speaker_column not in ds.column_names:
+            raise ValueError(
+                f"split {split!r} has no speaker column {speaker_column!r}; its columns are {ds.column_names}. "
+                "Pass --speaker_column with one of them, or leave it out to use 'speaker_id' when present "
+                "(without it, descriptors are relative to the whole corpus)."
+            )
+        if speaker_column is None and DEFAULT_SPEAKER_COLUMN not in ds.column_names:
+            warnings.warn(
+                f"split {split!r} has no {DEFAULT_SPEAKER_COLUMN!r} column (columns: {ds.column_names}), so its "
+                "descriptors are relative to the whole corpus, not to each speaker; pass --speaker_column NAME "
+                "if the speakers are in another column.",
+                stacklevel=2,
+            )
+    speaker_column = speaker_column or DEFAULT_SPEAKER_COLUMN
     keys, measures, speakers = [], [], []
     total = sum(len(ds) for ds in data.values())
     with tqdm(total=total, desc="measuring pitch, rate, loudness", unit="clip") as bar:
@@ -281,7 +300,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", required=True, help="a dataset folder (save_to_disk)")
     parser.add_argument("--output_dir", help="write the described dataset here (default: in place)")
-    parser.add_argument("--speaker_column", default="speaker_id")
+    parser.add_argument(
+        "--speaker_column",
+        help="the column of speaker ids (default: speaker_id when present, else the whole corpus is the reference)",
+    )
     parser.add_argument("--overwrite_descriptors", action="store_true")
     args = parser.parse_args(argv)
     result = add_descriptors(args.dataset, args.output_dir, args.speaker_column, args.overwrite_descriptors)

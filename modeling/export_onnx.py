@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import math
 import numbers
 import os
 from pathlib import Path
@@ -38,6 +39,9 @@ ONNX_FILE = "model.onnx"
 REPORT_FILE = "onnx_export.json"
 CHECK_SECONDS = (0.4, 1.7, 3.0, 5.5)
 EXPORTABLE_MODEL_TYPE = "ser_speech_emotion"
+# torch.onnx's dynamo exporter translates with onnxscript's torchlib at opset 18 and only tries to convert
+# the graph down from it (torch.onnx._internal.exporter._constants.TORCHLIB_OPSET), keeping 18 when it cannot
+MIN_OPSET = 18
 
 
 class _Exportable(torch.nn.Module):
@@ -56,6 +60,7 @@ class _Exportable(torch.nn.Module):
 
 def _require_onnx():
     try:
+        import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
         import onnxscript  # noqa: F401
     except ImportError as err:
@@ -127,6 +132,37 @@ def check_top_k(top_k) -> None:
         raise ValueError(f"top_k must be a positive integer or None, got {top_k!r} (None: every label)")
 
 
+def check_export_options(opset, tolerance) -> None:
+    """``opset``: an integer the exporter writes as asked (``MIN_OPSET`` up to the newest opset the installed
+    onnx knows); ``tolerance``: a finite number >= 0 (NaN or inf would switch the parity check off)."""
+    import onnx
+
+    newest = onnx.defs.onnx_opset_version()
+    if isinstance(opset, bool) or not isinstance(opset, numbers.Integral) or not MIN_OPSET <= opset <= newest:
+        raise ValueError(
+            f"--opset must be an integer from {MIN_OPSET} to {newest}, got {opset!r}: torch.onnx's exporter "
+            f"writes opset {MIN_OPSET} and newer (onnx {onnx.__version__} knows up to {newest}); pass --opset "
+            f"{MIN_OPSET} (the default) for the widest onnxruntime support."
+        )
+    if (
+        isinstance(tolerance, bool)
+        or not isinstance(tolerance, numbers.Real)
+        or not (math.isfinite(tolerance) and tolerance >= 0)
+    ):
+        raise ValueError(
+            f"--tolerance must be a finite number >= 0 (the largest |logit difference| to PyTorch accepted), "
+            f"got {tolerance!r}; NaN or inf would accept any graph. Pass e.g. --tolerance 1e-4 (the default)."
+        )
+
+
+def graph_opset(path: str | os.PathLike) -> int:
+    """The default-domain (ai.onnx) opset an ONNX file declares."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+
+
 def export_onnx(
     model_dir: str | os.PathLike,
     output_dir: str | os.PathLike,
@@ -135,9 +171,11 @@ def export_onnx(
     overwrite: bool = False,
 ) -> dict:
     """Export, check against PyTorch on ``check_clips()`` (one by one and as one batch) and save;
-    returns the report written to ``onnx_export.json``."""
+    returns the report written to ``onnx_export.json`` (its ``opset`` read back from the graph)."""
     _require_onnx()
     import onnxruntime as ort
+
+    check_export_options(opset, tolerance)
 
     from .feature_extraction_speech_emotion import SpeechEmotionFeatureExtractor
     from .modeling_speech_emotion import SpeechEmotionForAudioClassification
@@ -170,6 +208,12 @@ def export_onnx(
             output_names=outputs,
             dynamic_shapes={"inputs": {0: batch, 1: length}, "attention_mask": {0: batch, 1: length}},
         )
+        written = graph_opset(tmp / ONNX_FILE)
+        if written != opset:
+            raise ValueError(
+                f"--opset {opset} was asked for, but torch.onnx wrote a graph of opset {written}; nothing was "
+                f"saved. Pass --opset {written}."
+            )
         session = ort.InferenceSession(str(tmp / ONNX_FILE), providers=["CPUExecutionProvider"])
         worst = 0.0
         for group in [[c] for c in clips] + [clips]:
@@ -190,7 +234,7 @@ def export_onnx(
         model.config.save_pretrained(tmp)
         report = {
             "source": str(model_dir),
-            "opset": opset,
+            "opset": written,
             "inputs": [name, "attention_mask"],
             "outputs": outputs,
             "max_input_length": max_len,
@@ -206,7 +250,14 @@ def export_onnx(
 
 class OnnxAudioClassifier:
     """An exported classifier on onnxruntime, called like ``pipeline("audio-classification")``:
-    ``clf(audio, top_k=3)`` -> ``[{"label", "score"}]`` (a list of them for a list of clips)."""
+    ``clf(audio, top_k=3)`` -> ``[{"label", "score"}]`` (a list of them for a list of clips).
+
+    ``audio`` is what the pipeline takes: one clip (a mono 1-D numpy array or torch tensor at
+    ``sampling_rate``, a ``{"raw" or "array": samples, "sampling_rate": rate}`` dict, or the path of a file
+    ffmpeg decodes) or a list of them; other rates are resampled (torchaudio, as the pipeline does).
+    2-D (multichannel) arrays are refused, as serhub's feature extractor refuses them, and so is a clip
+    longer than the graph's encoder window (``max_seconds``): cut longer audio as ``serhub timeline`` does.
+    """
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None):
         _require_onnx()
@@ -225,16 +276,100 @@ class OnnxAudioClassifier:
         config = json.loads((path / "config.json").read_text())
         self.labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
         self.input_name = self.session.get_inputs()[0].name
+        report = path / REPORT_FILE  # the longest input (mel frames or samples) the graph takes
+        self.max_input_length = (
+            json.loads(report.read_text()).get("max_input_length") if report.is_file() else None
+        )
+
+    @property
+    def max_seconds(self) -> float | None:
+        """The longest clip the graph takes, in seconds (one encoder window); None when not recorded."""
+        if self.max_input_length is None:
+            return None
+        return self.max_input_length / self._inputs_per_second()
+
+    def _inputs_per_second(self) -> float:
+        fe = self.extractor
+        return fe.sampling_rate / fe.hop_length if fe.feature_type == "log_mel" else fe.sampling_rate
 
     def logits(self, clips: list[np.ndarray], sampling_rate: int = 16000) -> np.ndarray:
         feats = self.extractor(clips, sampling_rate=sampling_rate, return_tensors="np")
+        if self.max_input_length is not None:
+            for i, n in enumerate(feats["attention_mask"].sum(1)):
+                if n > self.max_input_length:
+                    raise ValueError(
+                        f"audio #{i} is {n / self._inputs_per_second():.2f} s long, but the exported graph takes "
+                        f"at most {self.max_seconds:.2f} s (one encoder window, {self.max_input_length} inputs); "
+                        "cut it into windows of at most that length (as `serhub timeline` does) or classify "
+                        "it with the PyTorch model."
+                    )
         inputs = {self.input_name: feats[self.input_name], "attention_mask": feats["attention_mask"]}
         return self.session.run(["logits"], inputs)[0]
 
+    def clip(self, audio, sampling_rate: int = 16000, name: str = "audio") -> np.ndarray:
+        """One clip as mono float32 samples at the model's rate (see the class docstring for ``audio``)."""
+        import torch
+
+        from .feature_extraction_speech_emotion import pcm_to_float
+
+        if isinstance(audio, (str, os.PathLike)):
+            from .timeline import SAMPLING_RATE, stream_audio
+
+            audio, sampling_rate = (
+                np.concatenate([np.zeros(0, np.float32), *stream_audio(audio)]),
+                SAMPLING_RATE,
+            )
+        elif isinstance(audio, dict):
+            if "sampling_rate" not in audio or not ("raw" in audio or "array" in audio):
+                raise ValueError(
+                    f"{name} is a dict with keys {sorted(audio)}; expected the samples under 'raw' or 'array' "
+                    "and their rate under 'sampling_rate', e.g. {'raw': samples, 'sampling_rate': 16000}."
+                )
+            audio, sampling_rate = audio["raw"] if "raw" in audio else audio["array"], audio["sampling_rate"]
+        if isinstance(audio, torch.Tensor):
+            audio = audio.detach().cpu().numpy()
+        if not isinstance(audio, np.ndarray):
+            raise ValueError(
+                f"{name} is a {type(audio).__name__}; expected a mono 1-D numpy array or torch tensor, a "
+                "{'raw': samples, 'sampling_rate': rate} dict or a file path (a list of these for a batch)."
+            )
+        if audio.ndim != 1:
+            raise ValueError(
+                f"{name}: expected mono 1-D audio, got shape {audio.shape}; average the channels first, "
+                "`audio.mean(axis=1)` for (samples, channels) or `audio.mean(axis=0)` for (channels, samples)."
+            )
+        audio = pcm_to_float(audio)
+        if (
+            isinstance(sampling_rate, bool)
+            or not isinstance(sampling_rate, numbers.Real)
+            or not float(sampling_rate).is_integer()
+            or sampling_rate <= 0
+        ):
+            raise ValueError(f"{name}: sampling_rate must be a positive integer (Hz), got {sampling_rate!r}")
+        if int(sampling_rate) != self.extractor.sampling_rate:  # as pipeline("audio-classification")
+            from torchaudio import functional as F
+
+            audio = F.resample(
+                torch.from_numpy(np.ascontiguousarray(audio)),
+                int(sampling_rate),
+                self.extractor.sampling_rate,
+            ).numpy()
+        return audio
+
     def __call__(self, audio, sampling_rate: int = 16000, top_k: int | None = 5):
         check_top_k(top_k)
-        single = isinstance(audio, np.ndarray) and audio.ndim == 1
-        logits = self.logits([audio] if single else list(audio), sampling_rate)
+        single = not isinstance(audio, (list, tuple))
+        if not single and any(np.isscalar(x) for x in audio):
+            raise ValueError(
+                "audio is a list of numbers; a list is a batch of clips. Pass one clip as a 1-D array "
+                "(`np.asarray(samples, dtype=np.float32)`), or a batch as a list of 1-D arrays."
+            )
+        if not single and not audio:
+            return []
+        clips = [self.clip(audio, sampling_rate)] if single else [
+            self.clip(a, sampling_rate, f"audio #{i}") for i, a in enumerate(audio)
+        ]  # fmt: skip
+        logits = self.logits(clips, self.extractor.sampling_rate)
         probs = np.exp(logits - logits.max(-1, keepdims=True))
         probs /= probs.sum(-1, keepdims=True)
         results = [

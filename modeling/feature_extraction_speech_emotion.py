@@ -3,8 +3,10 @@
 Unlike ``WhisperFeatureExtractor`` it never pads a clip to 30 s (emotional utterances are ~3 s, and
 padding costs ~10x encoder time): each clip is featurised on its own and a batch is padded to its
 longest clip with an ``attention_mask``, so a clip's features do not depend on its batch.
-It checks its input (sampling rate, NaN/Inf, empty, channels) and accepts integer PCM (int16, int32,
-uint8: scaled to [-1, 1)) and float64. ``pipeline("audio-classification")`` resamples a
+It checks its input (sampling rate, NaN/Inf, empty, channels) and accepts integer PCM (int8, int16,
+int32, uint8, ...: scaled to [-1, 1) by the range of their dtype) and float64; 64-bit integers are
+refused, since their width says nothing about the PCM's (numpy's default integers hold 16-, 24- or
+32-bit samples). ``pipeline("audio-classification")`` resamples a
 ``{"raw": array, "sampling_rate": rate}`` input at another rate itself, with torchaudio, which refuses
 integers, before this extractor sees it: pass such PCM through :func:`pcm_to_float` first.
 """
@@ -22,10 +24,20 @@ FEATURE_TYPES = ("waveform", "log_mel")
 
 
 def pcm_to_float(audio) -> np.ndarray:
-    """``audio`` as float32 samples: integer PCM scaled to [-1, 1) (int16 / 32768, uint8 - 128 over 128,
-    ...), float64 narrowed. Use it on integer PCM given to ``pipeline("audio-classification")`` as
-    ``{"raw": pcm_to_float(pcm), "sampling_rate": rate}`` at a rate other than the model's."""
+    """``audio`` as float32 samples: integer PCM scaled to [-1, 1) by its dtype's range (int16 / 32768,
+    int32 / 2**31, uint8 - 128 over 128, ...), float64 narrowed. int64 / uint64 are refused: numpy makes
+    them by default (``np.array([1, 2])``) whatever the samples' width, and scaling 16-bit samples by
+    2**63 would feed silence to the model. Use it on integer PCM given to
+    ``pipeline("audio-classification")`` as ``{"raw": pcm_to_float(pcm), "sampling_rate": rate}`` at a
+    rate other than the model's."""
     x = np.asarray(audio)
+    if np.issubdtype(x.dtype, np.integer) and x.dtype.itemsize > 4:
+        raise ValueError(
+            f"audio samples of dtype {x.dtype}, whose width does not say the PCM's: 16-bit samples in it would "
+            "be scaled by 2**63 to silence; expected int16/int32/uint8 PCM or floats in [-1, 1]. Convert them "
+            "first: `audio.astype(np.int16)` for 16-bit PCM, `audio.astype(np.int32)` for 32-bit (24-bit: "
+            "`(audio << 8).astype(np.int32)`), or `audio / 32768` as floats."
+        )
     if np.issubdtype(x.dtype, np.integer):
         info = np.iinfo(x.dtype)
         x = (x.astype(np.float64) - (info.max + info.min + 1) / 2) / ((info.max - info.min + 1) / 2)

@@ -28,6 +28,8 @@ import argparse
 import csv
 import io
 import json
+import math
+import numbers
 import os
 import shutil
 import struct
@@ -202,6 +204,7 @@ def speech_regions(
 ):
     """(start, end) sample ranges of speech, from Silero VAD's per-frame probabilities (pass 1);
     ``pad`` seconds of context on each side."""
+    check_arguments(min_speech=min_speech, max_segment=max_segment, pad=pad)
     import torch
     from silero_vad import get_speech_timestamps_from_probs, load_silero_vad
     from tqdm.auto import tqdm
@@ -267,6 +270,38 @@ def segment_audio(path, regions: list[tuple[int, int]]) -> Iterator[np.ndarray]:
         i += 1
 
 
+# what each numeric argument must be: (test, the rule as the error states it, a sensible value)
+_ARGUMENT_RULES = {
+    "window": (lambda x: x > 0, "a number of seconds > 0", 3.0),
+    "hop": (lambda x: x > 0, "a number of seconds > 0", 3.0),
+    "min_speech": (lambda x: x >= 0, "a number of seconds >= 0", 0.25),
+    "max_segment": (lambda x: x > 0, "a number of seconds > 0", 10.0),
+    "pad": (
+        lambda x: x >= 0,
+        "a number of seconds >= 0 (a negative pad would cut segments to nothing)",
+        0.03,
+    ),
+    "smoothing": (
+        lambda x: isinstance(x, numbers.Integral) and x >= 1,
+        "an integer >= 1 (1: no smoothing)",
+        1,
+    ),
+    "batch_size": (lambda x: isinstance(x, numbers.Integral) and x >= 1, "an integer >= 1", 8),
+}
+
+
+def check_arguments(**values) -> None:
+    """A ``ValueError`` naming the first of ``window``, ``hop``, ``min_speech``, ``max_segment``, ``pad``,
+    ``smoothing``, ``batch_size`` given that makes no sense (negative, zero where it must not be, NaN)."""
+    for name, value in values.items():
+        test, rule, example = _ARGUMENT_RULES[name]
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+        if not (ok and test(value)):
+            raise ValueError(
+                f"--{name} must be {rule}, got {value!r}; e.g. --{name} {example} (the default)."
+            )
+
+
 def emotion_timeline(
     audio_path: str | Path,
     model,
@@ -292,8 +327,10 @@ def emotion_timeline(
 
     if vad not in ("silero", "none"):
         raise ValueError(f"vad must be 'silero' or 'none', got {vad!r}")
-    if window <= 0 or hop <= 0 or max_segment <= 0 or smoothing < 1:
-        raise ValueError("window, hop and max_segment must be > 0 and smoothing >= 1")
+    check_arguments(
+        window=window, hop=hop, min_speech=min_speech, max_segment=max_segment, pad=pad,
+        smoothing=smoothing, batch_size=batch_size,
+    )  # fmt: skip
     classifier = model if callable(model) else load_classifier(model)
     config = getattr(getattr(classifier, "model", None), "config", None)
     order = [config.id2label[i] for i in range(len(config.id2label))] if config is not None else None
@@ -431,18 +468,22 @@ def load_answer_writer(model, max_new_tokens: int = 48):
 
 
 def _smooth(segments: list[dict], k: int) -> list[dict]:
-    """Each segment's probabilities (and dimensions) averaged with its k-1 neighbours."""
+    """Each segment's probabilities (and dimensions) averaged with its k-1 neighbours: a centred moving
+    average (k // 2 before, the rest after) over the neighbours that exist, so it holds at the ends and
+    for any k, larger than the number of segments included."""
     if k == 1 or not segments:
         return segments
     out = [dict(s) for s in segments]
+    n = len(segments)
+    lo = np.clip(np.arange(n) - k // 2, 0, n)  # window of segment i: [lo[i], hi[i])
+    hi = np.clip(np.arange(n) + k - k // 2, 0, n)
     for key in ("probabilities", "dimensions"):
         if key not in segments[0]:
             continue
         names = list(segments[0][key])
-        values = np.array([[s[key][name] for name in names] for s in segments])
-        padded = np.pad(values, ((k // 2, k - 1 - k // 2), (0, 0)), mode="edge")
-        kernel = np.ones(k) / k
-        smoothed = np.stack([np.convolve(padded[:, j], kernel, mode="valid") for j in range(len(names))], 1)
+        values = np.array([[s[key][name] for name in names] for s in segments], dtype=np.float64)
+        sums = np.concatenate([np.zeros((1, len(names))), np.cumsum(values, axis=0)])
+        smoothed = (sums[hi] - sums[lo]) / (hi - lo)[:, None]
         for segment, row in zip(out, smoothed):
             segment[key] = dict(zip(names, map(float, row)))
     return out

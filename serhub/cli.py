@@ -17,10 +17,12 @@ def main(argv=None) -> None:
         commands.add_parser("export-onnx", help="export a speech classifier to ONNX (parity checked)")
     )
     args = parser.parse_args(argv)
+    # nothing is returned: the console script passes main()'s value to sys.exit, where anything but
+    # None or 0 is a failure. The results are in the output folder (and export_onnx()'s return value).
     if args.command == "timeline":
         timeline.run(args)
-        return
-    return export_onnx.run(args)
+    else:
+        export_onnx.run(args)
 
 
 if __name__ == "__main__":

@@ -287,3 +287,260 @@ def test_onnx_module_keeps_its_command_line(tmp_path):
     """``python -m serhub.modeling.export_onnx`` and ``serhub export-onnx`` share their arguments."""
     with pytest.raises(ValueError, match="is the model folder"):
         onnx_module.main(["--model", str(save(tmp_path / "m", "wavlm")), "--output_dir", str(tmp_path / "m")])
+
+
+# ---------------------------------------------------------------- #13: int64 PCM
+
+
+def test_int64_pcm_is_refused_rather_than_scored_as_silence(classifier):
+    """numpy's default integers (int64) hold 16-, 24- or 32-bit samples: scaled by 2**63 they were silence."""
+    pcm = (0.5 * 32767 * np.sin(2 * np.pi * 180 * np.arange(24000) / 16000)).astype(np.int16)
+    for dtype in (np.int64, np.uint64):
+        with pytest.raises(ValueError, match=rf"dtype {np.dtype(dtype)}.*expected int16/int32/uint8 PCM"):
+            pcm_to_float(pcm.astype(dtype))
+    with pytest.raises(ValueError, match=r"audio #0: .*dtype int64.*audio.astype\(np.int16\)"):
+        classifier(pcm.astype(np.int64), top_k=None)
+    # the conversion the message names scores like the int16 PCM itself
+    assert scores(classifier(pcm.astype(np.int64).astype(np.int16), top_k=None)) == scores(
+        classifier(pcm, top_k=None)
+    )
+
+
+# ---------------------------------------------------------------- #23: smoothing for any k
+
+
+def _segments(rows):
+    return [{"start": float(i), "end": i + 1.0, "probabilities": {"a": a, "b": 1 - a}, "dimensions": {"x": 2 * a}}
+            for i, a in enumerate(rows)]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "k, expected",
+    [
+        (1, [1.0, 0.0, 0.0, 0.0, 0.5]),
+        (3, [0.5, 1 / 3, 0.0, 0.5 / 3, 0.25]),  # centred; the ends average the neighbours they have
+        (4, [0.5, 1 / 3, 0.25, 0.5 / 4, 0.5 / 3]),  # even: 2 before, 1 after
+        (50, [0.3] * 5),  # far more than the segments: every segment reaches all of them
+    ],
+)
+def test_smoothing_is_a_centred_moving_average_truncated_at_the_ends(k, expected):
+    smoothed = timeline_module._smooth(_segments([1.0, 0.0, 0.0, 0.0, 0.5]), k)
+    np.testing.assert_allclose([s["probabilities"]["a"] for s in smoothed], expected, atol=1e-12)
+    np.testing.assert_allclose(
+        [s["probabilities"]["b"] for s in smoothed], 1 - np.array(expected), atol=1e-12
+    )
+    np.testing.assert_allclose([s["dimensions"]["x"] for s in smoothed], 2 * np.array(expected), atol=1e-12)
+
+
+def test_a_smoothing_longer_than_the_recording_averages_every_window(model_dir, tmp_path):
+    """--smoothing 50 on six 1-s windows that score differently (a tone a second, rising, louder)."""
+    t = np.arange(16000) / 16000
+    wave = np.concatenate([0.1 * (i + 1) * np.sin(2 * np.pi * 150 * (i + 1) * t) for i in range(6)])
+    sf.write(tmp_path / "steps.wav", wave.astype(np.float32), 16000, "FLOAT")
+    kwargs = dict(vad="none", window=1.0, hop=1.0, progress=False)
+    raw = emotion_timeline(tmp_path / "steps.wav", str(model_dir), **kwargs)
+    smoothed = emotion_timeline(tmp_path / "steps.wav", str(model_dir), smoothing=50, **kwargs)
+    assert len(raw) == len(smoothed) == 6
+    probs = np.array([[s["probabilities"][label] for label in LABELS] for s in raw])
+    assert np.ptp(probs, axis=0).max() > 1e-4  # the windows differ (a tiny random model: slightly)
+    for segment in smoothed:
+        got = np.array([segment["probabilities"][label] for label in LABELS])
+        np.testing.assert_allclose(got, probs.mean(0), rtol=0, atol=1e-9)
+
+
+# ---------------------------------------------------------------- #24/#25: timeline arguments
+
+
+@pytest.mark.parametrize(
+    "option, value, rule",
+    [
+        ("--batch_size", "0", "an integer >= 1"),
+        ("--batch_size", "-3", "an integer >= 1"),
+        ("--min_speech", "-0.1", "a number of seconds >= 0"),
+        ("--max_segment", "0", "a number of seconds > 0"),
+        ("--pad", "-5", "a number of seconds >= 0"),
+        ("--window", "nan", "a number of seconds > 0"),
+        ("--hop", "-1", "a number of seconds > 0"),
+        ("--smoothing", "0", "an integer >= 1"),
+    ],
+)
+def test_timeline_arguments_that_make_no_sense_are_refused_before_the_model_loads(
+    model_dir, tone_files, tmp_path, monkeypatch, option, value, rule
+):
+    def slow(*args, **kwargs):
+        raise AssertionError("the model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(timeline_module, "load_classifier", slow)
+    monkeypatch.setattr(timeline_module, "speech_regions", slow)
+    argv = [
+        "timeline",
+        str(tone_files / "tone.wav"),
+        "--model",
+        str(model_dir),
+        "--output_dir",
+        str(tmp_path / "o"),
+    ]
+    with pytest.raises(ValueError, match=rf"^{option} must be {rule}(.|\n)*, got .*; e.g. {option} "):
+        cli([*argv, option, value])
+    assert not (tmp_path / "o").exists()
+
+
+def test_speech_regions_refuses_a_negative_pad(tone_files):
+    with pytest.raises(ValueError, match=r"--pad must be a number of seconds >= 0 .*got -0.5"):
+        timeline_module.speech_regions(tone_files / "tone.wav", pad=-0.5, progress=False)
+
+
+# ---------------------------------------------------------------- #31-#33: export-onnx exit code and options
+
+
+def test_a_successful_export_onnx_exits_with_code_0(monkeypatch, tmp_path, capsys):
+    """The console script passes main()'s return value to sys.exit: a dict there is exit code 1."""
+    from importlib.metadata import entry_points
+
+    monkeypatch.setattr(onnx_module, "export_onnx", lambda *args: {"max_abs_difference": 1e-7})
+    (entry_point,) = entry_points(group="console_scripts", name="serhub")
+    with pytest.raises(SystemExit) as exited:
+        sys.exit(entry_point.load()(["export-onnx", "--model", "m", "--output_dir", str(tmp_path / "o")]))
+    assert (
+        exited.value.code in (None, 0)
+        and "max |logit difference| to PyTorch 1.00e-07" in capsys.readouterr().out
+    )
+
+
+@pytest.mark.parametrize("opset", [5, 17, 10_000, True, 18.0])
+def test_export_refuses_an_opset_the_exporter_cannot_write(model_dir, tmp_path, no_slow_work, opset):
+    with pytest.raises(ValueError, match=rf"--opset must be an integer from 18 to \d+, got {opset!r}"):
+        export_onnx(model_dir, tmp_path / "onnx", opset=opset)
+    assert not (tmp_path / "onnx").exists()
+    if opset == 5:  # the command line as the probe ran it
+        with pytest.raises(ValueError, match="--opset must be an integer from 18"):
+            cli(
+                [
+                    "export-onnx",
+                    "--model",
+                    str(model_dir),
+                    "--output_dir",
+                    str(tmp_path / "o"),
+                    "--opset",
+                    "5",
+                ]
+            )
+
+
+def test_the_recorded_opset_is_the_written_graphs(onnx_dir):
+    report = json.loads((onnx_dir / onnx_module.REPORT_FILE).read_text())
+    assert report["opset"] == onnx_module.graph_opset(onnx_dir / onnx_module.ONNX_FILE) == 18
+
+
+@pytest.mark.parametrize("tolerance", ["nan", "inf", "-1e-4"])
+def test_export_refuses_a_tolerance_that_switches_the_parity_check_off(
+    model_dir, tmp_path, no_slow_work, tolerance
+):
+    with pytest.raises(ValueError, match=r"--tolerance must be a finite number >= 0"):
+        cli(
+            [
+                "export-onnx",
+                "--model",
+                str(model_dir),
+                "--output_dir",
+                str(tmp_path / "o"),
+                f"--tolerance={tolerance}",  # "=": argparse takes "-1e-4" alone for an option
+            ]
+        )
+    assert not (tmp_path / "o").exists()
+
+
+# ---------------------------------------------------------------- #35/#36: OnnxAudioClassifier inputs
+
+
+def test_onnx_classifier_refuses_a_clip_longer_than_the_exported_window(onnx_dir):
+    clf = OnnxAudioClassifier(onnx_dir)
+    limit = clf.max_seconds
+    assert limit == json.loads((onnx_dir / onnx_module.REPORT_FILE).read_text())["max_input_length"] / 16000
+    noise = (0.1 * np.random.default_rng(0).standard_normal(int((limit + 1) * 16000))).astype(np.float32)
+    with pytest.raises(ValueError, match=rf"audio #0 is {limit + 1:.2f} s long, .* at most {limit:.2f} s"):
+        clf(noise)
+    with pytest.raises(ValueError, match=rf"audio #1 is .* at most {limit:.2f} s"):
+        clf([noise[:8000], noise])
+    assert len(clf(noise[:8000], top_k=1)) == 1  # (a whole 30-s window takes gigabytes on onnxruntime)
+
+
+@pytest.fixture(scope="module")
+def onnx_and_pipeline(onnx_dir):
+    from transformers import pipeline
+
+    clf = OnnxAudioClassifier(onnx_dir)
+    return clf, pipeline("audio-classification", model=str(onnx_dir.parent / "model"), trust_remote_code=True)
+
+
+def close(a, b, atol=1e-4):
+    return a.keys() == b.keys() and all(abs(a[k] - b[k]) < atol for k in a)
+
+
+def test_onnx_classifier_takes_what_the_pipeline_takes(onnx_and_pipeline, tmp_path):
+    import torch
+
+    clf, pipe = onnx_and_pipeline
+    x = (0.1 * np.random.default_rng(1).standard_normal(16000)).astype(np.float32)
+    reference = scores(pipe(x, top_k=None))
+    assert close(scores(clf(x, top_k=None)), reference)
+    assert close(scores(clf(torch.from_numpy(x), top_k=None)), reference)
+    assert close(scores(clf({"raw": x, "sampling_rate": 16000}, top_k=None)), reference)
+    # other rates are resampled as the pipeline resamples them
+    x8k = x[::2].copy()
+    for key in ("raw", "array"):
+        got = scores(clf({key: x8k, "sampling_rate": 8000}, top_k=None))
+        assert close(got, scores(pipe({key: x8k, "sampling_rate": 8000}, top_k=None)))
+    # a file, decoded by ffmpeg
+    sf.write(tmp_path / "x.wav", x, 16000, "FLOAT")
+    assert close(scores(clf(str(tmp_path / "x.wav"), top_k=None)), reference)
+    assert close(scores(clf(tmp_path / "x.wav", top_k=None)), reference)
+    # a list is a batch, each clip scored as alone
+    batch = clf([x, x[:4000], tmp_path / "x.wav"], top_k=None)
+    assert len(batch) == 3 and close(scores(batch[0]), reference) and close(scores(batch[2]), reference)
+    assert close(scores(batch[1]), scores(pipe(x[:4000], top_k=None)))
+
+
+@pytest.mark.parametrize(
+    "make_audio, message",
+    [
+        (
+            lambda x: np.stack([x, x], 1),
+            r"expected mono 1-D audio, got shape \(16000, 2\); average the channels",
+        ),
+        (lambda x: np.stack([x, x]), r"expected mono 1-D audio, got shape \(2, 16000\)"),
+        (lambda x: [x, np.stack([x, x], 1)], r"audio #1: expected mono 1-D audio"),
+        (lambda x: list(x[:100]), "audio is a list of numbers; a list is a batch of clips"),
+        (lambda x: {"samples": x}, r"a dict with keys \['samples'\]; expected the samples under 'raw'"),
+        (lambda x: (x * 32767).astype(np.int64), "dtype int64"),
+        (lambda x: b"RIFF", "is a bytes; expected a mono 1-D numpy array"),
+    ],
+    ids=["stereo (N, 2)", "(2, N)", "stereo in a batch", "list of numbers", "dict", "int64", "bytes"],
+)
+def test_onnx_classifier_refuses_audio_the_pipeline_refuses(onnx_and_pipeline, make_audio, message):
+    clf, _ = onnx_and_pipeline
+    x = (0.1 * np.random.default_rng(1).standard_normal(16000)).astype(np.float32)
+    with pytest.raises(ValueError, match=message):
+        clf(make_audio(x))
+
+
+# ---------------------------------------------------------------- #41: descriptors' speaker column
+
+
+def test_a_speaker_column_named_but_missing_is_refused_and_the_default_falls_back_with_a_warning(tmp_path):
+    import datasets
+    from serhub.datasets_scripts import descriptors
+    from test_descriptors import _dataset, tone
+
+    path = _dataset(tmp_path, [(tone(150), "one two three", "a"), (tone(180), "one two three", "a")])
+    with pytest.raises(
+        ValueError, match=r"no speaker column 'nosuch'; its columns are \['audio', 'transcript', "
+    ):
+        descriptors.main(["--dataset", str(path), "--speaker_column", "nosuch"])
+    assert "descriptors" not in datasets.load_from_disk(str(path))["train"].column_names
+    # without a speaker_id column and none named: the whole corpus is the reference, said aloud
+    data = datasets.load_from_disk(str(path)).remove_columns("speaker_id")
+    data.save_to_disk(str(tmp_path / "anonymous"))
+    with pytest.warns(UserWarning, match="no 'speaker_id' column .* relative to the whole corpus"):
+        result = descriptors.add_descriptors(tmp_path / "anonymous")
+    assert len(result["train"]["descriptors"]) == 2
