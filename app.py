@@ -55,7 +55,7 @@ def find_models(roots) -> dict[str, str]:
 
 @functools.lru_cache(maxsize=4)
 def _classifier(model: str):
-    from serhub.modeling.timeline import load_classifier
+    from serhub.loading import load_classifier
 
     return load_classifier(model)
 
@@ -63,7 +63,7 @@ def _classifier(model: str):
 @functools.lru_cache(maxsize=2)
 def _answer_writer(model: str):
     """Writes answers for audio-LLMs trained to (EmoSLLM); None for models that only classify."""
-    from serhub.modeling.timeline import load_answer_writer
+    from serhub.loading import load_answer_writer
 
     return load_answer_writer(model)
 
@@ -89,7 +89,9 @@ def analyse(audio_path, model: str, long_input_s: float = LONG_INPUT_S, plot_dir
     no exception text (the details go to the log)."""
     import numpy as np
     from serhub.modeling.remote_code import UntrustedModelError
-    from serhub.modeling.timeline import duration, emotion_timeline, plot_timeline, stream_audio
+
+    from serhub.audio_io import duration, stream_audio
+    from serhub.timeline import emotion_timeline, plot_timeline
 
     if not audio_path:
         raise ValueError("No audio: upload a file or record from the microphone first.")

@@ -21,9 +21,10 @@ from pathlib import Path
 
 from serhub.datasets_scripts import synthetic_emotions as corpus
 from serhub.metrics.ser_metrics.ser_metrics import classification_metrics
-from serhub.modeling.timeline import load_classifier
 from serhub.recipes.audio_llm_common import per_speaker_macro_f1
 from serhub.recipes.reporting import write_json
+
+from serhub.loading import load_classifier
 
 # voice x variant pairs the corpus does not use (its SPEAKERS): checked at start
 HELDOUT_SPEAKERS = (

@@ -3,7 +3,7 @@
     HF_HUB_OFFLINE=1 python benchmarks/onnx_speed.py [--encoder offline:whisper-tiny.en] [--threads 2]
 
 Builds the classifier around the real encoder (its head untrained: speed does not depend on it),
-exports it with ``python -m serhub.modeling.export_onnx`` (parity checked there), and times batch 1
+exports it with ``python -m serhub.export_onnx`` (parity checked there), and times batch 1
 and batch 8 of 3-s real speech clips (Debian's Asterisk prompts, or noise): median ms per call and per
 clip, and the ratio onnxruntime / PyTorch. Writes the figures as JSON to --output_json.
 """
@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from serhub.modeling import SpeechEmotionFeatureExtractor, SpeechEmotionForAudioClassification
-from serhub.modeling.export_onnx import OnnxAudioClassifier, check_clips, export_onnx
 from serhub.modeling.offline_assets import resolve_pretrained
 from serhub.recipes.reporting import write_json
+
+from serhub.export_onnx import OnnxAudioClassifier, check_clips, export_onnx
 
 
 def timed(fn, repeats: int, warmup: int) -> list[float]:

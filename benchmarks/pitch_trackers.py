@@ -59,7 +59,7 @@ def trackers():
 
 
 def main() -> None:
-    from serhub.modeling.timeline import stream_audio
+    from serhub.audio_io import stream_audio
 
     prompts = sorted(Path("/usr/share/asterisk/sounds/en").glob("*.wav"))[:40]
     speech = [np.concatenate(list(stream_audio(p))) for p in prompts]

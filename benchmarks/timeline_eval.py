@@ -20,9 +20,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 from serhub.metrics.ser_metrics.ser_metrics import classification_metrics
-from serhub.modeling.timeline import emotion_timeline, load_classifier
 from serhub.recipes.data import embedded_dataset_path, load_dataset_dict
 from serhub.recipes.reporting import write_json
+
+from serhub.loading import load_classifier
+from serhub.timeline import emotion_timeline
 
 
 def main(argv=None):

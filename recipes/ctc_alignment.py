@@ -142,7 +142,7 @@ def train_ctc_alignment(
         if step % log_every == 0 or step == steps:
             entry = {
                 "step": step,
-                "ctc_loss": round(float(loss), 4),
+                "ctc_loss": round(float(loss.detach()), 4),
                 "seconds": round(time.time() - start, 1),
             }
             if callback is not None:

@@ -1,6 +1,6 @@
 """``serhub`` on the command line: ``serhub timeline AUDIO --model M --output_dir OUT`` and
-``serhub export-onnx --model M --output_dir OUT`` (the same as ``python -m serhub.modeling.timeline`` /
-``python -m serhub.modeling.export_onnx``)."""
+``serhub export-onnx --model M --output_dir OUT`` (the same as ``python -m serhub.timeline`` /
+``python -m serhub.export_onnx``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import argparse
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="serhub", description="speech emotion recognition tools")
     commands = parser.add_subparsers(dest="command", required=True)
-    from serhub.modeling import export_onnx, timeline
+    from serhub import export_onnx, timeline
 
     timeline.add_arguments(commands.add_parser("timeline", help="emotion along a recording of any length"))
     export_onnx.add_arguments(

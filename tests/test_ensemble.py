@@ -193,7 +193,7 @@ def test_transcript_members_read_one_shared_asr_pass(members, whisper_tiny_dir):
     """A real recogniser (Whisper tiny.en, offline) writes the transcript the text member reads."""
 
     ensemble = EnsembleForAudioClassification.from_members(spec(members), asr_model=whisper_tiny_dir)
-    from serhub.modeling.timeline import stream_audio
+    from serhub.audio_io import stream_audio
 
     audio = np.concatenate(list(stream_audio("/usr/share/asterisk/sounds/en/agent-alreadyon.wav")))
     batch = [audio, audio[: 2 * 16000]]  # two clips: the recogniser runs batched

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from serhub.modeling.export_onnx import OnnxAudioClassifier, export_onnx
+
+from serhub.export_onnx import OnnxAudioClassifier, export_onnx
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_speech_emotion import LABELS, clips, make  # noqa: E402

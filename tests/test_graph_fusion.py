@@ -13,8 +13,9 @@ import torch
 from serhub.modeling import GraphFusionConfig, GraphFusionFeatureExtractor, GraphFusionForAudioClassification
 from serhub.modeling.offline_assets import resolve_pretrained
 from serhub.modeling.prosody import hz_to_mel, quantize_f0, track_pitch
-from serhub.modeling.timeline import stream_audio
 from transformers import BertConfig, BertModel, WavLMConfig, WavLMModel, WhisperConfig, WhisperModel, pipeline
+
+from serhub.audio_io import stream_audio
 
 LABELS = ["neutral", "happy", "sad"]
 PROMPTS = Path("/usr/share/asterisk/sounds/en")

@@ -11,13 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from serhub.modeling import export_onnx as onnx_module
-from serhub.modeling import timeline as timeline_module
-from serhub.modeling.export_onnx import OnnxAudioClassifier, export_onnx
 from serhub.modeling.feature_extraction_speech_emotion import pcm_to_float
-from serhub.modeling.timeline import emotion_timeline, load_classifier, main, stream_audio
 
+from serhub import export_onnx as onnx_module
+from serhub import timeline as timeline_module
+from serhub.audio_io import stream_audio
 from serhub.cli import main as cli
+from serhub.export_onnx import OnnxAudioClassifier, export_onnx
+from serhub.loading import load_classifier
+from serhub.timeline import emotion_timeline, main
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_speech_emotion import LABELS, make  # noqa: E402
@@ -284,7 +286,7 @@ def test_a_missing_path_or_a_url_is_a_missing_folder_and_the_network_is_never_us
 
 
 def test_onnx_module_keeps_its_command_line(tmp_path):
-    """``python -m serhub.modeling.export_onnx`` and ``serhub export-onnx`` share their arguments."""
+    """``python -m serhub.export_onnx`` and ``serhub export-onnx`` share their arguments."""
     with pytest.raises(ValueError, match="is the model folder"):
         onnx_module.main(["--model", str(save(tmp_path / "m", "wavlm")), "--output_dir", str(tmp_path / "m")])
 

@@ -68,7 +68,8 @@ def serhub_model_with_rewritten_code(tmp_path):
 
 def test_timeline_refuses_a_model_that_brings_its_own_code(foreign_model):
     from serhub.modeling.remote_code import UntrustedModelError
-    from serhub.modeling.timeline import load_answer_writer, load_classifier
+
+    from serhub.loading import load_answer_writer, load_classifier
 
     folder, marker = foreign_model
     with pytest.raises(UntrustedModelError, match="model_type 'evil'.*does not run code"):
@@ -79,7 +80,7 @@ def test_timeline_refuses_a_model_that_brings_its_own_code(foreign_model):
 
 
 def test_serhub_type_loads_serhubs_classes_not_the_folders_code(serhub_model_with_rewritten_code):
-    from serhub.modeling.timeline import load_answer_writer, load_classifier
+    from serhub.loading import load_answer_writer, load_classifier
 
     folder, marker = serhub_model_with_rewritten_code
     classifier = load_classifier(folder)
@@ -105,8 +106,9 @@ def test_ensemble_member_with_its_own_code_is_refused(foreign_model, tmp_path):
 
 def test_plain_encoder_is_not_taken_for_an_emotion_model(tmp_path):
     """W4/W5: a Whisper folder has no emotion head; a random one would answer LABEL_0 / LABEL_1."""
-    from serhub.modeling.timeline import load_classifier
     from transformers import WhisperConfig, WhisperModel
+
+    from serhub.loading import load_classifier
 
     WhisperModel(WhisperConfig(d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
                                decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32,
@@ -188,7 +190,8 @@ def test_ffmpeg_reads_a_file_name_as_a_file(tmp_path, monkeypatch, name):
     """S6/C1: a local file whose name looks like an ffmpeg protocol or option is read as that file,
     and nothing else (no network lookup, no other file)."""
     import soundfile as sf
-    from serhub.modeling.timeline import duration, stream_audio
+
+    from serhub.audio_io import duration, stream_audio
 
     monkeypatch.chdir(tmp_path)
     tone = np.sin(2 * np.pi * 220 * np.arange(8000) / 16000).astype(np.float32) * 0.5
@@ -201,7 +204,7 @@ def test_ffmpeg_reads_a_file_name_as_a_file(tmp_path, monkeypatch, name):
 
 
 def test_ffmpeg_protocol_names_of_files_that_do_not_exist_are_refused(tmp_path, monkeypatch):
-    from serhub.modeling.timeline import stream_audio
+    from serhub.audio_io import stream_audio
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "a.wav").write_bytes(b"")

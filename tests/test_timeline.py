@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from serhub.modeling.timeline import emotion_timeline, fixed_windows, main, stream_audio
+
+from serhub.audio_io import stream_audio
+from serhub.timeline import emotion_timeline, fixed_windows, main
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_speech_emotion import LABELS, make  # noqa: E402

@@ -1,7 +1,7 @@
 """Emotion along a recording of any length: voice activity -> segments -> any serhub model.
 
     serhub timeline call.mp3 --model outputs/ssl_classifier --output_dir call-emotions
-    python -m serhub.modeling.timeline call.mp3 --model outputs/ssl_classifier --output_dir call-emotions
+    python -m serhub.timeline call.mp3 --model outputs/ssl_classifier --output_dir call-emotions
 
 The audio (any format ffmpeg reads, video included, any length) is decoded to 16 kHz mono as a stream,
 twice: first Silero VAD (``silero-vad``, its weights ship in the wheel) finds the speech, then each speech
@@ -30,167 +30,17 @@ import io
 import json
 import math
 import numbers
-import os
-import shutil
-import struct
-import subprocess
-import tempfile
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from .file_utils import atomic_write, check_output_dir, ffmpeg_input
-from .prompting_audio_llm import parse_answer
-from .remote_code import SERHUB_MODEL_TYPES, check_model, trust_remote_code_for
+from serhub.audio_io import SAMPLING_RATE, audio_durations, duration, stream_audio
+from serhub.loading import dimensional_values, load_answer_writer, load_classifier
+from serhub.modeling.file_utils import atomic_write, check_output_dir
+from serhub.modeling.prompting_audio_llm import parse_answer
 
-SAMPLING_RATE = 16000
 VAD_FRAME = 512  # samples per Silero VAD frame at 16 kHz
-BLOCK_SECONDS = 30.0
-# decoded audio this much shorter than declared is reported as truncated; encoder delay/padding and
-# container rounding (mp3, AAC: tens of milliseconds) stay well under it
-TRUNCATION_TOLERANCE = 0.5
-
-
-def stream_audio(path: str | Path, block_seconds: float = BLOCK_SECONDS) -> Iterator[np.ndarray]:
-    """16 kHz mono float32 blocks of any file ffmpeg decodes (audio or video), never all at once."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist or is not a file")
-    if shutil.which("ffmpeg") is None:
-        raise FileNotFoundError("ffmpeg is needed to decode audio and video files: apt-get install ffmpeg")
-    command = [
-        "ffmpeg",
-        "-nostdin",
-        "-v",
-        "error",
-        *ffmpeg_input(path),
-        "-vn",
-        "-ac",
-        "1",
-        "-ar",
-        str(SAMPLING_RATE),
-    ]
-    # stderr goes to a file: a damaged file can make ffmpeg write more errors than a pipe holds, and
-    # ffmpeg would then block on them while this reader waits for samples
-    errors = tempfile.TemporaryFile()
-    process = subprocess.Popen([*command, "-f", "f32le", "-"], stdout=subprocess.PIPE, stderr=errors)
-    size = int(block_seconds * SAMPLING_RATE) * 4
-    finished = False
-    try:
-        while True:
-            data = process.stdout.read(size)
-            if not data:
-                break
-            yield np.frombuffer(data[: len(data) - len(data) % 4], dtype=np.float32)
-        finished = True
-    finally:
-        if not finished:  # the reader stopped early (or failed): stop ffmpeg, it has nothing to report
-            process.kill()
-        process.stdout.close()
-        code = process.wait()
-        errors.seek(0)
-        error = errors.read().decode(errors="replace").strip()
-        errors.close()
-        if finished and code != 0:
-            raise ValueError(f"ffmpeg cannot decode {path}: {error or f'exit code {code}'}")
-        if finished and error:  # decoded, but not all of it cleanly: the audio may be incomplete
-            lines = error.splitlines()
-            shown = "; ".join(lines[:3]) + (f" (+{len(lines) - 3} more lines)" if len(lines) > 3 else "")
-            warnings.warn(
-                f"ffmpeg reported errors decoding {path}, so its audio may be incomplete or damaged: {shown}",
-                stacklevel=2,
-            )
-
-
-def duration(path) -> float | None:
-    """The file's duration in seconds as ffprobe reads it (None if it cannot tell)."""
-    try:
-        out = subprocess.run(
-            [
-                "ffprobe",
-                "-v",
-                "error",
-                "-show_entries",
-                "format=duration",
-                "-of",
-                "csv=p=0",
-                *ffmpeg_input(path),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        return float(out.stdout.strip())
-    except (OSError, ValueError, subprocess.SubprocessError):
-        return None
-
-
-def declared_duration(path) -> float | None:
-    """The audio's duration as the file declares it: a WAV header's data size, else the audio stream's
-    (or container's) duration as ffprobe reads it. None when the file does not say (a streamed WAV, or
-    a duration ffprobe only estimates from the file size, which cutting the file shrinks as well)."""
-    seconds = _wav_header_duration(path)
-    if seconds is not None:
-        return seconds
-    try:
-        out = subprocess.run(
-            ["ffprobe", "-v", "warning", "-select_streams", "a:0", "-show_entries",
-             "stream=duration:format=duration", "-of", "json", *ffmpeg_input(path)],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-        info = json.loads(out.stdout or "{}")
-    except (OSError, ValueError, subprocess.SubprocessError):
-        return None
-    if "Estimating duration from bitrate" in out.stderr:
-        return None
-    for value in [s.get("duration") for s in info.get("streams", [])] + [
-        info.get("format", {}).get("duration")
-    ]:
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            continue
-    return None
-
-
-def _wav_header_duration(path) -> float | None:
-    """data chunk size / byte rate from a RIFF WAVE header (None: not a WAV, or no size given)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(12)
-            if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:] != b"WAVE":
-                return None
-            order, byte_rate = ("<" if head[:4] == b"RIFF" else ">"), None
-            while len(chunk := f.read(8)) == 8:
-                name, size = chunk[:4], struct.unpack(order + "I", chunk[4:])[0]
-                if name == b"data":  # 0 or 0xFFFFFFFF: written as a stream, size unknown
-                    return size / byte_rate if byte_rate and size not in (0, 0xFFFFFFFF) else None
-                if name == b"fmt ":  # format, channels, sample rate, byte rate, ...
-                    body = f.read(size)
-                    byte_rate = struct.unpack(order + "I", body[8:12])[0] if len(body) >= 12 else None
-                else:
-                    f.seek(size, os.SEEK_CUR)
-                f.seek(size % 2, os.SEEK_CUR)  # chunks are padded to an even size
-    except OSError:
-        return None
-    return None
-
-
-def audio_durations(path, decoded_samples: int) -> dict:
-    """``{"declared_duration": s | None, "decoded_duration": s}`` of ``path``; warns (and adds a
-    ``"warning"``) when the decoded audio is shorter than the file declares: it is truncated or damaged."""
-    decoded, declared = decoded_samples / SAMPLING_RATE, declared_duration(path)
-    record = {"declared_duration": None if declared is None else round(declared, 3)}
-    record["decoded_duration"] = round(decoded, 3)
-    if declared is not None and declared - decoded > TRUNCATION_TOLERANCE:
-        record["warning"] = (
-            f"{path} declares {declared:.2f} s of audio, but only {decoded:.2f} s could be decoded: the file "
-            "is truncated or damaged, and the timeline covers only the decoded part. Copy or download it again."
-        )
-        warnings.warn(record["warning"], stacklevel=2)
-    return record
 
 
 def speech_regions(
@@ -392,81 +242,6 @@ def emotion_timeline(
     return (segments, durations) if return_durations else segments
 
 
-def load_classifier(model):
-    """``pipeline("audio-classification")`` on a serhub model or a transformers audio classifier (a
-    folder or Hub id). The code that runs is serhub's and transformers', never files in the folder
-    (:func:`~.remote_code.check_model`); a model whose classifier head would be new is refused."""
-    from transformers import pipeline
-
-    config = check_model(model)
-    _check_classifier_config(model, config)
-    return pipeline("audio-classification", model=str(model), trust_remote_code=trust_remote_code_for(config))
-
-
-def _check_classifier_config(model, config: dict) -> None:
-    """Refuse a model that is not an audio classifier: its head would be drawn at random."""
-    if config.get("model_type") in SERHUB_MODEL_TYPES:
-        if config["model_type"] == "ser_text_llm":
-            raise ValueError(f"{model} is a text classifier (ser_text_llm): it reads transcripts, not audio")
-        return
-    from transformers.models.auto.modeling_auto import MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES
-
-    architectures = config.get("architectures") or []
-    if config.get("model_type") not in MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES or not any(
-        a.endswith(("ForAudioClassification", "ForSequenceClassification")) for a in architectures
-    ):
-        raise ValueError(
-            f"{model} is not an audio classifier (model_type {config.get('model_type')!r}, architectures "
-            f"{architectures or 'none'}): its classification head would be new and random. Pass a "
-            "serhub model or a model trained for audio classification."
-        )
-
-
-def dimensional_values(classifier, clips: list[np.ndarray]) -> list[list[float]]:
-    """The dimensional head's predictions (arousal, valence, ... as ``config.dimensions`` names them)
-    for 16 kHz clips, through the pipeline's own feature extractor and model, one batch."""
-    import torch
-
-    inputs = classifier.feature_extractor(
-        list(clips), sampling_rate=SAMPLING_RATE, return_tensors="pt", padding=True
-    )
-    with torch.no_grad():
-        out = classifier.model(**{k: v.to(classifier.model.device) for k, v in inputs.items()})
-    return out.dimensional.float().cpu().tolist()
-
-
-def load_answer_writer(model, max_new_tokens: int = 48):
-    """For an audio-LLM saved to write answers (an ``AudioLLMForConditionalGeneration``, as EmoSLLM
-    saves it): a function from a list of 16 kHz clips to their answers, "| ASR: <t> | Emotion: <label>"
-    (greedy, the assistant turn started with "| ASR:" as in training). None for any other model (a
-    classifier, or a Whisper-LLM whose frozen LLM was never taught to answer)."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoProcessor
-
-    from .prompting_audio_llm import ASR_PREFIX
-
-    checked = check_model(model)
-    trust = trust_remote_code_for(checked)
-    config = AutoConfig.from_pretrained(str(model), trust_remote_code=trust)
-    if config.model_type != "ser_audio_llm" or "AudioLLMForConditionalGeneration" not in (
-        config.architectures or []
-    ):
-        return None
-    processor = AutoProcessor.from_pretrained(str(model), trust_remote_code=trust)
-    llm = AutoModelForCausalLM.from_pretrained(str(model), trust_remote_code=trust).eval()
-
-    def write(clips: list[np.ndarray]) -> list[str]:
-        inputs = processor(
-            audio=list(clips), task="asr+ser", prompt_index=0, shuffle_labels=False, answer_prefix=ASR_PREFIX
-        )
-        with torch.no_grad():
-            out = llm.generate(**inputs.to(llm.device), max_new_tokens=max_new_tokens, do_sample=False)
-        texts = processor.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
-        return [f"{ASR_PREFIX} {t.strip()}" for t in texts]
-
-    return write
-
-
 def _smooth(segments: list[dict], k: int) -> list[dict]:
     """Each segment's probabilities (and dimensions) averaged with its k-1 neighbours: a centred moving
     average (k // 2 before, the rest after) over the neighbours that exist, so it holds at the ends and
@@ -666,14 +441,4 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = [
-    "audio_durations",
-    "declared_duration",
-    "dimensional_values",
-    "emotion_timeline",
-    "load_answer_writer",
-    "load_classifier",
-    "plot_timeline",
-    "stream_audio",
-    "write_timeline",
-]
+__all__ = ["emotion_timeline", "plot_timeline", "write_timeline"]

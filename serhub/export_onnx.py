@@ -1,6 +1,6 @@
 """Export a serhub speech-emotion classifier to ONNX, checked against PyTorch with onnxruntime.
 
-    python -m serhub.modeling.export_onnx --model outputs/ssl_classifier --output_dir outputs/ssl_classifier-onnx
+    python -m serhub.export_onnx --model outputs/ssl_classifier --output_dir outputs/ssl_classifier-onnx
 
 The graph takes the feature extractor's output and the attention mask, with a dynamic batch and a
 dynamic length (up to one encoder window: 30 s for Whisper, ``chunk_length_s`` for the others; longer
@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .encoder_family import encoder_family
-from .file_utils import atomic_output_dir, check_output_dir
-from .remote_code import read_model_config
+from serhub.modeling.encoder_family import encoder_family
+from serhub.modeling.file_utils import atomic_output_dir, check_output_dir
+from serhub.modeling.remote_code import read_model_config
 
 ONNX_FILE = "model.onnx"
 REPORT_FILE = "onnx_export.json"
@@ -177,8 +177,8 @@ def export_onnx(
 
     check_export_options(opset, tolerance)
 
-    from .feature_extraction_speech_emotion import SpeechEmotionFeatureExtractor
-    from .modeling_speech_emotion import SpeechEmotionForAudioClassification
+    from serhub.modeling.feature_extraction_speech_emotion import SpeechEmotionFeatureExtractor
+    from serhub.modeling.modeling_speech_emotion import SpeechEmotionForAudioClassification
 
     check_exportable(model_dir)  # before the slow part: reads config.json only
     check_output_outside_model(model_dir, output_dir)
@@ -263,7 +263,7 @@ class OnnxAudioClassifier:
         _require_onnx()
         import onnxruntime as ort
 
-        from .feature_extraction_speech_emotion import SpeechEmotionFeatureExtractor
+        from serhub.modeling.feature_extraction_speech_emotion import SpeechEmotionFeatureExtractor
 
         path = Path(path)
         options = ort.SessionOptions()
@@ -310,10 +310,10 @@ class OnnxAudioClassifier:
         """One clip as mono float32 samples at the model's rate (see the class docstring for ``audio``)."""
         import torch
 
-        from .feature_extraction_speech_emotion import pcm_to_float
+        from serhub.modeling.feature_extraction_speech_emotion import pcm_to_float
 
         if isinstance(audio, (str, os.PathLike)):
-            from .timeline import SAMPLING_RATE, stream_audio
+            from serhub.audio_io import SAMPLING_RATE, stream_audio
 
             audio, sampling_rate = (
                 np.concatenate([np.zeros(0, np.float32), *stream_audio(audio)]),

@@ -1,0 +1,86 @@
+"""How fast CTC alignment (recipes/ctc_alignment.py) teaches a connector to carry words, on a CPU.
+
+    HF_HUB_OFFLINE=1 python benchmarks/ctc_alignment_curve.py --connector linear --steps 200
+
+The EmoSLLM default's parts (Whisper tiny.en frozen and cached, the connector, SmolLM2-135M-Instruct)
+and its ASR corpus (the Asterisk telephone prompts of at most 16 words; the 24 held-out test prompts
+scored). Every ``--eval_every`` steps: the CTC head's own greedy WER; at the end (and at
+``--llm_eval_at`` steps) the frozen LLM's greedy WER when it reads the aligned audio tokens with the
+ASR prompt. Writes the curve as JSON to --output_json and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import datasets
+import torch
+from serhub.metrics.asr import word_error_rate
+from serhub.recipes.audio_llm_common import AudioLLMArguments, build_model, cache_split, evaluate_wer
+from serhub.recipes.ctc_alignment import ctc_greedy_transcripts, pad_rows, train_ctc_alignment
+from serhub.recipes.data import embedded_dataset_path, load_dataset_dict
+from serhub.recipes.reporting import write_json
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--connector", default="linear", choices=("linear", "query_pooling"))
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--learning_rate", type=float, default=3e-3)
+    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--eval_every", type=int, default=25)
+    parser.add_argument("--llm_eval_at", type=int, nargs="*", default=[])
+    parser.add_argument("--cache_dir", default="outputs/ctc_alignment_curve/encoder_cache")
+    parser.add_argument("--output_json", default=None)
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    model, processor = build_model(AudioLLMArguments(connector=args.connector), ["neutral", "happy"])
+    model.eval()
+    asr = load_dataset_dict(str(embedded_dataset_path("asterisk_prompts")))
+    audio = datasets.Audio(sampling_rate=16000)
+    splits = {
+        k: asr[k]
+        .cast_column("audio", audio)
+        .filter(lambda t: len(t.split()) <= 16, input_columns="transcript")
+        for k in ("train", "test")
+    }
+    splits["test"] = splits["test"].select(range(min(24, len(splits["test"]))))
+    cached = {
+        k: cache_split(model, processor, v, args.cache_dir, f"asr_{k}", 16, ("transcript",))
+        for k, v in splits.items()
+    }
+    test_rows = [cached["test"][i] for i in range(len(cached["test"]))]
+    llm_at = set(args.llm_eval_at) | {args.steps}
+
+    def measure(step, head) -> dict:
+        hypotheses = []
+        for start in range(0, len(test_rows), 16):
+            batch = pad_rows(test_rows[start : start + 16])
+            hypotheses += ctc_greedy_transcripts(model, head, batch, processor.tokenizer)
+        entry = {"ctc_wer": round(word_error_rate(hypotheses, [r["transcript"] for r in test_rows]), 3)}
+        if step in llm_at:
+            entry["llm_wer"] = round(evaluate_wer(model, processor, cached["test"], 16), 3)
+        print(step, entry, flush=True)
+        return entry
+
+    start = time.time()
+    llm_before = round(evaluate_wer(model, processor, cached["test"], 16), 3)
+    _, history = train_ctc_alignment(
+        model, processor.tokenizer, cached["train"], pad_rows, args.steps, args.batch_size, args.learning_rate,
+        log_every=args.eval_every, callback=measure,
+    )  # fmt: skip
+    result = {
+        "connector": args.connector, "steps": args.steps, "learning_rate": args.learning_rate,
+        "batch_size": args.batch_size, "train_clips": len(cached["train"]), "test_clips": len(test_rows),
+        "llm_wer_before": llm_before, "curve": history, "wall_s": round(time.time() - start, 1),
+    }  # fmt: skip
+    print(json.dumps(result, indent=1))
+    if args.output_json:
+        write_json(args.output_json, result)
+    return result
+
+
+if __name__ == "__main__":
+    main()
