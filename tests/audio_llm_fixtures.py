@@ -121,6 +121,14 @@ def make_encoder(path, kind: str):
         ).save_pretrained(path)
 
 
+def make_parts(root, llm: str = "llama", encoder: str = "whisper"):
+    """``root/llm`` (tokenizer + tiny LLM) and ``root/enc`` (tiny encoder): what ``from_pretrained_components`` takes."""
+    tokenizer = make_tokenizer(root / "llm")
+    make_llm(root / "llm", llm, len(tokenizer) + 1)
+    make_encoder(root / "enc", encoder)
+    return root
+
+
 def make_qwen2_audio(path, labels=LABELS):
     """A tiny random Qwen2-Audio (transformers' own classes) with a processor: Qwen's special tokens,
     a 128-bin Whisper feature extractor and the processor's default chat template."""

@@ -9,17 +9,14 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from audio_llm_fixtures import LABELS, make_encoder, make_llm, make_tokenizer  # noqa: E402
+from audio_llm_fixtures import LABELS, make_parts  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     from serhub.modeling import AudioLLMForConditionalGeneration
 
-    root = tmp_path_factory.mktemp("parts")
-    tokenizer = make_tokenizer(root / "llm")
-    make_llm(root / "llm", "llama", len(tokenizer) + 1)
-    make_encoder(root / "enc", "whisper")
+    root = make_parts(tmp_path_factory.mktemp("parts"))
     torch.manual_seed(0)
     return AudioLLMForConditionalGeneration.from_pretrained_components(
         root / "enc", root / "llm", LABELS, connector="linear", stack_factor=2

@@ -13,7 +13,7 @@ from torch import nn
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 sys.path.insert(0, str(Path(__file__).parent))
-from audio_llm_fixtures import LABELS, make_encoder, make_llm, make_tokenizer  # noqa: E402
+from audio_llm_fixtures import LABELS, make_parts  # noqa: E402
 from test_speech_emotion import make  # noqa: E402
 
 
@@ -84,11 +84,7 @@ def test_speech_classifier(tmp_path):
 
 @pytest.fixture(scope="module")
 def audio_llm_parts(tmp_path_factory):
-    root = tmp_path_factory.mktemp("parts")
-    tokenizer = make_tokenizer(root / "llm")
-    make_llm(root / "llm", "llama", len(tokenizer) + 1)
-    make_encoder(root / "enc", "whisper")
-    return root
+    return make_parts(tmp_path_factory.mktemp("parts"))
 
 
 def _audio_llm(parts, loss_type="ce"):
