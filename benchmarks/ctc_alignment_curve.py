@@ -6,7 +6,10 @@ The EmoSLLM default's parts (Whisper tiny.en frozen and cached, the connector, S
 and its ASR corpus (the Asterisk telephone prompts of at most 16 words; the 24 held-out test prompts
 scored). Every ``--eval_every`` steps: the CTC head's own greedy WER; at the end (and at
 ``--llm_eval_at`` steps) the frozen LLM's greedy WER when it reads the aligned audio tokens with the
-ASR prompt. Writes the curve as JSON to --output_json and prints it.
+ASR prompt: ``raw`` (the connector's tokens, as the model runs), ``compressed`` (the LLM's own embeddings of
+the CTC best path, blank frames dropped and repeats merged, as Speech-LLaMA's CTC compressor) and
+``mixture`` (each token replaced by the CTC posterior-weighted mixture of the LLM's embeddings, as
+LegoSLM). Writes the curve as JSON to --output_json and prints it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,32 @@ from serhub.recipes.data import embedded_dataset_path, load_dataset_dict
 from serhub.recipes.reporting import write_json
 
 
+@torch.no_grad()
+def llm_transcript(model, processor, head, row, kind: str) -> str:
+    """The frozen LLM's greedy answer to the ASR prompt with one clip's audio given as its own embeddings."""
+    tokens, _ = model.audio_tokens(**pad_rows([row]))
+    posterior = head(tokens)[:, 0].exp()  # N, V + 1 (blank first)
+    embeddings = model.get_input_embeddings().weight.float()
+    if kind == "mixture":
+        audio = posterior[:, 1:] @ embeddings  # the blank's share left out
+    else:
+        kept, previous = [], 0
+        for index in posterior.argmax(-1).tolist():
+            if index not in (0, previous):
+                kept.append(index - 1)
+            previous = index
+        audio = embeddings[torch.tensor(kept or [processor.tokenizer.pad_token_id])]
+    inputs = processor(audio_token_counts=[audio.shape[0]], task="asr", prompt_index=0, shuffle_labels=False)
+    ids = inputs["input_ids"]
+    placeholder = ids == model.config.audio_token_id
+    embeds = model.get_input_embeddings()(ids.masked_fill(placeholder, 0))
+    embeds = embeds.masked_scatter(placeholder[..., None], audio.to(embeds.dtype))
+    out = model.language_model.generate(
+        inputs_embeds=embeds, attention_mask=inputs["attention_mask"], max_new_tokens=48, do_sample=False
+    )
+    return processor.tokenizer.decode(out[0], skip_special_tokens=True).strip()
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connector", default="linear", choices=("linear", "query_pooling"))
@@ -32,6 +61,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--eval_every", type=int, default=25)
     parser.add_argument("--llm_eval_at", type=int, nargs="*", default=[])
+    parser.add_argument("--llm_inputs", nargs="+", default=["raw"], choices=("raw", "compressed", "mixture"))
     parser.add_argument("--cache_dir", default="outputs/ctc_alignment_curve/encoder_cache")
     parser.add_argument("--output_json", default=None)
     args = parser.parse_args(argv)
@@ -61,7 +91,16 @@ def main(argv=None) -> dict:
             hypotheses += ctc_greedy_transcripts(model, head, batch, processor.tokenizer)
         entry = {"ctc_wer": round(word_error_rate(hypotheses, [r["transcript"] for r in test_rows]), 3)}
         if step in llm_at:
-            entry["llm_wer"] = round(evaluate_wer(model, processor, cached["test"], 16), 3)
+            for kind in args.llm_inputs:
+                wer = (
+                    evaluate_wer(model, processor, cached["test"], 16)
+                    if kind == "raw"
+                    else word_error_rate(
+                        [llm_transcript(model, processor, head, r, kind) for r in test_rows],
+                        [r["transcript"] for r in test_rows],
+                    )
+                )
+                entry["llm_wer" if kind == "raw" else f"llm_wer_{kind}"] = round(wer, 3)
         print(step, entry, flush=True)
         return entry
 
