@@ -49,13 +49,9 @@ def to(batch: dict, device) -> dict:
 
 def joint_loss(model, batch: dict) -> torch.Tensor:
     """The audio-LLM trainer's loss of a joint batch: ASR weight 0.5, the label term at weight 1."""
-    from serhub.recipes.audio_llm_common import AudioLLMTrainer
+    from serhub.recipes.objectives import AudioLLMObjective
 
-    trainer = AudioLLMTrainer.__new__(AudioLLMTrainer)  # only compute_loss is used
-    trainer.asr_weight_schedule, trainer.kl_weight_schedule = (lambda p: 0.5), None
-    trainer.state = type("S", (), {"global_step": 0, "max_steps": 1})()
-    trainer.joint_label_weight = 1.0
-    return trainer.compute_loss(model, dict(batch))
+    return AudioLLMObjective(asr_weight=0.5, joint_label_weight=1.0)(model, batch)
 
 
 @torch.no_grad()

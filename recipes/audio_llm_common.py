@@ -1,11 +1,9 @@
 """What the audio-LLM recipes (emosllm, whisper_llm) share: arguments, building the model, the
-cached-encoder collator, a Trainer that saves only what trains and weights the ASR part of joint
-answers, and evaluation (SER in label_logits / transcript_conditioned modes, WER)."""
+cached-encoder collator, the Trainer with the audio-LLM objective (``objectives``), and evaluation (SER in label_logits / transcript_conditioned modes, WER)."""
 
 from __future__ import annotations
 
 import hashlib
-import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +20,7 @@ from transformers import Trainer
 from .arguments import config_kwargs
 from .data import cache_encoder_outputs, pad_cached_states
 from .logs import get_logger
+from .objectives import AudioLLMObjective
 from .optim import LoraLearningRateMixin
 
 logger = get_logger("audio_llm")
@@ -227,108 +226,27 @@ class CachedAudioLLMCollator:
         return torch.tensor(positions)
 
 
-SCHEDULES = ("constant", "linear", "cosine", "exponential")
-
-
-def anneal(progress: float, start: float, end: float, schedule: str) -> float:
-    """A loss weight at ``progress`` in [0, 1] of training, from ``start`` to ``end``: "constant",
-    "linear", "cosine" (in value) or "exponential" (evenly in log space: 1 -> 1e-2 -> 1e-4 at 0, 1/2, 1).
-    EmoSLLM's decreasing ASR weight and the descriptor system's KL beta are both schedules of it."""
-    progress = min(max(progress, 0.0), 1.0)
-    if schedule == "constant":
-        return start
-    if schedule == "linear":
-        return start + (end - start) * progress
-    if schedule == "cosine":
-        return end + (start - end) * 0.5 * (1 + math.cos(math.pi * progress))
-    if schedule == "exponential":
-        if start <= 0 or end <= 0:
-            raise ValueError(f"the exponential schedule needs start and end > 0, got {start} and {end}")
-        return math.exp(math.log(start) + (math.log(end) - math.log(start)) * progress)
-    raise ValueError(f"unknown schedule {schedule!r}; expected one of {SCHEDULES}")
-
-
 class AudioLLMTrainer(LoraLearningRateMixin, Trainer):
-    """Trainer for the audio-LLMs: the transcript tokens of joint answers are weighted by a scheduled
-    ASR weight, and ``extra_eval`` adds task metrics (macro-F1, WER) to each evaluation. Checkpoints
-    hold only what trains when the model's config says ``backbone_weights="referenced"`` (the stock
-    ``save_pretrained`` / resume path, no overrides)."""
+    """The stock Trainer with the audio-LLM objective (:class:`~.objectives.AudioLLMObjective`;
+    its weights' schedules are callbacks, :class:`~.objectives.WeightSchedule`) and ``extra_eval``
+    task metrics (macro-F1, WER) in each evaluation. Checkpoints hold only what trains when the
+    model's config says ``backbone_weights="referenced"`` (the stock ``save_pretrained`` / resume path)."""
 
     def __init__(
         self,
         *args,
-        asr_weight_schedule=None,
+        objective: AudioLLMObjective | None = None,
         extra_eval=None,
-        kl_weight_schedule=None,
-        joint_label_weight: float = 0.0,
         lora_learning_rate: float | None = None,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
-        self.asr_weight_schedule = asr_weight_schedule  # progress -> weight, or None (weight 1)
+        self.objective = objective if objective is not None else AudioLLMObjective()
         self.extra_eval = extra_eval
-        # progress -> beta of the variational connector's KL term (the model's config.kl_weight)
-        self.kl_weight_schedule = kl_weight_schedule
-        # weight of the label-restricted loss at the label of joint answers (the collator's
-        # joint_label_targets), added to their LM loss; 0: the LM loss alone (EmoSLLM)
-        self.joint_label_weight = joint_label_weight
         self.lora_learning_rate = lora_learning_rate  # LoraLearningRateMixin (None: --learning_rate)
 
-    def current_asr_weight(self) -> float:
-        if self.asr_weight_schedule is None:
-            return 1.0
-        return self.asr_weight_schedule(self._progress())
-
-    def _progress(self) -> float:
-        return self.state.global_step / max(self.state.max_steps, 1)
-
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        unwrapped = getattr(model, "module", model)  # DDP wraps the model
-        if self.kl_weight_schedule is not None:
-            unwrapped.config.kl_weight = float(self.kl_weight_schedule(self._progress()))
-        joint_classes = inputs.pop("joint_class_labels", None)
-        joint_positions = inputs.pop("joint_label_positions", None)
-        if "class_labels" in inputs:  # SER-only prompts scored over the labels: the model's own loss
-            outputs = model(**inputs)
-            return (outputs.loss, outputs) if return_outputs else outputs.loss
-        asr_mask = inputs.pop("asr_token_mask", None)
-        if asr_mask is None or "labels" not in inputs or inputs["labels"].ndim == 1:
-            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        labels = inputs.pop("labels")
-        outputs = model(**inputs)
-        logits = outputs.logits[:, :-1].float()
-        targets = labels[:, 1:]
-        token_loss = torch.nn.functional.cross_entropy(
-            logits.transpose(1, 2), targets, ignore_index=-100, reduction="none"
-        )
-        weights = (targets != -100).float() * torch.where(
-            asr_mask[:, 1:].bool(), self.current_asr_weight(), 1.0
-        )
-        loss = (token_loss * weights).sum() / weights.sum().clamp_min(1e-8)
-        if joint_classes is not None and self.joint_label_weight:
-            loss = loss + self.joint_label_weight * self._joint_label_loss(
-                unwrapped, outputs.logits, joint_positions, joint_classes
-            )
-        if hasattr(unwrapped, "add_kl_term"):  # no labels went in: the model added no KL term
-            loss = unwrapped.add_kl_term(loss)
-        return (loss, outputs) if return_outputs else loss
-
-    def _joint_label_loss(self, model, logits, positions, classes) -> torch.Tensor:
-        """The model's classification loss (class-weighted by default) over the labels' scores at the
-        label of each joint answer: log p(label's first token | audio, prompt, "| ASR: <t> | Emotion:"),
-        the transcript teacher-forced; what the transcript_conditioned mode reads (the same label ids)."""
-        first = [ids[0] for ids in model.config.prompt["emotion_label_token_ids"]]
-        rows = torch.arange(logits.shape[0], device=logits.device)
-        at_label = logits[rows, positions.to(logits.device) - 1].float().log_softmax(-1)  # B, V
-        scores = at_label[:, torch.tensor(first, device=logits.device)]  # B, C
-        return model.classification_loss().to(scores.device)(scores, classes.to(scores.device).long())
-
-    def log(self, logs, *args, **kwargs):
-        if self.asr_weight_schedule is not None and "loss" in logs:
-            logs = {**logs, "asr_weight": round(self.current_asr_weight(), 4)}
-        if self.kl_weight_schedule is not None and "loss" in logs:
-            logs = {**logs, "kl_weight": float(f"{self.kl_weight_schedule(self._progress()):.3g}")}
-        super().log(logs, *args, **kwargs)
+        return self.objective(model, inputs, return_outputs)
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
         metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
@@ -453,7 +371,6 @@ __all__ = [
     "AudioLLMTrainer",
     "SER_ONLY_OBJECTIVES",
     "CachedAudioLLMCollator",
-    "anneal",
     "audio_token_check",
     "build_model",
     "model_config_kwargs",

@@ -44,13 +44,13 @@ from serhub.recipes.audio_llm_common import (
     AudioLLMArguments,
     AudioLLMTrainer,
     CachedAudioLLMCollator,
-    anneal,
     audio_token_check,
     batches,
     evaluate_ser,
 )
 from serhub.recipes.data import embedded_dataset_path, encode_labels, load_dataset_dict, resolve_labels
 from serhub.recipes.logs import get_logger
+from serhub.recipes.objectives import AudioLLMObjective, anneal, asr_weight_schedule, kl_weight_schedule
 from serhub.recipes.reporting import finish_run, scalar_metrics
 from serhub.recipes.run_folders import claim_output_dir, run_settings
 from serhub.recipes.staged import (
@@ -239,9 +239,14 @@ def stage_trainer(run: StagedRun, stages: list[Stage], index: int, model, proces
             overall, start=args.kl_weight_start, end=args.kl_weight_end, schedule=args.kl_weight_schedule
         )
 
-    schedule = partial(
-        anneal, start=args.asr_weight_start, end=args.asr_weight_end, schedule=args.asr_weight_schedule
-    )
+    objective = AudioLLMObjective()
+    schedules = [kl_weight_schedule(model, beta)]
+    if stage.joint:
+        schedules.append(
+            asr_weight_schedule(
+                objective, args.asr_weight_start, args.asr_weight_end, args.asr_weight_schedule
+            )
+        )
     return AudioLLMTrainer(
         model=model,
         args=stage_training_args(run, stage),
@@ -256,8 +261,8 @@ def stage_trainer(run: StagedRun, stages: list[Stage], index: int, model, proces
             ser_only_objective=args.ser_only_objective,
         ),
         processing_class=processor,
-        asr_weight_schedule=schedule if stage.joint else None,
-        kl_weight_schedule=beta,
+        objective=objective,
+        callbacks=schedules,
         extra_eval=stage_evaluation(run, processor, stage.joint),
     )
 

@@ -27,7 +27,6 @@ import dataclasses
 import json
 import sys
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
@@ -39,7 +38,6 @@ from serhub.recipes.audio_llm_common import (
     AudioLLMArguments,
     AudioLLMTrainer,
     CachedAudioLLMCollator,
-    anneal,
     audio_token_check,
     evaluate_ser,
     evaluate_text_only,
@@ -47,6 +45,7 @@ from serhub.recipes.audio_llm_common import (
 )
 from serhub.recipes.data import embedded_dataset_path, encode_labels, load_dataset_dict, resolve_labels
 from serhub.recipes.logs import get_logger
+from serhub.recipes.objectives import AudioLLMObjective, asr_weight_schedule
 from serhub.recipes.reporting import finish_run, scalar_metrics, write_json
 from serhub.recipes.run_folders import claim_output_dir, run_settings
 from serhub.recipes.staged import (
@@ -285,12 +284,12 @@ def phase_trainer(run: StagedRun, phases: list[Stage], index: int, model, proces
             curriculum.ser_only_objective,
             100 * (1 - curriculum.ser_only_fraction),
         )
-    schedule = partial(
-        anneal,
-        start=curriculum.asr_weight_start,
-        end=curriculum.asr_weight_end,
-        schedule=curriculum.asr_weight_schedule,
-    )
+    objective = AudioLLMObjective(joint_label_weight=curriculum.joint_label_weight if phase.joint else 0.0)
+    schedules = [
+        asr_weight_schedule(
+            objective, curriculum.asr_weight_start, curriculum.asr_weight_end, curriculum.asr_weight_schedule
+        )
+    ]
     return AudioLLMTrainer(
         model=model,
         args=stage_training_args(run, phase),
@@ -306,9 +305,9 @@ def phase_trainer(run: StagedRun, phases: list[Stage], index: int, model, proces
             joint_label_targets=phase.joint and curriculum.joint_label_weight > 0,
         ),
         processing_class=processor,
-        asr_weight_schedule=schedule if phase.joint else None,
+        objective=objective,
+        callbacks=schedules if phase.joint else None,
         extra_eval=phase_evaluation(run, phase, processor),
-        joint_label_weight=curriculum.joint_label_weight if phase.joint else 0.0,
         lora_learning_rate=curriculum.lora_learning_rate,
     )
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 from serhub.recipes import emosllm, whisper_llm
-from serhub.recipes.audio_llm_common import AudioLLMTrainer, CachedAudioLLMCollator, anneal
+from serhub.recipes.audio_llm_common import AudioLLMTrainer, CachedAudioLLMCollator
+from serhub.recipes.objectives import AudioLLMObjective, anneal
 from transformers import pipeline
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -96,10 +97,7 @@ def test_weighted_joint_loss(tiny):
     )
 
     def loss_at(weight, batch=batch):
-        trainer = AudioLLMTrainer.__new__(AudioLLMTrainer)  # only compute_loss is exercised
-        trainer.asr_weight_schedule, trainer.kl_weight_schedule = (lambda progress: weight), None
-        trainer.state = type("S", (), {"global_step": 0, "max_steps": 1})()
-        return trainer.compute_loss(model, dict(batch)).item()
+        return AudioLLMObjective(asr_weight=weight)(model, batch).item()
 
     with torch.no_grad():
         plain = model(**{k: v for k, v in batch.items() if k != "asr_token_mask"}).loss.item()
@@ -171,9 +169,8 @@ def test_label_ce_objective_for_ser_only_batches(tiny):
     torch.testing.assert_close(out.loss, expected.loss)
     unweighted = torch.nn.functional.cross_entropy(out.logits, targets)
     assert out.loss.item() != pytest.approx(unweighted.item(), rel=1e-3)
-    trainer = AudioLLMTrainer.__new__(AudioLLMTrainer)  # the trainer hands such batches to the model
-    trainer.kl_weight_schedule = None
-    assert trainer.compute_loss(model, dict(batch)).item() == pytest.approx(out.loss.item(), rel=1e-6)
+    # the objective hands such batches to the model
+    assert AudioLLMObjective()(model, batch).item() == pytest.approx(out.loss.item(), rel=1e-6)
     # the objective trains: a few steps on the connector and the (tiny) LLM lower it
     model.train()
     opt = torch.optim.Adam([*model.connector.parameters(), *model.language_model.parameters()], lr=1e-2)
@@ -222,11 +219,7 @@ def test_joint_label_loss_scores_the_answers_label(tiny):
     assert "joint_class_labels" not in plain and torch.equal(plain["input_ids"], batch["input_ids"])
 
     def loss_at(weight):
-        trainer = AudioLLMTrainer.__new__(AudioLLMTrainer)  # only compute_loss is exercised
-        trainer.asr_weight_schedule, trainer.kl_weight_schedule = (lambda progress: 1.0), None
-        trainer.state = type("S", (), {"global_step": 0, "max_steps": 1})()
-        trainer.joint_label_weight = weight
-        return trainer.compute_loss(model, dict(batch)).item()
+        return AudioLLMObjective(joint_label_weight=weight)(model, batch).item()
 
     with torch.no_grad():
         lm = model(**{k: v for k, v in plain.items() if k != "asr_token_mask"}).loss.item()
