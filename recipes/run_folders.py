@@ -80,7 +80,7 @@ def claim_output_dir(
     except OSError as error:
         raise _not_writable(path, lock.lock_file, error) from None
     try:
-        _check_run_record(path, key, settings, overwrite)
+        _check_run_record(path, recipe, key, settings, overwrite)
     except OutputDirError:
         lock.release()
         raise
@@ -105,8 +105,10 @@ def _not_writable(path: Path, lock_file: str, error: OSError) -> OutputDirError:
     )
 
 
-def _check_run_record(path: Path, key: str, settings: dict, overwrite: bool) -> None:
-    """Refuse (or, with ``overwrite``, empty) a folder that is not this run's; see claim_output_dir."""
+def _check_run_record(path: Path, recipe: str, key: str, settings: dict, overwrite: bool) -> None:
+    """Refuse (or, with ``overwrite``, empty) a folder that is not this run's; see claim_output_dir.
+    A record whose settings agree key by key is this run's even when its fingerprint differs: the
+    recipe gained an argument since, left unset (absent before, None now)."""
     import shutil
 
     record = path / RUN_FILE
@@ -115,7 +117,11 @@ def _check_run_record(path: Path, key: str, settings: dict, overwrite: bool) -> 
             raise _not_a_run(path)
         earlier = json.loads(record.read_text())
         if earlier.get("fingerprint") != key:
-            changed = _changed(earlier.get("settings", {}), settings)
+            changed = (["recipe"] if earlier.get("recipe", recipe) != recipe else []) + _changed(
+                earlier.get("settings", {}), settings
+            )
+            if not changed:
+                return
             if not overwrite:
                 raise _other_settings(path, earlier, changed)
             logger.info(
@@ -163,7 +169,7 @@ def _not_a_run(path: Path) -> OutputDirError:
 def _other_settings(path: Path, earlier: dict, changed: list[str]) -> OutputDirError:
     return OutputDirError(
         f"--output_dir {path} holds an earlier {earlier.get('recipe', 'serhub')} run made with other settings "
-        f"(changed: {', '.join(changed) or 'the recipe'}); resuming it would mix the two runs. Choose "
+        f"(changed: {', '.join(changed)}); resuming it would mix the two runs. Choose "
         "another --output_dir, or pass --overwrite_output_dir true to replace it."
     )
 

@@ -124,3 +124,16 @@ def test_a_killed_run_leaves_no_stale_lock(tmp_path):
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=str(REPO))
     claim_output_dir(out, "emosllm", SETTINGS).release()  # the lock died with its process
+
+
+def test_a_run_resumes_after_the_recipe_gains_an_unset_argument(tmp_path):
+    """A new optional argument (None) changes the fingerprint but not what the run trains."""
+    out = tmp_path / "run"
+    claim_output_dir(out, "emosllm", SETTINGS).release()
+    (out / "phase1").mkdir()
+    claim_output_dir(out, "emosllm", {**SETTINGS, "data.max_test_samples": None}).release()
+    assert (out / "phase1").is_dir()
+    with pytest.raises(OutputDirError, match=r"changed: data.max_test_samples"):
+        claim_output_dir(out, "emosllm", {**SETTINGS, "data.max_test_samples": 10})
+    with pytest.raises(OutputDirError, match=r"changed: recipe"):
+        claim_output_dir(out, "descriptors", SETTINGS)
