@@ -10,7 +10,8 @@ module holds what touches pretrained weights and peft:
   ``config.backbone_weights == "referenced"`` holds only what trains (connector, LoRA adapters, heads,
   the connector's running statistics), Ultravox-style; ``from_pretrained`` fills the rest from here.
 - ``inject_lora`` / ``merge_lora``: peft LoRA adapters in the language model only (never the encoder).
-- ``load_legacy_trainable``: checkpoints written before (``trainable.safetensors``) still load.
+- ``refuse_old_light_checkpoint``: a light checkpoint in the format before ``backbone_weights``
+  (``trainable.safetensors``) is refused with what to do.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from .connectors import connector_class
 from .encoder_family import encoder_family
 from .file_utils import is_local_reference
 
-LEGACY_TRAINABLE_WEIGHTS = "trainable.safetensors"
+OLD_TRAINABLE_WEIGHTS = "trainable.safetensors"
 
 
 # ---------------------------------------------------------------------------------------------- LoRA
@@ -192,26 +193,14 @@ def build_from_components(cls, audio_model, text_model, labels: list[str], conne
     return model, processor
 
 
-def load_legacy_trainable(cls, path: Path, **kwargs):
-    """A light checkpoint from before ``backbone_weights`` (``trainable.safetensors``: the trained
-    weights, with a ``lora`` flag in its metadata). Re-save it with ``save_pretrained`` to convert."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    with safe_open(str(path / LEGACY_TRAINABLE_WEIGHTS), "pt") as f:
-        has_lora = f.metadata().get("lora") == "True"
-    config = AudioLLMConfig.from_pretrained(path, **kwargs)
-    config.backbone_weights, config.has_lora = "referenced", has_lora
-    model = cls(config)
-    load_backbone_weights(model, path)
-    weights = load_file(str(path / LEGACY_TRAINABLE_WEIGHTS))
-    unknown = set(weights) - set(model.state_dict())
-    if unknown:
+def refuse_old_light_checkpoint(path: Path) -> None:
+    """A folder holding only ``trainable.safetensors`` (the light-checkpoint format before
+    ``backbone_weights``) is refused: its weights would load into nothing."""
+    if (path / OLD_TRAINABLE_WEIGHTS).is_file() and not any(path.glob("model*.safetensors")):
         raise ValueError(
-            f"{path / LEGACY_TRAINABLE_WEIGHTS} has weights this model lacks: {sorted(unknown)[:5]}"
+            f"{path} holds {OLD_TRAINABLE_WEIGHTS}, the light-checkpoint format of an earlier serhub, which "
+            "this version does not read. Train it again with the recipe (same command, a new --output_dir)."
         )
-    model.load_state_dict(weights, strict=False)
-    return model
 
 
 __all__ = [
@@ -221,6 +210,6 @@ __all__ = [
     "freeze_all_but_lora",
     "inject_lora",
     "load_backbone_weights",
-    "load_legacy_trainable",
     "merge_lora",
+    "refuse_old_light_checkpoint",
 ]

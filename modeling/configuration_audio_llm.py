@@ -12,16 +12,6 @@ from .encoder_family import encoder_family
 
 CLASSIFICATION_MODES = ("label_logits", "transcript_conditioned", "pooling_head", "descriptor_conditioned")
 BACKBONE_WEIGHTS = ("included", "referenced")
-# the prompt's token ids as loose fields, as configs before the ``prompt`` dict wrote them
-LEGACY_PROMPT_KEYS = {
-    "audio_token_id": "audio_token_id",
-    "label_token_ids": "label_token_ids",
-    "emotion_label_token_ids": "emotion_label_token_ids",
-    "prompt_input_ids": "input_ids",
-    "joint_prompt_input_ids": "joint_input_ids",
-    "emotion_prefix_ids": "emotion_prefix_ids",
-    "transcript_stop_ids": "transcript_stop_ids",
-}
 
 
 def text_config_from(value) -> PreTrainedConfig:
@@ -177,9 +167,6 @@ class AudioLLMConfig(PreTrainedConfig):
             )
         self.labels = check_label_names(labels) if labels is not None else []
         self.prompt = dict(prompt or {})
-        for old_key, key in LEGACY_PROMPT_KEYS.items():  # configs written before the prompt dict
-            if old_key in kwargs:
-                self.prompt.setdefault(key, kwargs.pop(old_key))
         self.max_transcript_tokens = max_transcript_tokens
         self.max_descriptor_tokens = max_descriptor_tokens
         self.classification_mode = classification_mode
@@ -187,8 +174,7 @@ class AudioLLMConfig(PreTrainedConfig):
         self.lora_r = lora_r
         self.lora_alpha = lora_alpha
         self.lora_dropout = lora_dropout
-        # a regex over the language model's module names (older configs wrote it over the whole model)
-        self.lora_target_modules = lora_target_modules.replace(r".*language_model\.", "", 1)
+        self.lora_target_modules = lora_target_modules  # a regex over the language model's module names
         self.has_lora = has_lora
         if backbone_weights not in BACKBONE_WEIGHTS:
             raise ValueError(f"backbone_weights must be one of {BACKBONE_WEIGHTS}, got {backbone_weights!r}")

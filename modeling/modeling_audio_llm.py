@@ -23,14 +23,13 @@ from transformers import AutoModelForCausalLM, GenerationMixin, PreTrainedModel,
 from transformers.modeling_outputs import CausalLMOutputWithPast, SequenceClassifierOutput
 
 from .assembly_audio_llm import (
-    LEGACY_TRAINABLE_WEIGHTS,
     backbone_keys,
     build_from_components,
     freeze_all_but_lora,
     inject_lora,
     load_backbone_weights,
-    load_legacy_trainable,
     merge_lora,
+    refuse_old_light_checkpoint,
 )
 from .configuration_audio_llm import AudioLLMConfig, encoder_convs
 from .connectors import QueryPoolingMapper, VariationalBranch
@@ -108,9 +107,7 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
         """As ``PreTrainedModel.from_pretrained``; a checkpoint saved with ``backbone_weights="referenced"``
         gets its frozen encoder and LLM from the places its config names (pass e.g.
         ``text_model_name_or_path="/new/folder"`` if they moved)."""
-        path = Path(str(pretrained_model_name_or_path))
-        if (path / LEGACY_TRAINABLE_WEIGHTS).is_file() and not any(path.glob("model*.safetensors")):
-            return load_legacy_trainable(cls, path, **kwargs).eval()
+        refuse_old_light_checkpoint(Path(str(pretrained_model_name_or_path)))
         model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         if model.config.backbone_weights == "referenced":
             load_backbone_weights(model, pretrained_model_name_or_path)

@@ -30,8 +30,6 @@ from serhub.recipes.run_folders import last_complete_checkpoint
 from transformers import TrainingArguments
 
 DONE_FILE = "stage_done.json"
-# what emosllm wrote before the runner was shared: its older run folders still count as done
-LEGACY_DONE_FILES = ("phase_done.json",)
 
 
 @dataclass(frozen=True)
@@ -95,10 +93,7 @@ class StagedRun:
 
 def done_record(folder: Path) -> Path | None:
     """The stage's completion marker when the stage finished, else None."""
-    for name in (DONE_FILE, *LEGACY_DONE_FILES):
-        if (folder / name).is_file():
-            return folder / name
-    return None
+    return folder / DONE_FILE if (folder / DONE_FILE).is_file() else None
 
 
 def ensure_cached(run: StagedRun, model, processor) -> None:

@@ -507,56 +507,17 @@ def test_query_pooling_windows_long_audio():
     assert grown_gb < 2.0, f"peak memory grew by {grown_gb:.1f} GB"
 
 
-def test_checkpoints_written_before_the_prompt_dict_still_load(parts, tmp_path):
-    """Light folders of earlier versions: trainable.safetensors (+ its "lora" flag), the prompt as
-    loose config fields, the LoRA regex over the whole model. They load and score alike."""
+def test_a_light_checkpoint_of_the_old_format_is_refused(parts, tmp_path):
+    """A folder with only trainable.safetensors (the light format before backbone_weights) is refused
+    with what to do, instead of loading an untrained connector."""
     from safetensors.torch import save_file
 
-    model, processor = build(parts, "query_pooling", "whisper", "llama")
-    import copy
-
-    model = copy.deepcopy(model).enable_lora()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.02)  # adapters that change the output
+    model, _ = build(parts, "linear", "whisper", "llama")
     model.save_trainable(tmp_path / "new")
     old = tmp_path / "old"
     old.mkdir()
-    config = json.loads((tmp_path / "new" / "config.json").read_text())
-    prompt = config.pop("prompt")
-    for key in ("has_lora", "backbone_weights", "auto_map"):
-        config.pop(key, None)
-    config.update(
-        audio_token_id=prompt["audio_token_id"],
-        label_token_ids=prompt["label_token_ids"],
-        emotion_label_token_ids=prompt["emotion_label_token_ids"],
-        prompt_input_ids=prompt["input_ids"],
-        joint_prompt_input_ids=prompt["joint_input_ids"],
-        emotion_prefix_ids=prompt["emotion_prefix_ids"],
-        transcript_stop_ids=prompt["transcript_stop_ids"],
-        lora_target_modules=r".*language_model\..*\.(q_proj|k_proj|v_proj|o_proj)",
-    )
-    (old / "config.json").write_text(json.dumps(config))
-    save_file(
-        load_file(str(tmp_path / "new" / "model.safetensors")),
-        str(old / "trainable.safetensors"),
-        metadata={"lora": "True", "class": "AudioLLMForConditionalGeneration"},
-    )
-    inputs = processor(audio=clips(), task="ser", prompt_index=0, shuffle_labels=False, sampling_rate=16000)
-    with torch.no_grad():
-        expected = model.eval().as_classifier("label_logits")(**inputs).logits
-        for mode in ("label_logits", "transcript_conditioned"):
-            clf = AudioLLMForAudioClassification.from_pretrained(old, classification_mode=mode)
-            assert clf.config.prompt["label_token_ids"] == model.config.prompt["label_token_ids"]
-            scores = clf(input_values=inputs.get("input_values"), input_features=inputs.get("input_features"),
-                         attention_mask=inputs["audio_attention_mask"]).logits  # fmt: skip
-            assert scores.shape == (3, len(LABELS)) and torch.isfinite(scores).all()
-        clf = AudioLLMForAudioClassification.from_pretrained(old)
-        torch.testing.assert_close(clf(**inputs).logits, expected, atol=1e-4, rtol=0)
-    # save_pretrained converts it: the new format, the same scores
-    clf.save_trainable(tmp_path / "converted")
-    converted = AudioLLMForAudioClassification.from_pretrained(tmp_path / "converted")
-    assert (tmp_path / "converted" / "model.safetensors").is_file() and "prompt" in converted.config.to_dict()
-    with torch.no_grad():
-        torch.testing.assert_close(converted(**inputs).logits, expected, atol=1e-4, rtol=0)
+    (old / "config.json").write_text((tmp_path / "new" / "config.json").read_text())
+    save_file(load_file(str(tmp_path / "new" / "model.safetensors")), str(old / "trainable.safetensors"))
+    for cls in (AudioLLMForAudioClassification, AudioLLMForConditionalGeneration):
+        with pytest.raises(ValueError, match=r"trainable.safetensors.*Train it again"):
+            cls.from_pretrained(old)
