@@ -105,7 +105,7 @@ def test_paper_config_builds_on_meta(recipe, config, extra):
         audio_config=ARCHITECTURES[model_args.audio_model_name_or_path](),
         text_config=ARCHITECTURES[model_args.text_model_name_or_path](),
         labels=["neutral", "happy", "sad", "angry"],
-        audio_token_id=0,
+        prompt={"audio_token_id": 0},
         **model_config_kwargs(model_args),
     )
     with torch.device("meta"):

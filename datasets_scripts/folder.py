@@ -1,0 +1,352 @@
+"""Your own recordings: a folder of audio files and a label table (CSV, TSV or JSONL) -> serhub's DatasetDict.
+
+    python -m serhub.datasets_scripts.folder --audio_dir DIR --metadata labels.csv --output_dir OUT
+    python -m serhub.datasets_scripts.folder --audio_dir DIR --output_dir OUT --allow_speaker_overlap
+
+The table has one row per clip. Its columns are guessed (case-insensitive) or named by flags:
+file (``file``, ``file_name``, ``path``, ``audio``, ...; relative to --audio_dir), emotion
+(``emotion``, ``label``, ...), speaker (``speaker``, ``speaker_id``, ...), transcript, gender,
+arousal / valence / dominance and split. Without --metadata, DIR/metadata.csv (or .tsv, .jsonl) is
+used when it exists, else the label is the sub-folder a file is in (``DIR/<label>/x.wav``, the
+``audiofolder`` layout). Any format libsndfile or ffmpeg reads is decoded to 16 kHz mono.
+
+Splits hold whole speakers (genders balanced; ``--validation_fraction`` / ``--test_fraction`` of the
+speakers, chosen with ``--seed``), or follow a split column. Without speakers the build is refused:
+clips of one voice in train and test flatter every score; ``--allow_speaker_overlap`` draws
+class-stratified splits of clips instead, and the card says so. Every problem (missing, unreadable or
+unlabelled file, unknown label, a file outside DIR) is reported by name and nothing is written,
+unless ``--skip_bad`` leaves those clips out and lists them in the card. Every recipe trains on the
+result: ``--dataset_name_or_path OUT``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections import Counter
+from pathlib import Path
+
+from . import corpus_tools as ct
+from .common import builder_argument_parser
+from .corpus_builder import add_speaker_split_arguments, assign_speaker_splits, inside_corpus
+from .corpus_problems import OUTSIDE_CORPUS
+from .folder_table import GUESSES, choose_columns, read_table
+
+# each column's guesses, tried in this order against the table's header (case-insensitive)
+METADATA_NAMES = ("metadata.csv", "metadata.tsv", "metadata.jsonl")
+AUDIO_SUFFIXES = frozenset(".wav .flac .mp3 .ogg .opus .aiff .aif .au .m4a .aac .mp4 .webm .mkv".split())
+# split names as tables write them -> the names the recipes read (--train_split/--eval_split/--test_split)
+SPLIT_NAMES = {"dev": "validation", "development": "validation", "val": "validation", "valid": "validation"}
+NO_LABEL = "unlabelled clip"
+TOO_FEW_SPEAKERS = "too few speakers"
+NO_SPEAKERS_HINT = (
+    "Splits must hold whole speakers: clips of one voice in train and test flatter every score, and the "
+    "model learns the voice instead of the emotion. Add a speaker column to the table (or name it with "
+    "--speaker_column), or pass --allow_speaker_overlap to split the clips without regard to speakers "
+    "(the dataset card then says the scores are speaker-dependent)."
+)
+
+
+@dataclasses.dataclass
+class FolderBuildResult(ct.BuildResult):
+    """The card names this builder's own command line instead of the corpus builders' --raw_dir."""
+
+    def card(self) -> str:
+        return (
+            ct.render_card(self)
+            .replace("--raw_dir RAW", "--audio_dir AUDIO --metadata TABLE")
+            .replace("with `label_set=native`, `keep_all_labels=False`, ", "with ")
+        )
+
+
+def _utterance(row: dict, columns: dict, raw: Path, where: str, log: ct.ProblemLog) -> ct.Utterance | None:
+    name = row.get(columns["file"], "")
+    if not name:
+        log.add(ct.MALFORMED, where, f"the {columns['file']!r} cell is empty; name the audio file", where)
+        return None
+    uid = Path(name).with_suffix("").as_posix()
+    label = row.get(columns["label"], "") or None
+    if label is None:
+        log.add(
+            NO_LABEL, where, f"{name} has an empty {columns['label']!r} cell; label it or remove the row", uid
+        )
+    cell = {role: row.get(col, "") if col else "" for role, col in columns.items()}
+    floats = {
+        d: ct.parse_float(cell[d], columns[d] or d, where, log, uid)
+        for d in ("arousal", "valence", "dominance")
+    }
+    return ct.Utterance(
+        utterance_id=uid,
+        split=SPLIT_NAMES.get(cell["split"].lower(), cell["split"].lower()) or None,
+        audio=raw / name,  # joined as written: inside_corpus judges ../ and absolute paths
+        label=label,
+        speaker_id=cell["speaker"] or ct.unknown_speaker(uid),
+        source=where,
+        transcript=ct.clean_text(cell["transcript"]),
+        gender=cell["gender"].lower() or None,
+        **floats,
+    )
+
+
+def _table_where(metadata: Path, log: ct.ProblemLog, line: int | None = None) -> str:
+    """The table as problems name it: relative to --audio_dir when inside it, else its file name."""
+    where = log.where(metadata, line)
+    return where if not Path(where.split(" line ")[0]).is_absolute() else log.where(metadata.name, line)
+
+
+def read_metadata(raw: Path, metadata: Path, named: dict, log: ct.ProblemLog):
+    """The table's clips as utterances, and ``{role: column}`` of what it holds."""
+    if not metadata.is_file():
+        raise ct.CorpusError(
+            log.corpus,
+            raw,
+            [ct.Problem(ct.WRONG_LAYOUT, str(metadata), "does not exist or is not a file")],
+            "Pass --metadata with the path of the label table (CSV, TSV or JSONL).",
+        )
+    columns, rows = read_table(metadata, log)
+    where = _table_where(metadata, log)
+    try:
+        chosen = choose_columns(columns, named, where)
+    except ValueError as err:
+        raise ct.CorpusError(log.corpus, raw, [ct.Problem(ct.WRONG_LAYOUT, where, str(err))], "") from None
+    utterances = [_utterance(row, chosen, raw, _table_where(metadata, log, line), log) for line, row in rows]
+    return [u for u in utterances if u is not None], chosen
+
+
+def scan_label_folders(raw: Path, log: ct.ProblemLog) -> list[ct.Utterance]:
+    """``DIR/<label>/.../x.wav``: one utterance per audio file, labelled by its top sub-folder."""
+    utterances = []
+    for path in sorted(p for p in raw.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()):
+        relative = path.relative_to(raw)
+        uid = relative.with_suffix("").as_posix()
+        if len(relative.parts) < 2:
+            log.add(NO_LABEL, relative.as_posix(), "not in a label sub-folder (DIR/<label>/file)", uid)
+        label = relative.parts[0] if len(relative.parts) > 1 else None
+        utterances.append(ct.Utterance(uid, None, path, label, ct.unknown_speaker(uid), relative.as_posix()))
+    if not utterances:
+        raise ct.CorpusError(
+            log.corpus,
+            raw,
+            [ct.Problem(ct.WRONG_LAYOUT, str(raw), "no audio file found in its sub-folders")],
+            "Put the clips in DIR/<label>/ sub-folders, or pass --metadata with a label table.",
+        )
+    return utterances
+
+
+def _outside_message(log: ct.ProblemLog) -> None:
+    """inside_corpus speaks of the corpus builders' --raw_dir; this command calls it --audio_dir."""
+    log.problems = [
+        dataclasses.replace(p, detail=p.detail.replace("--raw_dir", "--audio_dir"))
+        if p.kind == OUTSIDE_CORPUS
+        else p
+        for p in log.problems
+    ]
+
+
+def _label_names(utterances, labels: list[str] | None, log: ct.ProblemLog) -> list[str]:
+    """The class names: ``labels`` as given, else every label found (sorted); counted in the notes."""
+    counts = Counter(u.label for u in utterances if u.label is not None)
+    by_case = Counter(name.lower() for name in counts)
+    clashes = sorted(name for name in counts if by_case[name.lower()] > 1)
+    if clashes:
+        log.note(f"labels that differ only in case are separate classes: {', '.join(clashes)}", warn=True)
+    names = list(labels) if labels else sorted(counts)
+    if len(names) < 2:
+        raise ct.CorpusError(
+            log.corpus,
+            log.raw_dir,
+            [ct.Problem(ct.WRONG_LAYOUT, "labels", f"found {len(names)} class(es) {names}; need at least 2")],
+            "Check the label column (--label_column) or the label sub-folders.",
+        )
+    log.note("clips per label: " + ", ".join(f"{n} {counts.get(n, 0)}" for n in names))
+    return names
+
+
+def assign_splits(utterances, has_speakers: bool, allow_overlap: bool, options: dict, log) -> str:
+    """Give every utterance its split; returns the spec's ``speaker_splits`` ("ours", "official", "none")."""
+    if any(u.split for u in utterances):
+        log.note("splits as given in the table's split column")
+        return "official"
+    if has_speakers:
+        try:
+            assign_speaker_splits(
+                utterances, log, options["validation_fraction"], options["test_fraction"], options["seed"]
+            )
+        except ValueError as err:
+            speakers = sorted({u.speaker_id for u in utterances})
+            raise ct.CorpusError(
+                log.corpus,
+                log.raw_dir,
+                [ct.Problem(TOO_FEW_SPEAKERS, "speaker column", f"found {', '.join(speakers[:10])}; {err}")],
+                "Train, validation and test need one speaker each at least (more give fairer scores); "
+                "record more speakers, or pass --validation_fraction / --test_fraction 0.",
+            ) from None
+        return "ours"
+    if not allow_overlap:
+        raise ct.CorpusError(
+            log.corpus,
+            log.raw_dir,
+            [ct.Problem(TOO_FEW_SPEAKERS, "speakers", "the clips have no speaker ids")],
+            NO_SPEAKERS_HINT,
+        )
+    _stratified_splits(utterances, options)
+    log.note(
+        "no speaker ids: splits are random clips stratified by label (--allow_speaker_overlap), so the same "
+        "voices are in train and test and the scores are speaker-dependent",
+        warn=True,
+    )
+    return "none"
+
+
+def _stratified_splits(utterances, options: dict) -> None:
+    """Class-stratified random splits of the clips (no speaker ids to hold out)."""
+    from .splits import stratified_holdout
+
+    labels = [u.label or "" for u in utterances]
+    everything = list(range(len(labels)))
+    test_fraction, validation_fraction = options["test_fraction"], options["validation_fraction"]
+    rest, test = (
+        stratified_holdout(labels, test_fraction, seed=options["seed"]) if test_fraction else (everything, [])
+    )
+    validation = []
+    if validation_fraction:
+        share = validation_fraction / (1.0 - test_fraction)
+        _, held = stratified_holdout([labels[i] for i in rest], share, seed=options["seed"])
+        validation = [rest[i] for i in held]
+    for u in utterances:
+        u.split = "train"
+    for split, rows in (("test", test), ("validation", validation)):
+        for i in rows:
+            utterances[i].split = split
+
+
+def _spec(name: str, language: str, labels: list[str], optional: tuple, speaker_splits: str, about: str):
+    return ct.CorpusSpec(
+        name=name,
+        module="folder",
+        labels={n: n for n in labels},
+        to_shared={},
+        language=language,
+        optional_columns=optional,
+        license="other",
+        license_note="Set by the owner of the recordings; serhub adds no licence.",
+        citation="",
+        about=about,
+        layout_hint="a folder of audio files, with a label table or DIR/<label>/ sub-folders",
+        speaker_splits=speaker_splits,
+    )
+
+
+def build_with_report(
+    audio_dir: str | Path,
+    metadata: str | Path | None = None,
+    *,
+    columns: dict[str, str | None] | None = None,
+    labels: list[str] | None = None,
+    allow_speaker_overlap: bool = False,
+    validation_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    seed: int = 0,
+    name: str | None = None,
+    language: str = "und",
+    skip_bad: bool = False,
+    num_workers: int = 4,
+    cache_dir: str | None = None,
+) -> FolderBuildResult:
+    """The DatasetDict of ``audio_dir`` (labels from ``metadata`` or sub-folders), its report and card."""
+    raw = Path(audio_dir).expanduser().resolve()
+    log = ct.ProblemLog(name or raw.name, raw)
+    if not raw.is_dir():
+        problems = [ct.Problem(ct.WRONG_LAYOUT, str(raw), "does not exist or is not a folder")]
+        raise ct.CorpusError(log.corpus, raw, problems, "Pass --audio_dir with the folder of your clips.")
+    if metadata is None:
+        metadata = next((raw / m for m in METADATA_NAMES if (raw / m).is_file()), None)
+    if metadata is not None:
+        utterances, chosen = read_metadata(raw, Path(metadata).expanduser().resolve(), columns or {}, log)
+        source = f"the label table {Path(metadata).name}: columns " + ", ".join(
+            f"{role}={column}" for role, column in chosen.items() if column
+        )
+    else:
+        utterances, chosen = scan_label_folders(raw, log), {}
+        source = "the label sub-folders (DIR/<label>/file)"
+    utterances = inside_corpus(utterances, raw, log)
+    _outside_message(log)
+    names = _label_names(utterances, labels, log)
+    options = {"validation_fraction": validation_fraction, "test_fraction": test_fraction, "seed": seed}
+    has_speakers = any(not u.speaker_id.startswith(ct.UNKNOWN_SPEAKER) for u in utterances)
+    speaker_splits = assign_splits(utterances, has_speakers, allow_speaker_overlap, options, log)
+    optional = tuple(c for c in ("gender", "arousal", "valence", "dominance") if chosen.get(c))
+    about = f"Clips of {raw.name}, labelled from {source}."
+    spec = _spec(log.corpus, language, names, optional, speaker_splits, about)
+    result = ct.assemble(
+        spec,
+        utterances,
+        log,
+        skip_bad=skip_bad,
+        num_workers=num_workers,
+        cache_dir=cache_dir,
+        options=options,
+    )
+    return FolderBuildResult(**{f.name: getattr(result, f.name) for f in dataclasses.fields(result)})
+
+
+def build(audio_dir, metadata=None, **kwargs):
+    """The ``DatasetDict`` of :func:`build_with_report`."""
+    return build_with_report(audio_dir, metadata, **kwargs).dataset_dict
+
+
+def argument_parser() -> argparse.ArgumentParser:
+    parser = builder_argument_parser(__doc__.strip().splitlines()[0])
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = "\n".join(__doc__.strip().splitlines()[1:]).strip()
+    # dest raw_dir: the corpus builders' run_cli reads it
+    parser.add_argument("--audio_dir", dest="raw_dir", required=True, help="the folder of audio files")
+    parser.add_argument(
+        "--metadata", help="label table: CSV, TSV or JSONL (default: DIR/metadata.*, else sub-folders)"
+    )
+    for role, guesses in GUESSES.items():
+        parser.add_argument(f"--{role}_column", help=f"default: the first of {', '.join(guesses)}")
+    parser.add_argument("--labels", help="the expected classes, comma-separated (others are reported)")
+    parser.add_argument(
+        "--allow_speaker_overlap",
+        action="store_true",
+        help="split clips without speaker ids (not speaker-independent)",
+    )
+    parser.add_argument("--name", help="the dataset's name in the card (default: the folder's name)")
+    parser.add_argument("--language", default="und", help="ISO 639-1 code of the speech (default: und)")
+    parser.add_argument(
+        "--skip_bad", action="store_true", help="leave out problem clips (listed in the card)"
+    )
+    parser.add_argument("--num_workers", type=int, default=4, help="threads decoding audio")
+    parser.add_argument("--cache_dir", help="Arrow cache of the decoded audio (default: the datasets cache)")
+    parser.add_argument(
+        "--push_to_hub", metavar="REPO", help="also upload the dataset to this private Hub repo"
+    )
+    add_speaker_split_arguments(parser)
+    return parser
+
+
+def main(argv=None) -> ct.BuildResult:
+    args = argument_parser().parse_args(argv)
+    labels = [x.strip() for x in args.labels.split(",") if x.strip()] if args.labels else None
+    columns = {role: getattr(args, f"{role}_column") for role in GUESSES}
+    return ct.run_cli(
+        args,
+        build_with_report,
+        metadata=args.metadata,
+        columns=columns,
+        labels=labels,
+        allow_speaker_overlap=args.allow_speaker_overlap,
+        validation_fraction=args.validation_fraction,
+        test_fraction=args.test_fraction,
+        seed=args.seed,
+        name=args.name,
+        language=args.language,
+    )
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["GUESSES", "build", "build_with_report", "choose_columns", "main", "read_table"]

@@ -1,0 +1,379 @@
+"""Any serhub model (or stock transformers audio classifier) on any dataset: one report card.
+
+    serhub evaluate --model M --dataset D [--split test] [--output_dir OUT]
+                    [--label_map exc=happy,frustrated=angry] [--candidate_labels a,b,c]
+
+D is a DatasetDict folder (``save_to_disk``, as every serhub builder writes, e.g.
+``python -m serhub.datasets_scripts.folder``), ``synthetic_emotions`` (the embedded corpus the recipes
+train on by default) or a Hub dataset id. OUT receives ``report.md``
+(macro-F1 / UA / WA with bootstrap 95 % intervals, per class, per speaker and per gender where the
+columns exist, calibration), ``eval_results.json``, ``predictions.csv`` (one row per clip with every
+probability), ``confusion_matrix.png``, ``reliability_diagram.png`` and ``model_index.yaml`` (the
+``model-index`` results for a model card), swapped in as a whole when complete.
+
+Labels: ``--label_map`` renames the dataset's labels (``a=b`` pairs, or a file of them / a JSON
+object); ``--candidate_labels`` restricts the model to some of its labels (probabilities
+renormalised over them). A dataset label the model cannot produce is refused, with the list it can.
+The model loads through :func:`serhub.loading.load_classifier`: serhub's and transformers' code
+only, never code shipped with the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from serhub.evaluate_report import HEADLINE
+from serhub.loading import load_classifier
+from serhub.metrics.ser_metrics.ser_metrics import (
+    _scores_from_confusion,
+    classification_metrics,
+    confusion_matrix,
+)
+from serhub.modeling.file_utils import atomic_output_dir, check_output_dir
+
+CALIBRATION_BINS = 15
+EMBEDDED = ("synthetic_emotions",)  # the labelled corpus serhub builds offline (recipes train on it)
+
+
+# ----------------------------------------------------------------------------- labels
+
+
+def parse_label_map(text: str | None) -> dict[str, str]:
+    """``"exc=happy,frustrated=angry"``, or a file: a JSON object, or one ``a=b`` per line (# comments)."""
+    if not text:
+        return {}
+    path = Path(text).expanduser()
+    if path.is_file():
+        content = path.read_text(encoding="utf-8")
+        if path.suffix.lower() == ".json":
+            mapping = json.loads(content)
+            if not isinstance(mapping, dict):
+                raise ValueError(f"--label_map {path}: expected a JSON object {{dataset label: model label}}")
+            return {str(k).strip(): str(v).strip() for k, v in mapping.items()}
+        pairs = [line.split("#", 1)[0].strip() for line in content.splitlines()]
+    else:
+        pairs = [p.strip() for p in text.split(",")]
+    mapping = {}
+    for pair in filter(None, pairs):
+        source, sep, target = pair.partition("=")
+        if not sep or not source.strip() or not target.strip():
+            raise ValueError(
+                f"--label_map: {pair!r} is not 'dataset_label=model_label'; write e.g. "
+                "--label_map exc=happy,frustrated=angry (or a file with one pair per line)"
+            )
+        mapping[source.strip()] = target.strip()
+    return mapping
+
+
+def split_list(text: str | None) -> list[str] | None:
+    return [x.strip() for x in text.split(",") if x.strip()] if text else None
+
+
+def model_labels(classifier) -> list[str]:
+    config = classifier.model.config
+    return [config.id2label[i] for i in range(len(config.id2label))]
+
+
+def scored_labels(model: list[str], candidates: list[str] | None, references: set[str]) -> list[str]:
+    """The labels scored: ``candidates`` (checked against the model's) or all the model's; every
+    reference must be one of them. ``ValueError`` listing what the model can produce."""
+    if candidates:
+        unknown = [c for c in candidates if c not in model]
+        if unknown:
+            raise ValueError(
+                f"--candidate_labels {unknown} are not labels of the model; it can produce {model}. "
+                "Choose candidates among those."
+            )
+    labels = list(dict.fromkeys(candidates)) if candidates else list(model)
+    missing = sorted(references - set(labels))
+    if missing:
+        what = "the candidate labels" if candidates else "the model"
+        raise ValueError(
+            f"the dataset has labels that {what} cannot produce: {missing}; it can produce {labels}. "
+            f"Map them with --label_map (e.g. --label_map {missing[0]}={labels[0]}), "
+            + ("add them to --candidate_labels, " if candidates else "")
+            + "or evaluate on a dataset without them."
+        )
+    return labels
+
+
+# ----------------------------------------------------------------------------- data and inference
+
+
+def load_split(dataset: str, split: str, label_column: str, max_samples: int | None):
+    """The split and its reference label names (rows without a label left out)."""
+    from serhub.recipes.data import embedded_dataset_path, load_dataset_dict, require_splits
+
+    if dataset in EMBEDDED and not Path(dataset).is_dir():  # serhub's own corpora, built once offline
+        dataset = str(embedded_dataset_path(dataset))
+    dataset_dict = load_dataset_dict(dataset)
+    require_splits(dataset_dict, [split])
+    ds = dataset_dict[split]
+    if label_column not in ds.column_names:
+        raise ValueError(
+            f"split {split!r} has no {label_column!r} column; its columns are {ds.column_names}. "
+            "Name the label column with --label_column."
+        )
+    names = getattr(ds.features[label_column], "names", None)
+    values = ds[label_column]
+    keep = [i for i, v in enumerate(values) if v is not None and v != -1 and v != ""]
+    unlabelled = len(values) - len(keep)
+    if max_samples is not None:
+        keep = keep[:max_samples]
+    if not keep:
+        raise ValueError(f"split {split!r} of {dataset} has no labelled row to evaluate")
+    references = [names[values[i]] if names else str(values[i]) for i in keep]
+    return ds.select(keep), references, unlabelled
+
+
+def predict_probabilities(classifier, ds, labels: list[str], batch_size: int, progress: bool = True):
+    """(N, len(labels)) probabilities, renormalised over ``labels`` (the model's softmax restricted
+    to them, which is the softmax of their logits alone)."""
+    import datasets
+    from tqdm.auto import tqdm
+
+    rate = getattr(classifier.feature_extractor, "sampling_rate", 16000)
+    ds = ds.cast_column("audio", datasets.Audio(sampling_rate=rate))
+    rows = []
+    for start in tqdm(range(0, len(ds), batch_size), desc="evaluating", unit="batch", disable=not progress):
+        clips = [a["array"] for a in ds[start : start + batch_size]["audio"]]
+        for scores in classifier(clips, top_k=None, batch_size=batch_size):
+            by_label = {s["label"]: float(s["score"]) for s in scores}
+            rows.append([by_label[label] for label in labels])
+    probs = np.asarray(rows, dtype=np.float64)
+    return probs / np.clip(probs.sum(1, keepdims=True), 1e-12, None)
+
+
+# ----------------------------------------------------------------------------- scores
+
+
+def bootstrap_intervals(ref: np.ndarray, pred: np.ndarray, n_labels: int, resamples: int, seed: int = 0):
+    """95 % percentile intervals of macro-F1, UA and WA over the same resamples of the clips, drawn
+    as ser_metrics draws its macro-F1 interval (so that one matches the metric's for a seed)."""
+    if not resamples:
+        return {}
+    rng = np.random.default_rng(seed)
+    stats = {key: np.empty(resamples) for key in HEADLINE}
+    for b in range(resamples):
+        idx = rng.integers(0, len(ref), len(ref))
+        scores = _scores_from_confusion(confusion_matrix(ref[idx], pred[idx], n_labels))
+        for key in HEADLINE:
+            stats[key][b] = scores[key]
+    out = {}
+    for key, values in stats.items():
+        out[f"{key}_ci_low"], out[f"{key}_ci_high"] = (float(v) for v in np.percentile(values, [2.5, 97.5]))
+    return out
+
+
+def calibration(probs: np.ndarray, correct: np.ndarray, bins: int = CALIBRATION_BINS) -> dict:
+    """Expected calibration error of the top label (``bins`` equal-width confidence bins, Guo et al.
+    2017, https://arxiv.org/abs/1706.04599) and each bin's count, confidence and accuracy."""
+    confidence = probs.max(1)
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    table, ece = [], 0.0
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            conf, acc = float(confidence[inside].mean()), float(correct[inside].mean())
+            ece += inside.mean() * abs(acc - conf)
+            table.append(
+                {
+                    "low": b / bins,
+                    "high": (b + 1) / bins,
+                    "count": int(inside.sum()),
+                    "confidence": conf,
+                    "accuracy": acc,
+                }
+            )
+    return {"ece": float(ece), "mean_confidence": float(confidence.mean()), "num_bins": bins, "bins": table}
+
+
+def group_scores(predictions, references, groups, labels) -> dict[str, dict]:
+    """Macro-F1, UA, WA and the clip count of each group (speaker, gender)."""
+    rows: dict[str, list[int]] = {}
+    for i, g in enumerate(groups):
+        rows.setdefault("unknown" if g in (None, "") else str(g), []).append(i)
+    out = {}
+    with warnings.catch_warnings():  # a group rarely has every class; the note is in the report
+        warnings.simplefilter("ignore", UserWarning)
+        for group, idx in sorted(rows.items()):
+            m = classification_metrics([predictions[i] for i in idx], [references[i] for i in idx], labels)
+            out[group] = {key: m[key] for key in (*HEADLINE, "macro_f1_present")} | {"count": len(idx)}
+    return out
+
+
+def score(
+    predictions: list[str], references: list[str], probs, labels, extra: dict, bootstrap: int, seed: int
+):
+    """Every figure of the report from the predictions (``extra``: group columns, e.g. speaker_id)."""
+    metrics = classification_metrics(predictions, references, labels=labels)
+    index = {label: i for i, label in enumerate(labels)}
+    ref = np.array([index[r] for r in references])
+    pred = np.array([index[p] for p in predictions])
+    metrics |= bootstrap_intervals(ref, pred, len(labels), bootstrap, seed)
+    cm = np.asarray(metrics["confusion_matrix"])
+    support, predicted = cm.sum(1), cm.sum(0)
+    metrics["per_class"] = {
+        label: {
+            "precision": float(cm[i, i] / predicted[i]) if predicted[i] else 0.0,
+            "recall": float(cm[i, i] / support[i]) if support[i] else 0.0,
+            "f1": metrics["per_class_f1"][label],
+            "support": int(support[i]),
+        }
+        for i, label in enumerate(labels)
+    }
+    metrics["calibration"] = calibration(probs, ref == pred)
+    for column, values in extra.items():
+        metrics[f"per_{column.removesuffix('_id')}"] = group_scores(predictions, references, values, labels)
+    return metrics
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def evaluate_model(
+    model: str,
+    dataset: str,
+    split: str = "test",
+    *,
+    label_map: dict[str, str] | None = None,
+    candidate_labels: list[str] | None = None,
+    label_column: str = "emotion",
+    batch_size: int = 8,
+    max_samples: int | None = None,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[dict, list[dict]]:
+    """``(results, predictions)``: the report's figures and one record per clip."""
+    label_map = label_map or {}
+    ds, raw_references, unlabelled = load_split(dataset, split, label_column, max_samples)
+    references = [label_map.get(r, r) for r in raw_references]
+    classifier = load_classifier(model)
+    labels = scored_labels(model_labels(classifier), candidate_labels, set(references))
+    probs = predict_probabilities(classifier, ds, labels, batch_size, progress)
+    predictions = [labels[i] for i in probs.argmax(1)]
+    groups = {c: ds[c] for c in ("speaker_id", "gender") if c in ds.column_names}
+    results = score(predictions, references, probs, labels, groups, bootstrap, seed)
+    unused = sorted(set(label_map) - set(raw_references))
+    results |= {
+        "model": str(model),
+        "dataset": str(dataset),
+        "split": split,
+        "label_map": label_map,
+        "label_map_unused": unused,
+        "candidate_labels": candidate_labels,
+        "unlabelled_rows_left_out": unlabelled,
+        "bootstrap": bootstrap,
+        "seed": seed,
+    }
+    return results, _records(ds, groups, references, predictions, probs, labels)
+
+
+def _records(ds, groups: dict, references, predictions, probs, labels) -> list[dict]:
+    """predictions.csv's rows: the clip, its groups, reference, prediction, confidence and probabilities."""
+    ids = ds["utterance_id"] if "utterance_id" in ds.column_names else [str(i) for i in range(len(ds))]
+    records = []
+    for i, (uid, ref, pred) in enumerate(zip(ids, references, predictions)):
+        record = {"utterance_id": uid, **{c: v[i] for c, v in groups.items()}, "reference": ref}
+        record |= {"prediction": pred, "confidence": float(probs[i].max()), "correct": int(ref == pred)}
+        records.append(record | {f"p_{label}": float(p) for label, p in zip(labels, probs[i])})
+    return records
+
+
+def main_figures(results: dict) -> str:
+    """Macro-F1 0.512 (0.410–0.580), UA ..., WA ...: the 95 % intervals where bootstrapped."""
+    parts = []
+    for key, name in HEADLINE.items():
+        text = f"{name} {results[key]:.3f}"
+        if f"{key}_ci_low" in results:
+            text += f" ({results[f'{key}_ci_low']:.3f}–{results[f'{key}_ci_high']:.3f})"
+        parts.append(text)
+    return ", ".join(parts)
+
+
+def write_outputs(folder: Path, results: dict, records: list[dict]) -> None:
+    """Every file of the report into ``folder``."""
+    from serhub.evaluate_report import model_index_yaml, plot_reliability, report_markdown
+    from serhub.metrics.plotting import plot_confusion_matrix
+    from serhub.recipes.reporting import write_json
+
+    with (folder / "predictions.csv").open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(records[0]))
+        writer.writeheader()
+        writer.writerows(records)
+    write_json(folder / "eval_results.json", results)
+    title = f"{Path(results['model']).name} on {Path(results['dataset']).name} ({results['split']})"
+    plot_confusion_matrix(
+        results["confusion_matrix"], results["labels"], folder / "confusion_matrix.png", title
+    )
+    plot_reliability(results["calibration"], folder / "reliability_diagram.png", title)
+    (folder / "model_index.yaml").write_text(model_index_yaml(results), encoding="utf-8")
+    (folder / "report.md").write_text(report_markdown(results), encoding="utf-8")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", required=True, help="a serhub model or transformers audio classifier (folder or Hub id)"
+    )
+    parser.add_argument(
+        "--dataset",
+        required=True,
+        help="a DatasetDict folder (save_to_disk), synthetic_emotions (serhub's embedded corpus) or a Hub id",
+    )
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--output_dir", help="where the report goes (default: print the figures only)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --output_dir")
+    parser.add_argument(
+        "--label_map", help="dataset label -> model label: exc=happy,frustrated=angry, or a file"
+    )
+    parser.add_argument("--candidate_labels", help="restrict the model to these labels: a,b,c")
+    parser.add_argument("--label_column", default="emotion")
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--max_samples", type=int, help="evaluate the first N labelled clips only")
+    parser.add_argument(
+        "--bootstrap", type=int, default=1000, help="resamples for the 95 %% intervals (0: none)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+
+
+def run(args: argparse.Namespace) -> dict:
+    for name in ("batch_size", "max_samples"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name} must be a positive number, got {value}")
+    if args.bootstrap < 0:
+        raise ValueError(f"--bootstrap is a number of resamples (0 for none), got {args.bootstrap}")
+    if args.output_dir:
+        check_output_dir(args.output_dir, args.overwrite)  # before the slow part
+    results, records = evaluate_model(
+        args.model, args.dataset, args.split, label_map=parse_label_map(args.label_map),
+        candidate_labels=split_list(args.candidate_labels), label_column=args.label_column,
+        batch_size=args.batch_size, max_samples=args.max_samples, bootstrap=args.bootstrap, seed=args.seed,
+    )  # fmt: skip
+    print(f"{results['num_samples']} clips of {args.split}: {main_figures(results)}")
+    print(f"ECE {results['calibration']['ece']:.3f}")
+    if args.output_dir:
+        with atomic_output_dir(args.output_dir, overwrite=args.overwrite) as tmp:
+            write_outputs(tmp, results, records)
+        print(f"report: {Path(args.output_dir) / 'report.md'}")
+    return results
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["calibration", "evaluate_model", "parse_label_map", "scored_labels"]

@@ -1,0 +1,152 @@
+"""The files of ``serhub evaluate`` that people read: the Markdown report card, the reliability diagram
+and the ``model-index`` results for a model card."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+HEADLINE = {"macro_f1": "Macro-F1", "unweighted_accuracy": "UA", "accuracy": "WA"}
+
+
+def model_index_yaml(results: dict) -> str:
+    """``model-index`` metadata (huggingface_hub's ``ModelCardData``): paste it into a model card's
+    YAML header, or pass the same ``EvalResult``s to ``ModelCard.from_template``."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    dataset = Path(results["dataset"]).name or results["dataset"]
+    evals = [
+        EvalResult(
+            task_type="audio-classification",
+            dataset_type=dataset,
+            dataset_name=dataset,
+            dataset_split=results["split"],
+            metric_type=key,
+            metric_name=name,
+            metric_value=round(float(results[key]), 4),
+        )
+        for key, name in HEADLINE.items()
+    ]
+    name = Path(results["model"]).name or results["model"]
+    return ModelCardData(model_name=name, eval_results=evals).to_yaml() + "\n"
+
+
+def plot_reliability(calibration: dict, path: str | os.PathLike, title: str = "") -> Path:
+    """Accuracy against confidence per bin (a calibrated model follows the diagonal), clip counts below."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from serhub.modeling.file_utils import atomic_write
+
+    bins = calibration["bins"]
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(5, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    width = (bins[0]["high"] - bins[0]["low"]) if bins else 0.1
+    centres = [(b["low"] + b["high"]) / 2 for b in bins]
+    top.bar(centres, [b["accuracy"] for b in bins], width=width, edgecolor="black", label="accuracy")
+    top.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+    top.plot(
+        [b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o", color="C3", label="bin mean"
+    )
+    top.set_ylabel("accuracy")
+    top.set_ylim(0, 1)
+    top.legend(loc="upper left", fontsize=8)
+    top.set_title(f"{title}\nECE {calibration['ece']:.3f}" if title else f"ECE {calibration['ece']:.3f}")
+    bottom.bar(centres, [b["count"] for b in bins], width=width, color="grey", edgecolor="black")
+    bottom.set_xlabel("confidence of the predicted label")
+    bottom.set_ylabel("clips")
+    bottom.set_xlim(0, 1)
+    try:
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png"))
+    finally:
+        plt.close(fig)
+
+
+def _figure(results: dict, key: str) -> str:
+    low = results.get(f"{key}_ci_low")
+    interval = f" | {low:.3f}–{results[f'{key}_ci_high']:.3f}" if low is not None else " | –"
+    return f"| {HEADLINE[key]} | {results[key]:.3f}{interval} |"
+
+
+def _group_table(title: str, groups: dict) -> list[str]:
+    lines = [f"## {title}", "", "| group | clips | Macro-F1 | UA | WA |", "|---|---|---|---|---|"]
+    for group, m in groups.items():
+        lines.append(
+            f"| {group} | {m['count']} | {m['macro_f1']:.3f} | {m['unweighted_accuracy']:.3f} | {m['accuracy']:.3f} |"
+        )
+    return [*lines, ""]
+
+
+def _settings(results: dict) -> list[str]:
+    lines = [
+        f"- model: `{results['model']}`",
+        f"- dataset: `{results['dataset']}`, split `{results['split']}`, {results['num_samples']} clips",
+        f"- labels scored: {', '.join(results['labels'])}",
+    ]
+    if results["label_map"]:
+        pairs = ", ".join(f"{k} → {v}" for k, v in results["label_map"].items())
+        lines.append(f"- label map: {pairs}")
+    if results["label_map_unused"]:
+        lines.append(
+            f"- label map entries for labels absent from this split: {', '.join(results['label_map_unused'])}"
+        )
+    if results["candidate_labels"]:
+        lines.append(
+            "- the model was restricted to the candidate labels (probabilities renormalised over them)"
+        )
+    if results["unlabelled_rows_left_out"]:
+        lines.append(f"- {results['unlabelled_rows_left_out']} rows without a label were left out")
+    if results["classes_without_references"]:
+        absent = ", ".join(results["classes_without_references"])
+        lines.append(
+            f"- classes without a reference in this split: {absent}; Macro-F1 counts them as 0, over the "
+            f"classes present it is {results['macro_f1_present']:.3f}"
+        )
+    return [*lines, ""]
+
+
+def report_markdown(results: dict) -> str:
+    """The report card: settings, headline figures with intervals, per class / speaker / gender,
+    calibration and the figures' files."""
+    boot = results["bootstrap"]
+    lines = [f"# {Path(results['model']).name} on {Path(results['dataset']).name} ({results['split']})", ""]
+    lines += _settings(results)
+    lines += [
+        "## Scores",
+        "",
+        f"| metric | value | 95 % interval ({boot} bootstrap resamples of the clips) |",
+    ]
+    lines += ["|---|---|---|", *(_figure(results, key) for key in HEADLINE), ""]
+    lines += ["## Per class", "", "| class | support | precision | recall | F1 |", "|---|---|---|---|---|"]
+    for label, m in results["per_class"].items():
+        lines.append(
+            f"| {label} | {m['support']} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} |"
+        )
+    lines += ["", "![confusion matrix](confusion_matrix.png)", ""]
+    for key, title in (("per_speaker", "Per speaker"), ("per_gender", "Per gender")):
+        if key in results:
+            lines += _group_table(title, results[key])
+    cal = results["calibration"]
+    lines += [
+        "## Calibration",
+        "",
+        f"Expected calibration error (ECE; {cal['num_bins']} equal-width bins of the top label's confidence, "
+        f"{len(cal['bins'])} of them used): **{cal['ece']:.3f}**; mean confidence {cal['mean_confidence']:.3f} "
+        f"against accuracy {results['accuracy']:.3f}.",
+        "",
+        "![reliability diagram](reliability_diagram.png)",
+        "",
+        "## Files",
+        "",
+        "`predictions.csv` (one row per clip, every probability), `eval_results.json` (every figure), "
+        "`model_index.yaml` (`model-index` results for a model card), `confusion_matrix.png`, "
+        "`reliability_diagram.png`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+__all__ = ["model_index_yaml", "plot_reliability", "report_markdown"]

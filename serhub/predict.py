@@ -1,0 +1,193 @@
+"""Classify audio files into a CSV, in batches, resumably.
+
+    serhub predict FILES_OR_DIR... --model M --output preds.csv [--batch_size 8] [--top_k 1]
+
+A folder is searched recursively for audio and video files; any format ffmpeg reads works (decoded
+by :mod:`serhub.audio_io`, local files only). Each row of the CSV is one file: ``file``, ``label``,
+``score`` (the top label and its probability), ``label_2``, ``score_2``, ... up to ``--top_k``, and
+``error`` (why a file could not be classified, or what ffmpeg reported about a file it decoded only
+in part; empty otherwise). A file that cannot be read is reported on its row and on stderr, and the
+run goes on.
+
+Rows are appended and flushed to disk batch by batch, so a run stopped at any point (Ctrl-C, a killed
+job) can be started again with the same command: files already in the CSV are skipped, and a last
+row cut short by the stop is dropped first. To retry files that failed, delete their rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from serhub.audio_io import stream_audio
+from serhub.loading import load_classifier
+
+# what a folder is searched for (named files are read whatever their suffix)
+MEDIA_SUFFIXES = frozenset(
+    ".wav .flac .mp3 .ogg .opus .oga .m4a .aac .wma .aiff .aif .au .amr .webm .mp4 .mkv .mov .avi".split()
+)
+
+
+def find_files(inputs: list[str]) -> list[Path]:
+    """The named files, and the media files under the named folders (sorted), each once."""
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in MEDIA_SUFFIXES and p.is_file())
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise FileNotFoundError(
+                f"{item} is neither a file nor a folder; pass audio files or folders of them"
+            )
+    unique = list(dict.fromkeys(found))
+    if not unique:
+        raise FileNotFoundError(
+            f"no audio file found in {', '.join(inputs)} (searched for {', '.join(sorted(MEDIA_SUFFIXES))})"
+        )
+    return unique
+
+
+def columns(top_k: int) -> list[str]:
+    extra = [name for k in range(2, top_k + 1) for name in (f"label_{k}", f"score_{k}")]
+    return ["file", "label", "score", *extra, "error"]
+
+
+def done_files(output: Path, header: list[str]) -> set[str]:
+    """The files already in ``output`` (a CSV of an earlier run); a last line cut short by a killed run
+    is dropped from the file. ``ValueError`` when its columns are not this run's."""
+    if not output.exists() or output.stat().st_size == 0:
+        return set()
+    with output.open("rb+") as f:
+        data = f.read()
+        if not data.endswith(b"\n"):  # the run was stopped while writing this line
+            f.truncate(data.rfind(b"\n") + 1)
+    with output.open(newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        found = next(reader, None)
+        if found is None:
+            return set()
+        if found != header:
+            raise ValueError(
+                f"{output} has the columns {found}, but this run writes {header} (another --top_k?). "
+                "Pass the same --top_k as before, or another --output."
+            )
+        return {os.path.abspath(row[0]) for row in reader if row}
+
+
+def decode(path: Path) -> tuple[np.ndarray | None, str]:
+    """``(16 kHz mono samples, "")``; ``(None, why)`` when the file cannot be read; ``(samples, note)``
+    when ffmpeg decoded it but reported errors (the audio may be incomplete): classified, and noted."""
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            samples = np.concatenate(list(stream_audio(path)) or [np.zeros(0, np.float32)])
+    except (OSError, ValueError) as err:  # any failure of this one file is reported on its row
+        return None, " ".join(str(err).split())
+    if samples.size == 0:
+        return None, f"{path} holds no audio samples"
+    notes = [" ".join(str(w.message).split()) for w in caught if issubclass(w.category, UserWarning)]
+    return samples, "; ".join(notes)
+
+
+def rows_for(classifier, batch: list[tuple[Path, np.ndarray | None, str]], top_k: int, batch_size: int):
+    """One CSV row per file of the batch: the top labels of the readable ones (a model with fewer labels
+    than ``top_k`` leaves the last cells empty), and what went wrong."""
+    readable = [samples for _, samples, _ in batch if samples is not None]
+    results = iter(classifier(readable, top_k=top_k, batch_size=batch_size) if readable else [])
+    rows = []
+    for path, samples, problem in batch:
+        cells = [""] * (2 * top_k)
+        if samples is not None:
+            for k, s in enumerate(next(results)[:top_k]):
+                cells[2 * k : 2 * k + 2] = [s["label"], f"{float(s['score']):.6f}"]
+        rows.append([str(path), *cells, problem])
+    return rows
+
+
+def predict_files(
+    inputs: list[str],
+    model,
+    output: str | os.PathLike,
+    batch_size: int = 8,
+    top_k: int = 1,
+    progress: bool = True,
+) -> dict:
+    """Classify the files into ``output`` (appending, resumable); ``{"done", "skipped", "failed"}`` counts."""
+    from tqdm.auto import tqdm
+
+    if batch_size < 1 or top_k < 1:
+        raise ValueError(f"--batch_size and --top_k must be at least 1, got {batch_size} and {top_k}")
+    output = Path(output)
+    if output.is_dir():
+        raise IsADirectoryError(
+            f"--output {output} is a folder; name a CSV file, e.g. {output / 'preds.csv'}"
+        )
+    header = columns(top_k)
+    done = done_files(output, header)
+    todo = [p for p in find_files(inputs) if os.path.abspath(p) not in done]
+    counts = {"done": 0, "skipped": len(done), "failed": 0}
+    if not todo:
+        return counts
+    classifier = model if callable(model) else load_classifier(model)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        output.open("a", newline="", encoding="utf-8") as f,
+        tqdm(total=len(todo), desc="predicting", unit="file", disable=not progress) as bar,
+    ):
+        writer = csv.writer(f)
+        if f.tell() == 0:
+            writer.writerow(header)
+        for start in range(0, len(todo), batch_size):
+            batch = [(path, *decode(path)) for path in todo[start : start + batch_size]]
+            for path, samples, problem in batch:
+                if problem:
+                    verb = "cannot classify" if samples is None else "classified, but"
+                    tqdm.write(f"{verb} {path}: {problem}", file=sys.stderr)
+                counts["failed" if samples is None else "done"] += 1
+            writer.writerows(rows_for(classifier, batch, top_k, batch_size))
+            f.flush()
+            os.fsync(f.fileno())  # a batch is on disk before the next starts: a stop loses at most one
+            bar.update(len(batch))
+    return counts
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "inputs", nargs="+", metavar="FILES_OR_DIR", help="audio/video files or folders of them"
+    )
+    parser.add_argument("--model", required=True, help="a serhub model or transformers audio classifier")
+    parser.add_argument(
+        "--output", required=True, help="the CSV to write (appended to, and resumed, if it exists)"
+    )
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--top_k", type=int, default=1, help="how many labels per file, best first")
+
+
+def run(args: argparse.Namespace) -> dict:
+    counts = predict_files(args.inputs, args.model, args.output, args.batch_size, args.top_k)
+    print(
+        f"{counts['done']} files classified, {counts['failed']} could not be read, "
+        f"{counts['skipped']} were already in the CSV; results in {args.output}"
+    )
+    return counts
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["find_files", "predict_files"]
