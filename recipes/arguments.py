@@ -24,7 +24,8 @@ class DataArguments:
     dataset_name_or_path: str | None = field(
         default=None,
         metadata={
-            "help": "save_to_disk folder or Hub dataset id; default: the embedded synthetic_emotions set (built once)"
+            "help": "save_to_disk folder, Hub dataset id, or an embedded corpus' name (synthetic_emotions, "
+            "asterisk_prompts; built once); default: synthetic_emotions"
         },
     )
     train_split: str = field(default="train")
@@ -36,6 +37,13 @@ class DataArguments:
     )
     max_train_samples: int | None = field(default=None)
     max_eval_samples: int | None = field(default=None)
+    max_test_samples: int | None = field(
+        default=None,
+        metadata={
+            "help": "score only this many test clips, a fixed random subset (seed 0, the same in every run), "
+            "for quick runs; default: the whole test split"
+        },
+    )
     cache_encoder_outputs: bool = field(
         default=True,
         metadata={"help": "with a frozen encoder, encode every clip once and train on the cached outputs"},
@@ -49,7 +57,7 @@ class DataArguments:
 
         if self.labels is not None:
             self.labels = check_labels(self.labels, "--labels")
-        for name in ("max_train_samples", "max_eval_samples"):
+        for name in ("max_train_samples", "max_eval_samples", "max_test_samples"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(
                     f"--{name} must be at least 1 (or unset for every row), found {getattr(self, name)}"

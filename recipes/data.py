@@ -23,6 +23,11 @@ def require_splits(dataset_dict, names: Sequence[str]) -> None:
         )
 
 
+# corpora serhub builds itself, offline, into its cache on first use; their names work wherever a
+# dataset folder does (--dataset_name_or_path, serhub evaluate --dataset)
+EMBEDDED_CORPORA = ("synthetic_emotions", "asterisk_prompts")
+
+
 def embedded_dataset_path(name: str = "synthetic_emotions") -> Path:
     """Build the embedded corpus once into the serhub cache (file-locked for DDP ranks)."""
     from filelock import FileLock
@@ -46,7 +51,41 @@ def embedded_dataset_path(name: str = "synthetic_emotions") -> Path:
     return path
 
 
-def load_dataset_dict(name_or_path: str | None):
+# The test subset of --max_test_samples is drawn with its own fixed seed, not --seed: runs with other
+# training seeds are scored on the same clips, so their figures compare.
+TEST_SUBSET_SEED = 0
+
+
+def limit_test_split(dataset_dict, data_args: DataArguments):
+    """``dataset_dict`` with its test split cut to ``--max_test_samples`` clips: a random subset drawn
+    with ``TEST_SUBSET_SEED`` (a split is often ordered by speaker or label, so its first N clips would
+    not represent it), kept in the split's order. A new DatasetDict; the one given is unchanged."""
+    import datasets
+
+    limit, name = data_args.max_test_samples, data_args.test_split
+    if not limit or not name or name not in dataset_dict or len(dataset_dict[name]) <= limit:
+        return dataset_dict
+    split = dataset_dict[name]
+    rows = np.sort(np.random.default_rng(TEST_SUBSET_SEED).choice(len(split), size=limit, replace=False))
+    logger.info(
+        "scoring %d of the %d clips of the %r split (--max_test_samples; a fixed random subset, seed %d)",
+        limit,
+        len(split),
+        name,
+        TEST_SUBSET_SEED,
+    )
+    return datasets.DatasetDict({**dataset_dict, name: split.select(rows.tolist())})
+
+
+def load_dataset_dict(name_or_path: str | None, data_args: DataArguments | None = None):
+    """The DatasetDict at ``name_or_path`` (a save_to_disk folder, a Hub id when online, None for the
+    embedded corpus); with ``data_args``, its test split cut to ``--max_test_samples`` (``limit_test_split``)."""
+    if data_args is None:
+        return _load_dataset_dict(name_or_path)
+    return limit_test_split(_load_dataset_dict(name_or_path), data_args)
+
+
+def _load_dataset_dict(name_or_path: str | None):
     import datasets
     from serhub.modeling.file_utils import is_local_reference
 
@@ -54,13 +93,16 @@ def load_dataset_dict(name_or_path: str | None):
         name_or_path = str(embedded_dataset_path())
     if Path(name_or_path).is_dir():
         return datasets.load_from_disk(name_or_path)
+    if name_or_path in EMBEDDED_CORPORA:  # a name, not a folder of that name: the corpus built once
+        return datasets.load_from_disk(str(embedded_dataset_path(name_or_path)))
     looks_local = is_local_reference(name_or_path)
     if looks_local or os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "false", "False", ""):
         raise FileNotFoundError(
             f"--dataset_name_or_path {name_or_path}: no such folder"
             + ("" if looks_local else " (and the Hub is offline, HF_HUB_OFFLINE is set)")
-            + ". Pass a DatasetDict folder written by a datasets_scripts builder (save_to_disk), or a Hub "
-            "dataset id 'owner/name' with network access."
+            + ". Pass a DatasetDict folder written by a datasets_scripts builder (save_to_disk), the name of "
+            f"an embedded corpus ({', '.join(EMBEDDED_CORPORA)}), or a Hub dataset id 'owner/name' with "
+            "network access."
         )
     return datasets.load_dataset(name_or_path)
 
@@ -196,6 +238,7 @@ __all__ = [
     "embedded_dataset_path",
     "encode_labels",
     "encoder_code_version",
+    "limit_test_split",
     "load_dataset_dict",
     "pad_cached_states",
     "require_splits",

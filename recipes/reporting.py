@@ -149,9 +149,13 @@ def write_model_card(
     tags: Sequence[str] = (),
     language: str | list[str] = "en",
     task_type: str = "audio-classification",
+    model_id: str | None = None,
     **template_kwargs,
 ) -> Path:
-    """README.md from ``model_cards/<template>``; ``results[split]`` metrics become ``model-index``."""
+    """README.md from ``model_cards/<template>``; ``results[split]`` metrics become ``model-index``.
+
+    ``model_id``: what the card's usage snippet loads, the Hub repo id the model goes to; by default
+    ``output_dir`` itself (the card's ``model_name`` is a display name, not a place to load from)."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
     eval_results = []
@@ -190,6 +194,7 @@ def write_model_card(
         card_data,
         template_path=str(TEMPLATES / template),
         model_name=model_name,
+        model_id=model_id or str(output_dir),
         labels=labels,
         dataset_name=dataset_name,
         results=results,
@@ -229,7 +234,11 @@ def finish_run(
         )
     plot_training_curves(history, f"{output_dir}/training_curves.png", title=curves_title)
     if training_args.hub_model_id:
-        card = {**card, "model_name": training_args.hub_model_id.split("/")[-1]}
+        card = {
+            **card,
+            "model_name": training_args.hub_model_id.split("/")[-1],
+            "model_id": training_args.hub_model_id,
+        }
     write_model_card(output_dir, labels=labels, **card)
     if push_to_hub:
         push(output_dir, training_args.hub_model_id, training_args.hub_private_repo)
