@@ -146,8 +146,10 @@ def build_from_components(cls, audio_model, text_model, labels: list[str], conne
     from transformers import AutoTokenizer
 
     from .feature_extraction_speech_emotion import SpeechEmotionFeatureExtractor
+    from .offline_assets import resolve_pretrained
     from .processing_audio_llm import AudioLLMProcessor
 
+    audio_model, text_model = resolve_pretrained(audio_model), resolve_pretrained(text_model)
     tokenizer = AutoTokenizer.from_pretrained(text_model)
     encoder = AutoModel.from_pretrained(audio_model)
     llm = AutoModelForCausalLM.from_pretrained(text_model)

@@ -136,6 +136,9 @@ class SpeechEmotionFeatureExtractor(SequenceFeatureExtractor):
     def from_encoder_pretrained(cls, encoder_name_or_path, **kwargs) -> SpeechEmotionFeatureExtractor:
         from transformers import AutoConfig, AutoFeatureExtractor
 
+        from .offline_assets import resolve_pretrained
+
+        encoder_name_or_path = resolve_pretrained(encoder_name_or_path)
         fe = cls.from_encoder_feature_extractor(
             AutoFeatureExtractor.from_pretrained(encoder_name_or_path, **kwargs)
         )

@@ -124,13 +124,17 @@ class SpeechEmotionForAudioClassification(SpeechEmotionPreTrainedModel):
     def from_encoder_pretrained(
         cls, encoder_name_or_path: str | os.PathLike, id2label: dict | list, **config_kwargs
     ):
-        """A new classifier around a pretrained speech encoder (a Hub id or a local folder).
+        """A new classifier around a pretrained speech encoder (a Hub id, a local folder or an
+        ``offline:<name>`` part, see ``offline_assets``).
 
         ``id2label``: ``{0: "neutral", ...}`` or a list of names. Other keyword arguments go to
         :class:`SpeechEmotionConfig`. The head is randomly initialised.
         """
+        from .offline_assets import resolve_pretrained
+
         if isinstance(id2label, (list, tuple)):
             id2label = dict(enumerate(id2label))
+        encoder_name_or_path = resolve_pretrained(encoder_name_or_path)
         pretrained = AutoModel.from_pretrained(encoder_name_or_path)
         audio_config = pretrained.config
         config = SpeechEmotionConfig(

@@ -135,3 +135,17 @@ def test_gemma3_needs_its_chunk_packages_and_gets_its_turn_format(monkeypatch, t
         "<start_of_turn>model\nhappy<end_of_turn>\n<start_of_turn>user\nand now?<end_of_turn>\n"
         "<start_of_turn>model\n"
     )
+
+
+@pytest.mark.slow
+def test_offline_names_work_where_serhub_takes_a_model(whisper_tiny_dir):
+    """``offline:<name>`` is accepted wherever a folder or Hub id is: the speech classifier and its
+    feature extractor built around the converted Whisper encoder."""
+    from serhub.modeling import SpeechEmotionFeatureExtractor, SpeechEmotionForAudioClassification
+
+    model = SpeechEmotionForAudioClassification.from_encoder_pretrained(
+        offline_assets.DEFAULT_ENCODER, ["neutral", "happy"]
+    )
+    fe = SpeechEmotionFeatureExtractor.from_encoder_pretrained(offline_assets.DEFAULT_ENCODER)
+    assert model.config.num_labels == 2 and model.config.audio_config.model_type == "whisper"
+    assert fe.feature_type == "log_mel"
