@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import sys
 from dataclasses import dataclass, field
 from functools import partial
 from typing import ClassVar
@@ -49,7 +48,7 @@ from serhub.recipes.audio_llm_common import (
     evaluate_ser,
 )
 from serhub.recipes.data import embedded_dataset_path, encode_labels, load_dataset_dict, resolve_labels
-from serhub.recipes.logs import get_logger
+from serhub.recipes.logs import get_logger, run_main
 from serhub.recipes.objectives import AudioLLMObjective, anneal, asr_weight_schedule, kl_weight_schedule
 from serhub.recipes.reporting import finish_run, scalar_metrics
 from serhub.recipes.run_folders import claim_output_dir, run_settings
@@ -190,7 +189,7 @@ def listed_stages(args: DescriptorArguments) -> list[Stage]:
 # ---------------------------------------------------------------------------------------- data
 def load_data(data_args: DataArguments, args: DescriptorArguments, training_args):
     with training_args.main_process_first(desc="datasets"):
-        data = load_dataset_dict(data_args.dataset_name_or_path or str(embedded_dataset_path()))
+        data = load_dataset_dict(data_args.dataset_name_or_path or str(embedded_dataset_path()), data_args)
     labels = resolve_labels(data, data_args)
     names = [s for s in (data_args.train_split, data_args.eval_split, data_args.test_split) if s]
     audio = datasets.Audio(sampling_rate=16000)
@@ -468,4 +467,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

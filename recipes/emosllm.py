@@ -212,7 +212,7 @@ def load_data(data_args, curriculum, training_args):
     """The SER and ASR corpora, their label set and the splits the curriculum uses (16 kHz), named
     as their encoder caches are ("ser_<split>", "asr_train", "asr_eval")."""
     with training_args.main_process_first(desc="datasets"):
-        ser = load_dataset_dict(data_args.dataset_name_or_path)
+        ser = load_dataset_dict(data_args.dataset_name_or_path, data_args)
         asr = load_dataset_dict(
             curriculum.asr_dataset_name_or_path or str(embedded_dataset_path("asterisk_prompts"))
         )
@@ -509,4 +509,6 @@ def phase0(curriculum: CurriculumArguments) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from serhub.recipes.logs import run_main
+
+    run_main(main, sys.argv[1:])

@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,8 +31,8 @@ from serhub.modeling.file_utils import atomic_write
 from serhub.modeling.modeling_ensemble import hard_vote, resolve_reference, soft_vote
 from serhub.recipes.arguments import CONFIGS, DataArguments, RunArguments, start_run
 from serhub.recipes.data import encode_labels, load_dataset_dict, require_splits, resolve_labels
-from serhub.recipes.logs import get_logger
-from serhub.recipes.reporting import write_json, write_model_card
+from serhub.recipes.logs import get_logger, run_main
+from serhub.recipes.reporting import push, write_json, write_model_card
 from serhub.recipes.run_folders import claim_output_dir, run_settings
 from transformers import TrainingArguments
 
@@ -191,13 +190,13 @@ ARGUMENTS = (EnsembleArguments, DataArguments, RunArguments, TrainingArguments)
 
 
 def main(argv=None):
-    args, data_args, run_args, training_args, _push = start_run(ARGUMENTS, DEFAULT_CONFIG, argv)
+    args, data_args, run_args, training_args, push_to_hub = start_run(ARGUMENTS, DEFAULT_CONFIG, argv)
     members = parse_members(args.members)
     names = [m["name"] for m in members]
     if args.tie_breaker != "best" and args.tie_breaker not in names:
         raise ValueError(f"--tie_breaker {args.tie_breaker!r} is not a member; members: {names} (or 'best')")
     out = training_args.output_dir
-    raw = load_dataset_dict(data_args.dataset_name_or_path)
+    raw = load_dataset_dict(data_args.dataset_name_or_path, data_args)
     labels = resolve_labels(raw, data_args)
     splits = [s for s in (data_args.eval_split, data_args.test_split) if s]
     require_splits(raw, splits)
@@ -279,7 +278,10 @@ def main(argv=None):
         chosen=best,
         members=members,
         tie_breaker=breaker,
+        model_id=training_args.hub_model_id,
     )
+    if push_to_hub:
+        push(out, training_args.hub_model_id, training_args.hub_private_repo)
     logger.info(
         "best on %s: %s (%s vote), %s macro-F1 %.4f; best member %s %.4f; table in %s/ensemble_table.csv",
         valid, best["members"], best["voting"], report_split, best[f"{report_split}_macro_f1"],
@@ -289,4 +291,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main() and 0)
+    run_main(main)

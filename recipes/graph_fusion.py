@@ -24,7 +24,6 @@ import io
 import json
 import math
 import re
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +39,7 @@ from serhub.modeling.modeling_ensemble import hard_vote
 from serhub.modeling.offline_assets import resolve_pretrained
 from serhub.recipes.arguments import CONFIGS, DataArguments, RunArguments, start_run
 from serhub.recipes.data import encode_labels, load_dataset_dict, require_splits, resolve_labels
-from serhub.recipes.logs import get_logger
+from serhub.recipes.logs import get_logger, run_main
 from serhub.recipes.reporting import write_json, write_model_card
 from serhub.recipes.run_folders import claim_output_dir, fingerprint, run_settings
 from transformers import TrainingArguments
@@ -169,7 +168,7 @@ def train_variant(base_state, config, caches, training_args, seed: int):
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
             schedule.step()
-            total += float(out.loss) * len(index)
+            total += out.loss.item() * len(index)
         score = evaluate(model, valid, config.labels)["macro_f1"]
         history.append({"epoch": epoch + 1, "loss": total / n, "validation_macro_f1": score})
         if score > best:
@@ -201,8 +200,22 @@ def evaluate(model, cache: dict, labels, bootstrap: int = 0, seed: int = 0, prob
     )  # fmt: skip
 
 
+def encoder_names(speech_models: list[str]) -> list[str]:
+    """The speech encoders as the table names them: "offline:whisper-tiny.en" -> "whisper-tiny.en", a
+    Hub id or a folder -> its last part; a name two encoders share keeps their node number too."""
+    short = [Path(str(m).removeprefix("offline:")).name or str(m) for m in speech_models]
+    return [name if short.count(name) == 1 else f"{name} (speech_{i})" for i, name in enumerate(short)]
+
+
+def row_label(row: str, speech_models: list[str]) -> str:
+    """A planned row's name in the table: "speech_<i> alone" names the encoder by its model."""
+    match = re.fullmatch(r"speech_(\d+) alone", row)
+    return f"{encoder_names(speech_models)[int(match[1])]} alone" if match else row
+
+
 def ablation_rows(args: GraphFusionArguments, available: list[str]) -> list[tuple[str, dict]]:
-    """(row name, config overrides): each branch alone, the three fusions, GAT without F0."""
+    """(row id, config overrides): each branch alone, the three fusions, GAT without F0. The id names
+    the row's record in ``ablation/``; the table shows ``row_label``."""
     rows = [(f"{b} alone", {"branches": [b], "fusion": "gat"}) for b in available]
     rows += [
         (f"all, {f}", {"branches": available, "fusion": f}) for f in ("concat", "cross_attention", "gat")
@@ -237,12 +250,16 @@ def frozen_features(base, fe, raw, splits, key, args, label_column, labels, out:
     return caches
 
 
-def table_row(name: str, validation: float, test: dict) -> dict:
+def table_row(row: str, label: str, validation: float, test: dict) -> dict:
+    """One row of the table: ``model`` its name as shown, ``row`` its id (the record's name);
+    ``test_ci`` None when no interval was drawn (--bootstrap 0)."""
+    ci = [test["macro_f1_ci_low"], test["macro_f1_ci_high"]] if "macro_f1_ci_low" in test else None
     return {
-        "model": name,
+        "model": label,
+        "row": row,
         "validation_macro_f1": validation,
         "test_macro_f1": test["macro_f1"],
-        "test_ci": [test["macro_f1_ci_low"], test["macro_f1_ci_high"]],
+        "test_ci": ci,
         "test_ua": test["unweighted_accuracy"],
         "test": test,
     }
@@ -251,36 +268,55 @@ def table_row(name: str, validation: float, test: dict) -> dict:
 def run_ablation(plan, final_name, base, base_state, caches, labels, training_args, bootstrap, out: Path):
     """Train (or reload the finished record of) every planned row, then the vote of the three
     fusions; returns the table, the model of ``final_name`` and its training history."""
-    rows, probabilities, final_model, final_history = [], {}, None, []
+    rows, final_model, final_history = [], None, []
+    probabilities: dict[str, dict[str, torch.Tensor]] = {"validation": {}, "test": {}}
     seed = training_args.seed
+    speech_models = base.config.component_names.get("speech") or []
     for name, overrides in plan:
         record = out / "ablation" / f"{name.replace(', ', '_').replace(' ', '_')}.json"
         config = copy.deepcopy(base.config)
         for k, v in overrides.items():
             setattr(config, k, v)
-        if name == final_name or not record.is_file():  # the saved model is always the one trained now
+        row = json.loads(record.read_text()) if record.is_file() else {}
+        # the saved model is always the one trained now; a record without validation answers (an
+        # older run's) is trained again, so the vote is scored on validation too
+        if name == final_name or "validation_probabilities" not in row:
             logger.info("training %s", name)
             model, history = train_variant(base_state, config, caches, training_args, seed)
-            row = {
-                "model": name, "history": history,
-                "validation_macro_f1": evaluate(model, caches["validation"], labels)["macro_f1"],
-                "test_probabilities": predict(model, caches["test"]).tolist(),
-            }  # fmt: skip
+            row = {"model": name, "history": history}
+            for split in probabilities:
+                row[f"{split}_probabilities"] = predict(model, caches[split]).tolist()
             if name == final_name:
                 final_model, final_history = model, history
             record.parent.mkdir(parents=True, exist_ok=True)
             write_json(record, row)
-        else:
-            row = json.loads(record.read_text())
-        probabilities[name] = torch.tensor(row["test_probabilities"])
-        test = evaluate(None, caches["test"], labels, bootstrap, seed, probabilities[name])
-        rows.append(table_row(name, row["validation_macro_f1"], test))
-    fusions = [f"all, {f}" for f in ("gat", "cross_attention", "concat") if f"all, {f}" in probabilities]
+        for split in probabilities:
+            probabilities[split][name] = torch.tensor(row[f"{split}_probabilities"])
+        validation = evaluate(
+            None, caches["validation"], labels, probabilities=probabilities["validation"][name]
+        )
+        test = evaluate(None, caches["test"], labels, bootstrap, seed, probabilities["test"][name])
+        rows.append(table_row(name, row_label(name, speech_models), validation["macro_f1"], test))
+    fusions = [
+        f"all, {f}" for f in ("gat", "cross_attention", "concat") if f"all, {f}" in probabilities["test"]
+    ]
     if len(fusions) >= 3:  # majority vote of the three fusions (ties: GAT's answer)
-        voted = hard_vote(torch.stack([probabilities[f] for f in fusions], 1), tie_breaker=0)
-        test = evaluate(None, caches["test"], labels, bootstrap, seed, voted)
-        rows.append(table_row("vote of the 3 fusions", float("nan"), test))
+        voted = {
+            split: hard_vote(torch.stack([probabilities[split][f] for f in fusions], 1), tie_breaker=0)
+            for split in probabilities
+        }
+        validation = evaluate(None, caches["validation"], labels, probabilities=voted["validation"])
+        test = evaluate(None, caches["test"], labels, bootstrap, seed, voted["test"])
+        name = "vote of the 3 fusions"
+        rows.append(table_row(name, name, validation["macro_f1"], test))
     return rows, final_model, final_history
+
+
+def row_summary(row: dict) -> str:
+    """A table row as one log line; an interval not drawn is said, not printed as nan."""
+    low, high = row["test_ci"] or (None, None)
+    ci = f"({low:.4f}-{high:.4f})" if row["test_ci"] else "(no interval: --bootstrap 0)"
+    return f"{row['model']:<28} validation {row['validation_macro_f1']:.4f}  test {row['test_macro_f1']:.4f} {ci}"
 
 
 def write_table(rows: list[dict], out: Path) -> None:
@@ -294,20 +330,28 @@ def write_table(rows: list[dict], out: Path) -> None:
     writer.writerow(
         ["model", "validation_macro_f1", "test_macro_f1", "test_ci_low", "test_ci_high", "test_ua"]
     )
-    for r in rows:
+    for r in rows:  # no interval drawn (--bootstrap 0): empty cells
+        ci = [round(v, 4) for v in r["test_ci"]] if r["test_ci"] else ["", ""]
         writer.writerow([r["model"], round(r["validation_macro_f1"], 4), round(r["test_macro_f1"], 4),
-                         round(r["test_ci"][0], 4), round(r["test_ci"][1], 4), round(r["test_ua"], 4)])  # fmt: skip
+                         *ci, round(r["test_ua"], 4)])  # fmt: skip
     atomic_write(out / "ablation.csv", lambda tmp: tmp.write_text(table.getvalue()))
     fig, ax = plt.subplots(figsize=(8, 0.35 * len(rows) + 1.2))
     y = np.arange(len(rows))
     values = [r["test_macro_f1"] for r in rows]
-    err = [
-        [v - r["test_ci"][0] for v, r in zip(values, rows)],
-        [r["test_ci"][1] - v for v, r in zip(values, rows)],
-    ]
+    with_ci = all(r["test_ci"] for r in rows)
+    err = (
+        [
+            [v - r["test_ci"][0] for v, r in zip(values, rows)],
+            [r["test_ci"][1] - v for v, r in zip(values, rows)],
+        ]
+        if with_ci
+        else None
+    )
     ax.barh(y, values, xerr=err, color=["tab:grey" if "alone" in r["model"] else "tab:blue" for r in rows])
     ax.set_yticks(y, [r["model"] for r in rows], fontsize=8)
-    ax.set_xlabel("test macro-F1 (95 % bootstrap interval)")
+    ax.set_xlabel(
+        "test macro-F1 (95 % bootstrap interval)" if with_ci else "test macro-F1 (no interval: --bootstrap 0)"
+    )
     fig.tight_layout()
     atomic_write(out / "ablation.png", lambda tmp: fig.savefig(tmp, dpi=110))
     plt.close(fig)
@@ -325,7 +369,7 @@ def main(argv=None):
         if getattr(args, name) == "asr" and args.text_model and not args.asr_model:
             raise ValueError(f"--{name} asr needs --asr_model (or use dataset transcripts)")
     out = Path(training_args.output_dir)
-    raw = load_dataset_dict(data_args.dataset_name_or_path)
+    raw = load_dataset_dict(data_args.dataset_name_or_path, data_args)
     labels = resolve_labels(raw, data_args)
     splits = {
         "train": data_args.train_split,
@@ -382,7 +426,7 @@ def main(argv=None):
     rows, final_model, final_history = run_ablation(
         plan, final_name, base, base_state, caches, labels, training_args, data_args.bootstrap, out
     )
-    final = next(r for r in rows if r["model"] == final_name)
+    final = next(r for r in rows if r["row"] == final_name)
     # ---- save the model (with its tokenizers and feature extractor), the table, the card
     final_model.tokenizers = base.tokenizers
     final_model.config.branches = available
@@ -415,21 +459,16 @@ def main(argv=None):
         out, template="graph_fusion.md", model_name="serhub-graph-fusion", labels=labels,
         dataset_name=data_args.dataset_name_or_path or "synthetic_emotions", results=results, tags=["graph_fusion"],
         rows=rows, components=base.config.component_names, fusion=args.fusion,
+        model_id=training_args.hub_model_id,
     )  # fmt: skip
     if push_to_hub:
         from serhub.recipes.reporting import push
 
         push(str(out), training_args.hub_model_id, training_args.hub_private_repo)
     for r in rows:
-        logger.info(
-            "%-28s validation %.4f  test %.4f (%.4f-%.4f)",
-            r["model"],
-            r["validation_macro_f1"],
-            r["test_macro_f1"],
-            *r["test_ci"],
-        )
+        logger.info("%s", row_summary(r))
     return rows
 
 
 if __name__ == "__main__":
-    sys.exit(main() and 0)
+    run_main(main)

@@ -16,7 +16,6 @@ id or a folder (the tests train a tiny random one end to end).
 from __future__ import annotations
 
 import dataclasses
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from serhub.modeling.modeling_qwen2_audio_ser import (
 )
 from serhub.recipes.arguments import CONFIGS, DataArguments, RunArguments, start_run
 from serhub.recipes.data import embedded_dataset_path, encode_labels, load_dataset_dict, resolve_labels
-from serhub.recipes.logs import get_logger
+from serhub.recipes.logs import get_logger, run_main
 from serhub.recipes.reporting import EpochTimer, finish_run
 from serhub.recipes.run_folders import claim_output_dir, last_complete_checkpoint, run_settings
 from trl import SFTConfig
@@ -191,7 +190,7 @@ ARGUMENTS = (Qwen2AudioArguments, DataArguments, RunArguments, SFTConfig)
 def main(argv=None):
     args, data_args, run_args, training_args, push_to_hub = start_run(ARGUMENTS, DEFAULT_CONFIG, argv)
     with training_args.main_process_first(desc="datasets"):
-        data = load_dataset_dict(data_args.dataset_name_or_path or str(embedded_dataset_path()))
+        data = load_dataset_dict(data_args.dataset_name_or_path or str(embedded_dataset_path()), data_args)
     labels = resolve_labels(data, data_args)
     names = [s for s in (data_args.train_split, data_args.eval_split, data_args.test_split) if s]
     audio = datasets.Audio(sampling_rate=SAMPLING_RATE)
@@ -287,4 +286,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

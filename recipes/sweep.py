@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 
 from serhub.modeling.file_utils import atomic_write
-from serhub.recipes.logs import get_logger
+from serhub.recipes.logs import get_logger, run_main
 from serhub.recipes.reporting import MACRO_F1_SOURCES, read_macro_f1
 
 RECIPES = tuple(MACRO_F1_SOURCES)  # the recipes whose results sweep knows how to read
@@ -100,7 +100,7 @@ def finished(recipe, name: str, folder: Path, argv: list[str]) -> bool:
         return False
     data_args = next(a for a in args if isinstance(a, DataArguments))
     overwrite = any(getattr(a, "overwrite_output_dir", False) for a in args)
-    data = load_dataset_dict(data_args.dataset_name_or_path)
+    data = load_dataset_dict(data_args.dataset_name_or_path, data_args)
     settings = run_settings(training_args, (), dict(data), *args)
     del settings["labels"]  # follow from the data and --labels, both compared
     try:
@@ -216,4 +216,4 @@ def main(argv=None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

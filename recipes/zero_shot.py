@@ -13,7 +13,6 @@ member); eval_results.json holds ser_metrics with a bootstrap interval for every
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field
 
@@ -25,8 +24,8 @@ from serhub.modeling.modeling_text_llm import INSTRUCTION
 from serhub.modeling.offline_assets import resolve_pretrained
 from serhub.recipes.arguments import CONFIGS, DataArguments, RunArguments, start_run
 from serhub.recipes.data import encode_labels, load_dataset_dict, require_splits, resolve_labels
-from serhub.recipes.logs import get_logger
-from serhub.recipes.reporting import write_json, write_model_card
+from serhub.recipes.logs import get_logger, run_main
+from serhub.recipes.reporting import push, write_json, write_model_card
 from serhub.recipes.run_folders import claim_output_dir, run_settings
 from transformers import TrainingArguments
 
@@ -85,13 +84,18 @@ ARGUMENTS = (ZeroShotArguments, DataArguments, RunArguments, TrainingArguments)
 def main(argv=None):
     args, data_args, run_args, training_args, push_to_hub = start_run(ARGUMENTS, DEFAULT_CONFIG, argv)
     out = training_args.output_dir
-    raw = load_dataset_dict(data_args.dataset_name_or_path)
+    raw = load_dataset_dict(data_args.dataset_name_or_path, data_args)
     labels = resolve_labels(raw, data_args)
     require_splits(raw, args.splits)
     settings = run_settings(training_args, labels, {s: raw[s] for s in args.splits}, args, data_args)
     run_lock = claim_output_dir(out, "zero_shot", settings, run_args.overwrite_output_dir)  # noqa: F841
     where = resolve_pretrained(args.model)
     audio = is_audio_llm(where)
+    if audio and push_to_hub:
+        raise ValueError(
+            f"--push_to_hub: scoring the audio-LLM {args.model} saves no new model, so there is nothing to push; "
+            "drop --push_to_hub (the model's own folder is what to upload)"
+        )
     batch = training_args.per_device_eval_batch_size
     results, start = {}, time.time()
     if audio:
@@ -151,13 +155,16 @@ def main(argv=None):
                 "method": "zero-shot (no training)",
                 "instruction": args.instruction,
             },
+            model_id=training_args.hub_model_id,
         )
     summary = {"model": args.model, "input": "audio" if audio else "transcript", "labels": labels}
     write_json(f"{out}/eval_results.json", {**results, **summary, "runtime_s": round(time.time() - start, 1)})
     scores = ", ".join(f"{split} {r['macro_f1']:.4f}" for split, r in results.items())
     logger.info("zero-shot macro-F1 %s (%s); written to %s", scores, summary["input"], out)
+    if push_to_hub:
+        push(out, training_args.hub_model_id, training_args.hub_private_repo)
     return results
 
 
 if __name__ == "__main__":
-    sys.exit(main() and 0)
+    run_main(main)

@@ -239,7 +239,7 @@ def test_recipe_writes_the_ablation_and_a_working_model(parts, synthetic_small, 
             "--spectral_channels", "8", "--bootstrap", "20", "--per_device_train_batch_size", "16"]  # fmt: skip
     rows = graph_fusion.main(argv)
     names_ = [r["model"] for r in rows]
-    for expected in ("speech_0 alone", "text alone", "f0 alone", "spectral alone", "all, concat",
+    for expected in ("enc_a alone", "text alone", "f0 alone", "spectral alone", "all, concat",
                      "all, cross_attention", "all, gat", "all but f0, gat", "vote of the 3 fusions"):  # fmt: skip
         assert expected in names_
     results = json.loads((out / "eval_results.json").read_text())
