@@ -108,7 +108,8 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
         gets its frozen encoder and LLM from the places its config names (pass e.g.
         ``text_model_name_or_path="/new/folder"`` if they moved)."""
         refuse_old_light_checkpoint(Path(str(pretrained_model_name_or_path)))
-        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # output_loading_info=True
         if model.config.backbone_weights == "referenced":
             load_backbone_weights(model, pretrained_model_name_or_path)
         # loading assigns fresh parameters (requires_grad=True): the encoder is frozen, and a referenced
@@ -116,7 +117,16 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
         model.audio_encoder.freeze(True)
         if model.config.has_lora or model.config.backbone_weights == "referenced":
             freeze_all_but_lora(model.language_model)
-        return model
+        return loaded
+
+    def tie_weights(self, missing_keys=None, recompute_mapping=True):
+        # a light checkpoint leaves the frozen LLM out on purpose (its tied input and output embeddings
+        # included) and from_pretrained fills it after loading; transformers ties weights before it
+        # applies _keys_to_ignore_on_load_missing and would report both ends of the tie absent
+        # ("checkpoint seem corrupted"): tie as for a new model instead
+        if missing_keys is not None and self.config.backbone_weights == "referenced":
+            missing_keys = None
+        super().tie_weights(missing_keys=missing_keys, recompute_mapping=recompute_mapping)
 
     @property
     def _keys_to_ignore_on_save(self):
@@ -540,9 +550,12 @@ class AudioLLMForAudioClassification(AudioLLMPreTrainedModel):
         encoder_hidden_states: torch.Tensor | None = None,
         encoder_attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        calibrated: bool = True,
         **kwargs,
     ) -> SequenceClassifierOutput:
-        r"""Class logits (log-likelihoods of the labels, or head logits) for each clip / text.
+        r"""Class logits (log-likelihoods of the labels, or head logits) for each clip / text, divided by
+        ``config.calibration_temperature`` (fitted on validation by the recipes) unless
+        ``calibrated=False``; the loss is always on the logits as trained.
 
         With ``input_ids`` (from ``AudioLLMProcessor``; ``audio_attention_mask`` is the audio's mask).
         Without (as in ``pipeline("audio-classification")``), ``attention_mask`` is the audio's mask
@@ -600,6 +613,8 @@ class AudioLLMForAudioClassification(AudioLLMPreTrainedModel):
             if labels is not None
             else None
         )
+        if calibrated and self.config.calibration_temperature != 1.0:
+            logits = logits / self.config.calibration_temperature
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
     def _append_transcript(self, embeds, attention_mask, with_descriptors: bool = False):

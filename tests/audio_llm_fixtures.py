@@ -56,7 +56,7 @@ def make_tokenizer(path, with_chat_template: bool = True):
     return fast
 
 
-def make_llm(path, kind: str, vocab_size: int):
+def make_llm(path, kind: str, vocab_size: int, tie_word_embeddings: bool = False):
     torch.manual_seed(0)
     common = dict(
         vocab_size=vocab_size,
@@ -69,6 +69,7 @@ def make_llm(path, kind: str, vocab_size: int):
         pad_token_id=0,
         bos_token_id=1,
         eos_token_id=2,
+        tie_word_embeddings=tie_word_embeddings,
     )
     model = (
         LlamaForCausalLM(LlamaConfig(**common))

@@ -521,3 +521,29 @@ def test_a_light_checkpoint_of_the_old_format_is_refused(parts, tmp_path):
     for cls in (AudioLLMForAudioClassification, AudioLLMForConditionalGeneration):
         with pytest.raises(ValueError, match=r"trainable.safetensors.*Train it again"):
             cls.from_pretrained(old)
+
+
+def test_light_checkpoint_of_a_tied_llm_loads_without_a_corruption_warning(tmp_path, caplog):
+    """A light checkpoint leaves out the frozen LLM, tied embeddings included: loading it fills them
+    from the LLM's own folder, keeps the tie, and does not call the checkpoint corrupted."""
+    import logging
+
+    tokenizer = make_tokenizer(tmp_path / "llm")
+    make_llm(tmp_path / "llm", "llama", len(tokenizer) + 1, tie_word_embeddings=True)
+    make_encoder(tmp_path / "enc", "whisper")
+    model, processor = AudioLLMForConditionalGeneration.from_pretrained_components(
+        tmp_path / "enc", tmp_path / "llm", LABELS, connector="linear"
+    )
+    model.enable_lora()
+    model.save_trainable(tmp_path / "light")
+    with caplog.at_level(logging.WARNING):
+        reloaded, info = AudioLLMForConditionalGeneration.from_pretrained(
+            tmp_path / "light", output_loading_info=True
+        )
+    assert "corrupted" not in caplog.text
+    assert isinstance(info, dict) and "missing_keys" in info
+    llm = reloaded.language_model
+    assert llm.get_output_embeddings().weight.data_ptr() == llm.get_input_embeddings().weight.data_ptr()
+    inputs = processor(audio=clips(), task="ser", prompt_index=0, shuffle_labels=False, sampling_rate=16000)
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded.eval()(**inputs).logits, model.eval()(**inputs).logits)
