@@ -6,7 +6,13 @@ from __future__ import annotations
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
-from .configuration_speech_emotion import LOSS_TYPES, audio_config_from, check_id2label, check_label_names
+from .configuration_speech_emotion import (
+    LOSS_TYPES,
+    audio_config_from,
+    check_id2label,
+    check_label_names,
+    check_temperature,
+)
 from .connectors import connector_class
 from .encoder_family import encoder_family
 
@@ -92,6 +98,8 @@ class AudioLLMConfig(PreTrainedConfig):
         from ``audio_model_name_or_path`` / ``text_model_name_or_path``: a light checkpoint of what
         trains, as training checkpoints are).
     loss_type, class_counts, ...: the classification loss (see ``modeling/losses.py``).
+    calibration_temperature: the classifier's logits are divided by it (``serhub.calibration`` fits
+        it on validation after training; 1: as trained).
     """
 
     model_type = "ser_audio_llm"
@@ -131,6 +139,7 @@ class AudioLLMConfig(PreTrainedConfig):
         vs_gamma: float = 0.2,
         vs_tau: float = 1.0,
         chunk_length_s: float = 30.0,
+        calibration_temperature: float = 1.0,
         audio_model_name_or_path: str | None = None,
         text_model_name_or_path: str | None = None,
         **kwargs,
@@ -185,6 +194,7 @@ class AudioLLMConfig(PreTrainedConfig):
         self.vs_gamma = vs_gamma
         self.vs_tau = vs_tau
         self.chunk_length_s = chunk_length_s
+        self.calibration_temperature = check_temperature(calibration_temperature)
         self.audio_model_name_or_path = audio_model_name_or_path
         self.text_model_name_or_path = text_model_name_or_path
         if self.labels and "id2label" not in kwargs:

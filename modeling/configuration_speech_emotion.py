@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
@@ -81,6 +83,22 @@ def check_positive(**sizes) -> None:
             )
 
 
+def check_temperature(value) -> float:
+    """``calibration_temperature``: a finite number > 0 (the classifier divides its logits by it)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(
+            f"calibration_temperature must be a finite number > 0 (the logits are divided by it; 1.0 leaves "
+            f"them as trained), found {value!r}; set the temperature fitted by serhub.calibration."
+            "fit_temperature, or remove calibration_temperature from config.json for 1.0."
+        )
+    return float(value)
+
+
 def audio_config_from(value) -> PreTrainedConfig:
     """A sub-config from a config object or its dict (dispatching on ``model_type``)."""
     if isinstance(value, PreTrainedConfig):
@@ -120,6 +138,8 @@ class SpeechEmotionConfig(PreTrainedConfig):
         dimensional_loss_weight: weight of the CCC loss in the total loss.
         chunk_length_s: inputs longer than this are encoded in chunks of this length (then pooled
             together), so long recordings fit in memory and Whisper's 30 s window.
+        calibration_temperature: T > 0 the forward divides the logits by (temperature scaling,
+            ``serhub/calibration.py``), so the pipeline's scores are calibrated; 1.0: as trained.
     """
 
     model_type = "ser_speech_emotion"
@@ -144,6 +164,7 @@ class SpeechEmotionConfig(PreTrainedConfig):
         dimensions: list[str] | tuple[str, ...] = (),
         dimensional_loss_weight: float = 0.5,
         chunk_length_s: float = 30.0,
+        calibration_temperature: float = 1.0,
         **kwargs,
     ):
         self.audio_config = audio_config_from(
@@ -175,6 +196,7 @@ class SpeechEmotionConfig(PreTrainedConfig):
         if chunk_length_s <= 0:
             raise ValueError(f"chunk_length_s must be positive, got {chunk_length_s}")
         self.chunk_length_s = chunk_length_s
+        self.calibration_temperature = check_temperature(calibration_temperature)
         super().__init__(**kwargs)
         check_id2label(self.id2label, label2id=self.label2id)
         if self.class_counts is not None and len(self.class_counts) != self.num_labels:
@@ -192,4 +214,10 @@ class SpeechEmotionConfig(PreTrainedConfig):
         return encoder_family(self.audio_config).num_layers
 
 
-__all__ = ["SpeechEmotionConfig", "check_id2label", "check_label_names", "check_positive"]
+__all__ = [
+    "SpeechEmotionConfig",
+    "check_id2label",
+    "check_label_names",
+    "check_positive",
+    "check_temperature",
+]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from transformers import AutoConfig, PreTrainedConfig
 
 from .configuration_audio_llm import check_class_counts, check_loss_and_lora, text_config_from
-from .configuration_speech_emotion import check_id2label, check_label_names
+from .configuration_speech_emotion import check_id2label, check_label_names, check_temperature
 
 TEXT_CLASSIFICATION_MODES = ("label_logits", "pooling_head")
 
@@ -30,6 +30,8 @@ class TextLLMConfig(PreTrainedConfig):
             audio-LLM family; ``has_lora`` makes a checkpoint rebuild its adapters before loading).
         loss_type, class_counts, focal_gamma, vs_gamma, vs_tau: the classification loss
             (``modeling/losses.py``; ABHINAYA uses vector scaling for T2).
+        calibration_temperature: T > 0 the forward divides the logits by (temperature scaling,
+            ``serhub/calibration.py``), so the pipeline's scores are calibrated; 1.0: as trained.
     """
 
     model_type = "ser_text_llm"
@@ -54,6 +56,7 @@ class TextLLMConfig(PreTrainedConfig):
         vs_gamma: float = 0.2,
         vs_tau: float = 1.0,
         text_model_name_or_path: str | None = None,
+        calibration_temperature: float = 1.0,
         **kwargs,
     ):
         self.text_config = text_config_from(
@@ -82,6 +85,7 @@ class TextLLMConfig(PreTrainedConfig):
         self.vs_gamma = vs_gamma
         self.vs_tau = vs_tau
         self.text_model_name_or_path = text_model_name_or_path
+        self.calibration_temperature = check_temperature(calibration_temperature)
         if self.labels and "id2label" not in kwargs:
             kwargs["id2label"] = dict(enumerate(self.labels))
             kwargs["label2id"] = {label: i for i, label in enumerate(self.labels)}

@@ -187,6 +187,7 @@ class SpeechEmotionForAudioClassification(SpeechEmotionPreTrainedModel):
         encoder_attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         dimensional_labels: torch.Tensor | None = None,
+        calibrated: bool = True,
         **kwargs,
     ) -> SpeechEmotionClassifierOutput:
         r"""
@@ -194,6 +195,8 @@ class SpeechEmotionForAudioClassification(SpeechEmotionPreTrainedModel):
         encoder_hidden_states (B, L+1, T', D) and encoder_attention_mask (B, T'): precomputed encoder
             outputs (see :meth:`encode`), used instead of audio when the encoder is frozen.
         labels: (B,) class ids. dimensional_labels: (B, len(config.dimensions)); NaN = missing.
+        calibrated: divide the logits by ``config.calibration_temperature`` (what the pipeline's scores
+            come from); ``False``: the logits as trained. The loss is on the logits as trained.
         """
         inputs = input_values if input_values is not None else input_features
         pooled = self.pooled_representation(
@@ -208,6 +211,8 @@ class SpeechEmotionForAudioClassification(SpeechEmotionPreTrainedModel):
             ccc = CCCLoss()(dimensional.float(), dimensional_labels.float())
             weight = self.config.dimensional_loss_weight
             loss = ccc * weight if loss is None else (1 - weight) * loss + weight * ccc
+        if calibrated and self.config.calibration_temperature != 1.0:
+            logits = logits / self.config.calibration_temperature
         return SpeechEmotionClassifierOutput(loss=loss, logits=logits, dimensional=dimensional)
 
 

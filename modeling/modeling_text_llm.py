@@ -163,9 +163,12 @@ class TextLLMForSequenceClassification(PreTrainedModel):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        calibrated: bool = True,
         **kwargs,
     ) -> SequenceClassifierOutput:
-        """input_ids: the transcripts as the tokenizer gives them (any padding side)."""
+        """input_ids: the transcripts as the tokenizer gives them (any padding side). calibrated: divide
+        the logits by ``config.calibration_temperature`` (what the pipeline's scores come from);
+        ``False``: the logits as trained. The loss is on the logits as trained."""
         ids, mask, positions = self.prompt_inputs(input_ids, attention_mask)
         embeds = self.get_input_embeddings()(ids)
         if self.config.classification_mode == "pooling_head":
@@ -183,6 +186,8 @@ class TextLLMForSequenceClassification(PreTrainedModel):
             loss = build_classification_loss(
                 c.loss_type, c.class_counts, focal_gamma=c.focal_gamma, vs_gamma=c.vs_gamma, vs_tau=c.vs_tau
             ).to(logits.device)(logits.float(), labels.long())
+        if calibrated and self.config.calibration_temperature != 1.0:
+            logits = logits / self.config.calibration_temperature
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
 

@@ -49,6 +49,16 @@ def scalar_metrics(metrics: dict, prefix: str = "") -> dict[str, float]:
     return out
 
 
+def calibration_line(calibration: dict) -> str:
+    """serhub.calibration.calibrate's record as one log line: T and each split's ECE before -> after."""
+    splits = ", ".join(
+        f"{split} {c['ece_before']:.4f} -> {c['ece_after']:.4f}"
+        for split, c in calibration.items()
+        if isinstance(c, dict)
+    )
+    return f"calibration temperature {calibration['temperature']:.4f} (fitted on {calibration['fitted_on']}); ECE {splits}"
+
+
 def write_json(path: str | os.PathLike, data, portable_paths: bool = False) -> Path:
     """Write ``data`` as JSON atomically (temp file + ``os.replace``): a reader never sees half a file.
 
@@ -272,6 +282,7 @@ __all__ = [
     "EpochTimer",
     "MACRO_F1_SOURCES",
     "MacroF1Source",
+    "calibration_line",
     "finish_run",
     "push",
     "read_macro_f1",

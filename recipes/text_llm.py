@@ -14,9 +14,11 @@ log-likelihood as the answer (the audio-LLM family's label scoring). ``--method 
 the last hidden layer with the classification loss (vector scaling by default).
 
 Either way the output folder holds a transformers text classifier: ``AutoModelForSequenceClassification``
-/ ``pipeline("text-classification", trust_remote_code=True)``, the LoRA merged; plus eval_results.json
-(validation and test macro-F1 / UA / WA with a bootstrap interval), confusion_matrix.png,
-training_curves.png and README.md.
+/ ``pipeline("text-classification", trust_remote_code=True)``, the LoRA merged, its scores calibrated by
+a temperature fitted on validation (``serhub/calibration.py``; ``calibration_temperature`` in
+config.json); plus eval_results.json (validation and test macro-F1 / UA / WA with a bootstrap
+interval, ECE / NLL before and after calibration), confusion_matrix.png, training_curves.png and
+README.md.
 """
 
 from __future__ import annotations
@@ -37,9 +39,11 @@ from serhub.recipes.arguments import CONFIGS, DataArguments, RunArguments, confi
 from serhub.recipes.data import encode_labels, load_dataset_dict, require_splits, resolve_labels
 from serhub.recipes.logs import get_logger
 from serhub.recipes.optim import LoraLearningRateMixin
-from serhub.recipes.reporting import EpochTimer, finish_run, scalar_metrics
+from serhub.recipes.reporting import EpochTimer, calibration_line, finish_run, scalar_metrics
 from serhub.recipes.run_folders import claim_output_dir, last_complete_checkpoint, run_settings
 from trl import SFTConfig
+
+from serhub.calibration import calibrate
 
 DEFAULT_CONFIG = CONFIGS / "text_llm" / "default.yaml"
 METHODS = ("sft", "pooling_head")
@@ -96,19 +100,22 @@ def tokenize_split(dataset, tokenizer, args: TextLLMArguments, prompt: dict, lab
 
 
 @torch.no_grad()
-def evaluate(
-    classifier, tokenizer, dataset, column: str, labels, batch_size: int, bootstrap=0, seed=0
-) -> dict:
-    """Classify a split's transcripts; serhub's ser_metrics (with a bootstrap interval if asked)."""
+def split_logits(classifier, tokenizer, dataset, column: str, batch_size: int) -> np.ndarray:
+    """The logits as trained (``calibrated=False``) of a split's transcripts, (clips, labels)."""
     classifier.eval()
-    predictions = []
+    rows = []
     texts = [t or "" for t in dataset[column]]
     for start in range(0, len(texts), batch_size):
         batch = tokenizer(texts[start : start + batch_size], return_tensors="pt", padding=True)
-        logits = classifier(**{k: v.to(classifier.device) for k, v in batch.items()}).logits
-        predictions += logits.argmax(-1).tolist()
+        batch = {k: v.to(classifier.device) for k, v in batch.items()}
+        rows.append(classifier(**batch, calibrated=False).logits.float().cpu().numpy())
+    return np.concatenate(rows)
+
+
+def split_metrics(logits: np.ndarray, dataset, labels, bootstrap=0, seed=0) -> dict:
+    """serhub's ser_metrics of a split's argmax (with a bootstrap interval if asked)."""
     return classification_metrics(
-        [labels[i] for i in predictions],
+        [labels[i] for i in logits.argmax(-1)],
         [labels[i] for i in dataset["labels"]],
         labels=labels,
         bootstrap=bootstrap,
@@ -208,7 +215,7 @@ def main(argv=None):
         raise ValueError(f"--method must be one of {METHODS}, got {model_args.method!r}")
     out = training_args.output_dir
     with training_args.main_process_first(desc="dataset"):
-        raw = load_dataset_dict(data_args.dataset_name_or_path)
+        raw = load_dataset_dict(data_args.dataset_name_or_path, data_args)
     labels = resolve_labels(raw, data_args)
     settings = run_settings(training_args, labels, dict(raw), model_args, data_args, exclude=("bootstrap",))
     run_lock = claim_output_dir(  # noqa: F841 (held until the process exits)
@@ -239,17 +246,28 @@ def main(argv=None):
     model.merge_and_unload_lora()
     batch = training_args.per_device_eval_batch_size
     column = model_args.transcript_column
-    results = {data_args.eval_split: evaluate(model, tokenizer, splits["eval"], column, labels, batch)}
+    logits = {
+        key: split_logits(model, tokenizer, ds, column, batch) for key, ds in splits.items() if key != "train"
+    }
+    results = {data_args.eval_split: split_metrics(logits["eval"], splits["eval"], labels)}
     if "test" in splits:
-        results[data_args.test_split] = evaluate(
-            model, tokenizer, splits["test"], column, labels, batch, data_args.bootstrap, training_args.seed
+        results[data_args.test_split] = split_metrics(
+            logits["test"], splits["test"], labels, data_args.bootstrap, training_args.seed
         )
+
+    # ------------------------------------------------------------------ calibrate (temperature on validation)
+    held_out = {data_args.test_split: (logits["test"], splits["test"]["labels"])} if "test" in splits else {}
+    calibration = calibrate(
+        model, logits["eval"], splits["eval"]["labels"], held_out, fitted_on=data_args.eval_split
+    )
+    logger.info(calibration_line(calibration))
     summary = {
         "method": model_args.method,
         "labels": labels,
         "train_runtime_s": round(seconds, 1),
         "epoch_seconds": [round(t, 2) for t in trainer.epoch_seconds],
         "world_size": training_args.world_size,
+        "calibration": calibration,
     }
     if not trainer.is_world_process_zero():
         return
@@ -273,6 +291,7 @@ def main(argv=None):
             "base_model": model_args.text_model_name_or_path,
             "tags": ["text_llm", model_args.method],
             "task_type": "text-classification",
+            "calibration": calibration,
             "training_config": {
                 "LLM": model_args.text_model_name_or_path,
                 "method": model_args.method,
@@ -298,4 +317,6 @@ def trainable_summary(model) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from serhub.recipes.logs import run_main
+
+    run_main(main, sys.argv[1:])

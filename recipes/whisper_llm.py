@@ -8,9 +8,11 @@ with weighted cross-entropy.
         --dataset_name_or_path data/emospeech
 
 Only the projector trains (checkpoints hold just its weights); the encoder runs once per clip
-(cache). Outputs in --output_dir: the model (AutoModelForAudioClassification /
-pipeline("audio-classification") with trust_remote_code=True), eval_results.json,
-confusion_matrix.png, training_curves.png, README.md; with --num_folds, cross_validation.json.
+(cache). After training a temperature is fitted on validation (``serhub/calibration.py``) and stored
+as ``calibration_temperature`` in the config. Outputs in --output_dir: the model
+(AutoModelForAudioClassification / pipeline("audio-classification") with trust_remote_code=True),
+eval_results.json (with ECE / NLL before and after calibration), confusion_matrix.png,
+training_curves.png, README.md; with --num_folds, cross_validation.json.
 """
 
 from __future__ import annotations
@@ -36,9 +38,11 @@ from serhub.recipes.audio_llm_common import (
 )
 from serhub.recipes.data import encode_labels, load_dataset_dict, require_splits, resolve_labels
 from serhub.recipes.logs import get_logger
-from serhub.recipes.reporting import EpochTimer, finish_run, scalar_metrics, write_json
+from serhub.recipes.reporting import EpochTimer, calibration_line, finish_run, scalar_metrics, write_json
 from serhub.recipes.run_folders import claim_output_dir, last_complete_checkpoint, run_settings
 from transformers import TrainingArguments
+
+from serhub.calibration import calibrate, trainer_logits
 
 DEFAULT_CONFIG = CONFIGS / "whisper_llm" / "default.yaml"
 logger = get_logger("whisper_llm")
@@ -108,18 +112,19 @@ def train_and_evaluate(
     return classifier, trainer, processor, time.time() - start
 
 
-def predict(trainer, dataset, labels, bootstrap=0, seed=0) -> dict:
-    prediction = trainer.predict(dataset)
-    logits = (
-        prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-    )
+def split_metrics(logits, label_ids, labels, bootstrap=0, seed=0) -> dict:
+    """serhub's ser_metrics of a split's argmax (with a bootstrap interval if asked)."""
     return classification_metrics(
         [labels[i] for i in logits.argmax(-1)],
-        [labels[i] for i in prediction.label_ids],
+        [labels[i] for i in label_ids],
         labels=labels,
         bootstrap=bootstrap,
         seed=seed,
     )
+
+
+def predict(trainer, dataset, labels, bootstrap=0, seed=0) -> dict:
+    return split_metrics(*trainer_logits(trainer, dataset), labels, bootstrap, seed)
 
 
 def encode_splits(model_args, data_args, training_args, raw, labels, text_column=None) -> tuple[dict, float]:
@@ -183,8 +188,10 @@ def cross_validate(
     return cv
 
 
-def card_settings(model_args, data_args, training_args, results: dict, cv: dict | None) -> dict:
-    """The model card's arguments (see ``reporting.write_model_card``)."""
+def card_settings(model_args, data_args, training_args, results: dict, summary: dict) -> dict:
+    """The model card's arguments (see ``reporting.write_model_card``); ``summary``: eval_results.json's
+    run figures (cross-validation, calibration)."""
+    cv = summary.get("cross_validation")
     config = {
         "audio model": model_args.audio_model_name_or_path,
         "LLM (frozen)": model_args.text_model_name_or_path,
@@ -204,6 +211,7 @@ def card_settings(model_args, data_args, training_args, results: dict, cv: dict 
         "tags": ["whisper_llm", "audio-llm"],
         "wer": None,
         "training_config": config,
+        "calibration": summary.get("calibration"),
     }
 
 
@@ -245,11 +253,21 @@ def main(argv=None):
     classifier, trainer, processor, seconds = train_and_evaluate(
         model_args, data_args, training_args, labels, splits, data_args.eval_split, out, bool(text_column)
     )
-    results = {data_args.eval_split: predict(trainer, cached[data_args.eval_split], labels)}
+    logits = {
+        s: trainer_logits(trainer, cached[s]) for s in (data_args.eval_split, data_args.test_split) if s
+    }
+    results = {data_args.eval_split: split_metrics(*logits[data_args.eval_split], labels)}
     if data_args.test_split:
-        results[data_args.test_split] = predict(
-            trainer, cached[data_args.test_split], labels, data_args.bootstrap, training_args.seed
+        results[data_args.test_split] = split_metrics(
+            *logits[data_args.test_split], labels, data_args.bootstrap, training_args.seed
         )
+
+    # ------------------------------------------------------------------ calibrate (temperature on validation)
+    held_out = {data_args.test_split: logits[data_args.test_split]} if data_args.test_split else {}
+    summary["calibration"] = calibrate(
+        classifier, *logits[data_args.eval_split], held_out, fitted_on=data_args.eval_split
+    )
+    logger.info(calibration_line(summary["calibration"]))
     summary.update(
         train_runtime_s=round(seconds, 1), epoch_seconds=[round(t, 2) for t in trainer.epoch_seconds]
     )
@@ -268,7 +286,7 @@ def main(argv=None):
         ),
         history=trainer.state.log_history,
         curves_title="whisper_llm",
-        card=card_settings(model_args, data_args, training_args, results, summary.get("cross_validation")),
+        card=card_settings(model_args, data_args, training_args, results, summary),
         training_args=training_args,
         push_to_hub=push_to_hub,
     )
@@ -277,4 +295,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from serhub.recipes.logs import run_main
+
+    run_main(main, sys.argv[1:])

@@ -7,7 +7,8 @@ D is a DatasetDict folder (``save_to_disk``, as every serhub builder writes, e.g
 ``python -m serhub.datasets_scripts.folder``), ``synthetic_emotions`` (the embedded corpus the recipes
 train on by default) or a Hub dataset id. OUT receives ``report.md``
 (macro-F1 / UA / WA with bootstrap 95 % intervals, per class, per speaker and per gender where the
-columns exist, calibration), ``eval_results.json``, ``predictions.csv`` (one row per clip with every
+columns exist, calibration; with ``--abstain_below P``, coverage and accuracy when clips under
+confidence P are answered "uncertain", and ``coverage_accuracy.png``), ``eval_results.json``, ``predictions.csv`` (one row per clip with every
 probability), ``confusion_matrix.png``, ``reliability_diagram.png`` and ``model_index.yaml`` (the
 ``model-index`` results for a model card), swapped in as a whole when complete.
 
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from serhub.calibration import abstention, check_threshold, reliability
 from serhub.evaluate_report import HEADLINE
 from serhub.loading import load_classifier
 from serhub.metrics.ser_metrics.ser_metrics import (
@@ -37,7 +39,7 @@ from serhub.metrics.ser_metrics.ser_metrics import (
 )
 from serhub.modeling.file_utils import atomic_output_dir, check_output_dir
 
-CALIBRATION_BINS = 15
+UNCERTAIN = "uncertain"  # the answer below --abstain_below
 EMBEDDED = ("synthetic_emotions",)  # the labelled corpus serhub builds offline (recipes train on it)
 
 
@@ -171,29 +173,6 @@ def bootstrap_intervals(ref: np.ndarray, pred: np.ndarray, n_labels: int, resamp
     return out
 
 
-def calibration(probs: np.ndarray, correct: np.ndarray, bins: int = CALIBRATION_BINS) -> dict:
-    """Expected calibration error of the top label (``bins`` equal-width confidence bins, Guo et al.
-    2017, https://arxiv.org/abs/1706.04599) and each bin's count, confidence and accuracy."""
-    confidence = probs.max(1)
-    which = np.minimum((confidence * bins).astype(int), bins - 1)
-    table, ece = [], 0.0
-    for b in range(bins):
-        inside = which == b
-        if inside.any():
-            conf, acc = float(confidence[inside].mean()), float(correct[inside].mean())
-            ece += inside.mean() * abs(acc - conf)
-            table.append(
-                {
-                    "low": b / bins,
-                    "high": (b + 1) / bins,
-                    "count": int(inside.sum()),
-                    "confidence": conf,
-                    "accuracy": acc,
-                }
-            )
-    return {"ece": float(ece), "mean_confidence": float(confidence.mean()), "num_bins": bins, "bins": table}
-
-
 def group_scores(predictions, references, groups, labels) -> dict[str, dict]:
     """Macro-F1, UA, WA and the clip count of each group (speaker, gender)."""
     rows: dict[str, list[int]] = {}
@@ -228,7 +207,7 @@ def score(
         }
         for i, label in enumerate(labels)
     }
-    metrics["calibration"] = calibration(probs, ref == pred)
+    metrics["calibration"] = reliability(probs, ref == pred)
     for column, values in extra.items():
         metrics[f"per_{column.removesuffix('_id')}"] = group_scores(predictions, references, values, labels)
     return metrics
@@ -250,12 +229,33 @@ def evaluate_model(
     bootstrap: int = 1000,
     seed: int = 0,
     progress: bool = True,
+    abstain_below: float | None = None,
+    label_set: list[str] | None = None,
+    classifier=None,
 ) -> tuple[dict, list[dict]]:
-    """``(results, predictions)``: the report's figures and one record per clip."""
+    """``(results, predictions)``: the report's figures and one record per clip. ``abstain_below``: a
+    confidence under which the answer is "uncertain" (the figures above stay forced-choice; the
+    ``abstention`` entry gives coverage and accuracy at it, and the coverage/accuracy curve).
+    ``label_set``: a label set shared across corpora (``recipes/cross_corpus.py``): the clips whose
+    (mapped) label is outside it are left out and counted, and the model is restricted to it.
+    ``classifier``: the model's pipeline when already loaded (``load_classifier(model)``)."""
     label_map = label_map or {}
     ds, raw_references, unlabelled = load_split(dataset, split, label_column, max_samples)
     references = [label_map.get(r, r) for r in raw_references]
-    classifier = load_classifier(model)
+    outside = 0
+    if label_set is not None:
+        keep = [i for i, r in enumerate(references) if r in label_set]
+        if not keep:
+            raise ValueError(
+                f"no clip of split {split!r} of {dataset} has a label in the shared label set {label_set}; "
+                f"its labels are {sorted(set(references))}. Map them with a label map (e.g. "
+                f"{sorted(set(references))[0]}={label_set[0]}) or leave this corpus out."
+            )
+        outside = len(references) - len(keep)
+        ds, references = ds.select(keep), [references[i] for i in keep]
+        raw_references = [raw_references[i] for i in keep]
+        candidate_labels = candidate_labels or list(label_set)
+    classifier = classifier if classifier is not None else load_classifier(model)
     labels = scored_labels(model_labels(classifier), candidate_labels, set(references))
     probs = predict_probabilities(classifier, ds, labels, batch_size, progress)
     predictions = [labels[i] for i in probs.argmax(1)]
@@ -270,10 +270,16 @@ def evaluate_model(
         "label_map_unused": unused,
         "candidate_labels": candidate_labels,
         "unlabelled_rows_left_out": unlabelled,
+        "outside_label_set_left_out": outside,
         "bootstrap": bootstrap,
         "seed": seed,
     }
-    return results, _records(ds, groups, references, predictions, probs, labels)
+    records = _records(ds, groups, references, predictions, probs, labels)
+    if abstain_below is not None:
+        results["abstention"] = abstention(probs, [r["correct"] for r in records], abstain_below)
+        for record in records:
+            record["answer"] = record["prediction"] if record["confidence"] >= abstain_below else UNCERTAIN
+    return results, records
 
 
 def _records(ds, groups: dict, references, predictions, probs, labels) -> list[dict]:
@@ -300,7 +306,7 @@ def main_figures(results: dict) -> str:
 
 def write_outputs(folder: Path, results: dict, records: list[dict]) -> None:
     """Every file of the report into ``folder``."""
-    from serhub.evaluate_report import model_index_yaml, plot_reliability, report_markdown
+    from serhub.evaluate_report import model_index_yaml, plot_coverage, plot_reliability, report_markdown
     from serhub.metrics.plotting import plot_confusion_matrix
     from serhub.recipes.reporting import write_json
 
@@ -314,6 +320,8 @@ def write_outputs(folder: Path, results: dict, records: list[dict]) -> None:
         results["confusion_matrix"], results["labels"], folder / "confusion_matrix.png", title
     )
     plot_reliability(results["calibration"], folder / "reliability_diagram.png", title)
+    if "abstention" in results:
+        plot_coverage(results["abstention"], folder / "coverage_accuracy.png", title)
     (folder / "model_index.yaml").write_text(model_index_yaml(results), encoding="utf-8")
     (folder / "report.md").write_text(report_markdown(results), encoding="utf-8")
 
@@ -341,6 +349,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--bootstrap", type=int, default=1000, help="resamples for the 95 %% intervals (0: none)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    parser.add_argument(
+        "--abstain_below",
+        type=float,
+        help='answer "uncertain" below this top-label confidence (0-1): coverage and accuracy at it, '
+        "and the coverage/accuracy curve, in the report",
+    )
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -350,15 +364,24 @@ def run(args: argparse.Namespace) -> dict:
             raise ValueError(f"--{name} must be a positive number, got {value}")
     if args.bootstrap < 0:
         raise ValueError(f"--bootstrap is a number of resamples (0 for none), got {args.bootstrap}")
+    if args.abstain_below is not None:
+        check_threshold(args.abstain_below)
     if args.output_dir:
         check_output_dir(args.output_dir, args.overwrite)  # before the slow part
     results, records = evaluate_model(
         args.model, args.dataset, args.split, label_map=parse_label_map(args.label_map),
         candidate_labels=split_list(args.candidate_labels), label_column=args.label_column,
         batch_size=args.batch_size, max_samples=args.max_samples, bootstrap=args.bootstrap, seed=args.seed,
+        abstain_below=args.abstain_below,
     )  # fmt: skip
     print(f"{results['num_samples']} clips of {args.split}: {main_figures(results)}")
     print(f"ECE {results['calibration']['ece']:.3f}")
+    if "abstention" in results:
+        a = results["abstention"]
+        answered = "-" if a["accuracy_answered"] is None else f"{a['accuracy_answered']:.3f}"
+        print(
+            f"below confidence {a['threshold']}: {a['abstained']} uncertain; accuracy on the rest {answered}"
+        )
     if args.output_dir:
         with atomic_output_dir(args.output_dir, overwrite=args.overwrite) as tmp:
             write_outputs(tmp, results, records)
@@ -376,4 +399,4 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["calibration", "evaluate_model", "parse_label_map", "scored_labels"]
+__all__ = ["evaluate_model", "parse_label_map", "scored_labels"]

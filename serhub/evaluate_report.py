@@ -65,6 +65,58 @@ def plot_reliability(calibration: dict, path: str | os.PathLike, title: str = ""
         plt.close(fig)
 
 
+def plot_coverage(abstention: dict, path: str | os.PathLike, title: str = "") -> Path:
+    """Accuracy on the answered clips and the share answered against the abstention threshold."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from serhub.modeling.file_utils import atomic_write
+
+    curve = abstention["curve"]
+    thresholds = [p["threshold"] for p in curve]
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.plot(thresholds, [p["coverage"] for p in curve], "-o", ms=3, label="coverage (share answered)")
+    kept = [p for p in curve if p["accuracy"] is not None]
+    ax.plot(
+        [p["threshold"] for p in kept], [p["accuracy"] for p in kept], "-o", ms=3, label="accuracy answered"
+    )
+    ax.axvline(
+        abstention["threshold"], color="grey", ls="--", label=f"--abstain_below {abstention['threshold']}"
+    )
+    ax.set_xlabel('confidence threshold (below: "uncertain")')
+    ax.set_ylim(0, 1.02)
+    ax.set_xlim(0, 1)
+    ax.legend(loc="lower left", fontsize=8)
+    if title:
+        ax.set_title(title)
+    try:
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png"))
+    finally:
+        plt.close(fig)
+
+
+def _abstention(results: dict) -> list[str]:
+    a = results["abstention"]
+    answered = "–" if a["accuracy_answered"] is None else f"{a['accuracy_answered']:.3f}"
+    lines = [
+        "## Abstention",
+        "",
+        f'Clips whose top-label confidence is under {a["threshold"]} are answered "uncertain" (the `answer` '
+        f"column of `predictions.csv`): {a['abstained']} of {results['num_samples']}, coverage "
+        f"{a['coverage']:.3f}; accuracy on the answered clips {answered} against {a['accuracy_all']:.3f} on "
+        "all. The figures above are forced-choice (every clip answered).",
+        "",
+        "| threshold | coverage | accuracy answered |",
+        "|---|---|---|",
+    ]
+    for p in a["curve"]:
+        acc = "–" if p["accuracy"] is None else f"{p['accuracy']:.3f}"
+        lines.append(f"| {p['threshold']:.2f} | {p['coverage']:.3f} | {acc} |")
+    return [*lines, "", "![coverage and accuracy](coverage_accuracy.png)", ""]
+
+
 def _figure(results: dict, key: str) -> str:
     low = results.get(f"{key}_ci_low")
     interval = f" | {low:.3f}–{results[f'{key}_ci_high']:.3f}" if low is not None else " | –"
@@ -99,6 +151,10 @@ def _settings(results: dict) -> list[str]:
         )
     if results["unlabelled_rows_left_out"]:
         lines.append(f"- {results['unlabelled_rows_left_out']} rows without a label were left out")
+    if results.get("outside_label_set_left_out"):
+        lines.append(
+            f"- {results['outside_label_set_left_out']} clips with a label outside the shared label set were left out"
+        )
     if results["classes_without_references"]:
         absent = ", ".join(results["classes_without_references"])
         lines.append(
@@ -139,14 +195,18 @@ def report_markdown(results: dict) -> str:
         "",
         "![reliability diagram](reliability_diagram.png)",
         "",
+    ]
+    if "abstention" in results:
+        lines += _abstention(results)
+    lines += [
         "## Files",
         "",
         "`predictions.csv` (one row per clip, every probability), `eval_results.json` (every figure), "
         "`model_index.yaml` (`model-index` results for a model card), `confusion_matrix.png`, "
-        "`reliability_diagram.png`.",
+        "`reliability_diagram.png`" + (", `coverage_accuracy.png`." if "abstention" in results else "."),
         "",
     ]
     return "\n".join(lines)
 
 
-__all__ = ["model_index_yaml", "plot_reliability", "report_markdown"]
+__all__ = ["model_index_yaml", "plot_coverage", "plot_reliability", "report_markdown"]
