@@ -227,7 +227,7 @@ def main(argv=None):
     )
     out = training_args.output_dir
     with training_args.main_process_first(desc="dataset"):
-        raw = load_dataset_dict(data_args.dataset_name_or_path)
+        raw = load_dataset_dict(data_args.dataset_name_or_path, data_args)
     labels = resolve_labels(raw, data_args)
     settings = run_settings(
         training_args, labels, dict(raw), model_args, data_args, cv_args, exclude=("bootstrap",)
