@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import AutoModelForCausalLM, GenerationMixin, PreTrainedModel, StoppingCriteria
+from transformers import AutoModelForCausalLM, GenerationMixin, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast, SequenceClassifierOutput
 
 from .assembly_audio_llm import (
@@ -35,7 +35,8 @@ from .configuration_audio_llm import AudioLLMConfig, encoder_convs
 from .connectors import QueryPoolingMapper, VariationalBranch
 from .layers import AttentiveStatisticsPooling, score_labels
 from .losses import build_classification_loss
-from .prompting_audio_llm import encoder_output_frames, expand_audio_placeholders, left_pad
+from .prompting_audio_llm import encoder_output_frames
+from .readouts_audio_llm import append_written_answer, prompt_from_config
 from .remote_code import add_auto_map_entries
 from .speech_encoder import SpeechEncoder
 
@@ -501,44 +502,13 @@ class AudioLLMForAudioClassification(AudioLLMPreTrainedModel):
         self.post_init()
         self._finish_init()
 
-    # ------------------------------------------------------------------ prompt for pipeline use
     def _prompt_from_config(
-        self,
-        prompt_ids: list[int],
-        audio,
-        audio_attention_mask,
-        encoder_hidden_states,
-        encoder_attention_mask,
+        self, prompt_ids, audio, audio_attention_mask, encoder_hidden_states, encoder_attention_mask
     ):
-        """input_ids/attention_mask from the config's tokenised prompt, one per clip (left-padded)."""
-        if not prompt_ids:
-            raise ValueError("this config has no prompt input_ids; pass input_ids from AudioLLMProcessor")
-        if encoder_hidden_states is not None:
-            mask = (
-                encoder_attention_mask
-                if encoder_attention_mask is not None
-                else torch.ones(encoder_hidden_states.shape[:2], dtype=torch.bool)
-            )
-            frames = mask.sum(-1).tolist()
-        else:
-            feature_mask = (
-                audio_attention_mask
-                if audio_attention_mask is not None
-                else torch.ones(audio.shape[:2], dtype=torch.bool)
-            )
-            frames = [
-                encoder_output_frames(int(n), encoder_convs(self.config.audio_config))
-                for n in feature_mask.sum(-1).tolist()
-            ]
-        rows = [
-            expand_audio_placeholders(
-                list(prompt_ids),
-                [self.config.num_audio_tokens(f)] * self.config.audio_token_groups,
-                self.config.audio_token_id,
-            )
-            for f in frames
-        ]
-        return _as_tensors(left_pad(rows, self.config.pad_token_id or 0), self.device)
+        return prompt_from_config(
+            self.config, prompt_ids, audio, audio_attention_mask, encoder_hidden_states,
+            encoder_attention_mask, self.device,
+        )  # fmt: skip
 
     def forward(
         self,
@@ -618,77 +588,7 @@ class AudioLLMForAudioClassification(AudioLLMPreTrainedModel):
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
     def _append_transcript(self, embeds, attention_mask, with_descriptors: bool = False):
-        """Greedily write the transcript, then append " | Emotion:" (EmoSLLM's best inference). With
-        descriptors: write "<transcript> | Descriptors: <descriptors> | Emotion:" and cut there."""
-        prompt = self.config.prompt
-        emotion = list(prompt["emotion_prefix_ids"])
-        if with_descriptors:
-            if "descriptors_prefix_ids" not in prompt:
-                raise ValueError(
-                    "descriptor_conditioned needs a model trained to write descriptors (a 'vae_ib' model "
-                    "from recipes/descriptors.py); this config's prompt has no descriptor format"
-                )
-            stopping = {
-                "stopping_criteria": [_EndsWith(emotion)],
-                "eos_token_id": prompt["transcript_stop_ids"][1:],
-            }
-            budget = self.config.max_transcript_tokens + self.config.max_descriptor_tokens
-        else:
-            stopping = {"eos_token_id": prompt["transcript_stop_ids"]}
-            budget = self.config.max_transcript_tokens
-        generated = self.language_model.generate(
-            inputs_embeds=embeds,
-            attention_mask=attention_mask,
-            max_new_tokens=budget,
-            do_sample=False,
-            pad_token_id=self.config.pad_token_id or 0,
-            suppress_tokens=[self.config.audio_token_id],
-            **stopping,
-        )
-        stop, eos = set(prompt["transcript_stop_ids"]), set(prompt["transcript_stop_ids"][1:])
-        rows = []
-        for seq in generated.tolist():
-            if with_descriptors:  # up to the first " | Emotion:" (written, or appended when missing)
-                cut = _find(seq, emotion)
-                cut = next((i for i, t in enumerate(seq) if t in eos), len(seq)) if cut < 0 else cut
-            else:
-                cut = next((i for i, t in enumerate(seq) if t in stop), len(seq))
-            rows.append(seq[:cut] + emotion)
-        ids, mask = _as_tensors(left_pad(rows, self.config.pad_token_id or 0), embeds.device)
-        new = self.get_input_embeddings()(ids)
-        full_mask = torch.cat([attention_mask, mask], 1)
-        # right-aligned rows: the appended tokens of a row follow its prompt without a gap in positions
-        full, full_mask = _compact_left(torch.cat([embeds, new], 1), full_mask)
-        return full, full_mask, (full_mask.long().cumsum(-1) - 1).clamp_min(0)
-
-
-def _find(seq: list[int], part: list[int]) -> int:
-    """Index of the first occurrence of ``part`` in ``seq``, or -1."""
-    n = len(part)
-    return next((i for i in range(len(seq) - n + 1) if seq[i : i + n] == part), -1)
-
-
-class _EndsWith(StoppingCriteria):
-    """Stop a row once its generated tokens end with ``tail`` (e.g. " | Emotion:")."""
-
-    def __init__(self, tail: list[int]):
-        self.tail = torch.tensor(tail)
-
-    def __call__(self, input_ids, scores, **kwargs) -> torch.BoolTensor:
-        n = len(self.tail)
-        if input_ids.shape[1] < n:
-            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-        return (input_ids[:, -n:] == self.tail.to(input_ids.device)).all(-1)
-
-
-def _as_tensors(arrays, device) -> tuple[torch.Tensor, ...]:
-    return tuple(torch.as_tensor(a, device=device) for a in arrays)
-
-
-def _compact_left(embeds: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Move each row's valid positions to the right end (left padding), keeping their order."""
-    order = torch.argsort(mask.long(), dim=1, stable=True)  # invalid (0) first, valid (1) after
-    return embeds.gather(1, order[..., None].expand_as(embeds)), mask.gather(1, order)
+        return append_written_answer(self, embeds, attention_mask, with_descriptors)
 
 
 __all__ = ["AudioLLMForAudioClassification", "AudioLLMForConditionalGeneration", "AudioLLMPreTrainedModel"]
