@@ -188,7 +188,7 @@ PHASES = (
     ),
     Stage(
         "phase3",
-        "joint '| ASR: ... | Emotion: ...' answers, decreasing ASR weight",
+        "emotion: SER-only prompts and/or joint '| ASR: ... | Emotion: ...' answers (the mix is logged)",
         data="ser_{train_split}",
         eval_data="ser_{eval_split}",
         task="asr+ser",
