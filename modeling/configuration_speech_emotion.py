@@ -117,6 +117,9 @@ def audio_config_from(value) -> PreTrainedConfig:
     return config
 
 
+FRAME_NORMS = ("none", "global")
+
+
 class SpeechEmotionConfig(PreTrainedConfig):
     r"""Speech encoder -> (weighted layer sum) -> attentive statistics pooling -> MLP head.
 
@@ -124,6 +127,9 @@ class SpeechEmotionConfig(PreTrainedConfig):
         audio_config: config (or dict) of the speech encoder: WavLM, HuBERT, wav2vec2, data2vec-audio
             or Whisper (encoder only).
         use_weighted_layer_sum: learn a softmax-weighted sum of all hidden layers instead of using the last.
+        frame_norm: "global" standardises every encoder layer's frames per channel with statistics
+            gathered over the training frames (``layers.RunningFrameNorm``, kept in the model so
+            inference does the same) before the layer sum; "none" (default): the raw frames.
         pooling_attention_size: hidden size of the attentive pooling's scoring MLP.
         head_hidden_size, head_dropout: the classification MLP.
         freeze_encoder: keep the whole encoder frozen (its outputs can then be cached).
@@ -149,6 +155,7 @@ class SpeechEmotionConfig(PreTrainedConfig):
         self,
         audio_config=None,
         use_weighted_layer_sum: bool = True,
+        frame_norm: str = "none",
         pooling_attention_size: int = 128,
         head_hidden_size: int = 256,
         head_dropout: float = 0.1,
@@ -176,6 +183,9 @@ class SpeechEmotionConfig(PreTrainedConfig):
             for name in ("layerdrop", "encoder_layerdrop"):
                 if getattr(self.audio_config, name, 0.0):
                     setattr(self.audio_config, name, 0.0)
+        if frame_norm not in FRAME_NORMS:
+            raise ValueError(f"frame_norm must be one of {FRAME_NORMS}, found {frame_norm!r}")
+        self.frame_norm = frame_norm
         check_positive(pooling_attention_size=pooling_attention_size, head_hidden_size=head_hidden_size)
         self.pooling_attention_size = pooling_attention_size
         self.head_hidden_size = head_hidden_size

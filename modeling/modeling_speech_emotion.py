@@ -20,7 +20,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 from .configuration_speech_emotion import SpeechEmotionConfig
 from .encoder_family import encoder_family
-from .layers import AttentiveStatisticsPooling, ClassificationHead, WeightedLayerSum
+from .layers import AttentiveStatisticsPooling, ClassificationHead, RunningFrameNorm, WeightedLayerSum
 from .losses import CCCLoss, build_classification_loss
 from .remote_code import add_auto_map_entries
 from .speech_encoder import SpeechEncoder
@@ -83,6 +83,9 @@ class SpeechEmotionForAudioClassification(SpeechEmotionPreTrainedModel):
         num_states = config.num_encoder_layers + 1
         self.layer_weights = WeightedLayerSum(num_states) if config.use_weighted_layer_sum else None
         hidden = config.encoder_hidden_size
+        # every layer read (all of them with the layer sum, else the last) standardised per channel
+        layers_read = num_states if config.use_weighted_layer_sum else 1
+        self.frame_norm = RunningFrameNorm(layers_read * hidden) if config.frame_norm == "global" else None
         self.pooling = AttentiveStatisticsPooling(hidden, config.pooling_attention_size)
         self.classifier = ClassificationHead(
             2 * hidden, config.head_hidden_size, config.num_labels, config.head_dropout
@@ -167,12 +170,25 @@ class SpeechEmotionForAudioClassification(SpeechEmotionPreTrainedModel):
                 raise ValueError(
                     "this model sums all encoder layers; pass encoder_hidden_states of shape (B, L+1, T, D)"
                 )
-            hidden = encoder_hidden_states
-        elif self.layer_weights is not None:
+            encoder_hidden_states = encoder_hidden_states[:, None]
+        elif self.layer_weights is None:
+            encoder_hidden_states = encoder_hidden_states[:, -1:]
+        if self.frame_norm is not None:
+            encoder_hidden_states = self._standardised(encoder_hidden_states, encoder_attention_mask)
+        if self.layer_weights is not None:
             hidden = self.layer_weights(encoder_hidden_states)
         else:
             hidden = encoder_hidden_states[:, -1]
         return self.pooling(hidden, encoder_attention_mask)
+
+    def _standardised(self, states: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """(B, L, T, D) with every layer's channels standardised (``config.frame_norm="global"``)."""
+        b, layers, t, d = states.shape
+        if mask is None:
+            mask = torch.ones(b, t, dtype=torch.bool, device=states.device)
+        flat = states.permute(0, 2, 1, 3).reshape(b, t, layers * d)
+        flat = self.frame_norm(flat, mask.bool())
+        return flat.reshape(b, t, layers, d).permute(0, 2, 1, 3)
 
     def encode(self, inputs: torch.Tensor, attention_mask: torch.Tensor | None = None):
         """All encoder hidden states (B, L+1, T', D) and the frame mask (B, T'): what recipes cache."""

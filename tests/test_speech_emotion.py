@@ -359,3 +359,33 @@ def test_min_samples_come_from_the_encoder_conv_stem(tmp_path):
     fe = SpeechEmotionFeatureExtractor.from_encoder_pretrained(tmp_path / "enc")
     assert fe.min_samples == 10 + (8 - 1) * 5  # kernels (10, 8), strides (5, 4)
     assert fe(np.ones(7, np.float32), sampling_rate=16000)["input_values"].shape == (1, 45)
+
+
+@pytest.mark.parametrize("use_weighted_layer_sum", [True, False])
+def test_global_frame_norm_learns_statistics_in_training_and_keeps_them(use_weighted_layer_sum, tmp_path):
+    """frame_norm="global": every layer read is standardised with statistics gathered over the training
+    frames (padding left out); inference uses them unchanged, a padded batch equals one clip at a time,
+    and they are saved with the model."""
+    model, fe = make("whisper", frame_norm="global", use_weighted_layer_sum=use_weighted_layer_sum)
+    audio = clips()
+    inputs = fe(audio, sampling_rate=16000, return_tensors="pt")
+    assert int(model.frame_norm.num_frames) == 0
+    with torch.no_grad():
+        model.train()(**inputs)  # one training forward gathers the valid frames' statistics
+        model.eval()
+        states, mask = model.encode(inputs["input_features"], inputs["attention_mask"])
+        layers = states if use_weighted_layer_sum else states[:, -1:]
+        valid = layers.permute(0, 2, 1, 3)[mask.bool()].flatten(1)  # frames, L*D
+        assert int(model.frame_norm.num_frames) == int(mask.sum())
+        torch.testing.assert_close(model.frame_norm.running_mean, valid.mean(0), atol=1e-5, rtol=1e-4)
+        before = model.frame_norm.running_mean.clone()
+        batched = model(**inputs).logits
+        assert torch.equal(model.frame_norm.running_mean, before)  # inference does not update them
+        single = torch.cat([model(**fe(a, sampling_rate=16000, return_tensors="pt")).logits for a in audio])
+        torch.testing.assert_close(batched, single, atol=1e-5, rtol=0)
+    model.save_pretrained(tmp_path / "m")
+    reloaded = SpeechEmotionForAudioClassification.from_pretrained(tmp_path / "m").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(**inputs).logits, batched)
+    with pytest.raises(ValueError, match="frame_norm must be one of"):
+        make("whisper", frame_norm="layer")
