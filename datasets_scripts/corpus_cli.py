@@ -39,7 +39,9 @@ pretty_name: {name} (serhub)
 Built by serhub: `python -m serhub.datasets_scripts.{module} --raw_dir RAW --output_dir DIR` with {options}.
 Audio is decoded, mixed down to mono and resampled to 16 kHz (16-bit WAV in the `audio` column).
 Columns follow serhub's common schema: `audio`, `emotion`, `transcript`, `speaker_id`,
-`utterance_id`{optional}.
+`utterance_id`{optional}. `manifest.json` holds each split's clip count, sha256 hashes of its clip
+ids and speakers (`serhub evaluate` reports the same hash of the split it scores) and label counts,
+and any speaker or transcript shared between splits.
 
 ## Labels
 

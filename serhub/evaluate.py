@@ -10,7 +10,9 @@ train on by default) or a Hub dataset id. OUT receives ``report.md``
 columns exist, calibration; with ``--abstain_below P``, coverage and accuracy when clips under
 confidence P are answered "uncertain", and ``coverage_accuracy.png``), ``eval_results.json``, ``predictions.csv`` (one row per clip with every
 probability), ``confusion_matrix.png``, ``reliability_diagram.png`` and ``model_index.yaml`` (the
-``model-index`` results for a model card), swapped in as a whole when complete.
+``model-index`` results for a model card), swapped in as a whole when complete. The results carry
+the evaluated split's sha256 hashes (the ones the dataset's ``manifest.json`` holds, and whether they
+match it) and the model's ``config.json`` hash, so that two reports can be compared.
 
 Labels: ``--label_map`` renames the dataset's labels (``a=b`` pairs, or a file of them / a JSON
 object); ``--candidate_labels`` restricts the model to some of its labels (probabilities
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import warnings
 from pathlib import Path
@@ -30,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from serhub.calibration import abstention, check_threshold, reliability
+from serhub.datasets_scripts.common import read_manifest, split_hashes
 from serhub.evaluate_report import HEADLINE
 from serhub.loading import load_classifier
 from serhub.metrics.ser_metrics.ser_metrics import (
@@ -108,15 +112,31 @@ def scored_labels(model: list[str], candidates: list[str] | None, references: se
 # ----------------------------------------------------------------------------- data and inference
 
 
+def dataset_location(dataset: str) -> str:
+    """``dataset`` as loaded: serhub's embedded corpora (built once offline) by their folder."""
+    from serhub.recipes.data import embedded_dataset_path
+
+    if dataset in EMBEDDED and not Path(dataset).is_dir():
+        return str(embedded_dataset_path(dataset))
+    return dataset
+
+
+def open_split(dataset: str, split: str):
+    """Every row of ``split`` of ``dataset`` (a folder, an embedded corpus' name or a Hub id)."""
+    from serhub.recipes.data import load_dataset_dict, require_splits
+
+    dataset_dict = load_dataset_dict(dataset_location(dataset))
+    require_splits(dataset_dict, [split])
+    return dataset_dict[split]
+
+
 def load_split(dataset: str, split: str, label_column: str, max_samples: int | None):
     """The split and its reference label names (rows without a label left out)."""
-    from serhub.recipes.data import embedded_dataset_path, load_dataset_dict, require_splits
+    return labelled_rows(open_split(dataset, split), dataset, split, label_column, max_samples)
 
-    if dataset in EMBEDDED and not Path(dataset).is_dir():  # serhub's own corpora, built once offline
-        dataset = str(embedded_dataset_path(dataset))
-    dataset_dict = load_dataset_dict(dataset)
-    require_splits(dataset_dict, [split])
-    ds = dataset_dict[split]
+
+def labelled_rows(ds, dataset: str, split: str, label_column: str, max_samples: int | None):
+    """``(rows, reference label names, unlabelled count)``: the first ``max_samples`` labelled rows."""
     if label_column not in ds.column_names:
         raise ValueError(
             f"split {split!r} has no {label_column!r} column; its columns are {ds.column_names}. "
@@ -240,7 +260,8 @@ def evaluate_model(
     (mapped) label is outside it are left out and counted, and the model is restricted to it.
     ``classifier``: the model's pipeline when already loaded (``load_classifier(model)``)."""
     label_map = label_map or {}
-    ds, raw_references, unlabelled = load_split(dataset, split, label_column, max_samples)
+    full_split = open_split(dataset, split)
+    ds, raw_references, unlabelled = labelled_rows(full_split, dataset, split, label_column, max_samples)
     references = [label_map.get(r, r) for r in raw_references]
     outside = 0
     if label_set is not None:
@@ -262,8 +283,17 @@ def evaluate_model(
     groups = {c: ds[c] for c in ("speaker_id", "gender") if c in ds.column_names}
     results = score(predictions, references, probs, labels, groups, bootstrap, seed)
     unused = sorted(set(label_map) - set(raw_references))
+    speaker_norm = getattr(classifier.model.config, "speaker_normalization", None)
+    if speaker_norm:  # the recipe standardised the test speakers' frames; the model alone does not
+        warnings.warn(
+            f"{model} was trained on speaker-normalised encoder frames ({speaker_norm}); the model does not "
+            "normalise by itself, so these figures are of raw frames and differ from the recipe's test figures",
+            UserWarning,
+            stacklevel=2,
+        )
     results |= {
         "model": str(model),
+        "speaker_normalization": speaker_norm,
         "dataset": str(dataset),
         "split": split,
         "label_map": label_map,
@@ -273,6 +303,7 @@ def evaluate_model(
         "outside_label_set_left_out": outside,
         "bootstrap": bootstrap,
         "seed": seed,
+        "reproducibility": reproducibility(model, classifier, dataset, split, full_split, ds),
     }
     records = _records(ds, groups, references, predictions, probs, labels)
     if abstain_below is not None:
@@ -280,6 +311,36 @@ def evaluate_model(
         for record in records:
             record["answer"] = record["prediction"] if record["confidence"] >= abstain_below else UNCERTAIN
     return results, records
+
+
+def config_sha256(model: str, classifier) -> str:
+    """sha256 of the model folder's ``config.json`` as stored (of the loaded config when there is no
+    local file): the figures of two reports come from the same model only if this matches."""
+    path = Path(str(model)) / "config.json"
+    if path.is_file():
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    text = classifier.model.config.to_json_string(use_diff=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def reproducibility(model: str, classifier, dataset: str, split: str, full_split, evaluated) -> dict:
+    """What the figures were computed on: the split's hashes as the dataset's ``manifest.json`` writes
+    them (:func:`split_hashes`, one function for both), the hash of the clips actually scored (fewer
+    with ``--max_samples``, unlabelled rows or a shared label set) and of the model's config."""
+    out = {
+        "split": split_hashes(full_split),
+        "evaluated_clips": len(evaluated),
+        "evaluated_clip_ids_sha256": split_hashes(evaluated)["clip_ids_sha256"],
+        "model_config_sha256": config_sha256(model, classifier),
+        "dataset_manifest": None,
+    }
+    folder = Path(dataset_location(dataset))
+    manifest = read_manifest(folder) if folder.is_dir() else None
+    if manifest is not None and split in manifest.get("splits", {}):
+        built = manifest["splits"][split]
+        same = all(built.get(k) == v for k, v in out["split"].items())
+        out["dataset_manifest"] = "matches" if same else "differs (the dataset changed since it was built)"
+    return out
 
 
 def _records(ds, groups: dict, references, predictions, probs, labels) -> list[dict]:

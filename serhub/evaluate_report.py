@@ -138,6 +138,11 @@ def _settings(results: dict) -> list[str]:
         f"- dataset: `{results['dataset']}`, split `{results['split']}`, {results['num_samples']} clips",
         f"- labels scored: {', '.join(results['labels'])}",
     ]
+    if results.get("speaker_normalization"):
+        lines.append(
+            f"- the model was trained on speaker-normalised encoder frames ({results['speaker_normalization']}); "
+            "scored here on raw frames, unlike the recipe's own test figures"
+        )
     if results["label_map"]:
         pairs = ", ".join(f"{k} → {v}" for k, v in results["label_map"].items())
         lines.append(f"- label map: {pairs}")
@@ -161,6 +166,28 @@ def _settings(results: dict) -> list[str]:
             f"- classes without a reference in this split: {absent}; Macro-F1 counts them as 0, over the "
             f"classes present it is {results['macro_f1_present']:.3f}"
         )
+    return [*lines, ""]
+
+
+def _reproducibility(results: dict) -> list[str]:
+    """The hashes that say what the figures were computed on (compare two reports by them)."""
+    r = results.get("reproducibility")
+    if not r:
+        return []
+    split = r["split"]
+    lines = [
+        "## Reproducibility",
+        "",
+        "sha256 of the sorted clip ids (one per line), as the dataset's `manifest.json` writes them:",
+        "",
+        f"- split `{results['split']}`: clip ids `{split['clip_ids_sha256']}`",
+    ]
+    if "speakers_sha256" in split:
+        lines.append(f"- split `{results['split']}`: speakers `{split['speakers_sha256']}`")
+    lines.append(f"- the {r['evaluated_clips']} clips scored: `{r['evaluated_clip_ids_sha256']}`")
+    lines.append(f"- the model's `config.json`: `{r['model_config_sha256']}`")
+    if r["dataset_manifest"]:
+        lines.append(f"- against the dataset's `manifest.json`: {r['dataset_manifest']}")
     return [*lines, ""]
 
 
@@ -198,6 +225,7 @@ def report_markdown(results: dict) -> str:
     ]
     if "abstention" in results:
         lines += _abstention(results)
+    lines += _reproducibility(results)
     lines += [
         "## Files",
         "",
