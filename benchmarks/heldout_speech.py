@@ -2,24 +2,39 @@
 
     HF_HUB_OFFLINE=1 python benchmarks/heldout_speech.py \\
         --models outputs/emosllm outputs/whisper_llm outputs/ssl_classifier [--clips_per_speaker 30]
+    HF_HUB_OFFLINE=1 python benchmarks/heldout_speech.py --version 2 --models outputs/ssl_classifier-v2 \\
+        [--dataset data/synthetic_emotions_v2_heldout]
 
-The synthetic corpus's test split already holds out its speakers, but its sentences are the
-training banks'. This check synthesises a new set with the corpus's own emotion model
-(``synthetic_emotions.plan_clips``: the same prosody per class, intensities, jitter and speaker
-baselines) from six espeak-ng voice x variant pairs that are not among the corpus's 15 and
-sentences that are in none of its banks (half of the non-neutral clips read emotional words, as
-in the corpus). Every model runs through ``pipeline("audio-classification")``, as a user runs it.
-Prints macro-F1 with its bootstrap 95 % interval and each speaker's macro-F1 per model; writes them
-as JSON to --output_json.
+Version 1 (the default, for models trained on ``synthetic_emotions``): the corpus's test split
+already holds out its speakers, but its sentences are the training banks'. This check synthesises a
+new set with the corpus's own emotion model (``synthetic_emotions.plan_clips``: the same prosody per
+class, intensities, jitter and speaker baselines) from six espeak-ng voice x variant pairs that are
+not among the corpus's 15 and sentences that are in none of its banks (half of the non-neutral clips
+read emotional words, as in the corpus). Those six voices are *training* voices of version 2, so
+``--version 2`` scores on version 2's ``heldout`` split instead: the voices (variants and their
+families) and sentence clauses that no split of ``synthetic_emotions_v2`` uses, with its random
+level and silences; built here (``--clips_per_speaker`` clips per voice, ``--corpus_seed`` must be
+the corpus's seed) or read from ``--dataset`` (``python -m serhub.datasets_scripts.synthetic_emotions_v2
+--splits heldout``). It is unseen by models of either version.
+
+Every model runs through ``pipeline("audio-classification")``, as a user runs it, except an
+ssl_classifier trained with ``--speaker_norm`` (the pipeline does not normalise speakers): its
+encoder frames are standardised with each held-out speaker's statistics, transductively, as the
+recipe scores its test split. Prints macro-F1 with
+its bootstrap 95 % interval and each speaker's macro-F1 per model; writes them as JSON to
+--output_json.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
+import numpy as np
 from serhub.datasets_scripts import synthetic_emotions as corpus
+from serhub.datasets_scripts import synthetic_emotions_v2 as corpus_v2
 from serhub.metrics.ser_metrics.ser_metrics import classification_metrics
 from serhub.recipes.audio_llm_common import per_speaker_macro_f1
 from serhub.recipes.reporting import write_json
@@ -95,13 +110,79 @@ def heldout_clips(clips_per_speaker: int, seed: int):
     return audio, [s.emotion for s in specs], [names[s.speaker] for s in specs], [s.text for s in specs]
 
 
+def heldout_clips_v2(clips_per_voice: int, corpus_seed: int, dataset: Path | None = None):
+    """(audio arrays at 16 kHz, labels, speaker names, texts) of version 2's ``heldout`` split, read
+    from ``dataset`` or synthesised (voices and sentences of ``corpus_seed``'s corpus plan)."""
+    import datasets
+
+    if dataset is not None:
+        split = datasets.load_from_disk(str(dataset))["heldout"]
+    else:
+        split = corpus_v2.build(clips_per_voice, seed=corpus_seed, splits=("heldout",))["heldout"]
+    split = split.cast_column("audio", datasets.Audio(sampling_rate=16000))
+    names = split.features["emotion"].names
+    audio = [np.asarray(a["array"], dtype=np.float32) for a in split["audio"]]
+    return audio, [names[e] for e in split["emotion"]], list(split["speaker_id"]), list(split["transcript"])
+
+
+def speaker_normalised_predictions(model_dir: str, audio, speakers, batch_size: int):
+    """Labels from an ssl_classifier trained with ``--speaker_norm``: its encoder's frames standardised
+    with each held-out speaker's statistics (transductive, as the recipe scores its test split), which
+    the pipeline does not do. Returns (predicted labels, the model's label names)."""
+    import torch
+    from serhub.modeling import SpeechEmotionFeatureExtractor, SpeechEmotionForAudioClassification
+    from serhub.recipes.ssl_classifier import CachedEncoderCollator, speaker_statistics
+
+    model = SpeechEmotionForAudioClassification.from_pretrained(model_dir).eval()
+    feature_extractor = SpeechEmotionFeatureExtractor.from_pretrained(model_dir)
+    rows = []
+    for i in range(0, len(audio), batch_size):
+        inputs = feature_extractor(audio[i : i + batch_size], sampling_rate=16000, return_tensors="pt")
+        main = inputs.get("input_values", inputs.get("input_features"))
+        with torch.no_grad():
+            states, mask = model.encode(main, inputs["attention_mask"])  # B, L+1, T', D
+        rows += [
+            {
+                "encoder_hidden_states": states[k][:, mask[k]].transpose(0, 1).numpy(),
+                "speaker_id": s,
+                "labels": 0,
+            }
+            for k, s in enumerate(speakers[i : i + batch_size])
+        ]
+    collator = CachedEncoderCollator((), "speaker", speaker_statistics(rows, "speaker_id"))
+    names = list(model.config.id2label.values())
+    predictions = []
+    for i in range(0, len(rows), batch_size):
+        batch = collator(rows[i : i + batch_size])
+        with torch.no_grad():
+            logits = model(
+                encoder_hidden_states=batch["encoder_hidden_states"],
+                encoder_attention_mask=batch["encoder_attention_mask"],
+            ).logits
+        predictions += [names[j] for j in logits.argmax(-1).tolist()]
+    return predictions, names
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--models", nargs="+", default=["outputs/emosllm"], help="trained serhub model folders"
     )
-    parser.add_argument("--clips_per_speaker", type=int, default=30)
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--version",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="1: six voices outside synthetic_emotions; 2: synthetic_emotions_v2's heldout split",
+    )
+    parser.add_argument(
+        "--clips_per_speaker", type=int, default=30, help="per voice (version 2: 12 suggested)"
+    )
+    parser.add_argument("--seed", type=int, default=7, help="version 1's plan")
+    parser.add_argument(
+        "--corpus_seed", type=int, default=0, help="version 2: the seed the corpus was built with"
+    )
+    parser.add_argument("--dataset", type=Path, default=None, help="version 2: a built heldout split to read")
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--output_json", type=Path, default=Path("benchmarks/results/heldout_speech.json"))
@@ -113,19 +194,26 @@ def main(argv=None):
         )
 
     start = time.time()
-    audio, labels, speakers, _ = heldout_clips(args.clips_per_speaker, args.seed)
+    if args.version == 2:
+        audio, labels, speakers, _ = heldout_clips_v2(args.clips_per_speaker, args.corpus_seed, args.dataset)
+    else:
+        audio, labels, speakers, _ = heldout_clips(args.clips_per_speaker, args.seed)
     print(
         f"held-out set: {len(audio)} clips, {len(set(speakers))} voices, built in {time.time() - start:.0f} s"
     )
-    results = {"clips": len(audio), "speakers": sorted(set(speakers)), "models": {}}
+    results = {"version": args.version, "clips": len(audio), "speakers": sorted(set(speakers)), "models": {}}
     for model in args.models:
         start = time.time()
-        classifier = load_classifier(model)
-        outputs = classifier(
-            [{"raw": a, "sampling_rate": 16000} for a in audio], top_k=1, batch_size=args.batch_size
-        )
-        predictions = [o[0]["label"] for o in outputs]
-        names = list(classifier.model.config.id2label.values())
+        config = json.loads((Path(model) / "config.json").read_text())
+        if "speaker_normalization" in config:  # trained with --speaker_norm: the pipeline cannot serve it
+            predictions, names = speaker_normalised_predictions(model, audio, speakers, args.batch_size)
+        else:
+            classifier = load_classifier(model)
+            outputs = classifier(
+                [{"raw": a, "sampling_rate": 16000} for a in audio], top_k=1, batch_size=args.batch_size
+            )
+            predictions = [o[0]["label"] for o in outputs]
+            names = list(classifier.model.config.id2label.values())
         metrics = classification_metrics(predictions, labels, labels=names, bootstrap=args.bootstrap)
         metrics["per_speaker_macro_f1"] = per_speaker_macro_f1(predictions, labels, speakers, names)
         metrics["seconds"] = round(time.time() - start, 1)

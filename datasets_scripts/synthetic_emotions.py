@@ -18,6 +18,9 @@ measurably:
 
 The build is deterministic for a given ``seed`` (espeak-ng is deterministic, and all randomness
 comes from one seeded generator), and takes well under a minute on 2 cores.
+
+Version 2, harder to learn by heart (unseen voices and sentences in validation / test, random
+level and silences), is built by :mod:`synthetic_emotions_v2`, which shares this emotion model.
 """
 
 from __future__ import annotations
@@ -233,38 +236,64 @@ def plan_clips(
         labels = [e for e, c in zip(EMOTIONS, counts) for _ in range(c)]
         rng.shuffle(labels)
         for k, emotion in enumerate(labels):
-            lexical = emotion != "neutral" and rng.random() < emotional_text_fraction
-            bank = emotional_sentences[emotion] if lexical else neutral_sentences
-            text = bank[rng.integers(len(bank))]
-            intensity = rng.uniform(0.5, 1.0) if emotion != "neutral" else 0.0
-            base = np.asarray(PROSODY[emotion], dtype=float) * intensity
-            jitter = rng.normal(0.0, PROSODY_JITTER)
-            pitch, prange, rate, volume = base + jitter
-            pitch += speaker_pitch
-            rate += speaker_rate
-            a, v, d = AVD[emotion]
-            a = a + 0.02 * (rate - speaker_rate) + 0.01 * volume + 0.005 * prange
-            v = v + (v - 4.0) * (intensity - 0.75) + rng.normal(0.0, 0.3)
-            d = d + 0.01 * volume + rng.normal(0.0, 0.3)
             clips.append(
-                ClipSpec(
-                    utterance_id=f"synth_s{s:02d}_{k:04d}",
-                    speaker=s,
-                    emotion=emotion,
-                    text=text,
-                    lexical=lexical,
-                    pitch=float(pitch),
-                    pitch_range=float(max(prange, -90.0)),
-                    rate=float(max(rate, -60.0)),
-                    volume=float(max(volume, -70.0)),
-                    arousal=float(np.clip(a, 1.0, 7.0)),
-                    valence=float(np.clip(v, 1.0, 7.0)),
-                    dominance=float(np.clip(d, 1.0, 7.0)),
-                    speaker_pitch=float(speaker_pitch),
-                    speaker_rate=float(speaker_rate),
+                plan_clip(
+                    rng,
+                    f"synth_s{s:02d}_{k:04d}",
+                    s,
+                    emotion,
+                    emotional_text_fraction,
+                    neutral_sentences,
+                    emotional_sentences,
+                    speaker_pitch,
+                    speaker_rate,
                 )
             )
     return clips
+
+
+def plan_clip(
+    rng: np.random.Generator,
+    utterance_id: str,
+    speaker: int,
+    emotion: str,
+    emotional_text_fraction: float,
+    neutral_sentences,
+    emotional_sentences,
+    speaker_pitch: float,
+    speaker_rate: float,
+) -> ClipSpec:
+    """One clip of the emotion model: sentence, intensity, prosody and A/V/D (every corpus version;
+    the order of the ``rng`` draws is part of the corpus, keep it)."""
+    lexical = emotion != "neutral" and rng.random() < emotional_text_fraction
+    bank = emotional_sentences[emotion] if lexical else neutral_sentences
+    text = bank[rng.integers(len(bank))]
+    intensity = rng.uniform(0.5, 1.0) if emotion != "neutral" else 0.0
+    base = np.asarray(PROSODY[emotion], dtype=float) * intensity
+    jitter = rng.normal(0.0, PROSODY_JITTER)
+    pitch, prange, rate, volume = base + jitter
+    pitch += speaker_pitch
+    rate += speaker_rate
+    a, v, d = AVD[emotion]
+    a = a + 0.02 * (rate - speaker_rate) + 0.01 * volume + 0.005 * prange
+    v = v + (v - 4.0) * (intensity - 0.75) + rng.normal(0.0, 0.3)
+    d = d + 0.01 * volume + rng.normal(0.0, 0.3)
+    return ClipSpec(
+        utterance_id=utterance_id,
+        speaker=speaker,
+        emotion=emotion,
+        text=text,
+        lexical=lexical,
+        pitch=float(pitch),
+        pitch_range=float(max(prange, -90.0)),
+        rate=float(max(rate, -60.0)),
+        volume=float(max(volume, -70.0)),
+        arousal=float(np.clip(a, 1.0, 7.0)),
+        valence=float(np.clip(v, 1.0, 7.0)),
+        dominance=float(np.clip(d, 1.0, 7.0)),
+        speaker_pitch=float(speaker_pitch),
+        speaker_rate=float(speaker_rate),
+    )
 
 
 def _espeak_binary() -> str:

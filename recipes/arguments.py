@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from serhub.augment import AugmentConfig
+
 from .logs import get_logger, setup_logging
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,7 +27,7 @@ class DataArguments:
         default=None,
         metadata={
             "help": "save_to_disk folder, Hub dataset id, or an embedded corpus' name (synthetic_emotions, "
-            "asterisk_prompts; built once); default: synthetic_emotions"
+            "synthetic_emotions_v2, asterisk_prompts; built once); default: synthetic_emotions"
         },
     )
     train_split: str = field(default="train")
@@ -48,9 +50,52 @@ class DataArguments:
         default=True,
         metadata={"help": "with a frozen encoder, encode every clip once and train on the cached outputs"},
     )
+    encoder_cache_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "ssl_classifier: where the frozen encoder's outputs are cached (keyed by encoder, data and "
+            "code, so runs may share one folder); default: <output_dir>/encoder_cache"
+        },
+    )
     bootstrap: int = field(
         default=1000, metadata={"help": "bootstrap resamples for the test macro-F1 confidence interval"}
     )
+    speaker_column: str = field(
+        default="speaker_id", metadata={"help": "the speaker of each clip (speaker normalisation)"}
+    )
+    # waveform augmentation of the training split (serhub.augment); validation and test never
+    augment: bool = field(
+        default=False,
+        metadata={
+            "help": "ssl_classifier (other recipes do not read it yet): augment the training audio (noise, "
+            "room, telephone band, codec, gain): a fresh copy on every read, or with a cached frozen encoder "
+            "--augment_copies fixed copies beside the clean one"
+        },
+    )
+    augment_copies: int = field(
+        default=1,
+        metadata={"help": "with the encoder cache: augmented copies of the training split, each cached"},
+    )
+    augment_noise_prob: float = field(default=AugmentConfig.noise_prob)
+    augment_snr_db: list[float] = field(
+        default_factory=lambda: list(AugmentConfig.snr_db),
+        metadata={"help": "SNR range (low high) of the noise"},
+    )
+    augment_reverb_prob: float = field(default=AugmentConfig.reverb_prob)
+    augment_telephone_prob: float = field(default=AugmentConfig.telephone_prob)
+    augment_codec_prob: float = field(default=AugmentConfig.codec_prob)
+    augment_gain_prob: float = field(default=AugmentConfig.gain_prob)
+
+    def augment_config(self) -> AugmentConfig:
+        """The AugmentConfig of the ``--augment_*`` options (its other fields at their defaults)."""
+        return AugmentConfig(
+            noise_prob=self.augment_noise_prob,
+            snr_db=tuple(self.augment_snr_db),
+            reverb_prob=self.augment_reverb_prob,
+            telephone_prob=self.augment_telephone_prob,
+            codec_prob=self.augment_codec_prob,
+            gain_prob=self.augment_gain_prob,
+        )
 
     def __post_init__(self):
         from .validation import check_labels
@@ -64,6 +109,9 @@ class DataArguments:
                 )
         if self.bootstrap < 0:
             raise ValueError(f"--bootstrap is a number of resamples (0 for none), found {self.bootstrap}")
+        if self.augment_copies < 1:
+            raise ValueError(f"--augment_copies must be at least 1, found {self.augment_copies}")
+        self.augment_config()  # refuses a bad probability or range now, before anything runs
 
 
 def parse_arguments(dataclass_types: Sequence[type], default_config: Path, argv: list[str] | None = None):

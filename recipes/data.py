@@ -25,17 +25,22 @@ def require_splits(dataset_dict, names: Sequence[str]) -> None:
 
 # corpora serhub builds itself, offline, into its cache on first use; their names work wherever a
 # dataset folder does (--dataset_name_or_path, serhub evaluate --dataset)
-EMBEDDED_CORPORA = ("synthetic_emotions", "asterisk_prompts")
+# (synthetic_emotions_v2: unseen voices and sentences in validation / test, for emotion that transfers)
+EMBEDDED_CORPORA = ("synthetic_emotions", "synthetic_emotions_v2", "asterisk_prompts")
 
 
 def embedded_dataset_path(name: str = "synthetic_emotions") -> Path:
     """Build the embedded corpus once into the serhub cache (file-locked for DDP ranks)."""
     from filelock import FileLock
-    from serhub.datasets_scripts import asterisk_prompts, synthetic_emotions
+    from serhub.datasets_scripts import asterisk_prompts, synthetic_emotions, synthetic_emotions_v2
     from serhub.datasets_scripts.common import save_dataset_dict
     from serhub.modeling.offline_assets import cache_dir
 
-    builders = {"synthetic_emotions": synthetic_emotions, "asterisk_prompts": asterisk_prompts}
+    builders = {
+        "synthetic_emotions": synthetic_emotions,
+        "synthetic_emotions_v2": synthetic_emotions_v2,
+        "asterisk_prompts": asterisk_prompts,
+    }
     if name not in builders:
         raise ValueError(f"no embedded corpus {name!r}; expected one of {sorted(builders)}")
     # a builder's CORPUS_VERSION names its folder: a cache built by an older builder (other columns)

@@ -17,12 +17,14 @@ remote code, eval_results.json, confusion_matrix.png (test split), training_curv
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
 from dataclasses import dataclass, field
 
 import datasets
+import numpy as np
 import torch
 from serhub.datasets_scripts.common import class_counts
 from serhub.metrics.ser_metrics.ser_metrics import classification_metrics, dimensional_metrics
@@ -33,6 +35,7 @@ from serhub.modeling import (
 )
 from serhub.modeling.offline_assets import resolve_pretrained
 from serhub.recipes.arguments import CONFIGS, DataArguments, RunArguments, config_kwargs, start_run
+from serhub.recipes.audio_llm_common import per_speaker_macro_f1
 from serhub.recipes.data import (
     cache_encoder_outputs,
     encode_labels,
@@ -43,8 +46,10 @@ from serhub.recipes.data import (
 )
 from serhub.recipes.logs import get_logger
 from serhub.recipes.reporting import EpochTimer, finish_run, scalar_metrics
-from serhub.recipes.run_folders import claim_output_dir, last_complete_checkpoint, run_settings
+from serhub.recipes.run_folders import claim_output_dir, fingerprint, last_complete_checkpoint, run_settings
 from transformers import Trainer, TrainingArguments
+
+from serhub.augment import Augmenter
 
 DEFAULT_CONFIG = CONFIGS / "ssl_classifier" / "default.yaml"
 logger = get_logger("ssl_classifier")
@@ -78,6 +83,14 @@ class ModelArguments:
     dimensions: list[str] = field(
         default_factory=list, metadata={"help": "e.g. arousal valence dominance: adds a CCC-trained head"}
     )
+    speaker_norm: bool = field(
+        default=False,
+        metadata={
+            "help": "standardise the cached encoder frames per speaker (--speaker_column): training speakers "
+            "with their own statistics, validation and test speakers with theirs (transductive); the test "
+            "split is also scored per recording (each clip with its own statistics). Needs the encoder cache"
+        },
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -104,13 +117,66 @@ class AudioCollator:
         return batch
 
 
+# Speaker normalisation of the cached encoder frames: each layer's frames standardised (per dimension)
+# with a speaker's statistics, the speaker-level z-normalisation of SER features (Busso et al. 2011,
+# "Iterative feature normalization for emotional speech detection"). The attentive pooling's weighted
+# mean is shift-equivariant (its weights sum to 1), so subtracting a speaker's frame mean subtracts it
+# from every pooled mean of that speaker. Evaluated with each test speaker's statistics (transductive,
+# as speaker-normalised SER is usually evaluated) and, as what one recording alone allows, per recording.
+STD_FLOOR = 1e-3  # float16 frames: a dimension that never moves is divided by this, not by ~0
+
+
+def frame_statistics(states) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation (L+1, D) over the frames of one clip's (T', L+1, D) outputs."""
+    x = np.asarray(states, dtype=np.float64)
+    return x.mean(axis=0), np.maximum(x.std(axis=0), STD_FLOOR)
+
+
+def speaker_statistics(cached, speaker_column: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per speaker, the mean and standard deviation (L+1, D) of every frame of their cached clips."""
+    sums: dict[str, list] = {}
+    for row in cached:
+        x = np.asarray(row["encoder_hidden_states"], dtype=np.float64)
+        acc = sums.setdefault(str(row[speaker_column]), [0, 0.0, 0.0])
+        acc[0] += x.shape[0]
+        acc[1] = acc[1] + x.sum(axis=0)
+        acc[2] = acc[2] + (x**2).sum(axis=0)
+    stats = {}
+    for speaker, (n, total, squares) in sums.items():
+        mean = total / n
+        stats[speaker] = (mean, np.maximum(np.sqrt(np.maximum(squares / n - mean**2, 0.0)), STD_FLOOR))
+    return stats
+
+
 @dataclass
 class CachedEncoderCollator:
-    """Cached encoder outputs (T', L+1, D) float16 -> a padded float batch (B, L+1, T', D) and mask."""
+    """Cached encoder outputs (T', L+1, D) float16 -> a padded float batch (B, L+1, T', D) and mask.
+
+    ``speaker_norm``: None (the frames as cached), ``"speaker"`` (standardised with
+    ``speaker_stats[row[speaker_column]]``) or ``"recording"`` (each clip with its own statistics)."""
 
     dimensions: tuple[str, ...] = ()
+    speaker_norm: str | None = None
+    speaker_stats: dict = field(default_factory=dict)
+    speaker_column: str = "speaker_id"
+
+    def _normalised(self, row) -> dict:
+        states = np.asarray(row["encoder_hidden_states"], dtype=np.float32)
+        if self.speaker_norm == "recording":
+            mean, std = frame_statistics(states)
+        else:
+            speaker = str(row[self.speaker_column])
+            if speaker not in self.speaker_stats:
+                raise ValueError(
+                    f"no speaker statistics for {speaker!r} (speakers with statistics: {len(self.speaker_stats)}); "
+                    "compute them with speaker_statistics() over the split, or normalise per recording"
+                )
+            mean, std = self.speaker_stats[speaker]
+        return {**row, "encoder_hidden_states": ((states - mean) / std).astype(np.float32)}
 
     def __call__(self, rows):
+        if self.speaker_norm:
+            rows = [self._normalised(r) for r in rows]
         states, mask = pad_cached_states(rows)  # B, T', L+1, D
         batch = {
             "encoder_hidden_states": states.transpose(1, 2),
@@ -141,35 +207,101 @@ def load_splits(data_args, training_args, raw, labels) -> dict:
     return data
 
 
+def augmented_copy(dataset, augmenter: Augmenter, copy: int, batch_size: int):
+    """One fixed augmented copy of ``dataset`` (``copy`` keys its draws), fingerprinted by the dataset
+    and the augmenter, so that its encoder cache is found again on a re-run."""
+    return dataset.map(
+        augmenter.map_function(epoch=copy),
+        batched=True,
+        batch_size=batch_size,
+        with_indices=True,
+        new_fingerprint=fingerprint(dataset._fingerprint, augmenter.fingerprint(copy, batch_size)),
+        desc=f"augmenting (copy {copy + 1})",
+    )
+
+
 def encoded_inputs(model, feature_extractor, model_args, data_args, training_args, data):
     """A frozen encoder runs once per split (cached); otherwise the collator feeds raw audio.
-    Returns the datasets to train on, their collator and the seconds the cache took."""
+    With ``--augment`` the training split (only) is augmented: a fresh copy on every read of raw
+    audio, or ``--augment_copies`` fixed copies cached beside the clean one. Returns the datasets to
+    train on, their collator and the seconds the cache took."""
     dims = tuple(model.config.dimensions)
+    train_split = data_args.train_split
+    augmenter = Augmenter(data_args.augment_config(), seed=training_args.seed) if data_args.augment else None
     if not (model.config.freeze_encoder and data_args.cache_encoder_outputs):
+        if model_args.speaker_norm:
+            raise ValueError(
+                "--speaker_norm standardises cached encoder outputs; it needs --freeze_encoder true and "
+                "--cache_encoder_outputs true (or leave --speaker_norm off)"
+            )
+        if augmenter is not None:
+            data = {**data, train_split: data[train_split].with_transform(augmenter.transform_function())}
         # the collator reads the raw "audio" column, which is not a forward argument: the Trainer
         # would drop it otherwise
         training_args.remove_unused_columns = False
         return data, AudioCollator(feature_extractor, dims), 0.0
     weights = model_args.model_name_or_path or model_args.encoder_name_or_path
     encoder = (weights, model.config.audio_config.to_dict(), "all layers")
+    if model_args.speaker_norm and data_args.speaker_column not in data[train_split].column_names:
+        raise ValueError(
+            f"--speaker_norm needs each clip's speaker: the data has no {data_args.speaker_column!r} column "
+            f"(columns: {data[train_split].column_names}); name it with --speaker_column"
+        )
+    batch_size = training_args.per_device_eval_batch_size
+    sources = dict(data)
+    if augmenter is not None:
+        for copy in range(data_args.augment_copies):
+            sources[f"{train_split}-augment{copy}"] = augmented_copy(
+                data[train_split], augmenter, copy, batch_size
+            )
+    cache_dir = data_args.encoder_cache_dir or f"{training_args.output_dir}/encoder_cache"
     start = time.time()
     with training_args.main_process_first(desc="encoder cache"):
         cached = {
             split: cache_encoder_outputs(
-                model.encode,
-                feature_extractor,
-                ds,
-                f"{training_args.output_dir}/encoder_cache",
-                split,
-                training_args.per_device_eval_batch_size,
-                ("labels", *dims),
-                encoder,
+                model.encode, feature_extractor, ds, cache_dir, split, batch_size, ("labels", *dims), encoder
             )
-            for split, ds in data.items()
+            for split, ds in sources.items()
         }
     seconds = time.time() - start
     logger.info("encoder outputs cached in %.1f s; training never runs the encoder again", seconds)
-    return cached, CachedEncoderCollator(dims), seconds
+    if model_args.speaker_norm:  # beside the cache, not in it: the same cache serves runs without it
+        cached = {
+            split: ds.add_column(
+                data_args.speaker_column, list(sources[split][data_args.speaker_column])
+            ).with_format("numpy")
+            for split, ds in cached.items()
+        }
+    copies = [cached.pop(name) for name in list(cached) if name.startswith(f"{train_split}-augment")]
+    if copies:
+        cached[train_split] = datasets.concatenate_datasets([cached[train_split], *copies]).with_format(
+            "numpy"
+        )
+        logger.info(
+            "training on the clean split and %d augmented copies: %d clips",
+            len(copies),
+            len(cached[train_split]),
+        )
+    collator = CachedEncoderCollator(dims)
+    if model_args.speaker_norm:
+        stats = {}
+        for split, ds in cached.items():
+            split_stats = speaker_statistics(ds, data_args.speaker_column)
+            shared = sorted(set(split_stats) & set(stats))
+            if shared:
+                raise ValueError(
+                    f"--speaker_norm: speakers {shared[:5]} are in split {split!r} and another; speaker "
+                    "normalisation is evaluated on speaker-independent splits"
+                )
+            stats.update(split_stats)
+        logger.info(
+            "speaker normalisation: encoder frames standardised per speaker (%d speakers; validation and "
+            "test speakers with their own statistics, transductively)",
+            len(stats),
+        )
+        collator = CachedEncoderCollator(dims, "speaker", stats, data_args.speaker_column)
+        training_args.remove_unused_columns = False  # the collator reads the speaker column
+    return cached, collator, seconds
 
 
 def scores(predictions, label_ids, labels, dims, **bootstrap) -> dict:
@@ -210,7 +342,44 @@ def train(model, feature_extractor, training_args, data, collator, data_args, la
     return trainer, result, timer, time.time() - start
 
 
-def card_settings(model, model_args, training_args, dataset_name: str, results: dict) -> dict:
+def test_results(trainer, data, data_args, training_args, labels, dims, speakers=None) -> dict:
+    """The test split's scores, with the bootstrap interval and, given ``speakers`` (one per test
+    clip), each speaker's macro-F1. With speaker normalisation they are those of each test speaker's
+    own statistics (transductive, the usual protocol for speaker-normalised SER), and
+    ``per_recording`` holds the scores with each clip standardised by its own statistics: what one
+    recording of an unknown speaker allows."""
+    test = data[data_args.test_split]
+    collator = trainer.data_collator
+    variants = {"": collator}
+    if getattr(collator, "speaker_norm", None) == "speaker":
+        variants["per_recording"] = dataclasses.replace(collator, speaker_norm="recording")
+    results = {}
+    for name, variant in variants.items():
+        trainer.data_collator = variant
+        prediction = trainer.predict(test)
+        results[name] = scores(
+            prediction.predictions,
+            prediction.label_ids,
+            labels,
+            dims,
+            bootstrap=data_args.bootstrap,
+            seed=training_args.seed,
+        )
+        if speakers is not None:
+            logits, refs = prediction.predictions, prediction.label_ids
+            logits, refs = (logits[0], refs[0]) if isinstance(logits, tuple) else (logits, refs)
+            results[name]["per_speaker_macro_f1"] = per_speaker_macro_f1(
+                [labels[i] for i in logits.argmax(-1)], [labels[i] for i in refs], speakers, labels
+            )
+    trainer.data_collator = collator
+    test_scores = results.pop("")
+    if results:
+        test_scores["speaker_normalisation"] = "per test speaker (transductive)"
+        test_scores.update(results)
+    return {data_args.test_split: test_scores}
+
+
+def card_settings(model, model_args, data_args, training_args, dataset_name: str, results: dict) -> dict:
     """The model card's arguments (see ``reporting.write_model_card``)."""
     return {
         "template": "speech_emotion.md",
@@ -229,6 +398,13 @@ def card_settings(model, model_args, training_args, dataset_name: str, results: 
             "epochs": training_args.num_train_epochs,
             "batch_size": training_args.per_device_train_batch_size,
             "seed": training_args.seed,
+            "augment": data_args.augment,
+            "speaker_norm": (
+                "encoder frames standardised per speaker; test scored with each test speaker's "
+                "statistics (transductive), and per recording"
+                if model_args.speaker_norm
+                else False
+            ),
         },
     }
 
@@ -264,10 +440,20 @@ def main(argv=None):
             encoder, labels, class_counts=counts, **config_kwargs(model_args, SpeechEmotionConfig)
         )
         feature_extractor = SpeechEmotionFeatureExtractor.from_encoder_pretrained(encoder)
+    if model_args.speaker_norm:
+        # saved in config.json so that whoever loads the model knows its head expects standardised
+        # frames (the model itself does not normalise; see the recipe's CachedEncoderCollator)
+        model.config.speaker_normalization = "encoder frames standardised per speaker (ssl_classifier)"
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     logger.info("labels %s; training class counts %s", labels, dict(zip(labels, counts)))
     logger.info("trainable parameters: %s of %s", f"{trainable:,}", f"{total:,}")
+    test_split = data.get(data_args.test_split)
+    speakers = (  # before caching, which keeps only what training reads
+        list(test_split[data_args.speaker_column])
+        if test_split is not None and data_args.speaker_column in test_split.column_names
+        else None
+    )
     data, collator, encode_seconds = encoded_inputs(
         model, feature_extractor, model_args, data_args, training_args, data
     )
@@ -281,15 +467,7 @@ def main(argv=None):
     # ------------------------------------------------------------------ evaluate, finish
     results = {data_args.eval_split: trainer.evaluate()}
     if data_args.test_split:
-        prediction = trainer.predict(data[data_args.test_split])
-        results[data_args.test_split] = scores(
-            prediction.predictions,
-            prediction.label_ids,
-            labels,
-            dims,
-            bootstrap=data_args.bootstrap,
-            seed=training_args.seed,
-        )
+        results.update(test_results(trainer, data, data_args, training_args, labels, dims, speakers))
     if not trainer.is_world_process_zero():
         return
     dataset_name = data_args.dataset_name_or_path or "synthetic_emotions"
@@ -312,7 +490,7 @@ def main(argv=None):
         confusion=(test, f"{dataset_name} {data_args.test_split}") if test else None,
         history=trainer.state.log_history,
         curves_title="ssl_classifier",
-        card=card_settings(model, model_args, training_args, dataset_name, results),
+        card=card_settings(model, model_args, data_args, training_args, dataset_name, results),
         training_args=training_args,
         push_to_hub=push_to_hub,
     )
@@ -320,4 +498,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from serhub.recipes.logs import run_main
+
+    run_main(main, sys.argv[1:])

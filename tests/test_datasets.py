@@ -190,3 +190,71 @@ def test_asterisk_builds_from_the_debian_packages(tmp_path):
     dd = datasets.load_from_disk(str(tmp_path / "ast"))
     assert len(dd["train"]) > 400 and 20 < len(dd["test"]) < 100
     assert not set(dd["train"]["utterance_id"]) & set(dd["test"]["utterance_id"])
+
+
+@pytest.mark.parametrize("name", ["synthetic_emotions", "synthetic_emotions_v2", "asterisk_prompts"])
+def test_every_embedded_corpus_has_a_builder(name, tmp_path, monkeypatch):
+    """Each name in EMBEDDED_CORPORA maps to a builder (``build``, ``dataset_card``) in the cache."""
+    from serhub.recipes import data
+
+    monkeypatch.setenv("SERHUB_CACHE", str(tmp_path))
+    module = {"synthetic_emotions": synthetic_emotions, "asterisk_prompts": asterisk_prompts}.get(name)
+    if module is None:
+        from serhub.datasets_scripts import synthetic_emotions_v2 as module
+    tiny = datasets.DatasetDict(test=datasets.Dataset.from_dict({"x": [name]}))
+    monkeypatch.setattr(module, "build", lambda: tiny)
+    monkeypatch.setattr(module, "dataset_card", lambda dataset_dict: "card")
+    assert name in data.EMBEDDED_CORPORA
+    path = data.embedded_dataset_path(name)
+    assert path.parent == tmp_path / "datasets" and path.name.startswith(name)
+    assert data.load_dataset_dict(name)["test"]["x"] == [name]
+
+
+def test_embedded_v2_corpus_builds_once_and_loads_by_name(tmp_path, monkeypatch):
+    """`--dataset_name_or_path synthetic_emotions_v2`: the version-2 corpus, built once into the cache."""
+    from serhub.datasets_scripts import synthetic_emotions_v2
+    from serhub.recipes import data
+
+    monkeypatch.setenv("SERHUB_CACHE", str(tmp_path))
+    calls = []
+    real = synthetic_emotions_v2.build
+
+    def small_build():
+        calls.append(1)
+        return real(clips_per_voice=1, num_workers=2)
+
+    monkeypatch.setattr(synthetic_emotions_v2, "build", small_build)
+    first = data.load_dataset_dict("synthetic_emotions_v2")
+    again = data.load_dataset_dict("synthetic_emotions_v2")
+    assert len(calls) == 1
+    assert set(first) == {"train", "validation", "test"} and len(again["test"]) == len(first["test"])
+    assert len(set(first["train"]["speaker_id"])) >= 60
+    synthetic_emotions_v2.check_unseen(first)
+    assert (tmp_path / "datasets" / "synthetic_emotions_v2" / "README.md").is_file()
+
+
+def test_heldout_speech_version_2_uses_voices_no_v2_split_uses(tmp_path):
+    """benchmarks/heldout_speech.py --version 2: the v2 heldout split, built or read from a folder;
+    version 1's six held-out voices are v2 training voices, so they cannot serve v2 models."""
+    import importlib.util
+
+    from serhub.datasets_scripts import synthetic_emotions_v2
+
+    spec = importlib.util.spec_from_file_location(
+        "heldout", Path(__file__).parents[1] / "benchmarks/heldout_speech.py"
+    )
+    heldout = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(heldout)
+    audio, labels, speakers, texts = heldout.heldout_clips_v2(1, corpus_seed=0)
+    voices = synthetic_emotions_v2.split_voices(0)
+    assert set(speakers) == {f"{a}+{v}" for a, v, _ in voices["heldout"]}
+    corpus_variants = {v for split in ("train", "validation", "test") for _, v, _ in voices[split]}
+    assert not {s.split("+", 1)[1] for s in speakers} & corpus_variants
+    assert {v for _, v, _ in heldout.HELDOUT_SPEAKERS} & {v for _, v, _ in voices["train"]}
+    assert len(audio) == len(labels) == len(texts) and set(labels) <= set(synthetic_emotions_v2.EMOTIONS)
+    synthetic_emotions_v2.main(
+        ["--output_dir", str(tmp_path / "h"), "--splits", "heldout", "--clips_per_voice", "1"]
+    )
+    read = heldout.heldout_clips_v2(1, 0, dataset=tmp_path / "h")
+    assert read[1] == labels and read[2] == speakers
+    np.testing.assert_allclose(read[0][0], audio[0], atol=1e-4)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from serhub.recipes import ssl_classifier
@@ -158,4 +159,163 @@ def test_paper_configs_parse(name):
             not model_args.freeze_encoder
             and model_args.freeze_feature_encoder
             and not data_args.cache_encoder_outputs
+        )
+
+
+def prepared(encoder, dataset, output_dir, extra=()):
+    """What ssl_classifier.main() builds before caching: arguments, model, feature extractor, splits."""
+    from serhub.modeling import SpeechEmotionConfig, SpeechEmotionFeatureExtractor
+    from serhub.modeling import SpeechEmotionForAudioClassification as Model
+    from serhub.recipes.arguments import config_kwargs
+    from serhub.recipes.data import load_dataset_dict, resolve_labels
+
+    model_args, data_args, _, training_args = parse_arguments(
+        ssl_classifier.ARGUMENTS,
+        ssl_classifier.DEFAULT_CONFIG,
+        recipe_args(encoder, dataset, output_dir) + list(extra),
+    )
+    raw = load_dataset_dict(dataset)
+    labels = resolve_labels(raw, data_args)
+    data = ssl_classifier.load_splits(data_args, training_args, raw, labels)
+    model = Model.from_encoder_pretrained(encoder, labels, **config_kwargs(model_args, SpeechEmotionConfig))
+    feature_extractor = SpeechEmotionFeatureExtractor.from_encoder_pretrained(encoder)
+    return model, feature_extractor, model_args, data_args, training_args, data
+
+
+def cached_states(ds):
+    return [np.asarray(r["encoder_hidden_states"], dtype=np.float32) for r in ds]
+
+
+AUGMENT = [
+    "--augment",
+    "true",
+    "--augment_copies",
+    "2",
+    "--augment_noise_prob",
+    "1.0",
+    "--augment_snr_db",
+    "0",
+    "5",
+]
+
+
+def test_augmented_copies_are_cached_beside_the_clean_split_only_for_training(
+    tiny_encoder, tiny_dataset, tmp_path
+):
+    clean, *_ = ssl_classifier.encoded_inputs(*prepared(tiny_encoder, tiny_dataset, tmp_path / "clean"))
+    out = tmp_path / "augmented"
+    augmented, *_ = ssl_classifier.encoded_inputs(*prepared(tiny_encoder, tiny_dataset, out, AUGMENT))
+    n = len(clean["train"])
+    assert len(augmented["train"]) == 3 * n  # the clean split and 2 copies
+    clean_train, train = cached_states(clean["train"]), cached_states(augmented["train"])
+    for a, b in zip(clean_train, train[:n]):  # the clean copy is the clean split
+        np.testing.assert_array_equal(a, b)
+    for copy in (1, 2):  # each augmented copy differs from the clean features, and from the other copy
+        differs = [
+            not np.allclose(a, b, atol=1e-2) for a, b in zip(clean_train, train[copy * n : (copy + 1) * n])
+        ]
+        assert np.mean(differs) > 0.9
+    assert not np.array_equal(train[n], train[2 * n])
+    assert list(augmented["train"]["labels"]) == 3 * list(clean["train"]["labels"])
+    for split in ("validation", "test"):  # never augmented
+        assert len(augmented[split]) == len(clean[split])
+        for a, b in zip(cached_states(clean[split]), cached_states(augmented[split])):
+            np.testing.assert_array_equal(a, b)
+    # a re-run finds every cache (the augmented copies are fingerprinted): nothing is written again,
+    # also from another run folder sharing the cache (--encoder_cache_dir)
+    files = {p: p.stat().st_mtime_ns for p in (out / "encoder_cache").glob("*.arrow")}
+    assert len(files) == 5
+    again, *_ = ssl_classifier.encoded_inputs(*prepared(tiny_encoder, tiny_dataset, out, AUGMENT))
+    assert {p: p.stat().st_mtime_ns for p in (out / "encoder_cache").glob("*.arrow")} == files
+    shared = [*AUGMENT, "--encoder_cache_dir", str(out / "encoder_cache")]
+    again, *_ = ssl_classifier.encoded_inputs(
+        *prepared(tiny_encoder, tiny_dataset, tmp_path / "other", shared)
+    )
+    assert not (tmp_path / "other" / "encoder_cache").exists()
+    assert {p: p.stat().st_mtime_ns for p in (out / "encoder_cache").glob("*.arrow")} == files
+    for a, b in zip(train, cached_states(again["train"])):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_augmented_raw_audio_is_fresh_on_every_read_of_the_training_split_only(
+    tiny_encoder, tiny_dataset, tmp_path
+):
+    args = prepared(
+        tiny_encoder, tiny_dataset, tmp_path / "raw", [*AUGMENT, "--cache_encoder_outputs", "false"]
+    )
+    data = args[-1]
+    served, collator, seconds = ssl_classifier.encoded_inputs(*args)
+    assert isinstance(collator, ssl_classifier.AudioCollator) and seconds == 0.0
+    clean = np.asarray(data["train"][0]["audio"]["array"])
+    first, second = (np.asarray(served["train"][0]["audio"]["array"]) for _ in range(2))
+    assert first.shape == clean.shape and not np.allclose(first, clean, atol=1e-3)
+    assert not np.array_equal(first, second)  # a new copy each epoch
+    for split in ("validation", "test"):
+        np.testing.assert_array_equal(
+            np.asarray(served[split][0]["audio"]["array"]), np.asarray(data[split][0]["audio"]["array"])
+        )
+
+
+def test_speaker_statistics_and_normalising_collator():
+    rng = np.random.default_rng(0)
+    rows = [
+        {"encoder_hidden_states": (rng.normal(size=(5 + i, 3, 4)) * (1 + s) + 10 * s).astype(np.float16),
+         "speaker_id": f"s{s}", "labels": i % 2}
+        for s in range(2) for i in range(3)
+    ]  # fmt: skip
+    stats = ssl_classifier.speaker_statistics(rows, "speaker_id")
+    for s in ("s0", "s1"):
+        frames = np.concatenate([r["encoder_hidden_states"] for r in rows if r["speaker_id"] == s]).astype(
+            float
+        )
+        np.testing.assert_allclose(stats[s][0], frames.mean(axis=0))
+        np.testing.assert_allclose(stats[s][1], frames.std(axis=0))
+    batch = ssl_classifier.CachedEncoderCollator((), "speaker", stats)(rows)
+    states, mask = batch["encoder_hidden_states"], batch["encoder_attention_mask"]  # B, L+1, T', D
+    for s in range(2):  # each speaker's frames have mean 0, std 1 per layer and dimension
+        frames = torch.cat([states[i].transpose(0, 1)[mask[i]] for i in range(3 * s, 3 * s + 3)])
+        torch.testing.assert_close(frames.mean(0), torch.zeros(3, 4), atol=1e-5, rtol=0)
+        torch.testing.assert_close(frames.std(0, unbiased=False), torch.ones(3, 4), atol=1e-4, rtol=0)
+    per_recording = ssl_classifier.CachedEncoderCollator((), "recording")(rows)["encoder_hidden_states"]
+    frames = per_recording[4].transpose(0, 1)[:6]  # row 4: 6 frames, then padding
+    torch.testing.assert_close(frames.mean(0), torch.zeros(3, 4), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="no speaker statistics for 's1'"):
+        ssl_classifier.CachedEncoderCollator((), "speaker", {"s0": stats["s0"]})(rows)
+
+
+def test_recipe_with_speaker_norm_and_augment(tiny_encoder, tiny_dataset, tmp_path):
+    out = tmp_path / "run"
+    ssl_classifier.main(
+        recipe_args(tiny_encoder, tiny_dataset, out, epochs=1)
+        + ["--speaker_norm", "true", "--augment", "true", "--augment_copies", "1"]
+    )
+    results = json.loads((out / "eval_results.json").read_text())
+    test = results["test"]
+    assert test["speaker_normalisation"] == "per test speaker (transductive)"
+    for scored in (test, test["per_recording"]):  # per test speaker, and each clip by its own statistics
+        assert 0.0 <= scored["macro_f1"] <= 1.0 and "macro_f1_ci_low" in scored
+        assert len(scored["per_speaker_macro_f1"]) == 3
+    assert "transductive" in (out / "README.md").read_text()
+    # benchmarks/heldout_speech.py scores such a model the recipe's way: the same test figure
+    import importlib.util
+
+    import datasets
+    from serhub.metrics.ser_metrics.ser_metrics import classification_metrics
+
+    spec = importlib.util.spec_from_file_location("heldout", REPO / "benchmarks/heldout_speech.py")
+    heldout = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(heldout)
+    split = datasets.load_from_disk(tiny_dataset)["test"].cast_column(
+        "audio", datasets.Audio(sampling_rate=16000)
+    )
+    audio = [np.asarray(a["array"], dtype=np.float32) for a in split["audio"]]
+    predictions, names = heldout.speaker_normalised_predictions(str(out), audio, list(split["speaker_id"]), 8)
+    references = [split.features["emotion"].names[e] for e in split["emotion"]]
+    macro_f1 = classification_metrics(predictions, references, labels=names)["macro_f1"]
+    assert macro_f1 == pytest.approx(test["macro_f1"], abs=0.02)  # float16 cache against float32 here
+    assert json.loads((out / "config.json").read_text())["speaker_normalization"].startswith("encoder frames")
+    with pytest.raises(ValueError, match="needs --freeze_encoder true and --cache_encoder_outputs true"):
+        ssl_classifier.main(
+            recipe_args(tiny_encoder, tiny_dataset, tmp_path / "raw", epochs=1)
+            + ["--speaker_norm", "true", "--cache_encoder_outputs", "false"]
         )
