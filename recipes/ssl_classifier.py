@@ -45,11 +45,12 @@ from serhub.recipes.data import (
     resolve_labels,
 )
 from serhub.recipes.logs import get_logger
-from serhub.recipes.reporting import EpochTimer, finish_run, scalar_metrics
+from serhub.recipes.reporting import EpochTimer, calibration_line, finish_run, scalar_metrics
 from serhub.recipes.run_folders import claim_output_dir, fingerprint, last_complete_checkpoint, run_settings
 from transformers import Trainer, TrainingArguments
 
 from serhub.augment import Augmenter
+from serhub.calibration import calibrate_with_trainer
 
 DEFAULT_CONFIG = CONFIGS / "ssl_classifier" / "default.yaml"
 logger = get_logger("ssl_classifier")
@@ -67,6 +68,10 @@ class ModelArguments:
         default=None, metadata={"help": "continue from a serhub classifier instead"}
     )
     use_weighted_layer_sum: bool = True
+    frame_norm: str = field(
+        default="none",
+        metadata={"help": "global: standardise every encoder layer's frames with training-set statistics"},
+    )
     freeze_encoder: bool = True
     freeze_feature_encoder: bool = True
     num_trainable_encoder_layers: int | None = None
@@ -466,6 +471,12 @@ def main(argv=None):
 
     # ------------------------------------------------------------------ evaluate, finish
     results = {data_args.eval_split: trainer.evaluate()}
+    # a temperature fitted on validation (the pipeline's scores calibrated; argmax unchanged), checked on test
+    held_out = {data_args.test_split: data[data_args.test_split]} if data_args.test_split else {}
+    calibration = calibrate_with_trainer(
+        trainer, data[data_args.eval_split], held_out, fitted_on=data_args.eval_split
+    )
+    logger.info(calibration_line(calibration))
     if data_args.test_split:
         results.update(test_results(trainer, data, data_args, training_args, labels, dims, speakers))
     if not trainer.is_world_process_zero():
@@ -479,6 +490,7 @@ def main(argv=None):
         "labels": labels,
         "class_counts": counts,
         "world_size": training_args.world_size,
+        "calibration": calibration,
     }
     test = results.get(data_args.test_split)
     finish_run(
@@ -490,7 +502,10 @@ def main(argv=None):
         confusion=(test, f"{dataset_name} {data_args.test_split}") if test else None,
         history=trainer.state.log_history,
         curves_title="ssl_classifier",
-        card=card_settings(model, model_args, data_args, training_args, dataset_name, results),
+        card={
+            **card_settings(model, model_args, data_args, training_args, dataset_name, results),
+            "calibration": calibration,
+        },
         training_args=training_args,
         push_to_hub=push_to_hub,
     )

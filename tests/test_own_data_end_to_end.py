@@ -126,3 +126,9 @@ def test_a_folder_and_a_csv_to_a_model_and_its_report(user_folder, tiny_encoder,
     for key in ("macro_f1", "unweighted_accuracy", "accuracy"):
         assert evaluated[key] == pytest.approx(recipe[key], abs=1e-9), key
     assert evaluated["confusion_matrix"] == recipe["confusion_matrix"]
+    # the recipe fitted a temperature on validation; the evaluated (calibrated) scores are the ones it checked
+    calibration = json.loads((model / "eval_results.json").read_text())["calibration"]
+    stored = json.loads((model / "config.json").read_text())["calibration_temperature"]
+    assert stored == calibration["temperature"] != 1.0
+    assert calibration["test"]["ece_after"] < calibration["test"]["ece_before"]  # lower on the held-out split
+    assert evaluated["calibration"]["ece"] == pytest.approx(calibration["test"]["ece_after"], abs=1e-3)
