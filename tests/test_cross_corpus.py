@@ -155,3 +155,42 @@ def test_corpus_names_are_short_and_unique():
     names = cross_corpus.corpus_names(["/tmp/a/data", "/tmp/b/data", "synthetic_emotions", "org/ds"])
     assert names == ["a-data", "b-data", "synthetic_emotions", "org-ds"]
     assert cross_corpus.corpus_names(["x/d", "x/d"]) == ["0-d", "1-d"]
+
+
+def test_the_real_corpus_builders_with_a_shared_label_set(tmp_path):
+    """The protocol on two real builders' fixtures (RAVDESS in-corpus, CREMA-D cross-corpus), both built
+    with --label_set 4: they then speak the model's label set and need no label maps."""
+    import corpus_fixtures as cf
+    from serhub.datasets_scripts import crema_d, ravdess
+    from serhub.modeling import (
+        SpeechEmotionConfig,
+        SpeechEmotionFeatureExtractor,
+        SpeechEmotionForAudioClassification,
+    )
+    from test_speech_emotion import ENCODERS
+
+    rav, cre = tmp_path / "ravdess", tmp_path / "crema_d"
+    ravdess.main(["--raw_dir", str(cf.make_ravdess(tmp_path / "raw")), "--output_dir", str(rav),
+                  "--label_set", "4", "--validation_fraction", "0.2"])  # fmt: skip
+    crema_d.main(["--raw_dir", str(cf.make_crema_d(tmp_path / "raw")), "--output_dir", str(cre),
+                  "--label_set", "4", "--validation_fraction", "0.25"])  # fmt: skip
+    four = ["neutral", "happy", "sad", "angry"]
+    config = SpeechEmotionConfig(
+        audio_config=ENCODERS["whisper"](), id2label=dict(enumerate(four)), head_hidden_size=16,
+        pooling_attention_size=8,
+    )  # fmt: skip
+    model_dir = tmp_path / "model"
+    SpeechEmotionForAudioClassification(config).save_pretrained(model_dir)
+    SpeechEmotionFeatureExtractor("log_mel", 16).save_pretrained(model_dir)
+    out = tmp_path / "xc"
+    summary = cross_corpus.main(
+        ["--model", str(model_dir), "--train_corpus", str(rav), "--eval_corpora", str(cre),
+         "--output_dir", str(out), "--bootstrap", "50"]
+    )  # fmt: skip
+    assert set(summary["labels"]) <= set(four) and len(summary["labels"]) >= 2
+    rows = summary["rows"]
+    assert [r["role"] for r in rows] == ["in-corpus", "cross-corpus"]
+    assert all(r["clips"] > 0 and 0.0 <= r["macro_f1"] <= 1.0 for r in rows)
+    for row in rows:
+        assert (out / row["corpus"] / "report.md").is_file()
+    assert "| mean cross-corpus |" in (out / "cross_corpus.md").read_text()
