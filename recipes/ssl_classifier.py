@@ -69,8 +69,11 @@ class ModelArguments:
     )
     use_weighted_layer_sum: bool = True
     frame_norm: str = field(
-        default="none",
-        metadata={"help": "global: standardise every encoder layer's frames with training-set statistics"},
+        default="global",
+        metadata={
+            "help": "global: standardise every encoder layer's frames with training-set statistics (kept in "
+            "the model); none: the raw frames"
+        },
     )
     freeze_encoder: bool = True
     freeze_feature_encoder: bool = True
