@@ -79,10 +79,13 @@ def make_llm(path, kind: str, vocab_size: int, tie_word_embeddings: bool = False
     model.save_pretrained(path)
 
 
-def make_encoder(path, kind: str):
+def make_encoder(path, kind: str, init_std: float = 0.02):
+    """A tiny random encoder. Whisper's frames at the default ``init_std`` are nearly its positional
+    embeddings whatever the audio; 0.2 gives frames that tell clips apart (for tests that must learn)."""
     torch.manual_seed(0)
     if kind == "whisper":
         config = WhisperConfig(
+            init_std=init_std,
             d_model=32,
             encoder_layers=2,
             encoder_attention_heads=2,

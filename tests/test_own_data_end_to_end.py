@@ -5,17 +5,20 @@ Whisper encoder stands in for the converted weights, so that it runs on a CPU in
 
 import csv
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 from serhub.datasets_scripts import folder
 from serhub.datasets_scripts.common import read_manifest
 from serhub.recipes import ssl_classifier
-from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperModel
 
 from serhub.cli import main as serhub
+
+sys.path.insert(0, str(Path(__file__).parent))
+from audio_llm_fixtures import make_encoder  # noqa: E402
 
 LABELS = ("angry", "happy", "neutral", "sad")
 PITCH = {
@@ -67,25 +70,7 @@ def user_folder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tiny_encoder(tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny-whisper")
-    torch.manual_seed(0)
-    config = WhisperConfig(
-        d_model=32,
-        encoder_layers=2,
-        encoder_attention_heads=2,
-        encoder_ffn_dim=64,
-        decoder_layers=1,
-        decoder_attention_heads=2,
-        decoder_ffn_dim=64,
-        num_mel_bins=16,
-        vocab_size=64,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-        decoder_start_token_id=3,
-        init_std=0.2,  # at the default 0.02 every clip's frames are ~ the positional embeddings: nothing to learn
-    )
-    WhisperModel(config).save_pretrained(path)
-    WhisperFeatureExtractor(feature_size=16).save_pretrained(path)
+    make_encoder(path, "whisper", init_std=0.2)  # at 0.02 every clip's frames are ~ the positions
     return str(path)
 
 
