@@ -2,6 +2,7 @@
 
     python -m serhub.datasets_scripts.folder --audio_dir DIR --metadata labels.csv --output_dir OUT
     python -m serhub.datasets_scripts.folder --audio_dir DIR --output_dir OUT --allow_speaker_overlap
+    python -m serhub.datasets_scripts.folder --dataset NAME_OR_PATH --column_map emotion=label --output_dir OUT
 
 The table has one row per clip. Its columns are guessed (case-insensitive) or named by flags:
 file (``file``, ``file_name``, ``path``, ``audio``, ...; relative to --audio_dir), emotion
@@ -17,6 +18,9 @@ class-stratified splits of clips instead, and the card says so. Every problem (m
 unlabelled file, unknown label, a file outside DIR) is reported by name and nothing is written,
 unless ``--skip_bad`` leaves those clips out and lists them in the card. Every recipe trains on the
 result: ``--dataset_name_or_path OUT``.
+
+``--dataset`` takes the clips from a ``datasets`` dataset instead (a ``save_to_disk`` folder, a data
+folder or file ``load_dataset`` reads, or a Hub id; see ``from_dataset``), with the same checks.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from . import corpus_tools as ct
 from .common import builder_argument_parser
 from .corpus_builder import add_speaker_split_arguments, assign_speaker_splits, inside_corpus
 from .corpus_problems import OUTSIDE_CORPUS
-from .folder_table import GUESSES, choose_columns, read_table
+from .folder_table import GUESSES, ROLE_ALIASES, choose_columns, named_columns, read_table
 
 # each column's guesses, tried in this order against the table's header (case-insensitive)
 METADATA_NAMES = ("metadata.csv", "metadata.tsv", "metadata.jsonl")
@@ -38,6 +42,7 @@ AUDIO_SUFFIXES = frozenset(".wav .flac .mp3 .ogg .opus .aiff .aif .au .m4a .aac 
 # split names as tables write them -> the names the recipes read (--train_split/--eval_split/--test_split)
 SPLIT_NAMES = {"dev": "validation", "development": "validation", "val": "validation", "valid": "validation"}
 NO_LABEL = "unlabelled clip"
+GIVEN_SPLITS = "splits as given in the table's split column"
 TOO_FEW_SPEAKERS = "too few speakers"
 NO_SPEAKERS_HINT = (
     "Splits must hold whole speakers: clips of one voice in train and test flatter every score, and the "
@@ -51,15 +56,18 @@ NO_SPEAKERS_HINT = (
 class FolderBuildResult(ct.BuildResult):
     """The card names this builder's own command line instead of the corpus builders' --raw_dir."""
 
+    source_flags: str = "--audio_dir AUDIO --metadata TABLE"
+
     def card(self) -> str:
         return (
             ct.render_card(self)
-            .replace("--raw_dir RAW", "--audio_dir AUDIO --metadata TABLE")
+            .replace("--raw_dir RAW", self.source_flags)
             .replace("with `label_set=native`, `keep_all_labels=False`, ", "with ")
         )
 
 
-def _utterance(row: dict, columns: dict, raw: Path, where: str, log: ct.ProblemLog) -> ct.Utterance | None:
+def row_clip(row: dict, columns: dict, raw: Path, where: str, log: ct.ProblemLog) -> ct.Utterance | None:
+    """One clip from a row of text cells (``{column: text}``) whose roles are ``columns``; None if unusable."""
     name = row.get(columns["file"], "")
     if not name:
         log.add(ct.MALFORMED, where, f"the {columns['file']!r} cell is empty; name the audio file", where)
@@ -109,7 +117,7 @@ def read_metadata(raw: Path, metadata: Path, named: dict, log: ct.ProblemLog):
         chosen = choose_columns(columns, named, where)
     except ValueError as err:
         raise ct.CorpusError(log.corpus, raw, [ct.Problem(ct.WRONG_LAYOUT, where, str(err))], "") from None
-    utterances = [_utterance(row, chosen, raw, _table_where(metadata, log, line), log) for line, row in rows]
+    utterances = [row_clip(row, chosen, raw, _table_where(metadata, log, line), log) for line, row in rows]
     return [u for u in utterances if u is not None], chosen
 
 
@@ -133,10 +141,10 @@ def scan_label_folders(raw: Path, log: ct.ProblemLog) -> list[ct.Utterance]:
     return utterances
 
 
-def _outside_message(log: ct.ProblemLog) -> None:
-    """inside_corpus speaks of the corpus builders' --raw_dir; this command calls it --audio_dir."""
+def outside_message(log: ct.ProblemLog, folder: str = "--audio_dir") -> None:
+    """inside_corpus speaks of the corpus builders' --raw_dir; this command calls it ``folder``."""
     log.problems = [
-        dataclasses.replace(p, detail=p.detail.replace("--raw_dir", "--audio_dir"))
+        dataclasses.replace(p, detail=p.detail.replace("--raw_dir", folder))
         if p.kind == OUTSIDE_CORPUS
         else p
         for p in log.problems
@@ -162,10 +170,11 @@ def _label_names(utterances, labels: list[str] | None, log: ct.ProblemLog) -> li
     return names
 
 
-def assign_splits(utterances, has_speakers: bool, allow_overlap: bool, options: dict, log) -> str:
-    """Give every utterance its split; returns the spec's ``speaker_splits`` ("ours", "official", "none")."""
+def assign_splits(utterances, has_speakers, allow_overlap, options, log, given=GIVEN_SPLITS) -> str:
+    """Give every utterance its split; returns the spec's ``speaker_splits`` ("ours", "official", "none").
+    Splits the utterances already have are kept (``given`` says where from, for the card)."""
     if any(u.split for u in utterances):
-        log.note("splits as given in the table's split column")
+        log.note(given)
         return "official"
     if has_speakers:
         try:
@@ -270,24 +279,57 @@ def build_with_report(
         utterances, chosen = scan_label_folders(raw, log), {}
         source = "the label sub-folders (DIR/<label>/file)"
     utterances = inside_corpus(utterances, raw, log)
-    _outside_message(log)
-    names = _label_names(utterances, labels, log)
+    outside_message(log)
     options = {"validation_fraction": validation_fraction, "test_fraction": test_fraction, "seed": seed}
+    return build_from_utterances(
+        utterances,
+        chosen,
+        log,
+        about=f"Clips of {raw.name}, labelled from {source}.",
+        labels=labels,
+        allow_speaker_overlap=allow_speaker_overlap,
+        split_options=options,
+        language=language,
+        skip_bad=skip_bad,
+        num_workers=num_workers,
+        cache_dir=cache_dir,
+    )
+
+
+def build_from_utterances(
+    utterances: list[ct.Utterance],
+    chosen: dict,
+    log: ct.ProblemLog,
+    *,
+    about: str,
+    labels: list[str] | None,
+    allow_speaker_overlap: bool,
+    split_options: dict,
+    given_splits: str = GIVEN_SPLITS,
+    recorded: dict | None = None,
+    source_flags: str = FolderBuildResult.source_flags,
+    language: str = "und",
+    **settings,
+) -> FolderBuildResult:
+    """Labels, splits (kept, by speaker, or refused), audio and card of clips read by either source
+    (a folder here, a ``datasets`` dataset in ``from_dataset``); ``chosen``: ``{role: column}``;
+    ``settings``: :func:`corpus_tools.assemble`'s ``skip_bad``, ``num_workers``, ``cache_dir``."""
+    names = _label_names(utterances, labels, log)
     has_speakers = any(not u.speaker_id.startswith(ct.UNKNOWN_SPEAKER) for u in utterances)
-    speaker_splits = assign_splits(utterances, has_speakers, allow_speaker_overlap, options, log)
+    speaker_splits = assign_splits(
+        utterances, has_speakers, allow_speaker_overlap, split_options, log, given_splits
+    )
     optional = tuple(c for c in ("gender", "arousal", "valence", "dominance") if chosen.get(c))
-    about = f"Clips of {raw.name}, labelled from {source}."
     spec = _spec(log.corpus, language, names, optional, speaker_splits, about)
     result = ct.assemble(
         spec,
         utterances,
         log,
-        skip_bad=skip_bad,
-        num_workers=num_workers,
-        cache_dir=cache_dir,
-        options=options,
+        options={**(recorded or {}), **split_options},
+        **settings,
     )
-    return FolderBuildResult(**{f.name: getattr(result, f.name) for f in dataclasses.fields(result)})
+    fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
+    return FolderBuildResult(**fields, source_flags=source_flags)
 
 
 def build(audio_dir, metadata=None, **kwargs):
@@ -299,13 +341,23 @@ def argument_parser() -> argparse.ArgumentParser:
     parser = builder_argument_parser(__doc__.strip().splitlines()[0])
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = "\n".join(__doc__.strip().splitlines()[1:]).strip()
+    source = parser.add_mutually_exclusive_group(required=True)
     # dest raw_dir: the corpus builders' run_cli reads it
-    parser.add_argument("--audio_dir", dest="raw_dir", required=True, help="the folder of audio files")
+    source.add_argument("--audio_dir", dest="raw_dir", metavar="DIR", help="the folder of audio files")
+    source.add_argument("--dataset", help="or a save_to_disk folder, a data folder or file, or a Hub id")
     parser.add_argument(
         "--metadata", help="label table: CSV, TSV or JSONL (default: DIR/metadata.*, else sub-folders)"
     )
     for role, guesses in GUESSES.items():
         parser.add_argument(f"--{role}_column", help=f"default: the first of {', '.join(guesses)}")
+    parser.add_argument(
+        "--column_map",
+        help="the columns in one flag, e.g. emotion=label,speaker=client_id,transcript=sentence "
+        f"(roles: {', '.join(GUESSES)}; also {', '.join(ROLE_ALIASES)})",
+    )
+    from .from_dataset import add_dataset_arguments  # imports this module: not at the top
+
+    add_dataset_arguments(parser)
     parser.add_argument("--labels", help="the expected classes, comma-separated (others are reported)")
     parser.add_argument(
         "--allow_speaker_overlap",
@@ -327,26 +379,42 @@ def argument_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> ct.BuildResult:
-    args = argument_parser().parse_args(argv)
-    labels = [x.strip() for x in args.labels.split(",") if x.strip()] if args.labels else None
+    from . import from_dataset
+
+    parser = argument_parser()
+    args = parser.parse_args(argv)
     columns = {role: getattr(args, f"{role}_column") for role in GUESSES}
-    return ct.run_cli(
-        args,
-        build_with_report,
-        metadata=args.metadata,
-        columns=columns,
-        labels=labels,
-        allow_speaker_overlap=args.allow_speaker_overlap,
-        validation_fraction=args.validation_fraction,
-        test_fraction=args.test_fraction,
-        seed=args.seed,
-        name=args.name,
-        language=args.language,
-    )
+    try:
+        from_dataset.check_flags(args)
+        if not args.dataset:  # a dataset's --column_map is read beside its columns, to list them
+            columns = named_columns(columns, args.column_map)
+    except ValueError as err:
+        parser.error(str(err))
+    common = {
+        "columns": columns,
+        "labels": [x.strip() for x in args.labels.split(",") if x.strip()] if args.labels else None,
+        "allow_speaker_overlap": args.allow_speaker_overlap,
+        "validation_fraction": args.validation_fraction,
+        "test_fraction": args.test_fraction,
+        "seed": args.seed,
+        "name": args.name,
+        "language": args.language,
+    }
+    if args.dataset:
+        return from_dataset.run_cli(args, **common)
+    return ct.run_cli(args, build_with_report, metadata=args.metadata, **common)
 
 
 if __name__ == "__main__":
     main()
 
 
-__all__ = ["GUESSES", "build", "build_with_report", "choose_columns", "main", "read_table"]
+__all__ = [
+    "GUESSES",
+    "build",
+    "build_from_utterances",
+    "build_with_report",
+    "choose_columns",
+    "main",
+    "read_table",
+]

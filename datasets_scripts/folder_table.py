@@ -19,6 +19,8 @@ GUESSES = {
     "dominance": ("dominance",),
     "split": ("split", "partition"),
 }
+# --column_map may also name a role by the common schema's column it fills
+ROLE_ALIASES = {"audio": "file", "emotion": "label", "speaker_id": "speaker"}
 
 
 def read_table(path: Path, log: ct.ProblemLog) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
@@ -78,4 +80,33 @@ def choose_columns(columns: list[str], named: dict[str, str | None], where: str)
     return chosen
 
 
-__all__ = ["GUESSES", "choose_columns", "read_table"]
+def parse_column_map(text: str | None) -> dict[str, str]:
+    """``"emotion=label,speaker=client_id"`` -> ``{"label": "label", "speaker": "client_id"}``: roles as
+    the ``--<role>_column`` flags name them (or :data:`ROLE_ALIASES`). ``ValueError`` on an unknown role."""
+    named: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        role, sep, column = (x.strip() for x in item.partition("="))
+        role = ROLE_ALIASES.get(role, role)
+        if not sep or not column or role not in GUESSES:
+            roles = ", ".join([*GUESSES, *(f"{a} (= {r})" for a, r in ROLE_ALIASES.items())])
+            raise ValueError(
+                f"--column_map: {item!r} is not ROLE=COLUMN with a known role; the roles are {roles}"
+            )
+        if named.get(role, column) != column:
+            raise ValueError(f"--column_map names two columns for {role}: {named[role]!r} and {column!r}")
+        named[role] = column
+    return named
+
+
+def named_columns(flags: dict[str, str | None], column_map: str | None) -> dict[str, str | None]:
+    """``{role: column}`` from the ``--<role>_column`` flags and ``--column_map`` (``ValueError`` when
+    they disagree)."""
+    columns = dict(flags)
+    for role, column in parse_column_map(column_map).items():
+        if columns.get(role) not in (None, column):
+            raise ValueError(f"--{role}_column {columns[role]!r} and --column_map {role}={column} disagree")
+        columns[role] = column
+    return columns
+
+
+__all__ = ["GUESSES", "ROLE_ALIASES", "choose_columns", "named_columns", "parse_column_map", "read_table"]
