@@ -14,6 +14,7 @@ loads as a classifier:
 from __future__ import annotations
 
 import copy
+import math
 import os
 from pathlib import Path
 
@@ -32,9 +33,9 @@ from .assembly_audio_llm import (
     refuse_old_light_checkpoint,
 )
 from .configuration_audio_llm import AudioLLMConfig, encoder_convs
-from .connectors import QueryPoolingMapper, VariationalBranch
+from .connectors import CTCPathConnector, QueryPoolingMapper, VariationalBranch
+from .ctc_path import CTC_INITIAL_SCALE
 from .layers import AttentiveStatisticsPooling, score_labels
-from .losses import build_classification_loss
 from .prompting_audio_llm import encoder_output_frames
 from .readouts_audio_llm import append_written_answer, prompt_from_config
 from .remote_code import add_auto_map_entries
@@ -73,6 +74,7 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
         if self.config.has_lora:
             inject_lora(self)
         self.audio_encoder.freeze(True)
+        self.connector.freeze_untrainable()
         if self.config.backbone_weights == "referenced":
             self._keys_to_ignore_on_load_missing = {
                 *(self._keys_to_ignore_on_load_missing or ()),
@@ -97,6 +99,9 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
                 module.position_scale.fill_(0.1)
             if module.output_gain is not None:
                 module.output_gain.fill_(self.config.mapper_output_scale)
+        elif isinstance(module, CTCPathConnector):
+            module.blank.normal_(0.0, 0.02)
+            module.log_scale.fill_(math.log(CTC_INITIAL_SCALE))
         elif isinstance(module, VariationalBranch):
             latent = module.posterior.out_features // 2
             module.posterior.bias[latent:].fill_(self.config.vib_initial_log_var)  # (mu | log sigma^2)
@@ -116,6 +121,7 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
         # loading assigns fresh parameters (requires_grad=True): the encoder is frozen, and a referenced
         # or LoRA-adapted language model trains its adapters only
         model.audio_encoder.freeze(True)
+        model.connector.freeze_untrainable()
         if model.config.has_lora or model.config.backbone_weights == "referenced":
             freeze_all_but_lora(model.language_model)
         return loaded
@@ -198,15 +204,38 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Connector outputs (B, N, H) and their validity mask (B, N). ``encoder_hidden_states``: the
         encoder's last layer (B, T, D), or for the "vae_ib" connector every layer (B, L, T, D)."""
+        tokens, mask, _ = self.connect(
+            audio, audio_attention_mask, encoder_hidden_states, encoder_attention_mask
+        )
+        return tokens, mask
+
+    def encode(self, audio, audio_attention_mask=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The frozen encoder's outputs as the connector reads them (its last layer, or every layer
+        for connectors that read them all) and their mask."""
+        with torch.no_grad():
+            states, mask = self.audio_encoder(audio, audio_attention_mask)
+        return (states if self.connector.every_layer else states[:, -1]), mask
+
+    def connect(
+        self, audio=None, audio_attention_mask=None, encoder_hidden_states=None, encoder_attention_mask=None
+    ):
+        """``(tokens, token_mask, attend)``: the connector's tokens, which of them fill placeholders, and
+        which placeholders the LLM reads (None: all of them; see ``Connector.masks_slots``)."""
         if encoder_hidden_states is None:
-            with torch.no_grad():
-                states, encoder_attention_mask = self.audio_encoder(audio, audio_attention_mask)
-            encoder_hidden_states = states if self.connector.every_layer else states[:, -1]
+            encoder_hidden_states, encoder_attention_mask = self.encode(audio, audio_attention_mask)
         elif encoder_attention_mask is None:
             shape = (encoder_hidden_states.shape[0], encoder_hidden_states.shape[-2])
             encoder_attention_mask = torch.ones(shape, dtype=torch.bool, device=encoder_hidden_states.device)
         frames = encoder_hidden_states.to(self.connector_dtype)
-        return self.connector(frames, encoder_attention_mask.bool())
+        extra = {}
+        if self.connector.reads_embeddings:
+            audio_id = self.config.audio_token_id
+            extra = {
+                "embeddings": self.get_input_embeddings(),
+                "blocked_ids": [] if audio_id is None else [audio_id],
+            }
+        out = self.connector(frames, encoder_attention_mask.bool(), **extra)
+        return out if self.connector.masks_slots else (*out, None)
 
     @torch.no_grad()
     def audio_token_statistics(self, **audio_inputs) -> dict[str, float]:
@@ -261,12 +290,14 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
         encoder_attention_mask,
     ):
         has_audio = audio is not None or encoder_hidden_states is not None
-        audio_embeds, audio_mask = (
-            self.audio_tokens(audio, audio_attention_mask, encoder_hidden_states, encoder_attention_mask)
+        audio_embeds, audio_mask, attend = (
+            self.connect(audio, audio_attention_mask, encoder_hidden_states, encoder_attention_mask)
             if has_audio
-            else (None, None)
+            else (None, None, None)
         )
         embeds = self.merge_audio(input_ids, audio_embeds, audio_mask)
+        if attend is not None:
+            attention_mask = self.mask_unused_slots(input_ids, attention_mask, attend[audio_mask])
         if attention_mask is None:  # no padding (generate() also drops an all-ones mask)
             return embeds, None, None
         # positions from the mask, so left padding does not shift a row's positions (the mask may
@@ -274,13 +305,18 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp_min(0)[:, -input_ids.shape[1] :]
         return embeds, attention_mask, position_ids
 
-    # ------------------------------------------------------------------ label scoring (both heads)
-    def classification_loss(self) -> nn.Module:
-        c = self.config
-        return build_classification_loss(
-            c.loss_type, c.class_counts, focal_gamma=c.focal_gamma, vs_gamma=c.vs_gamma, vs_tau=c.vs_tau
-        )
+    def mask_unused_slots(self, input_ids, attention_mask, slot_used: torch.Tensor) -> torch.Tensor:
+        """``attention_mask`` with the audio placeholders that hold no token (``slot_used`` False, one
+        entry per placeholder in order) set to 0. The mask may be longer than ``input_ids`` (cached
+        tokens before them, during generation): its last positions are the current ones."""
+        placeholder = input_ids == self.config.audio_token_id
+        unused = torch.zeros_like(placeholder).masked_scatter(placeholder, ~slot_used.to(placeholder.device))
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        current = attention_mask[:, -input_ids.shape[1] :].masked_fill(unused, 0)
+        return torch.cat([attention_mask[:, : -input_ids.shape[1]], current], 1)
 
+    # ------------------------------------------------------------------ label scoring (both heads)
     def label_scores(self, embeds, attention_mask, positions, label_ids: list[list[int]]) -> torch.Tensor:
         """log p(label | prompt) for every label: (B, C) (``layers.score_labels``)."""
         return score_labels(self.language_model, embeds, attention_mask, positions, label_ids)
@@ -368,8 +404,9 @@ class AudioLLMForConditionalGeneration(AudioLLMPreTrainedModel, GenerationMixin)
         Class ids for prompts that end where the emotion label is written (the SER-only prompt, no
         answer). The model then scores every label's tokens there (as the ``label_logits``
         classifier does) and returns those scores as ``logits`` (B, num_labels) and the
-        classification loss over the labels alone (``config.loss_type``, class-weighted with
-        ``config.class_counts``) as ``loss``, instead of the LM loss over the whole vocabulary.
+        cross-entropy over the labels alone as ``loss``, instead of the LM loss over the whole
+        vocabulary. (Recipes weight classes and add the variational connector's KL term in their
+        objective, ``recipes/objectives.py``.)
         """
         audio = input_values if input_values is not None else input_features
         if class_labels is not None and (labels is not None or past_key_values is not None):
@@ -391,9 +428,9 @@ class AudioLLMForConditionalGeneration(AudioLLMPreTrainedModel, GenerationMixin)
             scores = self.label_scores(
                 inputs_embeds, attention_mask, position_ids, self.config.prompt["label_token_ids"]
             )
-            loss = self.classification_loss().to(scores.device)(scores, class_labels.long())
-            return CausalLMOutputWithPast(loss=self.add_kl_term(loss), logits=scores)
-        outputs = self.language_model(
+            loss = nn.functional.cross_entropy(scores.float(), class_labels.to(scores.device).long())
+            return CausalLMOutputWithPast(loss=loss, logits=scores)
+        return self.language_model(
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
             position_ids=position_ids,
@@ -403,17 +440,6 @@ class AudioLLMForConditionalGeneration(AudioLLMPreTrainedModel, GenerationMixin)
             logits_to_keep=logits_to_keep,
             **kwargs,
         )
-        if outputs.loss is not None:
-            outputs.loss = self.add_kl_term(outputs.loss)
-        return outputs
-
-    def add_kl_term(self, loss: torch.Tensor) -> torch.Tensor:
-        """``loss`` + beta * KL of the variational connector's last forward, in training ("vae_ib";
-        beta = ``config.kl_weight``, which recipes anneal). Other connectors: ``loss`` unchanged."""
-        kl = self.connector.pop_kl()
-        if not self.training or kl is None or not self.config.kl_weight:
-            return loss
-        return loss + self.config.kl_weight * kl.to(loss.dtype)
 
     @torch.no_grad()
     def explain(
@@ -458,6 +484,28 @@ class AudioLLMForConditionalGeneration(AudioLLMPreTrainedModel, GenerationMixin)
             self.language_model,
         )
         return classifier.eval() if not self.training else classifier
+
+    def generate(self, input_ids=None, attention_mask=None, **kwargs):
+        """``GenerationMixin.generate``; for a connector that masks unused audio slots
+        (``Connector.masks_slots``), the prompt's mask gets those slots masked first, so every step
+        (not only the one that reads the audio) ignores them. The encoder then runs once, here."""
+        audio = kwargs.get("input_values", kwargs.get("input_features"))
+        if (
+            self.connector.masks_slots
+            and input_ids is not None
+            and (audio is not None or kwargs.get("encoder_hidden_states") is not None)
+        ):
+            if kwargs.get("encoder_hidden_states") is None:
+                for key in ("input_values", "input_features"):
+                    kwargs.pop(key, None)
+                states, mask = self.encode(audio, kwargs.pop("audio_attention_mask", None))
+                kwargs["encoder_hidden_states"], kwargs["encoder_attention_mask"] = states, mask
+            _, token_mask, attend = self.connect(
+                encoder_hidden_states=kwargs["encoder_hidden_states"],
+                encoder_attention_mask=kwargs.get("encoder_attention_mask"),
+            )
+            attention_mask = self.mask_unused_slots(input_ids, attention_mask, attend[token_mask])
+        return super().generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
 
     def prepare_inputs_for_generation(
         self,
@@ -578,8 +626,9 @@ class AudioLLMForAudioClassification(AudioLLMPreTrainedModel):
                 )
                 label_ids = self.config.prompt["emotion_label_token_ids"]
             logits = self.label_scores(embeds, attention_mask, positions, label_ids)
+        # plain cross-entropy (recipes weight classes in their objective, recipes/objectives.py)
         loss = (
-            self.classification_loss().to(logits.device)(logits.float(), labels.long())
+            nn.functional.cross_entropy(logits.float(), labels.to(logits.device).long())
             if labels is not None
             else None
         )

@@ -86,12 +86,18 @@ class AudioLLMProcessor(ProcessorMixin):
         return self.tokenizer.convert_tokens_to_ids(self.audio_token)
 
     def num_audio_tokens(self, feature_frames: int) -> int:
-        """Audio tokens of a clip with ``feature_frames`` feature-extractor frames (or samples)."""
-        return self.num_audio_tokens_from_frames(encoder_output_frames(feature_frames, self.encoder_convs))
+        """Audio tokens of a clip with ``feature_frames`` feature-extractor frames (or samples), all groups."""
+        return sum(self.audio_token_counts(encoder_output_frames(feature_frames, self.encoder_convs)))
 
     def num_audio_tokens_from_frames(self, encoder_frames: int) -> int:
-        """Audio tokens made from ``encoder_frames`` encoder output frames."""
-        return connector_class(self.connector).num_tokens(encoder_frames, self.num_queries, self.stack_factor)
+        """Audio tokens made from ``encoder_frames`` encoder output frames, all groups."""
+        return sum(self.audio_token_counts(encoder_frames))
+
+    def audio_token_counts(self, encoder_frames: int) -> tuple[int, ...]:
+        """Placeholders of each of the connector's groups for ``encoder_frames`` encoder output frames."""
+        return connector_class(self.connector).token_counts(
+            encoder_frames, self.num_queries, self.stack_factor
+        )
 
     # ------------------------------------------------------------------ prompts
     def instruction(
@@ -151,8 +157,9 @@ class AudioLLMProcessor(ProcessorMixin):
         answer_prefix: text the assistant turn starts with at inference (e.g. "| ASR:"); one for all
             clips or one per clip.
         prompt_index: a fixed prompt of the bank (default: random, seeded by ``seed``).
-        audio_token_counts: instead of ``audio``, the number of audio tokens of each clip (when the
-            model gets precomputed encoder outputs).
+        audio_token_counts: instead of ``audio``, the audio tokens of each clip (when the model gets
+            precomputed encoder outputs): one count per group of the connector
+            (``audio_token_counts_from``), or one number that every group takes.
         return_asr_mask: also return ``asr_token_mask`` (1 on answer tokens of the transcript), for
             recipes that weight the ASR part of joint answers.
         """
@@ -184,7 +191,10 @@ class AudioLLMProcessor(ProcessorMixin):
             name = "input_values" if "input_values" in features else "input_features"
             out[name] = features[name]
             out["audio_attention_mask"] = features["attention_mask"]
-            counts = [self.num_audio_tokens(int(m.sum())) for m in features["attention_mask"]]
+            counts = [
+                self.audio_token_counts(encoder_output_frames(int(m.sum()), self.encoder_convs))
+                for m in features["attention_mask"]
+            ]
 
         sequences, label_masks, asr_masks = [], [], []
         for i in range(n):
@@ -200,9 +210,8 @@ class AudioLLMProcessor(ProcessorMixin):
                     answers_label[i] if answers_label is not None else None,
                     answers_descriptors[i] if answers_descriptors is not None else None,
                 )
-            if has_audio:  # one placeholder per audio-token group, each with the clip's count
-                groups = len(connector_class(self.connector).groups)
-                ids = expand_audio_placeholders(ids, [counts[i]] * groups, self.audio_token_id)
+            if has_audio:  # one placeholder per audio-token group, each with the clip's count for it
+                ids = expand_audio_placeholders(ids, self._group_counts(counts[i]), self.audio_token_id)
             sequences.append(ids + answer_ids)
             label_masks.append([False] * len(ids) + [True] * len(answer_ids))
             asr_masks.append([False] * len(ids) + asr_part)
@@ -214,6 +223,15 @@ class AudioLLMProcessor(ProcessorMixin):
             if return_asr_mask:
                 out["asr_token_mask"] = left_pad(asr_masks, 0)[0]
         return BatchFeature(out, tensor_type=return_tensors)
+
+    def _group_counts(self, count) -> list[int]:
+        groups = len(connector_class(self.connector).groups)
+        counts = list(count) if isinstance(count, (tuple, list)) else [count] * groups
+        if len(counts) != groups:
+            raise ValueError(
+                f"the {self.connector} connector fills {groups} audio-token groups, got {len(counts)} counts ({counts})"
+            )
+        return counts
 
     def _check_labels(self, task: str, labels: list[str] | None) -> None:
         if task != "asr" and labels is not None:

@@ -43,7 +43,7 @@ def prompt_from_config(
     rows = [
         expand_audio_placeholders(
             list(prompt_ids),
-            [config.num_audio_tokens(f)] * config.audio_token_groups,
+            list(config.audio_token_counts(f)),
             config.audio_token_id,
         )
         for f in frames

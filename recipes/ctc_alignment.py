@@ -10,6 +10,9 @@ blank), which is what the LLM reads best. The idea is Speech-LLaMA's CTC compres
 unchanged connector.
 
     tokens (B, N, H) -> cosine with [blank; E] (V+1, H) * learned scale -> log-probs (N, B, V+1) -> CTC
+
+The ``ctc_path`` connector carries this head itself (its blank and scale are saved with it, since it
+decodes its best path at inference); for the other connectors the head is built here and dropped.
 """
 
 from __future__ import annotations
@@ -20,11 +23,11 @@ import time
 from pathlib import Path
 
 import torch
+from serhub.modeling.ctc_path import BLANK, CTC_INITIAL_SCALE, embedding_ctc_logits
 from serhub.recipes.logs import get_logger
 from torch import nn
 
 logger = get_logger(__name__)
-BLANK = 0  # CTC index of the blank; token id t of the LLM is index t + 1
 
 
 class CTCEmbeddingHead(nn.Module):
@@ -33,20 +36,41 @@ class CTCEmbeddingHead(nn.Module):
     high: over a 50k-token vocabulary a target needs a logit margin of about log(50k) = 11 over the
     rest before it can win a frame, and a cosine of 1 against ~0 gives only ``scale``."""
 
-    def __init__(self, embeddings: torch.Tensor, scale: float = 40.0):
+    def __init__(self, embeddings: torch.Tensor, scale: float = CTC_INITIAL_SCALE):
         super().__init__()
         weight = embeddings.detach().float()
-        self.register_buffer("directions", nn.functional.normalize(weight, dim=-1), persistent=False)
+        self.register_buffer("embeddings", weight, persistent=False)
         self.embedding_rms = float(weight.pow(2).mean().sqrt())
         self.blank = nn.Parameter(nn.functional.normalize(weight.mean(0), dim=0).clone())
         self.log_scale = nn.Parameter(torch.tensor(math.log(scale)))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, N, H) -> CTC log-probabilities (N, B, V + 1), blank first."""
-        t = nn.functional.normalize(tokens.float(), dim=-1)
-        directions = torch.cat([nn.functional.normalize(self.blank, dim=0)[None], self.directions])
-        logits = self.log_scale.exp() * t @ directions.T
+        logits = embedding_ctc_logits(tokens, self.embeddings, self.blank, self.log_scale)
         return logits.log_softmax(-1).transpose(0, 1)
+
+
+def own_head(model) -> bool:
+    """Whether the model's connector carries its CTC head (``ctc_path``)."""
+    return hasattr(model.connector, "ctc_logits")
+
+
+def ctc_log_probs(model, head: CTCEmbeddingHead | None, batch: dict):
+    """CTC log-probabilities (N, B, V + 1), the steps' mask (B, N), and the connector's tokens (None for
+    a connector with its own head) for the batch's cached encoder outputs."""
+    if head is None:
+        states, mask = batch["encoder_hidden_states"], batch["encoder_attention_mask"]
+        audio_id = model.config.audio_token_id
+        logits, steps = model.connector.ctc_logits(
+            states.to(model.connector_dtype), mask.bool(), model.get_input_embeddings().weight,
+            [] if audio_id is None else [audio_id],
+        )  # fmt: skip
+        return logits.log_softmax(-1).transpose(0, 1), steps, None
+    tokens, mask = model.audio_tokens(
+        encoder_hidden_states=batch["encoder_hidden_states"],
+        encoder_attention_mask=batch["encoder_attention_mask"],
+    )
+    return head(tokens), mask, tokens
 
 
 def ctc_targets(tokenizer, transcripts: list[str]) -> list[list[int]]:
@@ -54,15 +78,14 @@ def ctc_targets(tokenizer, transcripts: list[str]) -> list[list[int]]:
     return [[t + 1 for t in tokenizer(text, add_special_tokens=False)["input_ids"]] for text in transcripts]
 
 
-def ctc_alignment_loss(model, head: CTCEmbeddingHead, batch: dict, targets: list[list[int]]) -> torch.Tensor:
-    """CTC of the connector's tokens for the batch's cached encoder outputs, plus (for connectors that
-    do not scale their own output) a penalty keeping the tokens' RMS at the LLM's embedding RMS, so the
-    LLM later reads them at the scale of its text embeddings."""
-    tokens, mask = model.audio_tokens(
-        encoder_hidden_states=batch["encoder_hidden_states"],
-        encoder_attention_mask=batch["encoder_attention_mask"],
-    )
-    log_probs = head(tokens)
+def ctc_alignment_loss(
+    model, head: CTCEmbeddingHead | None, batch: dict, targets: list[list[int]]
+) -> torch.Tensor:
+    """CTC of the connector's tokens for the batch's cached encoder outputs (``head`` None: the
+    connector's own head), plus (for connectors that do not scale their own output) a penalty keeping
+    the tokens' RMS at the LLM's embedding RMS, so the LLM later reads them at the scale of its text
+    embeddings."""
+    log_probs, mask, tokens = ctc_log_probs(model, head, batch)
     lengths = mask.sum(-1).cpu()
     target_lengths = torch.tensor([len(r) for r in targets])
     flat = torch.tensor([t for row in targets for t in row], dtype=torch.long)
@@ -72,9 +95,9 @@ def ctc_alignment_loss(model, head: CTCEmbeddingHead, batch: dict, targets: list
     # rows with no transcript, or more target tokens than audio tokens, teach nothing: left out
     usable = (target_lengths > 0) & (target_lengths <= lengths)
     if not bool(usable.any()):
-        return tokens.sum() * 0.0
+        return log_probs.sum() * 0.0
     loss = (per_row[usable] / target_lengths[usable]).mean()
-    if not model.connector.scaled_output:
+    if tokens is not None and not model.connector.scaled_output:
         # the valid tokens only, before the square root: padding tokens can be exactly 0 (a zero-bias
         # projection of zeroed frames), where the root's gradient is infinite
         rms = (tokens[mask.bool()].float().pow(2).mean(-1) + 1e-8).sqrt()
@@ -85,11 +108,8 @@ def ctc_alignment_loss(model, head: CTCEmbeddingHead, batch: dict, targets: list
 @torch.no_grad()
 def ctc_greedy_transcripts(model, head, batch: dict, tokenizer) -> list[str]:
     """Best-path decoding of the CTC head (repeats merged, blanks dropped)."""
-    tokens, mask = model.audio_tokens(
-        encoder_hidden_states=batch["encoder_hidden_states"],
-        encoder_attention_mask=batch["encoder_attention_mask"],
-    )
-    best = head(tokens).argmax(-1).T  # B, N
+    log_probs, mask, _ = ctc_log_probs(model, head, batch)
+    best = log_probs.argmax(-1).T  # B, N
     texts = []
     for row, valid in zip(best.tolist(), mask.sum(-1).tolist()):
         ids, previous = [], BLANK
@@ -115,9 +135,18 @@ def train_ctc_alignment(
 ) -> tuple[CTCEmbeddingHead, list[dict]]:
     """``steps`` AdamW steps of CTC on the connector (everything else frozen); ``dataset``: cached
     encoder outputs with a "transcript" column; ``collate(rows) -> batch`` pads them. Returns the
-    head and the log (step, loss, seconds; ``callback(step, head)``'s dict merged in at log steps)."""
-    head = CTCEmbeddingHead(model.get_input_embeddings().weight)
-    parameters = [p for p in model.connector.parameters() if p.requires_grad] + list(head.parameters())
+    head (None: the connector's own) and the log (step, loss, seconds; ``callback(step, head)``'s dict
+    merged in at log steps)."""
+    embeddings = model.get_input_embeddings().weight
+    if own_head(model):
+        head = None
+        model.connector.start_blank_from(embeddings)
+        parameters = model.connector.ctc_head_parameters()
+        for parameter in parameters:
+            parameter.requires_grad_(True)
+    else:
+        head = CTCEmbeddingHead(embeddings)
+        parameters = [p for p in model.connector.parameters() if p.requires_grad] + list(head.parameters())
     optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / 10) * 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0)))
@@ -152,6 +181,7 @@ def train_ctc_alignment(
             history.append(entry)
             logger.info("CTC alignment %s", entry)
     model.connector.eval()
+    model.connector.freeze_untrainable()
     return head, history
 
 
@@ -166,11 +196,14 @@ def pad_rows(rows) -> dict:
 
 
 __all__ = [
+    "BLANK",
     "CTCEmbeddingHead",
     "aligned_build",
     "ctc_alignment_loss",
+    "ctc_log_probs",
     "ctc_greedy_transcripts",
     "ctc_targets",
+    "own_head",
     "pad_rows",
     "train_ctc_alignment",
 ]
@@ -181,11 +214,16 @@ CTC_DONE_FILE = "ctc_done.json"
 
 
 def aligned_build(
-    steps: int, data: str, learning_rate: float = 3e-3, batch_size: int = 16, folder: str = "phase0_ctc"
+    steps: int,
+    data: str | list[str],
+    learning_rate: float = 3e-3,
+    batch_size: int = 16,
+    folder: str = "phase0_ctc",
 ):
     """A ``build`` for ``staged.run_stage``: the pretrained parts, then ``steps`` CTC alignment steps
-    of the connector on the cached dataset ``data`` (its "transcript" column), saved once in
-    ``<output_dir>/<folder>`` (the connector's weights and the log) and reused by later runs."""
+    of the connector on the cached dataset(s) ``data`` (their "transcript" column, pooled), saved once
+    in ``<output_dir>/<folder>`` (the connector's weights and the log) and reused by later runs."""
+    names = [data] if isinstance(data, str) else list(data)
     from safetensors.torch import load_file, save_file
     from serhub.recipes.reporting import write_json
     from serhub.recipes.staged import ensure_cached, pretrained_parts
@@ -198,10 +236,12 @@ def aligned_build(
             run.logger.info("CTC alignment: the connector from %s (already aligned)", out)
             return model, processor
         ensure_cached(run, model, processor)
-        run.logger.info("CTC alignment of the connector to the LLM's embeddings: %d steps on %s", steps, data)
+        run.logger.info(
+            "CTC alignment of the connector to the LLM's embeddings: %d steps on %s", steps, " + ".join(names)
+        )
         start = time.time()
         _, history = train_ctc_alignment(
-            model, processor.tokenizer, run.dataset(data), pad_rows, steps, batch_size, learning_rate,
+            model, processor.tokenizer, pooled(run, names), pad_rows, steps, batch_size, learning_rate,
             seed=run.training_args.seed,
         )  # fmt: skip
         run.timings[f"{folder}_s"] = round(time.time() - start, 1)
@@ -213,3 +253,13 @@ def aligned_build(
         return model, processor
 
     return build
+
+
+def pooled(run, names: list[str]):
+    """The cached datasets ``names`` as one, with the columns CTC reads (clips without a transcript out)."""
+    import datasets
+
+    keep = ["encoder_hidden_states", "transcript"]
+    parts = [run.dataset(name).select_columns(keep) for name in names]
+    data = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
+    return data.filter(lambda text: bool(text and text.strip()), input_columns="transcript")

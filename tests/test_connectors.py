@@ -20,7 +20,7 @@ def parts(tmp_path_factory):
 def test_table_names_every_connector_once():
     from serhub.modeling.connectors import CONNECTORS, Connector
 
-    assert set(CONNECTORS) == {"linear", "query_pooling", "vae_ib"}
+    assert set(CONNECTORS) == {"linear", "query_pooling", "vae_ib", "ctc_path"}
     for name, cls in CONNECTORS.items():
         assert issubclass(cls, Connector) and cls.name == name
 
@@ -45,7 +45,14 @@ def test_model_processor_and_config_agree_with_the_class(
     )
     cls = CONNECTORS[name]
     assert type(model.connector) is cls and model.config.connector_class is cls
-    assert model.config.num_audio_tokens(frames) == processor.num_audio_tokens_from_frames(frames) == tokens
+    assert (
+        model.config.audio_token_counts(frames) == processor.audio_token_counts(frames) == (tokens,) * groups
+    )
+    assert (
+        model.config.num_audio_tokens(frames)
+        == processor.num_audio_tokens_from_frames(frames)
+        == tokens * groups
+    )
     assert model.config.audio_token_groups == len(cls.groups) == groups
     assert cls.every_layer is every_layer
     # the model's tokens for a clip: as many as the class says, per group
@@ -61,7 +68,9 @@ def test_model_processor_and_config_agree_with_the_class(
 def test_unknown_connector_lists_the_known_ones():
     from serhub.modeling import AudioLLMConfig
 
-    with pytest.raises(ValueError, match=r"connector must be one of \('linear', 'query_pooling', 'vae_ib'\)"):
+    with pytest.raises(
+        ValueError, match=r"connector must be one of \('linear', 'query_pooling', 'vae_ib', 'ctc_path'\)"
+    ):
         AudioLLMConfig(connector="qformer")
     with pytest.raises(ValueError, match="num_queries must be >= 1"):
         AudioLLMConfig(connector="query_pooling", num_queries=0)
