@@ -141,7 +141,6 @@ def main(argv=None) -> int:
         model, processor = AudioLLMForConditionalGeneration.from_pretrained_components(
             root / "enc", root / "llm", LABELS, connector=connector, **kwargs
         )
-        model.config.class_counts = [3, 2, 2, 1]
         model.enable_lora()
         connector_rows = rows
         if model.connector.every_layer:  # every encoder layer cached: (T, L, D)

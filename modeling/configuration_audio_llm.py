@@ -18,6 +18,8 @@ from .encoder_family import encoder_family
 
 CLASSIFICATION_MODES = ("label_logits", "transcript_conditioned", "pooling_head", "descriptor_conditioned")
 BACKBONE_WEIGHTS = ("included", "referenced")
+# training settings that earlier configs held; the objective (recipes/objectives.py) holds them now
+LEGACY_TRAINING_KEYS = ("loss_type", "class_counts", "focal_gamma", "vs_gamma", "vs_tau", "kl_weight")
 
 
 def text_config_from(value) -> PreTrainedConfig:
@@ -31,14 +33,19 @@ def text_config_from(value) -> PreTrainedConfig:
     raise ValueError(f"text_config must be a config or a dict, got {type(value).__name__}")
 
 
+def check_lora_rank(lora_r: int) -> None:
+    """The LoRA rank is a whole number >= 0 (0: no LoRA)."""
+    if isinstance(lora_r, bool) or not isinstance(lora_r, int) or lora_r < 0:
+        raise ValueError(f"lora_r is the LoRA rank, a whole number >= 0 (0: no LoRA), found {lora_r!r}.")
+
+
 def check_loss_and_lora(loss_type: str, lora_r: int) -> None:
     """The loss is one of ``LOSS_TYPES`` (``modeling/losses.py``) and the LoRA rank is >= 0 (0: no LoRA)."""
     if loss_type not in LOSS_TYPES:
         raise ValueError(
             f"loss_type must be one of {LOSS_TYPES} (see modeling/losses.py), found {loss_type!r}; pick one of them."
         )
-    if isinstance(lora_r, bool) or not isinstance(lora_r, int) or lora_r < 0:
-        raise ValueError(f"lora_r is the LoRA rank, a whole number >= 0 (0: no LoRA), found {lora_r!r}.")
+    check_lora_rank(lora_r)
 
 
 def check_class_counts(class_counts: list | None, num_labels: int) -> None:
@@ -51,7 +58,11 @@ def check_class_counts(class_counts: list | None, num_labels: int) -> None:
 
 
 class AudioLLMConfig(PreTrainedConfig):
-    r"""Args:
+    r"""The model's architecture, prompt and checkpoint format. How it is trained (the classification
+    loss and its class weights, the KL weight, the ASR weight) is the training objective's
+    (``recipes/objectives.py``), not the model's: ``forward`` returns plain cross-entropy losses.
+
+    Args:
     audio_config: the speech encoder (WavLM, HuBERT, wav2vec2, data2vec-audio or Whisper); frozen.
     text_config: the causal LLM (any ``AutoModelForCausalLM`` config: Llama, Gemma, Qwen2, ...).
     connector: "query_pooling" (EmoSLLM's QPMapper: ``num_queries`` learnable queries through a
@@ -64,9 +75,8 @@ class AudioLLMConfig(PreTrainedConfig):
         group in its own place of the prompt).
     vib_initial_log_var: where the posteriors' log sigma^2 start ("vae_ib"): -5 (sigma 0.08) starts the
         branches nearly deterministic, so the LLM reads the audio rather than noise from the first
-        steps; the KL term then sets how much noise they keep. 0: sigma 1, the usual VAE start.
-    kl_weight: beta, the weight of the branches' KL term in the training loss ("vae_ib"); recipes
-        anneal it (1 -> 1e-4 in the paper).
+        steps; the KL term (weighted by the training objective, ``recipes/objectives.py``) then sets
+        how much noise they keep. 0: sigma 1, the usual VAE start.
     mapper_frame_norm: how the query-pooling mapper normalises the encoder's frames: "global"
         (per-channel standardisation with statistics gathered over the training frames, the default),
         "layer" (LayerNorm per frame) or "none" (the paper's raw frames).
@@ -97,7 +107,6 @@ class AudioLLMConfig(PreTrainedConfig):
         or "referenced" (it leaves out the frozen encoder and LLM, and ``from_pretrained`` loads them
         from ``audio_model_name_or_path`` / ``text_model_name_or_path``: a light checkpoint of what
         trains, as training checkpoints are).
-    loss_type, class_counts, ...: the classification loss (see ``modeling/losses.py``).
     calibration_temperature: the classifier's logits are divided by it (``serhub.calibration`` fits
         it on validation after training; 1: as trained).
     """
@@ -120,7 +129,6 @@ class AudioLLMConfig(PreTrainedConfig):
         stack_factor: int = 4,
         vib_latent_size: int = 256,
         vib_initial_log_var: float = -5.0,
-        kl_weight: float = 1e-4,
         labels: list[str] | None = None,
         prompt: dict | None = None,
         max_transcript_tokens: int = 48,
@@ -133,17 +141,14 @@ class AudioLLMConfig(PreTrainedConfig):
         lora_target_modules: str = r".*\.(q_proj|k_proj|v_proj|o_proj)",
         has_lora: bool = False,
         backbone_weights: str = "included",
-        loss_type: str = "ce",
-        class_counts: list[int] | None = None,
-        focal_gamma: float = 2.0,
-        vs_gamma: float = 0.2,
-        vs_tau: float = 1.0,
         chunk_length_s: float = 30.0,
         calibration_temperature: float = 1.0,
         audio_model_name_or_path: str | None = None,
         text_model_name_or_path: str | None = None,
         **kwargs,
     ):
+        for key in LEGACY_TRAINING_KEYS:  # configs saved before these moved to the training objective
+            kwargs.pop(key, None)
         self.audio_config = audio_config_from(
             audio_config if audio_config is not None else {"model_type": "whisper"}
         )
@@ -167,9 +172,8 @@ class AudioLLMConfig(PreTrainedConfig):
         self.stack_factor = stack_factor
         self.vib_latent_size = vib_latent_size
         self.vib_initial_log_var = vib_initial_log_var
-        self.kl_weight = kl_weight
         connector_class(connector).check_config(self)
-        check_loss_and_lora(loss_type, lora_r)
+        check_lora_rank(lora_r)
         if chunk_length_s <= 0:
             raise ValueError(
                 f"chunk_length_s must be > 0 (seconds per encoder chunk), found {chunk_length_s}"
@@ -188,11 +192,6 @@ class AudioLLMConfig(PreTrainedConfig):
         if backbone_weights not in BACKBONE_WEIGHTS:
             raise ValueError(f"backbone_weights must be one of {BACKBONE_WEIGHTS}, got {backbone_weights!r}")
         self.backbone_weights = backbone_weights
-        self.loss_type = loss_type
-        self.class_counts = list(class_counts) if class_counts is not None else None
-        self.focal_gamma = focal_gamma
-        self.vs_gamma = vs_gamma
-        self.vs_tau = vs_tau
         self.chunk_length_s = chunk_length_s
         self.calibration_temperature = check_temperature(calibration_temperature)
         self.audio_model_name_or_path = audio_model_name_or_path
@@ -202,7 +201,6 @@ class AudioLLMConfig(PreTrainedConfig):
             kwargs["label2id"] = {label: i for i, label in enumerate(self.labels)}
         super().__init__(**kwargs)
         check_id2label(self.id2label, self.labels, self.label2id)
-        check_class_counts(self.class_counts, self.num_labels)
 
     @property
     def audio_token_id(self) -> int | None:
@@ -227,9 +225,13 @@ class AudioLLMConfig(PreTrainedConfig):
         """How many places of the prompt take audio tokens (2 for "vae_ib": content, descriptor)."""
         return len(self.connector_class.groups)
 
+    def audio_token_counts(self, encoder_frames: int) -> tuple[int, ...]:
+        """Placeholders of each audio-token group for a clip of ``encoder_frames`` valid encoder frames."""
+        return self.connector_class.token_counts(encoder_frames, self.num_queries, self.stack_factor)
+
     def num_audio_tokens(self, encoder_frames: int) -> int:
-        """Audio tokens the connector makes from ``encoder_frames`` valid encoder frames (per group)."""
-        return self.connector_class.num_tokens(encoder_frames, self.num_queries, self.stack_factor)
+        """Audio tokens the connector makes from ``encoder_frames`` valid encoder frames (all groups)."""
+        return sum(self.audio_token_counts(encoder_frames))
 
 
 def encoder_convs(audio_config) -> list[tuple[int, int, int]]:
@@ -237,4 +239,4 @@ def encoder_convs(audio_config) -> list[tuple[int, int, int]]:
     return encoder_family(audio_config).convs
 
 
-__all__ = ["AudioLLMConfig", "check_class_counts", "check_loss_and_lora", "encoder_convs"]
+__all__ = ["AudioLLMConfig", "check_class_counts", "check_lora_rank", "check_loss_and_lora", "encoder_convs"]

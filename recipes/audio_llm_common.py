@@ -37,7 +37,10 @@ class AudioLLMArguments:
     text_model_name_or_path: str = field(
         default="offline:smollm2-135m-instruct", metadata={"help": "causal LLM with a chat template"}
     )
-    connector: str = field(default="query_pooling", metadata={"help": "query_pooling | linear | vae_ib"})
+    connector: str = field(
+        default="query_pooling",
+        metadata={"help": "query_pooling | linear | vae_ib | ctc_path (modeling/connectors.py)"},
+    )
     num_queries: int = 32
     mapper_layers: int = 2
     mapper_hidden_size: int | None = None
@@ -60,7 +63,12 @@ class AudioLLMArguments:
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.05
-    loss_type: str = field(default="weighted_ce", metadata={"help": "classification loss (whisper_llm)"})
+    loss_type: str = field(
+        default="weighted_ce",
+        metadata={
+            "help": "the loss over the labels' scores (modeling/losses.py), weighted by the training split's counts"
+        },
+    )
     max_transcript_tokens: int = 48
     max_descriptor_tokens: int = 24
 
@@ -90,16 +98,10 @@ def build_model(
 def cache_split(model, processor, dataset, cache_dir: str, name: str, batch_size: int, keep):
     """Last-layer encoder outputs of ``dataset`` (every layer for the "vae_ib" connector, whose
     branches weigh them); computed once, later runs and epochs reuse them."""
-    every_layer = model.connector.every_layer
-
-    def encode(inputs, mask):
-        states, frame_mask = model.audio_encoder(inputs, mask)
-        return (states if every_layer else states[:, -1]), frame_mask
-
-    what = "every layer" if every_layer else "last layer"
+    what = "every layer" if model.connector.every_layer else "last layer"
     encoder = (model.config.audio_model_name_or_path, model.config.audio_config.to_dict(), what)
     return cache_encoder_outputs(
-        encode, processor.feature_extractor, dataset, cache_dir, name, batch_size, keep, encoder
+        model.encode, processor.feature_extractor, dataset, cache_dir, name, batch_size, keep, encoder
     )
 
 
@@ -171,7 +173,7 @@ class CachedAudioLLMCollator:
         hidden, mask = pad_cached_states(rows)
         if hidden.dim() == 4:  # every layer, cached time first (B, T, L, D) -> the encoder's (B, L, T, D)
             hidden = hidden.transpose(1, 2)
-        counts = [self.processor.num_audio_tokens_from_frames(int(n)) for n in mask.sum(-1)]
+        counts = [self.processor.audio_token_counts(int(n)) for n in mask.sum(-1)]
         names = [self.labels[int(r["labels"])] for r in rows] if self.labels and "labels" in rows[0] else None
         task = self.task
         if task in JOINT_TASKS and self.ser_only_fraction > 0 and rng.random() < self.ser_only_fraction:

@@ -36,6 +36,7 @@ from serhub.datasets_scripts.common import class_counts
 from serhub.metrics.asr import word_error_rate
 from serhub.metrics.ser_metrics.ser_metrics import classification_metrics
 from serhub.metrics.text_metrics.text_metrics import text_metrics
+from serhub.modeling.losses import build_classification_loss
 from serhub.modeling.prompting_audio_llm import ASR_PREFIX, described_answer, parse_answer
 from serhub.recipes.arguments import CONFIGS, DataArguments, RunArguments, start_run
 from serhub.recipes.audio_llm_common import (
@@ -228,7 +229,7 @@ def stage_steps(run: StagedRun) -> list[int]:
 def stage_trainer(run: StagedRun, stages: list[Stage], index: int, model, processor) -> AudioLLMTrainer:
     stage, args = stages[index], run.args
     train = run.dataset(stage.data)
-    model.config.class_counts = class_counts(train, "labels", len(run.labels))
+    counts = class_counts(train, "labels", len(run.labels))
     all_steps = stage_steps(run)
     done_before, total = sum(all_steps[:index]), max(sum(all_steps), 1)
 
@@ -238,8 +239,10 @@ def stage_trainer(run: StagedRun, stages: list[Stage], index: int, model, proces
             overall, start=args.kl_weight_start, end=args.kl_weight_end, schedule=args.kl_weight_schedule
         )
 
-    objective = AudioLLMObjective()
-    schedules = [kl_weight_schedule(model, beta)]
+    objective = AudioLLMObjective(
+        classification_loss=build_classification_loss(run.model_args.loss_type, counts)
+    )
+    schedules = [kl_weight_schedule(objective, beta)]
     if stage.joint:
         schedules.append(
             asr_weight_schedule(

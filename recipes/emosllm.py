@@ -32,6 +32,7 @@ from typing import ClassVar
 
 import datasets
 from serhub.datasets_scripts.common import class_counts
+from serhub.modeling.losses import build_classification_loss
 from serhub.recipes.arguments import CONFIGS, DataArguments, RunArguments, start_run
 from serhub.recipes.audio_llm_common import (
     SER_ONLY_OBJECTIVES,
@@ -107,6 +108,13 @@ class CurriculumArguments:
         },
     )
     ctc_learning_rate: float = field(default=3e-3, metadata={"help": "phase 0's learning rate"})
+    ctc_alignment_data: list[str] = field(
+        default_factory=lambda: ["asr_train"],
+        metadata={
+            "help": "phase 0's data, pooled: asr_train (the ASR corpus) and/or ser_train (the emotion "
+            "corpus's transcribed training clips)"
+        },
+    )
     asr_dataset_name_or_path: str | None = field(
         default=None, metadata={"help": "ASR data; default: the embedded Asterisk prompts"}
     )
@@ -275,16 +283,23 @@ def phase_evaluation(run: StagedRun, phase: Stage, processor):
 def phase_trainer(run: StagedRun, phases: list[Stage], index: int, model, processor) -> AudioLLMTrainer:
     phase, curriculum = phases[index], run.args
     train = run.dataset(phase.data)
+    classification_loss = None
     if phase.joint:  # the label-restricted SER loss is weighted by the training split's class counts
-        model.config.class_counts = class_counts(train, "labels", len(run.labels))
+        counts = class_counts(train, "labels", len(run.labels))
+        classification_loss = build_classification_loss(run.model_args.loss_type, counts)
         logger.info(
-            "%s batches: %.0f%% SER-only prompts (%s), %.0f%% joint answers",
+            "%s batches: %.0f%% SER-only prompts (%s), %.0f%% joint answers; label loss %s, class counts %s",
             phase.label,
             100 * curriculum.ser_only_fraction,
             curriculum.ser_only_objective,
             100 * (1 - curriculum.ser_only_fraction),
+            run.model_args.loss_type,
+            dict(zip(run.labels, counts)),
         )
-    objective = AudioLLMObjective(joint_label_weight=curriculum.joint_label_weight if phase.joint else 0.0)
+    objective = AudioLLMObjective(
+        joint_label_weight=curriculum.joint_label_weight if phase.joint else 0.0,
+        classification_loss=classification_loss,
+    )
     schedules = [
         asr_weight_schedule(
             objective, curriculum.asr_weight_start, curriculum.asr_weight_end, curriculum.asr_weight_schedule
@@ -462,6 +477,7 @@ def main(argv=None):
         DEFAULT_CONFIG,
         argv,
     )
+    check_curriculum(model_args, curriculum)
     ser, asr, labels, splits, keep = load_data(data_args, curriculum, training_args)
     # the folder is this run's: a finished or partial run with other data/labels/settings is refused
     settings = run_settings(
@@ -499,13 +515,31 @@ def main(argv=None):
     finish(run, model, processor, final_evaluation(run, model, processor), push_to_hub)
 
 
+def check_curriculum(model_args: AudioLLMArguments, curriculum: CurriculumArguments) -> None:
+    """A connector that reads the words through its CTC head needs phase 0 to train that head."""
+    from serhub.modeling.connectors import connector_class
+
+    if connector_class(model_args.connector).reads_embeddings and curriculum.ctc_alignment_steps <= 0:
+        raise ValueError(
+            f"--connector {model_args.connector} gives the LLM the words its CTC head hears, and that head "
+            "trains in phase 0: add --ctc_alignment_steps N (e.g. 200)"
+        )
+
+
+CTC_DATA = {"asr_train": "asr_train", "ser_train": "ser_{train_split}"}  # --ctc_alignment_data -> cached data
+
+
 def phase0(curriculum: CurriculumArguments) -> dict:
     """With --ctc_alignment_steps: phase 1 starts from a connector CTC-aligned on the ASR corpus."""
     if curriculum.ctc_alignment_steps <= 0:
         return {}
     from serhub.recipes.ctc_alignment import aligned_build
 
-    return {"build": aligned_build(curriculum.ctc_alignment_steps, "asr_train", curriculum.ctc_learning_rate)}
+    for name in curriculum.ctc_alignment_data:
+        if name not in CTC_DATA:
+            raise ValueError(f"--ctc_alignment_data {name}: expected some of {', '.join(CTC_DATA)}")
+    data = [CTC_DATA[name] for name in curriculum.ctc_alignment_data]
+    return {"build": aligned_build(curriculum.ctc_alignment_steps, data, curriculum.ctc_learning_rate)}
 
 
 if __name__ == "__main__":

@@ -2,14 +2,17 @@
 
 :class:`AudioLLMObjective` turns any batch the audio-LLM collator makes into a loss:
 
-- SER-only prompts scored over the labels (``class_labels``): the model's own classification loss;
+- SER-only prompts scored over the labels (``class_labels``): ``classification_loss`` over the
+  labels' scores (e.g. class-weighted, from ``modeling/losses.py``; plain cross-entropy by default);
 - answers (ASR, "| ASR: <t> | Emotion: <label>", descriptors): the LM loss with the transcript tokens
   (``asr_token_mask``) weighted by ``asr_weight``, plus ``joint_label_weight`` times the classification
   loss over the labels' scores where a joint answer writes its label (``joint_class_labels``);
-- class ids for a classifier head (1-D ``labels``): the model's loss;
+- class ids for a classifier head (1-D ``labels``): ``classification_loss`` over its logits;
 
-and adds the variational connector's KL term. It keeps each micro-batch's mean (the models say
-``accepts_loss_kwargs = False``, so the Trainer divides by the accumulation steps).
+and adds ``kl_weight`` times the variational connector's KL term. The loss settings live here, not in
+the model's config: the model's ``forward`` returns plain cross-entropy losses. It keeps each
+micro-batch's mean (the models say ``accepts_loss_kwargs = False``, so the Trainer divides by the
+accumulation steps).
 
 :class:`WeightSchedule` is a ``TrainerCallback`` that sets a weight from the training progress before
 every step (EmoSLLM's decreasing ASR weight, the descriptor system's KL beta) with :func:`anneal`.
@@ -52,37 +55,61 @@ def unwrap(model):
 
 @dataclass
 class AudioLLMObjective:
-    """The loss of one audio-LLM batch (see the module's docstring). ``asr_weight`` and
+    """The loss of one audio-LLM batch (see the module's docstring). ``asr_weight``, ``kl_weight`` and
     ``joint_label_weight`` may be changed between steps (a :class:`WeightSchedule` does)."""
 
     asr_weight: float = 1.0  # the transcript tokens' weight in answers (1: the plain LM loss)
     joint_label_weight: float = 0.0  # 0: joint answers train with the LM loss alone (EmoSLLM)
+    kl_weight: float = 0.0  # beta of the variational connector's KL term ("vae_ib"; recipes anneal it)
+    # over the labels' scores or a head's logits: (B, C) logits, (B,) class ids -> loss. None: plain CE
+    classification_loss: torch.nn.Module | None = None
 
     def __post_init__(self):
-        if self.asr_weight < 0 or self.joint_label_weight < 0:
-            raise ValueError(
-                f"asr_weight ({self.asr_weight}) and joint_label_weight ({self.joint_label_weight}) "
-                "must be >= 0"
-            )
+        weights = {"asr_weight": self.asr_weight, "joint_label_weight": self.joint_label_weight}
+        weights["kl_weight"] = self.kl_weight
+        if any(value < 0 for value in weights.values()):
+            raise ValueError(f"the objective's weights must be >= 0, got {weights}")
 
     def __call__(self, model, inputs: dict, return_outputs: bool = False):
         inputs = dict(inputs)
         joint_classes = inputs.pop("joint_class_labels", None)
         joint_positions = inputs.pop("joint_label_positions", None)
         asr_mask = inputs.pop("asr_token_mask", None)
-        labels = inputs.get("labels")
-        if "class_labels" in inputs or labels is None or labels.ndim == 1:
-            outputs = model(**inputs)  # the model's own loss (labels' scores, or a classifier head)
-            return (outputs.loss, outputs) if return_outputs else outputs.loss
-        labels = inputs.pop("labels")
-        outputs = model(**inputs)
-        loss = self.answer_loss(outputs.logits, labels, asr_mask)
-        if joint_classes is not None and self.joint_label_weight:
-            loss = loss + self.joint_label_weight * self.joint_label_loss(
-                unwrap(model), outputs.logits, joint_positions, joint_classes
-            )
-        loss = unwrap(model).add_kl_term(loss)  # no labels went in: the model added no KL term
+        labels, classes = inputs.get("labels"), inputs.get("class_labels")
+        if classes is not None:  # the labels' scores of a SER-only prompt
+            outputs = model(**inputs)
+            loss = self.classify(outputs.logits, classes)
+        elif labels is not None and labels.ndim == 1:  # a classifier head: the logits as trained
+            outputs = model(**inputs, calibrated=False)
+            loss = self.classify(outputs.logits, labels)
+        elif labels is None:
+            outputs = model(**inputs)
+            loss = outputs.loss
+        else:
+            labels = inputs.pop("labels")
+            outputs = model(**inputs)
+            loss = self.answer_loss(outputs.logits, labels, asr_mask)
+            if joint_classes is not None and self.joint_label_weight:
+                loss = loss + self.joint_label_weight * self.joint_label_loss(
+                    unwrap(model), outputs.logits, joint_positions, joint_classes
+                )
+        loss = self.add_kl_term(unwrap(model), loss)
         return (loss, outputs) if return_outputs else loss
+
+    def classify(self, logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        """``classification_loss`` (plain cross-entropy when None) of (B, C) ``logits``."""
+        classes = classes.to(logits.device).long()
+        if self.classification_loss is None:
+            return torch.nn.functional.cross_entropy(logits.float(), classes)
+        return self.classification_loss.to(logits.device)(logits.float(), classes)
+
+    def add_kl_term(self, model, loss):
+        """``loss`` + ``kl_weight`` * KL of the variational connector's last forward, in training
+        ("vae_ib"); the connector forgets the term once read. Other connectors: ``loss`` unchanged."""
+        kl = model.connector.pop_kl() if hasattr(model, "connector") else None
+        if loss is None or not model.training or kl is None or not self.kl_weight:
+            return loss
+        return loss + self.kl_weight * kl.to(loss.dtype)
 
     def answer_loss(self, logits, labels, asr_mask=None) -> torch.Tensor:
         """Mean next-token cross-entropy over the answer tokens, the transcript's weighted."""
@@ -95,16 +122,15 @@ class AudioLLMObjective:
             weights = weights * torch.where(asr_mask[:, 1:].bool(), self.asr_weight, 1.0)
         return (token_loss * weights).sum() / weights.sum().clamp_min(1e-8)
 
-    @staticmethod
-    def joint_label_loss(model, logits, positions, classes) -> torch.Tensor:
-        """The model's classification loss (class-weighted by default) over the labels' scores at the
+    def joint_label_loss(self, model, logits, positions, classes) -> torch.Tensor:
+        """``classification_loss`` (class-weighted in the recipes) over the labels' scores at the
         label of each joint answer: log p(label's first token | audio, prompt, "| ASR: <t> | Emotion:"),
         the transcript teacher-forced; what the transcript_conditioned mode reads (the same label ids)."""
         first = [ids[0] for ids in model.config.prompt["emotion_label_token_ids"]]
         rows = torch.arange(logits.shape[0], device=logits.device)
         at_label = logits[rows, positions.to(logits.device) - 1].float().log_softmax(-1)  # B, V
         scores = at_label[:, torch.tensor(first, device=logits.device)]  # B, C
-        return model.classification_loss().to(scores.device)(scores, classes.to(scores.device).long())
+        return self.classify(scores, classes)
 
 
 class WeightSchedule(TrainerCallback):
@@ -143,11 +169,11 @@ def asr_weight_schedule(objective: AudioLLMObjective, start: float, end: float, 
     return WeightSchedule("asr_weight", lambda p: anneal(p, start, end, schedule), apply)
 
 
-def kl_weight_schedule(model, beta: Callable[[float], float]):
-    """The variational connector's KL beta (the model's ``config.kl_weight``) as ``beta(progress)``."""
+def kl_weight_schedule(objective: AudioLLMObjective, beta: Callable[[float], float]):
+    """The variational connector's KL beta (``objective.kl_weight``) as ``beta(progress)``."""
 
     def apply(value: float) -> None:
-        unwrap(model).config.kl_weight = value
+        objective.kl_weight = value
 
     return WeightSchedule("kl_weight", beta, apply)
 

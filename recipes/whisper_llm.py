@@ -28,6 +28,7 @@ import datasets
 from serhub.datasets_scripts.common import class_counts
 from serhub.metrics.ser_metrics.ser_metrics import classification_metrics
 from serhub.modeling.connectors import connector_class
+from serhub.modeling.losses import build_classification_loss
 from serhub.recipes.arguments import CONFIGS, DataArguments, RunArguments, start_run
 from serhub.recipes.audio_llm_common import (
     AudioLLMArguments,
@@ -38,6 +39,7 @@ from serhub.recipes.audio_llm_common import (
 )
 from serhub.recipes.data import encode_labels, load_dataset_dict, require_splits, resolve_labels
 from serhub.recipes.logs import get_logger
+from serhub.recipes.objectives import AudioLLMObjective
 from serhub.recipes.reporting import EpochTimer, calibration_line, finish_run, scalar_metrics, write_json
 from serhub.recipes.run_folders import claim_output_dir, last_complete_checkpoint, run_settings
 from transformers import TrainingArguments
@@ -72,7 +74,6 @@ def train_and_evaluate(
     model.freeze_language_model()  # THAU: only the projector trains
     counts = class_counts(splits["train"], "labels", len(labels))
     classifier = model.as_classifier("label_logits")
-    classifier.config.loss_type, classifier.config.class_counts = model_args.loss_type, counts
     classifier.config.backbone_weights = "referenced"  # checkpoints hold the projector, not the backbones
     if with_text:  # ST1: the pipeline alone cannot give it a transcript; the model says so
         classifier.config.prompt["reads_transcript"] = True
@@ -100,6 +101,9 @@ def train_and_evaluate(
             processor, "ser", labels, class_targets=True, fixed_prompt=True, transcript_in_prompt=with_text
         ),
         processing_class=processor,
+        objective=AudioLLMObjective(
+            classification_loss=build_classification_loss(model_args.loss_type, counts)
+        ),
         compute_metrics=compute_metrics,
         callbacks=[timer := EpochTimer()],
     )

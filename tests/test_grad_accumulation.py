@@ -87,12 +87,12 @@ def audio_llm_parts(tmp_path_factory):
     return make_parts(tmp_path_factory.mktemp("parts"))
 
 
-def _audio_llm(parts, loss_type="ce"):
+def _audio_llm(parts):
     from serhub.modeling import AudioLLMForConditionalGeneration
 
     torch.manual_seed(0)
     model, processor = AudioLLMForConditionalGeneration.from_pretrained_components(
-        parts / "enc", parts / "llm", LABELS, connector="linear", loss_type=loss_type
+        parts / "enc", parts / "llm", LABELS, connector="linear"
     )
     return model, processor
 

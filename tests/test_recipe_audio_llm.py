@@ -11,6 +11,8 @@ import datasets
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
+from serhub.modeling.losses import build_classification_loss
 from serhub.recipes import emosllm, whisper_llm
 from serhub.recipes.audio_llm_common import AudioLLMTrainer, CachedAudioLLMCollator
 from serhub.recipes.objectives import AudioLLMObjective, anneal
@@ -140,7 +142,7 @@ def test_label_ce_objective_for_ser_only_batches(tiny):
     )
     model.eval()
     # class-weighted, as the recipe's loss_type and phase 3's training-split counts set it
-    model.config.loss_type, model.config.class_counts = "weighted_ce", [6, 2, 1]
+    weighted = AudioLLMObjective(classification_loss=build_classification_loss("weighted_ce", [6, 2, 1]))
     targets = torch.tensor([0, 1, 2, 0, 1, 2])
     rows = []
     for i, y in enumerate(targets.tolist()):  # cached encoder outputs with a class signal
@@ -163,20 +165,29 @@ def test_label_ce_objective_for_ser_only_batches(tiny):
         clf = model.as_classifier("label_logits")
         inputs = {k: v for k, v in batch.items() if k != "class_labels"}
         expected = clf(**inputs, labels=batch["class_labels"])
-    # the loss over the labels' scores alone, class-weighted: what the label_logits classifier trains
+        loss, outputs = weighted(model, batch, return_outputs=True)
+        head_loss = weighted(clf, {**inputs, "labels": batch["class_labels"]})
+    # the scores over the labels alone: what the label_logits classifier reads; the model's own
+    # loss is plain cross-entropy, the objective's class-weighted, for both heads
     assert out.logits.shape == (6, 3)
     torch.testing.assert_close(out.logits, expected.logits)
     torch.testing.assert_close(out.loss, expected.loss)
     unweighted = torch.nn.functional.cross_entropy(out.logits, targets)
-    assert out.loss.item() != pytest.approx(unweighted.item(), rel=1e-3)
-    # the objective hands such batches to the model
-    assert AudioLLMObjective()(model, batch).item() == pytest.approx(out.loss.item(), rel=1e-6)
+    torch.testing.assert_close(out.loss, unweighted)
+    torch.testing.assert_close(outputs.logits, out.logits)
+    torch.testing.assert_close(loss, head_loss)
+    assert loss.item() != pytest.approx(unweighted.item(), rel=1e-3)
+    expected_weighted = torch.nn.functional.cross_entropy(
+        out.logits, targets, weight=build_classification_loss("weighted_ce", [6, 2, 1]).weight
+    )
+    torch.testing.assert_close(loss, expected_weighted)
+    assert AudioLLMObjective()(model, batch).item() == pytest.approx(unweighted.item(), rel=1e-6)
     # the objective trains: a few steps on the connector and the (tiny) LLM lower it
     model.train()
     opt = torch.optim.Adam([*model.connector.parameters(), *model.language_model.parameters()], lr=1e-2)
     losses = []
     for _ in range(15):
-        loss = model(**batch).loss
+        loss = weighted(model, batch)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -197,7 +208,7 @@ def test_joint_label_loss_scores_the_answers_label(tiny):
         tiny / "enc", tiny / "llm", labels, num_queries=4, mapper_heads=2
     )
     model.eval()
-    model.config.loss_type, model.config.class_counts = "weighted_ce", [6, 2, 1]
+    weighted = build_classification_loss("weighted_ce", [6, 2, 1])
     targets = torch.tensor([0, 1, 2, 1])
     rows = [
         {
@@ -219,7 +230,7 @@ def test_joint_label_loss_scores_the_answers_label(tiny):
     assert "joint_class_labels" not in plain and torch.equal(plain["input_ids"], batch["input_ids"])
 
     def loss_at(weight):
-        return AudioLLMObjective(joint_label_weight=weight)(model, batch).item()
+        return AudioLLMObjective(joint_label_weight=weight, classification_loss=weighted)(model, batch).item()
 
     with torch.no_grad():
         lm = model(**{k: v for k, v in plain.items() if k != "asr_token_mask"}).loss.item()
@@ -387,9 +398,14 @@ def test_phase_alone_starts_from_the_previous_output(tiny, tmp_path, capsys):
     emosllm.main(emosllm_args(tiny, out, steps=("2", "2"), phases=("1", "2")) + label_ce)
     capsys.readouterr()
     emosllm.main(emosllm_args(tiny, out, steps=("2", "2", "2"), phases=("3",)) + label_ce)
-    log = capsys.readouterr().out
-    counts = json.loads((out / "config.json").read_text())["class_counts"]  # the loss's class weights
-    assert len(counts) == 6 and sum(counts) == len(datasets.load_from_disk(str(tiny / "ser"))["train"])
+    captured = capsys.readouterr()
+    log = captured.out + captured.err
+    # the label loss is weighted by the training split's class counts (the objective's, not the config's)
+    train = datasets.load_from_disk(str(tiny / "ser"))["train"]
+    names = train.features["emotion"].names
+    counts = {name: list(train["emotion"]).count(i) for i, name in enumerate(names)}
+    assert f"label loss weighted_ce, class counts {counts}" in log
+    assert "class_counts" not in json.loads((out / "config.json").read_text())
     assert "phase 3 starts from the pretrained parts" not in log and (out / "eval_results.json").is_file()
     # the parts reloaded from phase 2's checkpoint give the same cache keys: nothing was encoded twice
     names = [f.name.rsplit("-", 1)[0] for f in (out / "encoder_cache").glob("*.arrow")]
@@ -416,6 +432,32 @@ def test_phase1_starts_from_a_ctc_aligned_connector(tiny, tmp_path, capsys):
     assert "already aligned" in capsys.readouterr().out
     assert json.loads((out / "phase0_ctc" / "ctc_done.json").read_text()) == record
     assert (out / "phase1" / "stage_done.json").is_file()
+
+
+def test_emosllm_with_the_ctc_path_connector(tiny, tmp_path, capsys):
+    from serhub.recipes.logs import run_main
+
+    out = tmp_path / "ctc_path"
+    args = emosllm_args(tiny, out, steps=("1", "1", "2")) + ["--connector", "ctc_path"]
+    # its words come from the CTC head that phase 0 trains: refused without it, nothing written
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(emosllm.main, args)
+    assert exit_info.value.code == 2 and not out.exists()
+    assert "--ctc_alignment_steps" in capsys.readouterr().err
+    emosllm.main(args + ["--ctc_alignment_steps", "3", "--ctc_alignment_data", "asr_train", "ser_train"])
+    log = capsys.readouterr().out
+    assert "3 steps on asr_train + ser_{train_split}" in log
+    aligned = load_file(out / "phase0_ctc" / "connector.safetensors")
+    assert {"proj.weight", "blank", "log_scale"} <= set(aligned) and any(
+        k.startswith("voice.") for k in aligned
+    )
+    results = json.loads((out / "eval_results.json").read_text())
+    assert set(results["wer_by_phase"]) >= {"after_phase1", "after_phase2", "after_phase3"}
+    # the saved model answers through the pipeline, as every serhub classifier does
+    classifier = pipeline("audio-classification", model=str(out), trust_remote_code=True)
+    clip = datasets.load_from_disk(str(tiny / "ser"))["test"][0]["audio"]["array"]
+    top = classifier(np.asarray(clip, dtype=np.float32), top_k=2)
+    assert len(top) == 2 and {t["label"] for t in top} <= set(results["labels"])
 
 
 def test_emosllm_phase1_under_two_process_ddp(tiny, tmp_path):

@@ -43,8 +43,11 @@ BAD_LLM_CONFIGS = [
     (dict(labels="sad"), "must be a list of label names.*found str 'sad'"),
     (dict(labels=["sad", "happy", "sad"]), "labels repeats 'sad' at positions 1, 3"),
     (dict(labels=["", "happy"]), "entry 1 is str ''; each label must be a non-empty name"),
-    (dict(loss_type="hinge"), r"loss_type must be one of \('ce'.*found 'hinge'"),
     (dict(lora_r=-1), "lora_r is the LoRA rank, a whole number >= 0.*found -1"),
+]
+# the text LLM's config carries its classification loss; the audio-LLM's objective does (recipes/objectives.py)
+BAD_TEXT_LLM_LOSSES = [
+    (dict(loss_type="hinge"), r"loss_type must be one of \('ce'.*found 'hinge'"),
     (dict(labels=["a", "b"], class_counts=[1, 2, 3]), "class_counts has 3 entries but there are 2 labels"),
 ]
 
@@ -56,6 +59,27 @@ def test_bad_llm_config_values_are_refused(config_class, kwargs, message):
         config_class(**kwargs)
 
 
+@pytest.mark.parametrize(("kwargs", "message"), BAD_TEXT_LLM_LOSSES)
+def test_bad_text_llm_losses_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TextLLMConfig(**kwargs)
+
+
+def test_audio_llm_configs_saved_with_loss_settings_still_load(tmp_path):
+    # configs written before the loss settings moved to the training objective carry them: dropped
+    AudioLLMConfig(labels=LABELS).save_pretrained(tmp_path)
+    path = tmp_path / "config.json"
+    saved = json.loads(path.read_text())
+    path.write_text(
+        json.dumps({**saved, "loss_type": "weighted_ce", "class_counts": [4, 3, 2, 1], "kl_weight": 0.1})
+    )
+    config = AudioLLMConfig.from_pretrained(tmp_path)
+    assert (
+        config.labels == LABELS and not hasattr(config, "class_counts") and not hasattr(config, "kl_weight")
+    )
+    assert "loss_type" not in config.to_dict()
+
+
 @pytest.mark.parametrize("chunk", [0, -1.5])
 def test_audio_llm_chunk_length_must_be_positive(chunk):
     with pytest.raises(ValueError, match=f"chunk_length_s must be > 0.*found {chunk}"):
@@ -63,7 +87,7 @@ def test_audio_llm_chunk_length_must_be_positive(chunk):
 
 
 def test_good_llm_configs_still_load():
-    config = AudioLLMConfig(labels=LABELS, lora_r=0, loss_type="weighted_ce", class_counts=[4, 3, 2, 1])
+    config = AudioLLMConfig(labels=LABELS, lora_r=0)
     assert config.id2label == dict(enumerate(LABELS)) and config.label2id == {
         n: i for i, n in enumerate(LABELS)
     }
