@@ -17,10 +17,11 @@ measurably:
 - **classes are imbalanced as in natural corpora**: neutral most frequent, fear rarest (~6:1).
 
 The build is deterministic for a given ``seed`` (espeak-ng is deterministic, and all randomness
-comes from one seeded generator), and takes well under a minute on 2 cores.
+comes from one seeded generator).
 
 Version 2, harder to learn by heart (unseen voices and sentences in validation / test, random
-level and silences), is built by :mod:`synthetic_emotions_v2`, which shares this emotion model.
+level and silences), is built by :mod:`synthetic_emotions_v2`, which shares this emotion model
+(:mod:`synthetic_emotions_model`: classes, priors, prosody per class, :func:`plan_clip`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -42,38 +42,18 @@ from .common import (
     save_dataset_dict,
     ser_features,
 )
-from .descriptors import describe_prosody_percent
+from .synthetic_emotions_model import (
+    AVD,
+    CLASS_PRIORS,
+    EMOTIONS,
+    PROSODY,
+    PROSODY_JITTER,
+    ClipSpec,
+    plan_clip,
+)
 
 # 2: the ``descriptors`` column (the embedded corpus's cache folder is named by it)
 CORPUS_VERSION = 2
-
-EMOTIONS = ("neutral", "happy", "sad", "angry", "fear", "surprise")
-# Share of each class; neutral/fear = 6.3, close to MSP-Podcast's skew among these classes.
-CLASS_PRIORS = (0.38, 0.18, 0.14, 0.13, 0.06, 0.11)
-
-# Prosody of each emotion relative to the speaker's neutral voice, in percent, following the
-# direction of the acoustic correlates in Scherer (2003) / Banse & Scherer (1996):
-# (pitch, pitch range, rate, volume).
-PROSODY = {
-    "neutral": (0, 0, 0, 0),
-    "happy": (18, 45, 8, 15),
-    "sad": (-14, -45, -22, -30),
-    "angry": (6, 30, 14, 55),
-    "fear": (32, 60, 24, -15),
-    "surprise": (38, 90, -6, 20),
-}
-PROSODY_JITTER = (6.0, 14.0, 6.0, 10.0)  # per-clip standard deviation of each, in percent
-
-# Arousal / valence / dominance (1..7, MSP-Podcast's scale) of each class (Russell's circumplex);
-# a clip's arousal also follows its rate/volume/range so the dimensional targets vary within class.
-AVD = {
-    "neutral": (4.0, 4.0, 4.0),
-    "happy": (5.2, 6.0, 4.8),
-    "sad": (2.6, 2.3, 2.8),
-    "angry": (6.0, 2.2, 5.8),
-    "fear": (5.6, 2.0, 2.2),
-    "surprise": (5.8, 4.8, 4.0),
-}
 
 # (espeak voice, variant, gender). Variants change the voice's pitch and timbre; voices the accent.
 SPEAKERS = (
@@ -162,39 +142,6 @@ EMOTIONAL_SENTENCES = {
 }
 
 
-@dataclass(frozen=True)
-class ClipSpec:
-    utterance_id: str
-    speaker: int
-    emotion: str
-    text: str
-    lexical: bool  # the words themselves express the emotion
-    pitch: float
-    pitch_range: float
-    rate: float
-    volume: float
-    arousal: float
-    valence: float
-    dominance: float
-    speaker_pitch: float = 0.0  # the speaker's own baseline (in pitch / rate), percent
-    speaker_rate: float = 0.0
-
-    @property
-    def descriptors(self) -> str:
-        """ "high pitch, expressive intonation, fast, loud": the clip's exact prosody relative to its
-        speaker, in the words and thresholds of ``datasets_scripts.descriptors``."""
-
-        def relative(value: float, baseline: float) -> float:
-            return 100.0 * ((1.0 + value / 100.0) / (1.0 + baseline / 100.0) - 1.0)
-
-        return describe_prosody_percent(
-            relative(self.pitch, self.speaker_pitch),
-            self.pitch_range,
-            relative(self.rate, self.speaker_rate),
-            self.volume,
-        )
-
-
 def _ssml(spec: ClipSpec) -> str:
     return (
         f'<speak><prosody pitch="{spec.pitch:+.0f}%" range="{spec.pitch_range:+.0f}%" '
@@ -250,50 +197,6 @@ def plan_clips(
                 )
             )
     return clips
-
-
-def plan_clip(
-    rng: np.random.Generator,
-    utterance_id: str,
-    speaker: int,
-    emotion: str,
-    emotional_text_fraction: float,
-    neutral_sentences,
-    emotional_sentences,
-    speaker_pitch: float,
-    speaker_rate: float,
-) -> ClipSpec:
-    """One clip of the emotion model: sentence, intensity, prosody and A/V/D (every corpus version;
-    the order of the ``rng`` draws is part of the corpus, keep it)."""
-    lexical = emotion != "neutral" and rng.random() < emotional_text_fraction
-    bank = emotional_sentences[emotion] if lexical else neutral_sentences
-    text = bank[rng.integers(len(bank))]
-    intensity = rng.uniform(0.5, 1.0) if emotion != "neutral" else 0.0
-    base = np.asarray(PROSODY[emotion], dtype=float) * intensity
-    jitter = rng.normal(0.0, PROSODY_JITTER)
-    pitch, prange, rate, volume = base + jitter
-    pitch += speaker_pitch
-    rate += speaker_rate
-    a, v, d = AVD[emotion]
-    a = a + 0.02 * (rate - speaker_rate) + 0.01 * volume + 0.005 * prange
-    v = v + (v - 4.0) * (intensity - 0.75) + rng.normal(0.0, 0.3)
-    d = d + 0.01 * volume + rng.normal(0.0, 0.3)
-    return ClipSpec(
-        utterance_id=utterance_id,
-        speaker=speaker,
-        emotion=emotion,
-        text=text,
-        lexical=lexical,
-        pitch=float(pitch),
-        pitch_range=float(max(prange, -90.0)),
-        rate=float(max(rate, -60.0)),
-        volume=float(max(volume, -70.0)),
-        arousal=float(np.clip(a, 1.0, 7.0)),
-        valence=float(np.clip(v, 1.0, 7.0)),
-        dominance=float(np.clip(d, 1.0, 7.0)),
-        speaker_pitch=float(speaker_pitch),
-        speaker_rate=float(speaker_rate),
-    )
 
 
 def _espeak_binary() -> str:
@@ -435,3 +338,24 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
+
+
+__all__ = [
+    "AVD",
+    "CLASS_PRIORS",
+    "CORPUS_VERSION",
+    "EMOTIONAL_SENTENCES",
+    "EMOTIONS",
+    "NEUTRAL_SENTENCES",
+    "PROSODY",
+    "PROSODY_JITTER",
+    "SPEAKERS",
+    "ClipSpec",
+    "build",
+    "dataset_card",
+    "default_split_speakers",
+    "main",
+    "plan_clip",
+    "plan_clips",
+    "synthesize",
+]

@@ -18,7 +18,9 @@ Labels: ``--label_map`` renames the dataset's labels (``a=b`` pairs, or a file o
 object); ``--candidate_labels`` restricts the model to some of its labels (probabilities
 renormalised over them). A dataset label the model cannot produce is refused, with the list it can.
 The model loads through :func:`serhub.loading.load_classifier`: serhub's and transformers' code
-only, never code shipped with the model.
+only, never code shipped with the model. The labels, the split and the probabilities are in
+:mod:`serhub.evaluate_data`, the figures in :mod:`serhub.evaluate_scores`, the report files in
+:mod:`serhub.evaluate_report`.
 """
 
 from __future__ import annotations
@@ -26,211 +28,29 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
-import json
 import warnings
 from pathlib import Path
 
-import numpy as np
-
-from serhub.calibration import abstention, check_threshold, reliability
+from serhub.calibration import abstention, check_threshold
 from serhub.datasets_scripts.common import read_manifest, split_hashes
-from serhub.evaluate_report import HEADLINE
-from serhub.loading import load_classifier
-from serhub.metrics.ser_metrics.ser_metrics import (
-    _scores_from_confusion,
-    classification_metrics,
-    confusion_matrix,
+from serhub.evaluate_data import (
+    EMBEDDED,
+    dataset_location,
+    labelled_rows,
+    load_split,
+    model_labels,
+    open_split,
+    parse_label_map,
+    predict_probabilities,
+    scored_labels,
+    split_list,
 )
+from serhub.evaluate_report import HEADLINE
+from serhub.evaluate_scores import bootstrap_intervals, group_scores, score
+from serhub.loading import load_classifier
 from serhub.modeling.file_utils import atomic_output_dir, check_output_dir
 
 UNCERTAIN = "uncertain"  # the answer below --abstain_below
-EMBEDDED = ("synthetic_emotions",)  # the labelled corpus serhub builds offline (recipes train on it)
-
-
-# ----------------------------------------------------------------------------- labels
-
-
-def parse_label_map(text: str | None) -> dict[str, str]:
-    """``"exc=happy,frustrated=angry"``, or a file: a JSON object, or one ``a=b`` per line (# comments)."""
-    if not text:
-        return {}
-    path = Path(text).expanduser()
-    if path.is_file():
-        content = path.read_text(encoding="utf-8")
-        if path.suffix.lower() == ".json":
-            mapping = json.loads(content)
-            if not isinstance(mapping, dict):
-                raise ValueError(f"--label_map {path}: expected a JSON object {{dataset label: model label}}")
-            return {str(k).strip(): str(v).strip() for k, v in mapping.items()}
-        pairs = [line.split("#", 1)[0].strip() for line in content.splitlines()]
-    else:
-        pairs = [p.strip() for p in text.split(",")]
-    mapping = {}
-    for pair in filter(None, pairs):
-        source, sep, target = pair.partition("=")
-        if not sep or not source.strip() or not target.strip():
-            raise ValueError(
-                f"--label_map: {pair!r} is not 'dataset_label=model_label'; write e.g. "
-                "--label_map exc=happy,frustrated=angry (or a file with one pair per line)"
-            )
-        mapping[source.strip()] = target.strip()
-    return mapping
-
-
-def split_list(text: str | None) -> list[str] | None:
-    return [x.strip() for x in text.split(",") if x.strip()] if text else None
-
-
-def model_labels(classifier) -> list[str]:
-    config = classifier.model.config
-    return [config.id2label[i] for i in range(len(config.id2label))]
-
-
-def scored_labels(model: list[str], candidates: list[str] | None, references: set[str]) -> list[str]:
-    """The labels scored: ``candidates`` (checked against the model's) or all the model's; every
-    reference must be one of them. ``ValueError`` listing what the model can produce."""
-    if candidates:
-        unknown = [c for c in candidates if c not in model]
-        if unknown:
-            raise ValueError(
-                f"--candidate_labels {unknown} are not labels of the model; it can produce {model}. "
-                "Choose candidates among those."
-            )
-    labels = list(dict.fromkeys(candidates)) if candidates else list(model)
-    missing = sorted(references - set(labels))
-    if missing:
-        what = "the candidate labels" if candidates else "the model"
-        raise ValueError(
-            f"the dataset has labels that {what} cannot produce: {missing}; it can produce {labels}. "
-            f"Map them with --label_map (e.g. --label_map {missing[0]}={labels[0]}), "
-            + ("add them to --candidate_labels, " if candidates else "")
-            + "or evaluate on a dataset without them."
-        )
-    return labels
-
-
-# ----------------------------------------------------------------------------- data and inference
-
-
-def dataset_location(dataset: str) -> str:
-    """``dataset`` as loaded: serhub's embedded corpora (built once offline) by their folder."""
-    from serhub.recipes.data import embedded_dataset_path
-
-    if dataset in EMBEDDED and not Path(dataset).is_dir():
-        return str(embedded_dataset_path(dataset))
-    return dataset
-
-
-def open_split(dataset: str, split: str):
-    """Every row of ``split`` of ``dataset`` (a folder, an embedded corpus' name or a Hub id)."""
-    from serhub.recipes.data import load_dataset_dict, require_splits
-
-    dataset_dict = load_dataset_dict(dataset_location(dataset))
-    require_splits(dataset_dict, [split])
-    return dataset_dict[split]
-
-
-def load_split(dataset: str, split: str, label_column: str, max_samples: int | None):
-    """The split and its reference label names (rows without a label left out)."""
-    return labelled_rows(open_split(dataset, split), dataset, split, label_column, max_samples)
-
-
-def labelled_rows(ds, dataset: str, split: str, label_column: str, max_samples: int | None):
-    """``(rows, reference label names, unlabelled count)``: the first ``max_samples`` labelled rows."""
-    if label_column not in ds.column_names:
-        raise ValueError(
-            f"split {split!r} has no {label_column!r} column; its columns are {ds.column_names}. "
-            "Name the label column with --label_column."
-        )
-    names = getattr(ds.features[label_column], "names", None)
-    values = ds[label_column]
-    keep = [i for i, v in enumerate(values) if v is not None and v != -1 and v != ""]
-    unlabelled = len(values) - len(keep)
-    if max_samples is not None:
-        keep = keep[:max_samples]
-    if not keep:
-        raise ValueError(f"split {split!r} of {dataset} has no labelled row to evaluate")
-    references = [names[values[i]] if names else str(values[i]) for i in keep]
-    return ds.select(keep), references, unlabelled
-
-
-def predict_probabilities(classifier, ds, labels: list[str], batch_size: int, progress: bool = True):
-    """(N, len(labels)) probabilities, renormalised over ``labels`` (the model's softmax restricted
-    to them, which is the softmax of their logits alone)."""
-    import datasets
-    from tqdm.auto import tqdm
-
-    rate = getattr(classifier.feature_extractor, "sampling_rate", 16000)
-    ds = ds.cast_column("audio", datasets.Audio(sampling_rate=rate))
-    rows = []
-    for start in tqdm(range(0, len(ds), batch_size), desc="evaluating", unit="batch", disable=not progress):
-        clips = [a["array"] for a in ds[start : start + batch_size]["audio"]]
-        for scores in classifier(clips, top_k=None, batch_size=batch_size):
-            by_label = {s["label"]: float(s["score"]) for s in scores}
-            rows.append([by_label[label] for label in labels])
-    probs = np.asarray(rows, dtype=np.float64)
-    return probs / np.clip(probs.sum(1, keepdims=True), 1e-12, None)
-
-
-# ----------------------------------------------------------------------------- scores
-
-
-def bootstrap_intervals(ref: np.ndarray, pred: np.ndarray, n_labels: int, resamples: int, seed: int = 0):
-    """95 % percentile intervals of macro-F1, UA and WA over the same resamples of the clips, drawn
-    as ser_metrics draws its macro-F1 interval (so that one matches the metric's for a seed)."""
-    if not resamples:
-        return {}
-    rng = np.random.default_rng(seed)
-    stats = {key: np.empty(resamples) for key in HEADLINE}
-    for b in range(resamples):
-        idx = rng.integers(0, len(ref), len(ref))
-        scores = _scores_from_confusion(confusion_matrix(ref[idx], pred[idx], n_labels))
-        for key in HEADLINE:
-            stats[key][b] = scores[key]
-    out = {}
-    for key, values in stats.items():
-        out[f"{key}_ci_low"], out[f"{key}_ci_high"] = (float(v) for v in np.percentile(values, [2.5, 97.5]))
-    return out
-
-
-def group_scores(predictions, references, groups, labels) -> dict[str, dict]:
-    """Macro-F1, UA, WA and the clip count of each group (speaker, gender)."""
-    rows: dict[str, list[int]] = {}
-    for i, g in enumerate(groups):
-        rows.setdefault("unknown" if g in (None, "") else str(g), []).append(i)
-    out = {}
-    with warnings.catch_warnings():  # a group rarely has every class; the note is in the report
-        warnings.simplefilter("ignore", UserWarning)
-        for group, idx in sorted(rows.items()):
-            m = classification_metrics([predictions[i] for i in idx], [references[i] for i in idx], labels)
-            out[group] = {key: m[key] for key in (*HEADLINE, "macro_f1_present")} | {"count": len(idx)}
-    return out
-
-
-def score(
-    predictions: list[str], references: list[str], probs, labels, extra: dict, bootstrap: int, seed: int
-):
-    """Every figure of the report from the predictions (``extra``: group columns, e.g. speaker_id)."""
-    metrics = classification_metrics(predictions, references, labels=labels)
-    index = {label: i for i, label in enumerate(labels)}
-    ref = np.array([index[r] for r in references])
-    pred = np.array([index[p] for p in predictions])
-    metrics |= bootstrap_intervals(ref, pred, len(labels), bootstrap, seed)
-    cm = np.asarray(metrics["confusion_matrix"])
-    support, predicted = cm.sum(1), cm.sum(0)
-    metrics["per_class"] = {
-        label: {
-            "precision": float(cm[i, i] / predicted[i]) if predicted[i] else 0.0,
-            "recall": float(cm[i, i] / support[i]) if support[i] else 0.0,
-            "f1": metrics["per_class_f1"][label],
-            "support": int(support[i]),
-        }
-        for i, label in enumerate(labels)
-    }
-    metrics["calibration"] = reliability(probs, ref == pred)
-    for column, values in extra.items():
-        metrics[f"per_{column.removesuffix('_id')}"] = group_scores(predictions, references, values, labels)
-    return metrics
 
 
 # ----------------------------------------------------------------------------- the run
@@ -265,16 +85,9 @@ def evaluate_model(
     references = [label_map.get(r, r) for r in raw_references]
     outside = 0
     if label_set is not None:
-        keep = [i for i, r in enumerate(references) if r in label_set]
-        if not keep:
-            raise ValueError(
-                f"no clip of split {split!r} of {dataset} has a label in the shared label set {label_set}; "
-                f"its labels are {sorted(set(references))}. Map them with a label map (e.g. "
-                f"{sorted(set(references))[0]}={label_set[0]}) or leave this corpus out."
-            )
-        outside = len(references) - len(keep)
-        ds, references = ds.select(keep), [references[i] for i in keep]
-        raw_references = [raw_references[i] for i in keep]
+        ds, references, raw_references, outside = _in_label_set(
+            ds, references, raw_references, label_set, dataset, split
+        )
         candidate_labels = candidate_labels or list(label_set)
     classifier = classifier if classifier is not None else load_classifier(model)
     labels = scored_labels(model_labels(classifier), candidate_labels, set(references))
@@ -282,22 +95,13 @@ def evaluate_model(
     predictions = [labels[i] for i in probs.argmax(1)]
     groups = {c: ds[c] for c in ("speaker_id", "gender") if c in ds.column_names}
     results = score(predictions, references, probs, labels, groups, bootstrap, seed)
-    unused = sorted(set(label_map) - set(raw_references))
-    speaker_norm = getattr(classifier.model.config, "speaker_normalization", None)
-    if speaker_norm:  # the recipe standardised the test speakers' frames; the model alone does not
-        warnings.warn(
-            f"{model} was trained on speaker-normalised encoder frames ({speaker_norm}); the model does not "
-            "normalise by itself, so these figures are of raw frames and differ from the recipe's test figures",
-            UserWarning,
-            stacklevel=2,
-        )
     results |= {
         "model": str(model),
-        "speaker_normalization": speaker_norm,
+        "speaker_normalization": _speaker_normalization(model, classifier),
         "dataset": str(dataset),
         "split": split,
         "label_map": label_map,
-        "label_map_unused": unused,
+        "label_map_unused": sorted(set(label_map) - set(raw_references)),
         "candidate_labels": candidate_labels,
         "unlabelled_rows_left_out": unlabelled,
         "outside_label_set_left_out": outside,
@@ -311,6 +115,33 @@ def evaluate_model(
         for record in records:
             record["answer"] = record["prediction"] if record["confidence"] >= abstain_below else UNCERTAIN
     return results, records
+
+
+def _in_label_set(ds, references, raw_references, label_set, dataset: str, split: str):
+    """The rows whose (mapped) label is in ``label_set``: ``(ds, references, raw references, the number
+    left out)``; ``ValueError`` when none is."""
+    keep = [i for i, r in enumerate(references) if r in label_set]
+    if not keep:
+        raise ValueError(
+            f"no clip of split {split!r} of {dataset} has a label in the shared label set {label_set}; "
+            f"its labels are {sorted(set(references))}. Map them with a label map (e.g. "
+            f"{sorted(set(references))[0]}={label_set[0]}) or leave this corpus out."
+        )
+    outside = len(references) - len(keep)
+    return ds.select(keep), [references[i] for i in keep], [raw_references[i] for i in keep], outside
+
+
+def _speaker_normalization(model: str, classifier) -> str | None:
+    """The model config's ``speaker_normalization`` note, warned about: the figures are of raw frames."""
+    speaker_norm = getattr(classifier.model.config, "speaker_normalization", None)
+    if speaker_norm:  # the recipe standardised the test speakers' frames; the model alone does not
+        warnings.warn(
+            f"{model} was trained on speaker-normalised encoder frames ({speaker_norm}); the model does not "
+            "normalise by itself, so these figures are of raw frames and differ from the recipe's test figures",
+            UserWarning,
+            stacklevel=3,  # evaluate_model's caller
+        )
+    return speaker_norm
 
 
 def config_sha256(model: str, classifier) -> str:
@@ -355,7 +186,7 @@ def _records(ds, groups: dict, references, predictions, probs, labels) -> list[d
 
 
 def main_figures(results: dict) -> str:
-    """Macro-F1 0.512 (0.410–0.580), UA ..., WA ...: the 95 % intervals where bootstrapped."""
+    """Macro-F1, UA and WA to three decimals, each with its 95 % interval where bootstrapped."""
     parts = []
     for key, name in HEADLINE.items():
         text = f"{name} {results[key]:.3f}"
@@ -460,4 +291,19 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["evaluate_model", "parse_label_map", "scored_labels"]
+__all__ = [
+    "EMBEDDED",
+    "UNCERTAIN",
+    "bootstrap_intervals",
+    "dataset_location",
+    "evaluate_model",
+    "group_scores",
+    "load_split",
+    "model_labels",
+    "parse_label_map",
+    "predict_probabilities",
+    "score",
+    "scored_labels",
+    "split_list",
+    "write_outputs",
+]
