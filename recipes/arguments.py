@@ -67,9 +67,9 @@ class DataArguments:
     augment: bool = field(
         default=False,
         metadata={
-            "help": "ssl_classifier (other recipes do not read it yet): augment the training audio (noise, "
-            "room, telephone band, codec, gain): a fresh copy on every read, or with a cached frozen encoder "
-            "--augment_copies fixed copies beside the clean one"
+            "help": "augment the training audio (noise, room, telephone band, codec, gain): a fresh copy on "
+            "every read, or with a cached frozen encoder --augment_copies fixed copies beside the clean one "
+            "(ssl_classifier, whisper_llm, emosllm, descriptors; the other recipes refuse it)"
         },
     )
     augment_copies: int = field(

@@ -224,6 +224,45 @@ def cache_encoder_outputs(
     return encoded.with_format("numpy")  # python lists of arrays would dominate the epoch time
 
 
+def augmented_copy(dataset, augmenter, copy: int, batch_size: int):
+    """One fixed augmented copy of ``dataset`` (``copy`` keys its draws), fingerprinted by the dataset
+    and the augmenter, so that its encoder cache is found again on a re-run."""
+    return dataset.map(
+        augmenter.map_function(epoch=copy),
+        batched=True,
+        batch_size=batch_size,
+        with_indices=True,
+        new_fingerprint=fingerprint(dataset._fingerprint, augmenter.fingerprint(copy, batch_size)),
+        desc=f"augmenting (copy {copy + 1})",
+    )
+
+
+def augmented_copies(dataset, data_args: DataArguments, seed: int, batch_size: int) -> list:
+    """``--augment_copies`` fixed augmented copies of a training split (``serhub.augment``), for
+    recipes whose frozen encoder's outputs are cached: each copy is encoded once, beside the clean
+    split. None without ``--augment``."""
+    if not data_args.augment:
+        return []
+    from serhub.augment import Augmenter
+
+    if data_args.augment_copies < 1:
+        raise ValueError(f"--augment_copies must be >= 1 with --augment, got {data_args.augment_copies}")
+    augmenter = Augmenter(data_args.augment_config(), seed=seed)
+    return [augmented_copy(dataset, augmenter, k, batch_size) for k in range(data_args.augment_copies)]
+
+
+def refuse_augment(data_args: DataArguments, recipe: str, why: str) -> None:
+    """``--augment`` given to a recipe that cannot apply it: said, not silently ignored."""
+    if data_args.augment:
+        raise ValueError(
+            f"--augment: {recipe} {why}; the recipes that augment their training audio are "
+            f"{', '.join(AUGMENTING_RECIPES)}"
+        )
+
+
+AUGMENTING_RECIPES = ("ssl_classifier", "whisper_llm", "emosllm", "descriptors")
+
+
 def pad_cached_states(rows, key: str = "encoder_hidden_states"):
     """The cached encoder outputs of a batch, (T', ...) float16 per clip, as one zero-padded float
     tensor (B, T, ...) and its frame mask (B, T): what both families' cached collators start from."""
@@ -239,6 +278,9 @@ def pad_cached_states(rows, key: str = "encoder_hidden_states"):
 
 
 __all__ = [
+    "AUGMENTING_RECIPES",
+    "augmented_copies",
+    "augmented_copy",
     "cache_encoder_outputs",
     "embedded_dataset_path",
     "encode_labels",
@@ -246,6 +288,7 @@ __all__ = [
     "limit_test_split",
     "load_dataset_dict",
     "pad_cached_states",
+    "refuse_augment",
     "require_splits",
     "resolve_labels",
 ]

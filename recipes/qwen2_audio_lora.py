@@ -33,7 +33,13 @@ from serhub.modeling.modeling_qwen2_audio_ser import (
     parse_label,
 )
 from serhub.recipes.arguments import CONFIGS, DataArguments, RunArguments, start_run
-from serhub.recipes.data import embedded_dataset_path, encode_labels, load_dataset_dict, resolve_labels
+from serhub.recipes.data import (
+    embedded_dataset_path,
+    encode_labels,
+    load_dataset_dict,
+    refuse_augment,
+    resolve_labels,
+)
 from serhub.recipes.logs import get_logger, run_main
 from serhub.recipes.reporting import EpochTimer, finish_run
 from serhub.recipes.run_folders import claim_output_dir, last_complete_checkpoint, run_settings
@@ -189,6 +195,7 @@ ARGUMENTS = (Qwen2AudioArguments, DataArguments, RunArguments, SFTConfig)
 
 def main(argv=None):
     args, data_args, run_args, training_args, push_to_hub = start_run(ARGUMENTS, DEFAULT_CONFIG, argv)
+    refuse_augment(data_args, "qwen2_audio_lora", "feeds the audio to TRL's SFTTrainer unaugmented")
     with training_args.main_process_first(desc="datasets"):
         data = load_dataset_dict(data_args.dataset_name_or_path or str(embedded_dataset_path()), data_args)
     labels = resolve_labels(data, data_args)

@@ -12,9 +12,8 @@ import datasets
 import numpy as np
 import torch
 from serhub.modeling import SpeechEmotionFeatureExtractor
-from serhub.recipes.data import cache_encoder_outputs, encode_labels, pad_cached_states
+from serhub.recipes.data import augmented_copy, cache_encoder_outputs, encode_labels, pad_cached_states
 from serhub.recipes.logs import get_logger
-from serhub.recipes.run_folders import fingerprint
 
 from serhub.augment import Augmenter
 
@@ -130,19 +129,6 @@ def load_splits(data_args, training_args, raw, labels) -> dict:
             ds.cast_column("audio", datasets.Audio(sampling_rate=16000)), data_args.label_column, labels
         )
     return data
-
-
-def augmented_copy(dataset, augmenter: Augmenter, copy: int, batch_size: int):
-    """One fixed augmented copy of ``dataset`` (``copy`` keys its draws), fingerprinted by the dataset
-    and the augmenter, so that its encoder cache is found again on a re-run."""
-    return dataset.map(
-        augmenter.map_function(epoch=copy),
-        batched=True,
-        batch_size=batch_size,
-        with_indices=True,
-        new_fingerprint=fingerprint(dataset._fingerprint, augmenter.fingerprint(copy, batch_size)),
-        desc=f"augmenting (copy {copy + 1})",
-    )
 
 
 def encoded_inputs(model, feature_extractor, model_args, data_args, training_args, data):

@@ -36,7 +36,13 @@ from serhub.metrics.ser_metrics.ser_metrics import classification_metrics
 from serhub.modeling import TextLLMConfig, TextLLMForSequenceClassification
 from serhub.modeling.offline_assets import resolve_pretrained
 from serhub.recipes.arguments import CONFIGS, DataArguments, RunArguments, config_kwargs, start_run
-from serhub.recipes.data import encode_labels, load_dataset_dict, require_splits, resolve_labels
+from serhub.recipes.data import (
+    encode_labels,
+    load_dataset_dict,
+    refuse_augment,
+    require_splits,
+    resolve_labels,
+)
 from serhub.recipes.logs import get_logger
 from serhub.recipes.optim import LoraLearningRateMixin
 from serhub.recipes.reporting import EpochTimer, calibration_line, finish_run, scalar_metrics
@@ -211,6 +217,7 @@ ARGUMENTS = (TextLLMArguments, DataArguments, RunArguments, SFTConfig)
 
 def main(argv=None):
     model_args, data_args, run_args, training_args, push_to_hub = start_run(ARGUMENTS, DEFAULT_CONFIG, argv)
+    refuse_augment(data_args, "text_llm", "trains on transcripts, not audio")
     if model_args.method not in METHODS:
         raise ValueError(f"--method must be one of {METHODS}, got {model_args.method!r}")
     out = training_args.output_dir

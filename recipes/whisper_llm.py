@@ -37,7 +37,13 @@ from serhub.recipes.audio_llm_common import (
     build_model,
     cache_split,
 )
-from serhub.recipes.data import encode_labels, load_dataset_dict, require_splits, resolve_labels
+from serhub.recipes.data import (
+    augmented_copies,
+    encode_labels,
+    load_dataset_dict,
+    require_splits,
+    resolve_labels,
+)
 from serhub.recipes.logs import get_logger
 from serhub.recipes.objectives import AudioLLMObjective
 from serhub.recipes.reporting import EpochTimer, calibration_line, finish_run, scalar_metrics, write_json
@@ -149,15 +155,26 @@ def encode_splits(model_args, data_args, training_args, raw, labels, text_column
                 if text_column != "transcript":
                     audio = audio.remove_columns([c for c in ["transcript"] if c in audio.column_names])
                     audio = audio.rename_column(text_column, "transcript")
-            cached[s] = cache_split(
-                encoder_model,
-                processor,
-                encode_labels(audio, data_args.label_column, labels),
+            audio = encode_labels(audio, data_args.label_column, labels)
+            keep = ("labels", "transcript") if text_column else ("labels",)
+            cache, batch_size = (
                 f"{training_args.output_dir}/encoder_cache",
-                s,
                 training_args.per_device_eval_batch_size,
-                ("labels", "transcript") if text_column else ("labels",),
             )
+            cached[s] = cache_split(encoder_model, processor, audio, cache, s, batch_size, keep)
+            if s == data_args.train_split:  # --augment: fixed augmented copies, each encoded once
+                copies = augmented_copies(audio, data_args, training_args.seed, batch_size)
+                encoded = [
+                    cache_split(encoder_model, processor, c, cache, f"{s}-augment{k}", batch_size, keep)
+                    for k, c in enumerate(copies)
+                ]
+                if encoded:
+                    cached[s] = datasets.concatenate_datasets([cached[s], *encoded])
+                    logger.info(
+                        "training on the clean clips and %d augmented copies: %d clips",
+                        len(encoded),
+                        len(cached[s]),
+                    )
     return cached, time.time() - start
 
 

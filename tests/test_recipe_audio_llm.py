@@ -486,6 +486,47 @@ def test_emosllm_phase1_under_two_process_ddp(tiny, tmp_path):
     assert json.loads((out / "phase1" / "stage_done.json").read_text())["world_size"] == 2
 
 
+def test_audio_llm_recipes_train_on_augmented_copies(tiny, tmp_path, capsys):
+    """--augment: the emotion corpus's training split is encoded once clean and once per augmented
+    copy, and the recipes train on both (emosllm through its staged runner, whisper_llm directly)."""
+    out = tmp_path / "emo-augment"
+    augment = ["--augment", "true", "--augment_copies", "1"]
+    emosllm.main(emosllm_args(tiny, out, steps=("1",), phases=("1",)) + augment)
+    log = capsys.readouterr().out
+    train = len(datasets.load_from_disk(str(tiny / "ser"))["train"])
+    assert f"ser_train: the clean clips and 1 augmented copies ({2 * train} clips)" in log
+    assert list((out / "encoder_cache").glob("ser_train-augment0-*.arrow"))
+    out = tmp_path / "wl-augment"
+    whisper_llm.main(
+        model_args(tiny) + ["--output_dir", str(out), "--max_steps", "1", "--connector", "linear", *augment]
+    )
+    assert f"1 augmented copies: {2 * train} clips" in capsys.readouterr().out
+    assert list((out / "encoder_cache").glob("train-augment0-*.arrow"))
+
+
+@pytest.mark.parametrize(
+    ("recipe", "message"),
+    [
+        ("text_llm", "trains on transcripts"),
+        ("zero_shot", "does not train"),
+        ("ensemble", "does not train"),
+        ("qwen2_audio_lora", "feeds the audio to TRL"),
+    ],
+)
+def test_recipes_that_cannot_augment_say_so(recipe, message, tmp_path, capsys):
+    import importlib
+
+    from serhub.recipes.logs import run_main
+
+    module = importlib.import_module(f"serhub.recipes.{recipe}")
+    out = tmp_path / recipe
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(module.main, ["--output_dir", str(out), "--augment", "true"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and f"--augment: {recipe} {message}" in err[-1]
+    assert "whisper_llm, emosllm" in err[-1] and not out.exists()
+
+
 def test_whisper_llm_recipe(tiny, tmp_path):
     out = tmp_path / "wl"
     whisper_llm.main(
