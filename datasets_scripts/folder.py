@@ -32,8 +32,15 @@ from pathlib import Path
 
 from . import corpus_tools as ct
 from .common import builder_argument_parser
-from .corpus_builder import add_speaker_split_arguments, assign_speaker_splits, inside_corpus
+from .corpus_builder import add_speaker_split_arguments, inside_corpus
 from .corpus_problems import OUTSIDE_CORPUS
+from .folder_splits import (  # noqa: F401 (the split rules, importable from here)
+    GIVEN_SPLITS,
+    NO_SPEAKERS_HINT,
+    TOO_FEW_SPEAKERS,
+    _stratified_splits,
+    assign_splits,
+)
 from .folder_table import GUESSES, ROLE_ALIASES, choose_columns, named_columns, read_table
 
 # each column's guesses, tried in this order against the table's header (case-insensitive)
@@ -42,14 +49,6 @@ AUDIO_SUFFIXES = frozenset(".wav .flac .mp3 .ogg .opus .aiff .aif .au .m4a .aac 
 # split names as tables write them -> the names the recipes read (--train_split/--eval_split/--test_split)
 SPLIT_NAMES = {"dev": "validation", "development": "validation", "val": "validation", "valid": "validation"}
 NO_LABEL = "unlabelled clip"
-GIVEN_SPLITS = "splits as given in the table's split column"
-TOO_FEW_SPEAKERS = "too few speakers"
-NO_SPEAKERS_HINT = (
-    "Splits must hold whole speakers: clips of one voice in train and test flatter every score, and the "
-    "model learns the voice instead of the emotion. Add a speaker column to the table (or name it with "
-    "--speaker_column), or pass --allow_speaker_overlap to split the clips without regard to speakers "
-    "(the dataset card then says the scores are speaker-dependent)."
-)
 
 
 @dataclasses.dataclass
@@ -168,65 +167,6 @@ def _label_names(utterances, labels: list[str] | None, log: ct.ProblemLog) -> li
         )
     log.note("clips per label: " + ", ".join(f"{n} {counts.get(n, 0)}" for n in names))
     return names
-
-
-def assign_splits(utterances, has_speakers, allow_overlap, options, log, given=GIVEN_SPLITS) -> str:
-    """Give every utterance its split; returns the spec's ``speaker_splits`` ("ours", "official", "none").
-    Splits the utterances already have are kept (``given`` says where from, for the card)."""
-    if any(u.split for u in utterances):
-        log.note(given)
-        return "official"
-    if has_speakers:
-        try:
-            assign_speaker_splits(
-                utterances, log, options["validation_fraction"], options["test_fraction"], options["seed"]
-            )
-        except ValueError as err:
-            speakers = sorted({u.speaker_id for u in utterances})
-            raise ct.CorpusError(
-                log.corpus,
-                log.raw_dir,
-                [ct.Problem(TOO_FEW_SPEAKERS, "speaker column", f"found {', '.join(speakers[:10])}; {err}")],
-                "Train, validation and test need one speaker each at least (more give fairer scores); "
-                "record more speakers, or pass --validation_fraction / --test_fraction 0.",
-            ) from None
-        return "ours"
-    if not allow_overlap:
-        raise ct.CorpusError(
-            log.corpus,
-            log.raw_dir,
-            [ct.Problem(TOO_FEW_SPEAKERS, "speakers", "the clips have no speaker ids")],
-            NO_SPEAKERS_HINT,
-        )
-    _stratified_splits(utterances, options)
-    log.note(
-        "no speaker ids: splits are random clips stratified by label (--allow_speaker_overlap), so the same "
-        "voices are in train and test and the scores are speaker-dependent",
-        warn=True,
-    )
-    return "none"
-
-
-def _stratified_splits(utterances, options: dict) -> None:
-    """Class-stratified random splits of the clips (no speaker ids to hold out)."""
-    from .splits import stratified_holdout
-
-    labels = [u.label or "" for u in utterances]
-    everything = list(range(len(labels)))
-    test_fraction, validation_fraction = options["test_fraction"], options["validation_fraction"]
-    rest, test = (
-        stratified_holdout(labels, test_fraction, seed=options["seed"]) if test_fraction else (everything, [])
-    )
-    validation = []
-    if validation_fraction:
-        share = validation_fraction / (1.0 - test_fraction)
-        _, held = stratified_holdout([labels[i] for i in rest], share, seed=options["seed"])
-        validation = [rest[i] for i in held]
-    for u in utterances:
-        u.split = "train"
-    for split, rows in (("test", test), ("validation", validation)):
-        for i in rows:
-            utterances[i].split = split
 
 
 def _spec(name: str, language: str, labels: list[str], optional: tuple, speaker_splits: str, about: str):
