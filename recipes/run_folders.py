@@ -156,7 +156,21 @@ def matches_recorded_run(
 
 
 def _changed(old: dict, settings: dict) -> list[str]:
-    return sorted(k for k in set(old) | set(settings) if old.get(k) != _jsonable(settings.get(k)))
+    """The settings that differ; an argument the recipe gained since the old run (absent from its
+    record) counts as changed only when it is set to something else than its default or None."""
+    defaults = getattr(settings, "defaults", {})
+    return sorted(
+        k
+        for k in set(old) | set(settings)
+        if old.get(k) != _jsonable(settings.get(k))
+        and not (k not in old and _jsonable(settings.get(k)) in (None, _jsonable(defaults.get(k))))
+    )
+
+
+class Settings(dict):
+    """A run's settings (``run_settings``) and, in ``defaults``, each argument's default value."""
+
+    defaults: dict
 
 
 def _not_a_run(path: Path) -> OutputDirError:
@@ -194,15 +208,28 @@ def run_settings(training_args, labels, splits: dict, *arguments, exclude: Seque
     fingerprint), the labels, the recipe's argument dataclasses and the training hyperparameters."""
     import dataclasses
 
-    settings = {f"data.{name}": getattr(ds, "_fingerprint", None) for name, ds in splits.items()}
+    settings = Settings({f"data.{name}": getattr(ds, "_fingerprint", None) for name, ds in splits.items()})
     settings["labels"] = list(labels)
+    settings.defaults = {}
     for args in arguments:
-        for key, value in dataclasses.asdict(args).items():
+        for field in dataclasses.fields(args):
+            key = field.name
             if key not in exclude and key != "overwrite_output_dir":
-                settings[f"{type(args).__name__}.{key}"] = value
+                settings[f"{type(args).__name__}.{key}"] = getattr(args, key)
+                settings.defaults[f"{type(args).__name__}.{key}"] = _default(field)
     for key in TRAINING_KEYS:
         settings[f"training.{key}"] = getattr(training_args, key, None)
     return settings
+
+
+def _default(field):
+    import dataclasses
+
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return None
 
 
 def _jsonable(value):

@@ -137,3 +137,26 @@ def test_a_run_resumes_after_the_recipe_gains_an_unset_argument(tmp_path):
         claim_output_dir(out, "emosllm", {**SETTINGS, "data.max_test_samples": 10})
     with pytest.raises(OutputDirError, match=r"changed: recipe"):
         claim_output_dir(out, "descriptors", SETTINGS)
+
+
+def test_a_run_resumes_after_the_recipe_gains_an_argument_left_at_its_default(tmp_path):
+    """A new argument whose default keeps the old behaviour (a list here) resumes the run; set to
+    anything else, it is a change. The defaults come from the recipe's argument dataclasses."""
+    import dataclasses
+
+    from serhub.recipes.run_folders import run_settings
+
+    # the same arguments class, before and after it gained "data"
+    Old = dataclasses.make_dataclass("Args", [("steps", int, 3)])
+    New = dataclasses.make_dataclass(
+        "Args", [("steps", int, 3), ("data", list, dataclasses.field(default_factory=lambda: ["asr_train"]))]
+    )
+
+    training = dataclasses.make_dataclass("T", [])()
+    out = tmp_path / "run"
+    claim_output_dir(out, "emosllm", run_settings(training, ["a", "b"], {}, Old())).release()
+    (out / "phase1").mkdir()
+    claim_output_dir(out, "emosllm", run_settings(training, ["a", "b"], {}, New())).release()
+    assert (out / "phase1").is_dir()
+    with pytest.raises(OutputDirError, match=r"changed: Args.data"):
+        claim_output_dir(out, "emosllm", run_settings(training, ["a", "b"], {}, New(data=["ser_train"])))
