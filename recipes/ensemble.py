@@ -30,9 +30,15 @@ from serhub.modeling import EnsembleConfig, EnsembleForAudioClassification
 from serhub.modeling.file_utils import atomic_write
 from serhub.modeling.modeling_ensemble import hard_vote, resolve_reference, soft_vote
 from serhub.recipes.arguments import CONFIGS, DataArguments, RunArguments, start_run
-from serhub.recipes.data import encode_labels, load_dataset_dict, require_splits, resolve_labels
+from serhub.recipes.data import (
+    encode_labels,
+    load_dataset_dict,
+    refuse_augment,
+    require_splits,
+    resolve_labels,
+)
 from serhub.recipes.logs import get_logger, run_main
-from serhub.recipes.reporting import push, write_json, write_model_card
+from serhub.recipes.reporting import push, write_eval_results, write_model_card
 from serhub.recipes.run_folders import claim_output_dir, run_settings
 from transformers import TrainingArguments
 
@@ -191,6 +197,7 @@ ARGUMENTS = (EnsembleArguments, DataArguments, RunArguments, TrainingArguments)
 
 def main(argv=None):
     args, data_args, run_args, training_args, push_to_hub = start_run(ARGUMENTS, DEFAULT_CONFIG, argv)
+    refuse_augment(data_args, "ensemble", "does not train (it combines trained models)")
     members = parse_members(args.members)
     names = [m["name"] for m in members]
     if args.tie_breaker != "best" and args.tie_breaker not in names:
@@ -264,7 +271,7 @@ def main(argv=None):
             "unweighted_accuracy": best[f"{report_split}_ua"],
         }
     }
-    write_json(f"{out}/eval_results.json", {**results, **summary})
+    write_eval_results(out, {**results, **summary})
     write_model_card(
         out,
         template="ensemble.md",

@@ -23,9 +23,15 @@ from serhub.modeling import TextLLMForSequenceClassification
 from serhub.modeling.modeling_text_llm import INSTRUCTION
 from serhub.modeling.offline_assets import resolve_pretrained
 from serhub.recipes.arguments import CONFIGS, DataArguments, RunArguments, start_run
-from serhub.recipes.data import encode_labels, load_dataset_dict, require_splits, resolve_labels
+from serhub.recipes.data import (
+    encode_labels,
+    load_dataset_dict,
+    refuse_augment,
+    require_splits,
+    resolve_labels,
+)
 from serhub.recipes.logs import get_logger, run_main
-from serhub.recipes.reporting import push, write_json, write_model_card
+from serhub.recipes.reporting import push, write_eval_results, write_model_card
 from serhub.recipes.run_folders import claim_output_dir, run_settings
 from transformers import TrainingArguments
 
@@ -83,6 +89,7 @@ ARGUMENTS = (ZeroShotArguments, DataArguments, RunArguments, TrainingArguments)
 
 def main(argv=None):
     args, data_args, run_args, training_args, push_to_hub = start_run(ARGUMENTS, DEFAULT_CONFIG, argv)
+    refuse_augment(data_args, "zero_shot", "does not train")
     out = training_args.output_dir
     raw = load_dataset_dict(data_args.dataset_name_or_path, data_args)
     labels = resolve_labels(raw, data_args)
@@ -158,7 +165,7 @@ def main(argv=None):
             model_id=training_args.hub_model_id,
         )
     summary = {"model": args.model, "input": "audio" if audio else "transcript", "labels": labels}
-    write_json(f"{out}/eval_results.json", {**results, **summary, "runtime_s": round(time.time() - start, 1)})
+    write_eval_results(out, {**results, **summary, "runtime_s": round(time.time() - start, 1)})
     scores = ", ".join(f"{split} {r['macro_f1']:.4f}" for split, r in results.items())
     logger.info("zero-shot macro-F1 %s (%s); written to %s", scores, summary["input"], out)
     if push_to_hub:

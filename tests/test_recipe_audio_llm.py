@@ -511,6 +511,7 @@ def test_audio_llm_recipes_train_on_augmented_copies(tiny, tmp_path, capsys):
         ("zero_shot", "does not train"),
         ("ensemble", "does not train"),
         ("qwen2_audio_lora", "feeds the audio to TRL"),
+        ("graph_fusion", "caches its frozen encoders"),
     ],
 )
 def test_recipes_that_cannot_augment_say_so(recipe, message, tmp_path, capsys):

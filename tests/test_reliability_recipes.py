@@ -11,7 +11,18 @@ from pathlib import Path
 import datasets
 import pytest
 from serhub.metrics.ser_metrics.ser_metrics import classification_metrics
-from serhub.recipes import emosllm, ssl_classifier, sweep, text_llm, whisper_llm, zero_shot
+from serhub.recipes import (
+    descriptors,
+    emosllm,
+    ensemble,
+    graph_fusion,
+    qwen2_audio_lora,
+    ssl_classifier,
+    sweep,
+    text_llm,
+    whisper_llm,
+    zero_shot,
+)
 from serhub.recipes.arguments import DataArguments, parse_arguments
 from serhub.recipes.data import load_dataset_dict
 from serhub.recipes.reporting import MACRO_F1_SOURCES, read_macro_f1
@@ -23,7 +34,13 @@ RECIPES = {
     "text_llm": text_llm,
     "whisper_llm": whisper_llm,
     "emosllm": emosllm,
+    "descriptors": descriptors,
+    "graph_fusion": graph_fusion,
+    "zero_shot": zero_shot,
+    "ensemble": ensemble,
+    "qwen2_audio_lora": qwen2_audio_lora,
 }
+NO_VALIDATION = {"qwen2_audio_lora"}  # scores the test split only: a sweep tabulates, choosing none
 PARSED_RECIPES = [ssl_classifier, text_llm, emosllm, zero_shot]
 
 
@@ -195,6 +212,32 @@ def fake_results(
         results = {"label_logits": test_metrics, "transcript_conditioned": {**test_metrics, "macro_f1": 0.0},
                    "wer_heldout_asr": 0.4, "phase1_s": 1.0, "phase3_s": 2.0}  # fmt: skip
         return results, {"phase3/stage_done.json": history}
+    if recipe == "descriptors":  # as emosllm; the last stage run holds the validation figure
+        early = {"log_history": [{"eval_label_logits_macro_f1": 0.01}]}
+        history = {"log_history": [{"eval_label_logits_macro_f1": validation}]}
+        results = {"label_logits": test_metrics, "stage1_1_s": 1.0, "stage2_2_s": 2.0, "encoder_cache_s": 9.0}
+        return results, {"stage1_1/stage_done.json": early, "stage2_2/stage_done.json": history}
+    if recipe == "graph_fusion":  # the validation figure is the ablation row of the fused model
+        rows = [
+            {"row": "speech only", "validation_macro_f1": 0.99},
+            {"row": "all, gat", "validation_macro_f1": validation},
+        ]
+        return {"test": test_metrics, "ablation": rows, "runtime_s": 3.0}, {}
+    if recipe == "zero_shot":
+        return {eval_split: {"macro_f1": validation}, test_split: test_metrics, "runtime_s": 3.0}, {}
+    if recipe == "ensemble":  # the validation figure is the table row chosen on validation
+        table = [{"members": "a+b", "voting": "hard", f"{eval_split}_macro_f1": 0.99},
+                 {"members": "a+b", "voting": "soft", f"{eval_split}_macro_f1": validation}]  # fmt: skip
+        chosen = {"members": "a+b", "voting": "soft"}
+        return {
+            test_split: test_metrics,
+            "table": table,
+            "chosen_on_validation": chosen,
+            "runtime_s": 3.0,
+        }, {}
+    if recipe == "qwen2_audio_lora":  # no validation figure; the run record's wall time
+        return {"label_scoring": test_metrics, "generation": {**test_metrics, "macro_f1": 0.0},
+                "run": {"wall_s": 3.0}}, {}  # fmt: skip
     raise AssertionError(f"add {recipe}'s eval_results.json layout to this table")
 
 
@@ -240,11 +283,15 @@ def test_sweep_reads_each_recipes_own_keys_and_picks_the_best_on_validation(
     caplog.set_level(logging.INFO, logger="serhub")
     rows = sweep.main(argv)
     assert len(calls) == 3
-    assert [r["validation_macro_f1"] for r in rows] == [0.50, 0.90, 0.70]
     assert [r["test_macro_f1"] for r in rows] == [0.60, 0.65, 0.80]
     assert rows[0]["test_ci"] == pytest.approx((0.5, 0.7)) and rows[0]["runtime_s"] == 3.0
-    assert "best on validation: learning_rate-3e-4 " in caplog.text
     table = list(csv.DictReader((out / "sweep.csv").open()))
+    if recipe in NO_VALIDATION:
+        assert [r["validation_macro_f1"] for r in rows] == [None] * 3
+        assert "no best run is chosen" in caplog.text and len(table) == 3
+        return
+    assert [r["validation_macro_f1"] for r in rows] == [0.50, 0.90, 0.70]
+    assert "best on validation: learning_rate-3e-4 " in caplog.text
     assert [float(r["validation_macro_f1"]) for r in table] == [0.5, 0.9, 0.7]
     # the lookup itself, on one folder
     assert read_macro_f1(out / "learning_rate-1e-3", recipe)["validation_macro_f1"] == 0.70

@@ -107,3 +107,21 @@ def test_an_embedded_corpus_loads_by_name(tmp_path, monkeypatch):
     assert load_dataset_dict("synthetic_emotions")["test"]["x"] == [1, 2, 3]
     with pytest.raises(FileNotFoundError, match="embedded corpus"):
         load_dataset_dict("no_such_corpus")
+
+
+def test_every_results_file_carries_what_the_run_cost_and_where_it_ran(tmp_path, monkeypatch):
+    import json
+
+    import torch
+    from serhub.recipes import reporting
+
+    path = reporting.write_eval_results(tmp_path, {"test": {"macro_f1": 0.5}})
+    results = json.loads(path.read_text())
+    run = results["run"]
+    assert results["test"] == {"macro_f1": 0.5} and path.name == "eval_results.json"
+    assert set(run) == {"wall_s", "peak_rss_gb", "torch_threads", "cpu_count", "world_size", "commit", "date"}
+    assert run["wall_s"] > 0 and 0 < run["peak_rss_gb"] < 1000  # this process: seconds, GB
+    assert run["torch_threads"] == torch.get_num_threads() and run["world_size"] == 1
+    # a fresh copy without git metadata (a tarball, a pip install) records no commit, and does not fail
+    monkeypatch.setattr(reporting, "REPO", tmp_path)
+    assert reporting.run_record()["commit"] is None
