@@ -22,22 +22,34 @@ from serhub.metrics.asr import word_error_rate
 from serhub.recipes.reporting import write_json
 
 
-def transcribe(model_dir: str, audio, batch_size: int, max_new_tokens: int) -> list[str]:
+def transcribe(
+    model_dir: str, audio, batch_size: int, max_new_tokens: int
+) -> tuple[list[str], list[str] | None]:
+    """The model's transcripts, and for a ``ctc_path`` model what its words slots held (its CTC head's
+    best paths, decoded), else None."""
     import torch
     from serhub.modeling import AudioLLMForConditionalGeneration, AudioLLMProcessor
     from tqdm.auto import tqdm
 
     model = AudioLLMForConditionalGeneration.from_pretrained(model_dir).eval()
     processor = AudioLLMProcessor.from_pretrained(model_dir)
-    texts = []
+    reads_words = hasattr(model.connector, "best_path_ids")
+    texts, paths = [], []
     for start in tqdm(range(0, len(audio), batch_size), desc=f"transcribing ({Path(model_dir).name})"):
         inputs = processor(
             audio=audio[start : start + batch_size], task="asr", prompt_index=0, sampling_rate=16000
         )
         with torch.no_grad():
             out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+            if reads_words:
+                clips = inputs.get("input_values", inputs.get("input_features"))
+                states, mask = model.encode(clips, inputs["audio_attention_mask"])
+                ids = model.connector.best_path_ids(
+                    states, mask.bool(), model.get_input_embeddings().weight, [processor.audio_token_id]
+                )
+                paths += processor.batch_decode(ids, skip_special_tokens=True)
         texts += processor.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
-    return [t.strip() for t in texts]
+    return [t.strip() for t in texts], ([p.strip() for p in paths] if reads_words else None)
 
 
 def main(argv=None) -> dict:
@@ -71,7 +83,7 @@ def main(argv=None) -> dict:
     results = {"version": args.version, "clips": len(audio), "models": {}}
     for model_dir in args.models:
         start = time.time()
-        hypotheses = transcribe(model_dir, audio, args.batch_size, args.max_new_tokens)
+        hypotheses, paths = transcribe(model_dir, audio, args.batch_size, args.max_new_tokens)
         per_voice = {
             voice: round(
                 word_error_rate(
@@ -89,6 +101,9 @@ def main(argv=None) -> dict:
             "examples": [{"reference": r, "hypothesis": h} for r, h in list(zip(references, hypotheses))[:5]],
             "seconds": round(time.time() - start, 1),
         }
+        if paths is not None:  # what the LLM read: its CTC head's words
+            results["models"][model_dir]["ctc_path_wer"] = round(word_error_rate(paths, references), 3)
+            print(f"  its CTC head's words alone: WER {word_error_rate(paths, references):.3f}")
         print(f"{model_dir}: WER {wer:.3f} on {len(audio)} clips; per voice {per_voice}")
         for r, h in list(zip(references, hypotheses))[:3]:
             print(f"  ref: {r}\n  hyp: {h}")
