@@ -17,11 +17,15 @@ TEXTS = ["hello there", "please call me back", "i love this place", "the meeting
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
+    model, processor = _build(make_parts(tmp_path_factory.mktemp("parts")))
+    return model.eval(), processor
+
+
+def _build(root):
     from serhub.modeling import AudioLLMForConditionalGeneration
 
-    root = make_parts(tmp_path_factory.mktemp("parts"))
     torch.manual_seed(0)
-    model, processor = AudioLLMForConditionalGeneration.from_pretrained_components(
+    return AudioLLMForConditionalGeneration.from_pretrained_components(
         root / "enc",
         root / "llm",
         LABELS,
@@ -30,7 +34,6 @@ def tiny(tmp_path_factory):
         num_queries=3,
         mapper_heads=2,
     )
-    return model.eval(), processor
 
 
 def _states(frames: int, seed: int = 0) -> torch.Tensor:
@@ -146,17 +149,7 @@ def test_ctc_trains_the_connectors_own_head_and_it_decodes(tmp_path):
     from serhub.modeling import AudioLLMForConditionalGeneration
     from serhub.recipes.ctc_alignment import ctc_greedy_transcripts, pad_rows, train_ctc_alignment
 
-    root = make_parts(tmp_path / "parts")
-    torch.manual_seed(0)
-    model, processor = AudioLLMForConditionalGeneration.from_pretrained_components(
-        root / "enc",
-        root / "llm",
-        LABELS,
-        connector="ctc_path",
-        stack_factor=2,
-        num_queries=3,
-        mapper_heads=2,
-    )
+    model, processor = _build(make_parts(tmp_path / "parts"))
     rng = np.random.default_rng(0)
     rows = [
         {"encoder_hidden_states": rng.standard_normal((30 + 6 * i, 32)).astype(np.float16), "transcript": t}
