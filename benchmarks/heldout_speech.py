@@ -35,8 +35,7 @@ from pathlib import Path
 import numpy as np
 from serhub.datasets_scripts import synthetic_emotions as corpus
 from serhub.datasets_scripts import synthetic_emotions_v2 as corpus_v2
-from serhub.metrics.ser_metrics.ser_metrics import classification_metrics
-from serhub.recipes.audio_llm_common import per_speaker_macro_f1
+from serhub.metrics.ser_metrics.ser_metrics import classification_metrics, per_speaker_macro_f1
 from serhub.recipes.reporting import write_json
 
 from serhub.loading import load_classifier

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from serhub.metrics.asr import word_error_rate
-from serhub.metrics.ser_metrics.ser_metrics import classification_metrics
+from serhub.metrics.ser_metrics.ser_metrics import classification_metrics, per_speaker_macro_f1
 from serhub.modeling import AudioLLMConfig, AudioLLMForConditionalGeneration, AudioLLMProcessor
 from serhub.modeling.offline_assets import resolve_pretrained
 from serhub.modeling.prompting_audio_llm import ASR_PREFIX
@@ -310,19 +310,6 @@ def evaluate_ser(
                 predictions, references, speakers, labels
             )
     return results
-
-
-def per_speaker_macro_f1(predictions, references, speakers, labels) -> dict[str, float]:
-    """Macro-F1 of each speaker's clips (held-out voices: how evenly a model generalises)."""
-    rows: dict[str, list[int]] = {}
-    for i, s in enumerate(speakers):
-        rows.setdefault(str(s), []).append(i)
-    return {
-        s: classification_metrics([predictions[i] for i in idx], [references[i] for i in idx], labels=labels)[
-            "macro_f1"
-        ]
-        for s, idx in sorted(rows.items())
-    }
 
 
 def audio_token_check(model, processor, dataset, labels, probe_size: int = 16) -> dict[str, float]:

@@ -27,7 +27,11 @@ import time
 from dataclasses import dataclass, field
 
 from serhub.datasets_scripts.common import class_counts
-from serhub.metrics.ser_metrics.ser_metrics import classification_metrics, dimensional_metrics
+from serhub.metrics.ser_metrics.ser_metrics import (
+    classification_metrics,
+    dimensional_metrics,
+    per_speaker_macro_f1,
+)
 from serhub.modeling import (
     SpeechEmotionConfig,
     SpeechEmotionFeatureExtractor,
@@ -35,7 +39,6 @@ from serhub.modeling import (
 )
 from serhub.modeling.offline_assets import resolve_pretrained
 from serhub.recipes.arguments import CONFIGS, DataArguments, RunArguments, config_kwargs, start_run
-from serhub.recipes.audio_llm_common import per_speaker_macro_f1
 from serhub.recipes.data import load_dataset_dict, require_splits, resolve_labels
 from serhub.recipes.logs import get_logger
 from serhub.recipes.reporting import EpochTimer, calibration_line, finish_run, scalar_metrics

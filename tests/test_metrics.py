@@ -126,3 +126,19 @@ def test_plots_are_written(tmp_path):
     assert curves.stat().st_size > 1000
     with pytest.raises(ValueError, match="square"):
         plot_confusion_matrix([[1, 2]], ["a"], tmp_path / "bad.png")
+
+
+def test_per_speaker_macro_f1_scores_each_speakers_clips():
+    from serhub.metrics.ser_metrics.ser_metrics import per_speaker_macro_f1
+
+    labels = ["neutral", "happy"]
+    predictions = ["neutral", "happy", "happy", "happy"]
+    references = ["neutral", "happy", "neutral", "happy"]
+    speakers = ["b", "b", "a", "a"]
+    scores = per_speaker_macro_f1(predictions, references, speakers, labels)
+    assert list(scores) == ["a", "b"] and scores["b"] == 1.0
+    assert scores["a"] == pytest.approx(
+        f1_score(["neutral", "happy"], ["happy", "happy"], average="macro", labels=labels)
+    )
+    with pytest.raises(ValueError, match="one speaker per clip expected: 3 speakers for 4 clips"):
+        per_speaker_macro_f1(predictions, references, speakers[:3], labels)

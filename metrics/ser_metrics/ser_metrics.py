@@ -244,6 +244,26 @@ def classification_metrics(
     return out
 
 
+def per_speaker_macro_f1(
+    predictions: Sequence, references: Sequence, speakers: Sequence, labels: Sequence | None = None
+) -> dict[str, float]:
+    """Macro-F1 of each speaker's clips (held-out voices: how evenly a model generalises), by speaker."""
+    _check_same_length(predictions, references)
+    if len(speakers) != len(references):
+        raise ValueError(
+            f"one speaker per clip expected: {len(speakers)} speakers for {len(references)} clips"
+        )
+    rows: dict[str, list[int]] = {}
+    for i, s in enumerate(speakers):
+        rows.setdefault(str(s), []).append(i)
+    return {
+        s: classification_metrics([predictions[i] for i in idx], [references[i] for i in idx], labels=labels)[
+            "macro_f1"
+        ]
+        for s, idx in sorted(rows.items())
+    }
+
+
 def concordance_correlation_coefficient(predictions: Sequence[float], references: Sequence[float]) -> float:
     """Lin's CCC with population moments (as the MSP-Podcast challenge scorer)."""
     x = np.asarray(predictions, dtype=np.float64)
