@@ -403,8 +403,10 @@ def push(folder: str, repo_id: str | None, private: bool | None) -> None:
     except (
         Exception
     ) as err:  # network/auth errors come in many types; the local folder is complete either way
-        raise RuntimeError(
-            f"pushing to {repo_id} failed ({err}); the model is saved in {folder}: upload it later with `hf upload {repo_id} {folder}`"
+        # an OSError: the recipe ends with this one line (not a bug's traceback)
+        raise ConnectionError(
+            f"pushing to {repo_id} failed ({err}); the model is saved in {folder}: "
+            f"upload it later with `hf upload {repo_id} {folder}`"
         ) from err
     logger.info("pushed %s to https://huggingface.co/%s", folder, repo_id)
 

@@ -125,3 +125,22 @@ def test_every_results_file_carries_what_the_run_cost_and_where_it_ran(tmp_path,
     # a fresh copy without git metadata (a tarball, a pip install) records no commit, and does not fail
     monkeypatch.setattr(reporting, "REPO", tmp_path)
     assert reporting.run_record()["commit"] is None
+
+
+def test_a_failed_push_is_one_line_and_keeps_the_folder(tmp_path, monkeypatch, capsys):
+    """Offline (or refused) pushes end the recipe with one line naming the saved folder, exit 2."""
+    from serhub.recipes.logs import run_main
+    from serhub.recipes.reporting import push
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    (tmp_path / "config.json").write_text("{}")
+
+    def main(argv):
+        push(str(tmp_path), "someone/ser-model", None)
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(main, [])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(err) == 1
+    assert "pushing to someone/ser-model failed" in err[0] and f"saved in {tmp_path}" in err[0]
+    assert (tmp_path / "config.json").is_file()
