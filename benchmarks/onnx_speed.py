@@ -94,6 +94,8 @@ def main(argv=None):
     print(
         f"parity: max |logit difference| {report['max_abs_difference']:.2e} on clips of {report['check_clip_seconds']} s"
     )
+    # the model was built in a temporary folder: name what it was, not where
+    report = {**report, "source": f"a new speech classifier on {args.encoder} (temporary folder)"}
     write_json(
         args.output_json, {"encoder": args.encoder, "rows": rows, "export": report}, portable_paths=True
     )
