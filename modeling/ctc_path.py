@@ -61,6 +61,18 @@ def collapse_best_path(best: torch.Tensor, valid: torch.Tensor) -> tuple[torch.T
     return ids, keep.gather(1, order)
 
 
+def given_words(ids, used, slots, words) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rows of ``words`` (B, W; -1 padded) that hold tokens replace those rows' path (left-aligned,
+    cut to their slots); the other rows keep theirs."""
+    n = ids.shape[1]
+    words = nn.functional.pad(words, (0, max(0, n - words.shape[1])), value=-1)[:, :n]
+    given = words >= 0
+    replace = given.any(1, keepdim=True)
+    ids = torch.where(replace, words.clamp_min(0), ids)
+    used = torch.where(replace, given & slots, used)
+    return ids, used
+
+
 class CTCPathConnector(Connector):
     """``ctc_path``: the CTC head's best path as LLM token embeddings ("words", ceil(T/k) slots, the
     unused ones masked) followed by ``num_queries`` QPMapper tokens ("voice")."""
@@ -130,13 +142,22 @@ class CTCPathConnector(Connector):
         return logits, step_mask
 
     def forward(
-        self, frames: torch.Tensor, mask: torch.Tensor, embeddings: nn.Embedding | None = None, blocked_ids=()
+        self,
+        frames: torch.Tensor,
+        mask: torch.Tensor,
+        embeddings: nn.Embedding | None = None,
+        blocked_ids=(),
+        words: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``words`` (B, W), -1 padded (training only): token ids that replace a row's CTC words
+        (copy training); a row of -1 keeps its own."""
         if embeddings is None:
             raise ValueError("the ctc_path connector writes LLM tokens: pass the LLM's input embeddings")
         with torch.no_grad():
             logits, slots = self.ctc_logits(frames, mask, embeddings.weight, blocked_ids)
             ids, used = collapse_best_path(logits.argmax(-1), slots)
+            if words is not None:
+                ids, used = given_words(ids, used, slots, words.to(ids.device))
         words = embeddings(ids) * used[..., None].to(embeddings.weight.dtype)
         voice, voice_mask = self.voice(frames, mask)
         tokens = torch.cat([words.to(voice.dtype), voice], 1)
@@ -150,4 +171,4 @@ class CTCPathConnector(Connector):
         return [row[keep].tolist() for row, keep in zip(ids, used)]
 
 
-__all__ = ["BLANK", "CTCPathConnector", "collapse_best_path", "embedding_ctc_logits"]
+__all__ = ["BLANK", "CTCPathConnector", "collapse_best_path", "embedding_ctc_logits", "given_words"]

@@ -217,10 +217,16 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
         return (states if self.connector.every_layer else states[:, -1]), mask
 
     def connect(
-        self, audio=None, audio_attention_mask=None, encoder_hidden_states=None, encoder_attention_mask=None
+        self,
+        audio=None,
+        audio_attention_mask=None,
+        encoder_hidden_states=None,
+        encoder_attention_mask=None,
+        ctc_words=None,
     ):
         """``(tokens, token_mask, attend)``: the connector's tokens, which of them fill placeholders, and
-        which placeholders the LLM reads (None: all of them; see ``Connector.masks_slots``)."""
+        which placeholders the LLM reads (None: all of them; see ``Connector.masks_slots``).
+        ``ctc_words``: token ids for the words slots of a connector that writes LLM tokens (training)."""
         if encoder_hidden_states is None:
             encoder_hidden_states, encoder_attention_mask = self.encode(audio, audio_attention_mask)
         elif encoder_attention_mask is None:
@@ -234,6 +240,10 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
                 "embeddings": self.get_input_embeddings(),
                 "blocked_ids": [] if audio_id is None else [audio_id],
             }
+        if ctc_words is not None:
+            if not self.connector.reads_embeddings:
+                raise ValueError(f"ctc_words: the {self.config.connector} connector has no words slots")
+            extra["words"] = ctc_words
         out = self.connector(frames, encoder_attention_mask.bool(), **extra)
         return out if self.connector.masks_slots else (*out, None)
 
@@ -288,10 +298,13 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
         audio_attention_mask,
         encoder_hidden_states,
         encoder_attention_mask,
+        ctc_words=None,
     ):
         has_audio = audio is not None or encoder_hidden_states is not None
         audio_embeds, audio_mask, attend = (
-            self.connect(audio, audio_attention_mask, encoder_hidden_states, encoder_attention_mask)
+            self.connect(
+                audio, audio_attention_mask, encoder_hidden_states, encoder_attention_mask, ctc_words
+            )
             if has_audio
             else (None, None, None)
         )
@@ -398,6 +411,7 @@ class AudioLLMForConditionalGeneration(AudioLLMPreTrainedModel, GenerationMixin)
         use_cache: bool | None = None,
         logits_to_keep: int = 0,
         class_labels: torch.Tensor | None = None,
+        ctc_words: torch.Tensor | None = None,
         **kwargs,
     ) -> CausalLMOutputWithPast:
         r"""class_labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
@@ -407,6 +421,9 @@ class AudioLLMForConditionalGeneration(AudioLLMPreTrainedModel, GenerationMixin)
         cross-entropy over the labels alone as ``loss``, instead of the LM loss over the whole
         vocabulary. (Recipes weight classes and add the variational connector's KL term in their
         objective, ``recipes/objectives.py``.)
+        ctc_words (`torch.LongTensor` of shape `(batch_size, words)`, *optional*):
+        For the ``ctc_path`` connector in training: token ids (-1 padded) that replace a row's CTC
+        words in its words slots (copy training); a row of -1 keeps the CTC head's own.
         """
         audio = input_values if input_values is not None else input_features
         if class_labels is not None and (labels is not None or past_key_values is not None):
@@ -422,6 +439,7 @@ class AudioLLMForConditionalGeneration(AudioLLMPreTrainedModel, GenerationMixin)
                 audio_attention_mask,
                 encoder_hidden_states,
                 encoder_attention_mask,
+                ctc_words,
             )
             position_ids = default_positions if position_ids is None else position_ids
         if class_labels is not None:

@@ -140,6 +140,10 @@ class CachedAudioLLMCollator:
     # joint answers: also mark where each row's emotion label sits in its answer
     # ("joint_label_positions", "joint_class_labels"), for the trainer's label-restricted loss there
     joint_label_targets: bool = False
+    # "ctc_path" connector, answers with a transcript: share of rows whose words slots hold the
+    # reference transcript's tokens instead of the CTC head's words ("ctc_words"), so that LoRA
+    # learns to copy what it reads there (the rest read the head's own, imperfect words)
+    copy_fraction: float = 0.0
 
     def __post_init__(self):
         if self.ser_only_objective not in SER_ONLY_OBJECTIVES:
@@ -201,6 +205,8 @@ class CachedAudioLLMCollator:
             **answers,
         )
         batch["encoder_hidden_states"], batch["encoder_attention_mask"] = hidden, mask
+        if self.copy_fraction > 0 and "transcripts" in answers:
+            batch["ctc_words"] = self._copy_rows(rows, counts, rng)
         if self.class_targets:
             batch["labels"] = torch.tensor([int(r["labels"]) for r in rows])
         elif class_labels:
@@ -211,6 +217,22 @@ class CachedAudioLLMCollator:
                 batch["labels"], batch["joint_class_labels"]
             )
         return batch
+
+    def _copy_rows(self, rows, counts, rng) -> torch.Tensor:
+        """(B, W) token ids for the words slots, -1 padded: the reference transcript's tokens for a
+        ``copy_fraction`` of the rows (those whose transcript fits their slots), all -1 for the others."""
+        tokenizer = self.processor.tokenizer
+        words = [
+            tokenizer(r["transcript"], add_special_tokens=False)["input_ids"]
+            if rng.random() < self.copy_fraction
+            else []
+            for r in rows
+        ]
+        words = [w if len(w) <= count[0] else [] for w, count in zip(words, counts)]
+        out = torch.full((len(rows), max(1, max(len(w) for w in words))), -1, dtype=torch.long)
+        for i, w in enumerate(words):
+            out[i, : len(w)] = torch.tensor(w, dtype=torch.long)
+        return out
 
     def _label_positions(self, targets: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
         """Where each row's emotion label starts in its joint answer: the last place its tokens

@@ -108,6 +108,13 @@ class CurriculumArguments:
         },
     )
     ctc_learning_rate: float = field(default=3e-3, metadata={"help": "phase 0's learning rate"})
+    ctc_copy_fraction: float = field(
+        default=0.0,
+        metadata={
+            "help": "--connector ctc_path, phases 1-2: share of ASR rows whose words slots hold the reference "
+            "transcript's tokens instead of the CTC head's (LoRA learns to copy what it reads there)"
+        },
+    )
     ctc_alignment_data: list[str] = field(
         default_factory=lambda: ["asr_train"],
         metadata={
@@ -318,6 +325,7 @@ def phase_trainer(run: StagedRun, phases: list[Stage], index: int, model, proces
             ser_only_fraction=curriculum.ser_only_fraction if phase.joint else 0.0,
             ser_only_objective=curriculum.ser_only_objective,
             joint_label_targets=phase.joint and curriculum.joint_label_weight > 0,
+            copy_fraction=0.0 if phase.joint else curriculum.ctc_copy_fraction,
         ),
         processing_class=processor,
         objective=objective,
@@ -519,10 +527,20 @@ def check_curriculum(model_args: AudioLLMArguments, curriculum: CurriculumArgume
     """A connector that reads the words through its CTC head needs phase 0 to train that head."""
     from serhub.modeling.connectors import connector_class
 
-    if connector_class(model_args.connector).reads_embeddings and curriculum.ctc_alignment_steps <= 0:
+    reads_words = connector_class(model_args.connector).reads_embeddings
+    if reads_words and curriculum.ctc_alignment_steps <= 0:
         raise ValueError(
             f"--connector {model_args.connector} gives the LLM the words its CTC head hears, and that head "
             "trains in phase 0: add --ctc_alignment_steps N (e.g. 200)"
+        )
+    if not 0.0 <= curriculum.ctc_copy_fraction <= 1.0:
+        raise ValueError(
+            f"--ctc_copy_fraction is a share of rows in [0, 1], got {curriculum.ctc_copy_fraction}"
+        )
+    if curriculum.ctc_copy_fraction > 0 and not reads_words:
+        raise ValueError(
+            f"--ctc_copy_fraction fills the words slots of the ctc_path connector; --connector "
+            f"{model_args.connector} has none"
         )
 
 

@@ -193,3 +193,37 @@ def test_the_audio_placeholder_is_never_written(tiny):
             states, torch.ones(1, 40, dtype=torch.bool), embeddings, [processor.audio_token_id]
         )
     assert processor.audio_token_id not in paths[0]
+
+
+def test_copy_rows_put_the_reference_words_in_the_slots(tiny, monkeypatch):
+    """Copy training: a row given ``ctc_words`` reads those tokens in its words slots, exactly as if
+    its CTC head had written them; a row of -1 keeps the head's own words."""
+    from serhub.recipes.audio_llm_common import CachedAudioLLMCollator
+
+    model, processor = tiny
+    tok = processor.tokenizer
+    own = tok("hello there", add_special_tokens=False)["input_ids"]
+    reference = tok("i love this place", add_special_tokens=False)["input_ids"]
+    rows = [
+        {"encoder_hidden_states": _states(60, seed=i)[0].numpy(), "transcript": "i love this place"}
+        for i in range(2)
+    ]
+    collate = CachedAudioLLMCollator(processor, "asr", seed=0, fixed_prompt=True, copy_fraction=1.0)
+    batch = collate(rows)
+    assert batch["ctc_words"].tolist() == [reference, reference]
+    batch["ctc_words"][1] = -1  # the second row keeps its own words
+    _force_path(model, monkeypatch, [own, own])
+    inputs = {k: v for k, v in batch.items() if k not in ("labels", "asr_token_mask")}
+    with torch.no_grad():
+        copied = model(**inputs).logits[:, -1]
+    _force_path(model, monkeypatch, [reference, own])
+    inputs.pop("ctc_words")
+    with torch.no_grad():
+        heard = model(**inputs).logits[:, -1]
+    torch.testing.assert_close(copied, heard, atol=1e-5, rtol=1e-5)
+    # without the share, or for another connector, no copy rows
+    assert "ctc_words" not in CachedAudioLLMCollator(processor, "asr", seed=0)(rows)
+    config = type(model.config).from_dict({**model.config.to_dict(), "connector": "linear"})
+    linear = type(model)(config)
+    with pytest.raises(ValueError, match="the linear connector has no words slots"):
+        linear.connect(encoder_hidden_states=_states(8), ctc_words=torch.tensor([[1]]))

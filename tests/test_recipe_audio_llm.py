@@ -444,7 +444,14 @@ def test_emosllm_with_the_ctc_path_connector(tiny, tmp_path, capsys):
         run_main(emosllm.main, args)
     assert exit_info.value.code == 2 and not out.exists()
     assert "--ctc_alignment_steps" in capsys.readouterr().err
-    emosllm.main(args + ["--ctc_alignment_steps", "3", "--ctc_alignment_data", "asr_train", "ser_train"])
+    with pytest.raises(SystemExit):  # copy rows need the words slots of the ctc_path connector
+        run_main(emosllm.main, emosllm_args(tiny, out) + ["--ctc_copy_fraction", "0.5"])
+    assert "--ctc_copy_fraction fills the words slots" in capsys.readouterr().err and not out.exists()
+    emosllm.main(
+        args
+        + ["--ctc_alignment_steps", "3", "--ctc_alignment_data", "asr_train", "ser_train"]
+        + ["--ctc_copy_fraction", "0.5"]
+    )
     log = capsys.readouterr().out
     assert "3 steps on asr_train + ser_{train_split}" in log
     aligned = load_file(out / "phase0_ctc" / "connector.safetensors")
