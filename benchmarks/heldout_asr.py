@@ -95,14 +95,15 @@ def main(argv=None) -> dict:
             for voice in sorted(set(speakers))
         }
         wer = word_error_rate(hypotheses, references)
-        results["models"][model_dir] = {
+        name = model_dir if not Path(model_dir).is_absolute() else "/".join(Path(model_dir).parts[-2:])
+        results["models"][name] = {
             "wer": round(wer, 3),
             "per_voice_wer": per_voice,
             "examples": [{"reference": r, "hypothesis": h} for r, h in list(zip(references, hypotheses))[:5]],
             "seconds": round(time.time() - start, 1),
         }
         if paths is not None:  # what the LLM read: its CTC head's words
-            results["models"][model_dir]["ctc_path_wer"] = round(word_error_rate(paths, references), 3)
+            results["models"][name]["ctc_path_wer"] = round(word_error_rate(paths, references), 3)
             print(f"  its CTC head's words alone: WER {word_error_rate(paths, references):.3f}")
         print(f"{model_dir}: WER {wer:.3f} on {len(audio)} clips; per voice {per_voice}")
         for r, h in list(zip(references, hypotheses))[:3]:
