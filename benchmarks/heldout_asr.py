@@ -39,11 +39,15 @@ def transcribe(
         inputs = processor(
             audio=audio[start : start + batch_size], task="asr", prompt_index=0, sampling_rate=16000
         )
-        with torch.no_grad():
-            out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+        with torch.no_grad():  # the frozen encoder runs once: generation and the words read its outputs
+            clips = inputs.pop("input_values", None)
+            clips = inputs.pop("input_features", None) if clips is None else clips
+            states, mask = model.encode(clips, inputs.pop("audio_attention_mask"))
+            out = model.generate(
+                **inputs, encoder_hidden_states=states, encoder_attention_mask=mask,
+                max_new_tokens=max_new_tokens, do_sample=False,
+            )  # fmt: skip
             if reads_words:
-                clips = inputs.get("input_values", inputs.get("input_features"))
-                states, mask = model.encode(clips, inputs["audio_attention_mask"])
                 ids = model.connector.best_path_ids(
                     states, mask.bool(), model.get_input_embeddings().weight, [processor.audio_token_id]
                 )

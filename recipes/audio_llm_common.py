@@ -8,6 +8,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import datasets
 import numpy as np
 import torch
 from serhub.metrics.asr import word_error_rate
@@ -103,6 +104,26 @@ def cache_split(model, processor, dataset, cache_dir: str, name: str, batch_size
     return cache_encoder_outputs(
         model.encode, processor.feature_extractor, dataset, cache_dir, name, batch_size, keep, encoder
     )
+
+
+def cache_training_split(
+    model, processor, dataset, cache_dir: str, name: str, batch_size: int, keep, data_args, seed: int
+):
+    """``cache_split`` of a training split followed by its ``--augment_copies`` augmented copies, each
+    encoded once (``recipes/data.augmented_copies``); the clean split alone without ``--augment``."""
+    from .data import augmented_copies
+
+    cached = cache_split(model, processor, dataset, cache_dir, name, batch_size, keep)
+    copies = augmented_copies(dataset, data_args, seed, batch_size)
+    if not copies:
+        return cached
+    encoded = [
+        cache_split(model, processor, c, cache_dir, f"{name}-augment{k}", batch_size, keep)
+        for k, c in enumerate(copies)
+    ]
+    cached = datasets.concatenate_datasets([cached, *encoded])
+    logger.info("%s: the clean clips and %d augmented copies (%d clips)", name, len(copies), len(cached))
+    return cached
 
 
 SER_ONLY_OBJECTIVES = ("lm", "label_ce")
@@ -386,6 +407,7 @@ __all__ = [
     "build_model",
     "model_config_kwargs",
     "cache_split",
+    "cache_training_split",
     "evaluate_ser",
     "evaluate_text_only",
     "evaluate_wer",

@@ -16,7 +16,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import datasets
 from serhub.modeling import AudioLLMForConditionalGeneration, AudioLLMProcessor
 from serhub.recipes.arguments import DataArguments
 from serhub.recipes.audio_llm_common import (
@@ -24,8 +23,8 @@ from serhub.recipes.audio_llm_common import (
     AudioLLMArguments,
     build_model,
     cache_split,
+    cache_training_split,
 )
-from serhub.recipes.data import augmented_copies
 from serhub.recipes.logs import get_logger
 from serhub.recipes.reporting import write_json
 from serhub.recipes.run_folders import last_complete_checkpoint
@@ -105,27 +104,18 @@ def ensure_cached(run: StagedRun, model, processor) -> None:
     start = time.time()
     with run.training_args.main_process_first(desc="encoder cache"):
         cache, batch_size = f"{run.output_dir}/encoder_cache", run.training_args.per_device_eval_batch_size
+        train = f"ser_{run.data_args.train_split}"  # with --augment: its augmented copies too
         for name, dataset in run.splits.items():
-            run.cached[name] = cache_split(model, processor, dataset, cache, name, batch_size, run.keep[name])
-        train = f"ser_{run.data_args.train_split}"
-        if train in run.splits:
-            run.cached[train] = with_augmented_copies(run, model, processor, train, cache, batch_size)
+            if name == train:
+                run.cached[name] = cache_training_split(
+                    model, processor, dataset, cache, name, batch_size, run.keep[name],
+                    run.data_args, run.training_args.seed,
+                )  # fmt: skip
+            else:
+                run.cached[name] = cache_split(
+                    model, processor, dataset, cache, name, batch_size, run.keep[name]
+                )
     run.timings["encoder_cache_s"] = round(time.time() - start, 1)
-
-
-def with_augmented_copies(run: StagedRun, model, processor, name: str, cache: str, batch_size: int):
-    """The cached split ``name`` followed by its ``--augment_copies`` augmented copies, each encoded
-    once (``recipes/data.augmented_copies``); the split alone without ``--augment``."""
-    copies = augmented_copies(run.splits[name], run.data_args, run.training_args.seed, batch_size)
-    if not copies:
-        return run.cached[name]
-    encoded = [
-        cache_split(model, processor, c, cache, f"{name}-augment{k}", batch_size, run.keep[name])
-        for k, c in enumerate(copies)
-    ]
-    total = (len(copies) + 1) * len(run.cached[name])
-    run.logger.info("%s: the clean clips and %d augmented copies (%d clips)", name, len(copies), total)
-    return datasets.concatenate_datasets([run.cached[name], *encoded])
 
 
 def stage_training_args(run: StagedRun, stage: Stage) -> TrainingArguments:

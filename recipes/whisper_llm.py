@@ -36,9 +36,9 @@ from serhub.recipes.audio_llm_common import (
     CachedAudioLLMCollator,
     build_model,
     cache_split,
+    cache_training_split,
 )
 from serhub.recipes.data import (
-    augmented_copies,
     encode_labels,
     load_dataset_dict,
     require_splits,
@@ -161,20 +161,12 @@ def encode_splits(model_args, data_args, training_args, raw, labels, text_column
                 f"{training_args.output_dir}/encoder_cache",
                 training_args.per_device_eval_batch_size,
             )
-            cached[s] = cache_split(encoder_model, processor, audio, cache, s, batch_size, keep)
             if s == data_args.train_split:  # --augment: fixed augmented copies, each encoded once
-                copies = augmented_copies(audio, data_args, training_args.seed, batch_size)
-                encoded = [
-                    cache_split(encoder_model, processor, c, cache, f"{s}-augment{k}", batch_size, keep)
-                    for k, c in enumerate(copies)
-                ]
-                if encoded:
-                    cached[s] = datasets.concatenate_datasets([cached[s], *encoded])
-                    logger.info(
-                        "training on the clean clips and %d augmented copies: %d clips",
-                        len(encoded),
-                        len(cached[s]),
-                    )
+                cached[s] = cache_training_split(
+                    encoder_model, processor, audio, cache, s, batch_size, keep, data_args, training_args.seed
+                )
+            else:
+                cached[s] = cache_split(encoder_model, processor, audio, cache, s, batch_size, keep)
     return cached, time.time() - start
 
 

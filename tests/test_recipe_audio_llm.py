@@ -507,7 +507,7 @@ def test_audio_llm_recipes_train_on_augmented_copies(tiny, tmp_path, capsys):
     whisper_llm.main(
         model_args(tiny) + ["--output_dir", str(out), "--max_steps", "1", "--connector", "linear", *augment]
     )
-    assert f"1 augmented copies: {2 * train} clips" in capsys.readouterr().out
+    assert f"train: the clean clips and 1 augmented copies ({2 * train} clips)" in capsys.readouterr().out
     assert list((out / "encoder_cache").glob("train-augment0-*.arrow"))
 
 
