@@ -15,6 +15,7 @@ from serhub.datasets_scripts.corpus_problems import CorpusError
 
 sys.path.insert(0, str(Path(__file__).parent))
 from audio_llm_fixtures import make_encoder  # noqa: E402
+from test_own_data import run_cli  # noqa: E402  (the builder's command, as a user runs it)
 
 LABELS = ["neutral", "happy", "sad"]  # the ClassLabel's order, not sorted
 SPEAKERS = [f"spk{i}" for i in range(6)]
@@ -47,17 +48,6 @@ def rows(speakers, takes=1):
                 out["who"].append(s)
                 out["sentence"].append(f"{s} says {k}")
     return datasets.Dataset.from_dict(out, features=features())
-
-
-def run_cli(args, capsys):
-    """The command as a user runs it: (exit code, stdout, stderr)."""
-    code = 0
-    try:
-        folder.main([*args, "--num_workers", "1"])
-    except SystemExit as exit_:
-        code = exit_.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def speaker_disjoint(dd):
