@@ -19,7 +19,11 @@ from .configuration_speech_emotion import SpeechEmotionConfig
 from .configuration_text_llm import TextLLMConfig
 from .feature_extraction_graph_fusion import GraphFusionFeatureExtractor
 from .feature_extraction_speech_emotion import SpeechEmotionFeatureExtractor
-from .modeling_audio_llm import AudioLLMForAudioClassification, AudioLLMForConditionalGeneration
+from .modeling_audio_llm import (
+    AudioLLMForAudioClassification,
+    AudioLLMForConditionalGeneration,
+    AudioLLMModel,
+)
 from .modeling_ensemble import EnsembleForAudioClassification
 from .modeling_graph_fusion import GraphFusionForAudioClassification
 from .modeling_qwen2_audio_ser import (
@@ -118,6 +122,7 @@ __all__ = [
     "AudioLLMConfig",
     "AudioLLMForAudioClassification",
     "AudioLLMForConditionalGeneration",
+    "AudioLLMModel",
     "AudioLLMProcessor",
     "EnsembleConfig",
     "EnsembleForAudioClassification",

@@ -547,3 +547,34 @@ def test_light_checkpoint_of_a_tied_llm_loads_without_a_corruption_warning(tmp_p
     inputs = processor(audio=clips(), task="ser", prompt_index=0, shuffle_labels=False, sampling_rate=16000)
     with torch.no_grad():
         torch.testing.assert_close(reloaded.eval()(**inputs).logits, model.eval()(**inputs).logits)
+
+
+def test_trunk_loads_any_checkpoint_and_a_light_save_leaves_backbones_out(parts, tmp_path):
+    """The heads subclass AudioLLMModel, so one checkpoint loads in the trunk and in both heads with the
+    same keys; a light save drops the backbones also from a full state_dict passed in (as the Trainer
+    passes one)."""
+    from serhub.modeling import AudioLLMModel
+
+    model, processor = build(parts, "query_pooling", "whisper", "llama")
+    model.enable_lora()
+    model.config.backbone_weights = "referenced"
+    model.save_pretrained(tmp_path / "light", state_dict=model.state_dict())
+    saved = load_file(str(tmp_path / "light" / "model.safetensors"))
+    assert saved and all(k.startswith("connector.") or ".lora_" in k for k in saved)
+    model.config.backbone_weights = "included"
+    model.save_pretrained(tmp_path / "full")
+    trunk = AudioLLMModel.from_pretrained(tmp_path / "full").eval()
+    assert set(trunk.state_dict()) == set(model.state_dict())
+    assert trunk.base_model is trunk
+    inputs = processor(audio=clips(), task="ser", prompt_index=0, shuffle_labels=False, sampling_rate=16000)
+    with torch.no_grad():
+        hidden = trunk(**inputs).last_hidden_state
+        embeds, mask, positions = model.eval().build_inputs(
+            inputs["input_ids"], inputs["attention_mask"], inputs["input_features"],
+            inputs["audio_attention_mask"], None, None,
+        )  # fmt: skip
+        expected = model.language_model.model(
+            inputs_embeds=embeds, attention_mask=mask, position_ids=positions
+        ).last_hidden_state
+    torch.testing.assert_close(hidden, expected)
+    assert hidden.shape[:2] == inputs["input_ids"].shape
