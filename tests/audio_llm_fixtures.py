@@ -56,9 +56,12 @@ def make_tokenizer(path, with_chat_template: bool = True):
     return fast
 
 
-def make_llm(path, kind: str, vocab_size: int, tie_word_embeddings: bool = False):
+def make_llm(path, kind: str, vocab_size: int, tie_word_embeddings: bool = False, init_std: float = 0.02):
+    """A tiny random LLM. At the default ``init_std`` its next-token scores hardly depend on its input;
+    0.2 gives one whose answer a few trained steps can steer (for tests that must learn)."""
     torch.manual_seed(0)
     common = dict(
+        initializer_range=init_std,
         vocab_size=vocab_size,
         hidden_size=32,
         intermediate_size=64,
