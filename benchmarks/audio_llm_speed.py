@@ -39,7 +39,6 @@ import io
 import os
 import platform
 import re
-import resource
 import statistics
 import sys
 import tempfile
@@ -51,58 +50,25 @@ import numpy as np
 import serhub.modeling  # noqa: F401  (registers the serhub classes with the Auto* factories)
 import torch
 import transformers
+from audio_llm_speed_emosllm import EMOSLLM, EMOSLLM_TRAINABLE, LLAMA_32_3B, WAVLM_LARGE, count_emosllm
+from audio_llm_speed_measure import (
+    count_trainable,
+    current_rss_mib,
+    max_rss_mib,
+    median,
+    reset_peak_rss,
+    time_ms,
+)
+from audio_llm_speed_report import print_report
 from serhub.modeling import AudioLLMConfig, AudioLLMForAudioClassification, AudioLLMForConditionalGeneration
 from serhub.modeling.offline_assets import resolve_pretrained
 from serhub.recipes.reporting import write_json
-from transformers import LlamaConfig, WavLMConfig
 
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # peft calls a deprecated name
 
 LABELS = ["neutral", "happy", "sad", "angry", "fear", "surprise"]
 SR = 16000
-EMOSLLM_TRAINABLE = 12.5e6  # EmoSLLM (arXiv:2508.14130): trainable parameters reported in the paper
 ASTERISK = "/usr/share/asterisk/sounds/en/*.wav"
-
-# EmoSLLM's parts. WavLM Large (microsoft/wavlm-large): the other fields keep WavLMConfig's defaults,
-# which are Large's too (7 conv layers of 512, 320 relative-position buckets). Llama-3.2-3B-Instruct:
-# head_dim = 3072 / 24 = 128 and rms_norm_eps 1e-5 by default; the llama3 RoPE scaling is that of the
-# released config (it changes no parameter count).
-WAVLM_LARGE = dict(
-    hidden_size=1024,
-    num_hidden_layers=24,
-    num_attention_heads=16,
-    intermediate_size=4096,
-    feat_extract_norm="layer",
-    do_stable_layer_norm=True,
-    conv_bias=True,
-)
-LLAMA_32_3B = dict(
-    hidden_size=3072,
-    intermediate_size=8192,
-    num_hidden_layers=28,
-    num_attention_heads=24,
-    num_key_value_heads=8,
-    vocab_size=128256,
-    tie_word_embeddings=True,
-    max_position_embeddings=131072,
-    rope_parameters=dict(
-        rope_type="llama3",
-        rope_theta=500000.0,
-        factor=32.0,
-        low_freq_factor=1.0,
-        high_freq_factor=4.0,
-        original_max_position_embeddings=8192,
-    ),
-)
-EMOSLLM = dict(connector="query_pooling", num_queries=32, mapper_layers=2, audio_token_id=128256)
-EMOSLLM_VARIANTS = {
-    "as briefed (mapper width = WavLM's 1024, LoRA r=8)": dict(lora_r=8, lora_alpha=16),
-    "mapper_hidden_size=768 (the width EmoSLLM states)": dict(
-        mapper_hidden_size=768, lora_r=8, lora_alpha=16
-    ),
-    "mapper_hidden_size=512": dict(mapper_hidden_size=512, lora_r=8, lora_alpha=16),
-    "lora_r=16": dict(lora_r=16, lora_alpha=32),
-}
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -140,59 +106,11 @@ def load_clips(dataset: Path, n: int) -> tuple[list[np.ndarray], list[str], list
     return clips, ["neutral"] * n, ["hello there"] * n, f"{ASTERISK} (resampled to {SR} Hz)"
 
 
-def time_ms(cases: dict, warmup: int, repeats: int) -> tuple[dict[str, list[float]], dict]:
-    """Wall times (ms) of each case ({name: callable}), interleaved one call per round so background load
-    slows every case alike; also the last result of each call."""
-    times, results = {name: [] for name in cases}, {}
-    for round_ in range(warmup + repeats):
-        for name, call in cases.items():
-            start = time.perf_counter()
-            results[name] = call()
-            if round_ >= warmup:
-                times[name].append((time.perf_counter() - start) * 1000)
-    return times, results
-
-
-def median(ms: list[float]) -> float:
-    return round(statistics.median(ms), 1)
-
-
 def parse_label(text: str, labels: list[str], fallback: str = "neutral") -> str | None:
     """The label whose name appears first in ``text`` (at a word start), else ``fallback``."""
     pattern = r"\b(" + "|".join(re.escape(label) for label in labels) + ")"
     match = re.search(pattern, text, flags=re.IGNORECASE)
     return match.group(1).lower() if match else fallback
-
-
-def reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS mark (which ``ru_maxrss`` reads) to the current RSS (Linux >= 4.0)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def max_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def current_rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def count_trainable(model: torch.nn.Module) -> dict[str, int]:
-    counts = dict(connector=0, lora=0, other=0, total=0, frozen=0)
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            counts["frozen"] += param.numel()
-            continue
-        kind = "lora" if "lora_" in name else "connector" if "connector." in name else "other"
-        counts[kind] += param.numel()
-        counts["total"] += param.numel()
-    return counts
 
 
 # ---------------------------------------------------------------------------------------------- sections
@@ -376,131 +294,8 @@ def bench_lora_step(model, processor, clips, labels, transcripts, args) -> dict:
     )
 
 
-def count_emosllm() -> list[dict]:
-    rows = []
-    for name, extra in EMOSLLM_VARIANTS.items():
-        config = AudioLLMConfig(
-            audio_config=WavLMConfig(**WAVLM_LARGE),
-            text_config=LlamaConfig(**LLAMA_32_3B),
-            **EMOSLLM,
-            **extra,
-        )
-        row = dict(variant=name, **extra)
-        try:
-            with torch.device("meta"):
-                model = AudioLLMForConditionalGeneration(config)
-            encoder = sum(p.numel() for p in model.audio_encoder.parameters())
-            llm = sum(p.numel() for p in model.language_model.parameters())
-            connector_parts = {
-                part: sum(p.numel() for p in module.parameters())
-                if isinstance(module, torch.nn.Module)
-                else 0
-                for part, module in model.connector.named_children()
-            }
-            connector_parts["queries"] = model.connector.queries.numel()
-            model.enable_lora()
-            counts = count_trainable(model)
-            off_meta = [n for n, p in model.named_parameters() if p.device.type != "meta"]
-            row.update(
-                trainable=counts["total"],
-                connector=counts["connector"],
-                lora=counts["lora"],
-                other_trainable=counts["other"],
-                ratio_to_emosllm=round(counts["total"] / EMOSLLM_TRAINABLE, 2),
-                connector_parts=connector_parts,
-                encoder_parameters=encoder,
-                llm_parameters=llm,
-                parameters_not_on_meta=off_meta,
-            )
-            del model
-        except Exception as err:  # report, don't hide: the brief asks what fails on meta
-            row["error"] = f"{type(err).__name__}: {err}"
-        rows.append(row)
-    return rows
-
-
 # ---------------------------------------------------------------------------------------------- main
-def print_report(payload: dict, threads: int, args) -> None:
-    g, bs = payload["generate_vs_label_logits"], payload["batch_vs_single"]
-    lora, meta = payload["lora_training_step"], payload["emosllm_trainable_parameters"]
-    n = args.num_clips
-    print(
-        f"\n{payload['model']}\n{n} clips ({payload['clip_seconds'][0]:.2f}-{payload['clip_seconds'][1]:.2f} s) "
-        f"from {payload['clips_source']}; CPU fp32, {threads} threads, median of {args.repeats} "
-        f"after {args.warmup} warm-up"
-    )
-    print(f"{'measurement':<58} {'median ms':>10} {'clips/s':>8} {'ratio':>6} {'of min':>6}  ratio is")
-
-    def line(name, ms, ratio=None, ratio_min=None, meaning=""):
-        ratios = f" {ratio:>6.2f} {ratio_min:>6.2f}  {meaning}" if ratio is not None else ""
-        print(f"{name:<58} {ms:>10.1f} {n / ms * 1000:>8.2f}{ratios}")
-
-    line(f"label_logits classifier, batch of {n}", g["label_logits_ms"])
-    for r in g["generations"]:
-        line(
-            f"generate({r['max_new_tokens']} tokens) + parse, batch of {n}",
-            r["generate_ms"],
-            r["speedup_label_logits_over_generate"],
-            r["speedup_of_min"],
-            "generate / label_logits time",
-        )
-    for r in bs:
-        line(f"label_logits batched, {r['variant']}", r["batched_ms"])
-        line(
-            f"label_logits {n} single calls, {r['variant']}",
-            r["singles_ms"],
-            r["throughput_ratio"],
-            r["throughput_ratio_of_min"],
-            "singles / batched time",
-        )
-    line(f"LoRA forward+backward, batch of {n} (asr+ser)", lora["forward_backward_ms"])
-    print("(ratio: of the medians; of min: of the fastest passes, the least disturbed by other jobs)")
-    print(f"\nargmax(label_logits): {g['argmax_labels']}")
-    for r in g["generations"]:
-        print(
-            f"agreement with parsed generate({r['max_new_tokens']} tokens): {r['agreement']:.2f} "
-            f"({r['answers_naming_a_label']:.2f} of the answers name a label; the others parse to 'neutral')"
-        )
-        print(f"  parsed: {r['parsed_labels']}; first answer: {r['answers'][0]!r}")
-    print(
-        "  the connector is untrained, so both predictions are arbitrary: a consistency figure, not accuracy"
-    )
-    print(
-        f"  label_logits vs the LM's next-token log-prob (one-token labels): "
-        f"max |delta| {g['max_abs_diff_one_token_label_vs_lm_logprob']:.2e}"
-    )
-    for r in bs:
-        flag = "" if r["max_abs_delta_prob"] <= 1e-4 else "  ABOVE 1e-4"
-        print(
-            f"batched vs single ({r['variant']}; text tokens {r['text_tokens_min_max']}, mel frames "
-            f"{r['mel_frames_min_max']}): max |delta prob| {r['max_abs_delta_prob']:.2e}, max |delta logit| "
-            f"{r['max_abs_delta_logit']:.2e}, same argmax {r['same_argmax']}{flag}"
-        )
-    reset = "peak reset before the steps" if lora["peak_reset_before"] else "peak NOT reset: includes loading"
-    print(
-        f"LoRA step: {lora['trainable_summary']} (connector {lora['trainable_connector']:,}, LoRA "
-        f"{lora['trainable_lora']:,}); ru_maxrss {lora['maxrss_before_mib']:.0f} -> {lora['maxrss_after_mib']:.0f} MiB "
-        f"(+{lora['peak_increase_mib']:.0f}; {reset}); batch {lora['batch_tokens']} tokens"
-    )
-    print(f"\nEmoSLLM configuration on the meta device (paper: {EMOSLLM_TRAINABLE / 1e6:.1f} M trainable)")
-    print(f"{'variant':<52} {'trainable':>11} {'connector':>11} {'LoRA':>10} {'x paper':>8}")
-    for r in meta:
-        if "error" in r:
-            print(f"{r['variant']:<52} FAILED: {r['error']}")
-            continue
-        print(
-            f"{r['variant']:<52} {r['trainable'] / 1e6:>10.2f}M {r['connector'] / 1e6:>10.2f}M "
-            f"{r['lora'] / 1e6:>9.2f}M {r['ratio_to_emosllm']:>8.2f}"
-        )
-    first = next((r for r in meta if "error" not in r), None)
-    if first:
-        print(
-            f"  (frozen: WavLM Large {first['encoder_parameters'] / 1e6:.1f} M, Llama 3.2 3B "
-            f"{first['llm_parameters'] / 1e9:.3f} B; parameters not on meta: {first['parameters_not_on_meta']})"
-        )
-
-
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -519,16 +314,12 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--output_json", type=Path, default=Path("benchmarks/results/audio_llm_speed.json"))
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    threads, load_start = torch.get_num_threads(), os.getloadavg()[0]
+    return parser.parse_args()
 
-    if args.dataset is None:
-        from serhub.recipes.data import embedded_dataset_path
 
-        args.dataset = embedded_dataset_path()
-    clips, labels, transcripts, source = load_clips(args.dataset, args.num_clips)
+def run_sections(args, clips, labels, transcripts) -> tuple[str, dict]:
+    """The four measurements, in the order the models allow: enable_lora() changes the generator in
+    place, so the LoRA step follows the inference ones; each model goes as soon as no section needs it."""
     with tempfile.TemporaryDirectory() as tmp:
         model, processor, clf, model_source = build_models(tmp)
     print(f"[bench] generate vs label_logits ({model_source})", file=sys.stderr)
@@ -543,6 +334,26 @@ def main() -> None:
     gc.collect()
     print("[bench] EmoSLLM parameter count (meta device)", file=sys.stderr)
     emosllm = count_emosllm()
+    return model_source, dict(
+        generate_vs_label_logits=generation,
+        batch_vs_single=batching,
+        lora_training_step=lora,
+        emosllm_trainable_parameters=emosllm,
+    )
+
+
+def main() -> None:
+    args = parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    threads, load_start = torch.get_num_threads(), os.getloadavg()[0]
+
+    if args.dataset is None:
+        from serhub.recipes.data import embedded_dataset_path
+
+        args.dataset = embedded_dataset_path()
+    clips, labels, transcripts, source = load_clips(args.dataset, args.num_clips)
+    model_source, sections = run_sections(args, clips, labels, transcripts)
     load_end = os.getloadavg()[0]
 
     seconds = [len(c) / SR for c in clips]
@@ -561,10 +372,7 @@ def main() -> None:
         clips_source=source,
         clip_seconds=[round(min(seconds), 2), round(max(seconds), 2)],
         note="untrained connector: predictions are arbitrary; agreement is a consistency figure, not accuracy",
-        generate_vs_label_logits=generation,
-        batch_vs_single=batching,
-        lora_training_step=lora,
-        emosllm_trainable_parameters=emosllm,
+        **sections,
         emosllm_assumptions=dict(
             paper_trainable=EMOSLLM_TRAINABLE,
             audio_config=WAVLM_LARGE,

@@ -195,6 +195,84 @@ def write_csv(rows: list[dict], path) -> None:
 ARGUMENTS = (EnsembleArguments, DataArguments, RunArguments, TrainingArguments)
 
 
+def run_members(
+    ensemble, raw, splits: list[str], names: list[str], labels: list[str], args, data_args, batch_size: int
+):
+    """Every member's class probabilities on each split, the transcripts the text members read, and the
+    reference labels: the members run once, and every combination is scored from these."""
+    probs, refs, transcripts = {}, {}, {}
+    for split in splits:
+        data = encode_labels(raw[split], data_args.label_column, labels)
+        logger.info("running the %d members on %s (%d clips)", len(names), split, len(data))
+        probs[split], transcripts[split] = member_outputs(ensemble, data, args, batch_size)
+        refs[split] = list(data["labels"])
+    return probs, refs, transcripts
+
+
+def pick_tie_breaker(probs, refs, names: list[str], labels: list[str], valid: str, tie_breaker: str) -> str:
+    """--tie_breaker, or for "best" the member with the highest validation macro-F1 on its own."""
+    alone = {
+        n: classification_metrics(
+            [labels[i] for i in probs[valid][:, j].argmax(-1)],
+            [labels[i] for i in refs[valid]],
+            labels=labels,
+        )["macro_f1"]
+        for j, n in enumerate(names)
+    }
+    return max(alone, key=alone.get) if tie_breaker == "best" else tie_breaker
+
+
+def save_chosen(out: str, members: list[dict], best: dict, breaker: str, args, labels: list[str]) -> None:
+    """The chosen ensemble saved as configuration and code: its members were loaded and checked while
+    scoring, and are not loaded a second time just to be written down."""
+    chosen = [m for m in members if m["name"] in best["members"].split("+")]
+    final = EnsembleForAudioClassification(
+        EnsembleConfig(
+            chosen,
+            voting=best["voting"],
+            tie_breaker=breaker if breaker in best["members"].split("+") else chosen[0]["name"],
+            asr_model=args.asr_model if any(m["input"] == "transcript" for m in chosen) else None,
+            labels=labels,
+        )
+    )
+    final.save_pretrained(out)
+
+
+def write_results(
+    out: str,
+    rows: list[dict],
+    best: dict,
+    summary: dict,
+    split: str,
+    labels: list[str],
+    data_args,
+    training_args,
+) -> None:
+    """eval_results.json (the chosen ensemble's scores on ``split`` + ``summary``) and the model card."""
+    results = {
+        split: {
+            "macro_f1": best[f"{split}_macro_f1"],
+            "unweighted_accuracy": best[f"{split}_ua"],
+        }
+    }
+    write_eval_results(out, {**results, **summary})
+    write_model_card(
+        out,
+        template="ensemble.md",
+        model_name="serhub-ensemble",
+        labels=labels,
+        dataset_name=data_args.dataset_name_or_path or "synthetic_emotions",
+        results=results,
+        tags=["ensemble"],
+        rows=sorted(rows, key=lambda r: -r[f"{split}_macro_f1"]),
+        split=split,
+        chosen=best,
+        members=summary["members"],
+        tie_breaker=summary["tie_breaker"],
+        model_id=training_args.hub_model_id,
+    )
+
+
 def main(argv=None):
     args, data_args, run_args, training_args, push_to_hub = start_run(ARGUMENTS, DEFAULT_CONFIG, argv)
     refuse_augment(data_args, "ensemble", "does not train (it combines trained models)")
@@ -215,41 +293,17 @@ def main(argv=None):
         asr_model=None if args.use_dataset_transcripts else args.asr_model,
         labels=labels,
     )
-    start, probs, refs, transcripts = time.time(), {}, {}, {}
-    for split in splits:
-        data = encode_labels(raw[split], data_args.label_column, labels)
-        logger.info("running the %d members on %s (%d clips)", len(names), split, len(data))
-        probs[split], transcripts[split] = member_outputs(
-            ensemble, data, args, training_args.per_device_eval_batch_size
-        )
-        refs[split] = list(data["labels"])
+    start = time.time()
+    probs, refs, transcripts = run_members(
+        ensemble, raw, splits, names, labels, args, data_args, training_args.per_device_eval_batch_size
+    )
     valid, test = data_args.eval_split, data_args.test_split
-    alone = {
-        n: classification_metrics(
-            [labels[i] for i in probs[valid][:, j].argmax(-1)],
-            [labels[i] for i in refs[valid]],
-            labels=labels,
-        )["macro_f1"]
-        for j, n in enumerate(names)
-    }
-    breaker = max(alone, key=alone.get) if args.tie_breaker == "best" else args.tie_breaker
+    breaker = pick_tie_breaker(probs, refs, names, labels, valid, args.tie_breaker)
     rows = score_table(
         probs, refs, names, labels, names.index(breaker), args, data_args.bootstrap, training_args.seed
     )
     best = max((r for r in rows if r["voting"] != "single"), key=lambda r: r[f"{valid}_macro_f1"])
-    chosen = [m for m in members if m["name"] in best["members"].split("+")]
-    # the chosen ensemble is saved as configuration and code: its members were loaded and checked
-    # above, and are not loaded a second time just to be written down
-    final = EnsembleForAudioClassification(
-        EnsembleConfig(
-            chosen,
-            voting=best["voting"],
-            tie_breaker=breaker if breaker in best["members"].split("+") else chosen[0]["name"],
-            asr_model=args.asr_model if any(m["input"] == "transcript" for m in chosen) else None,
-            labels=labels,
-        )
-    )
-    final.save_pretrained(out)
+    save_chosen(out, members, best, breaker, args, labels)
     report_split = test or valid
     write_csv(rows, Path(out) / "ensemble_table.csv")
     plot_table(rows, report_split, Path(out) / "ensemble_table.png")
@@ -265,28 +319,7 @@ def main(argv=None):
         "runtime_s": round(time.time() - start, 1),
         "labels": labels,
     }
-    results = {
-        report_split: {
-            "macro_f1": best[f"{report_split}_macro_f1"],
-            "unweighted_accuracy": best[f"{report_split}_ua"],
-        }
-    }
-    write_eval_results(out, {**results, **summary})
-    write_model_card(
-        out,
-        template="ensemble.md",
-        model_name="serhub-ensemble",
-        labels=labels,
-        dataset_name=data_args.dataset_name_or_path or "synthetic_emotions",
-        results=results,
-        tags=["ensemble"],
-        rows=sorted(rows, key=lambda r: -r[f"{report_split}_macro_f1"]),
-        split=report_split,
-        chosen=best,
-        members=members,
-        tie_breaker=breaker,
-        model_id=training_args.hub_model_id,
-    )
+    write_results(out, rows, best, summary, report_split, labels, data_args, training_args)
     if push_to_hub:
         push(out, training_args.hub_model_id, training_args.hub_private_repo)
     logger.info(

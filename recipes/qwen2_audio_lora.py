@@ -193,9 +193,9 @@ def evaluate(model, processor, dataset, labels, args, batch_size: int, bootstrap
 ARGUMENTS = (Qwen2AudioArguments, DataArguments, RunArguments, SFTConfig)
 
 
-def main(argv=None):
-    args, data_args, run_args, training_args, push_to_hub = start_run(ARGUMENTS, DEFAULT_CONFIG, argv)
-    refuse_augment(data_args, "qwen2_audio_lora", "feeds the audio to TRL's SFTTrainer unaugmented")
+def load_splits(data_args, training_args) -> tuple:
+    """(the dataset, its labels, the splits in use with integer labels and audio at the processor's
+    rate); --max_train_samples keeps the first rows of the training split."""
     with training_args.main_process_first(desc="datasets"):
         data = load_dataset_dict(data_args.dataset_name_or_path or str(embedded_dataset_path()), data_args)
     labels = resolve_labels(data, data_args)
@@ -208,6 +208,56 @@ def main(argv=None):
         splits[data_args.train_split] = splits[data_args.train_split].select(
             range(min(data_args.max_train_samples, len(splits[data_args.train_split])))
         )
+    return data, labels, splits
+
+
+def build_trainer(peft_model, processor, splits: dict, labels: list[str], args, data_args, training_args):
+    """TRL's SFTTrainer on the chats ChatCollator builds (so TRL's own dataset preparation is skipped)."""
+    from trl import SFTTrainer
+
+    sft_args = dataclasses.replace(
+        training_args,
+        dataset_kwargs={"skip_prepare_dataset": True},  # the collator builds chats and labels
+        remove_unused_columns=False,
+        max_length=None,
+        packing=False,
+    )
+    text = chat_text(processor, labels, args.instruction)
+    return SFTTrainer(
+        model=peft_model,
+        args=sft_args,
+        train_dataset=splits[data_args.train_split],
+        eval_dataset=splits.get(data_args.eval_split),
+        data_collator=ChatCollator(processor, labels, text),
+        processing_class=processor.tokenizer,
+        callbacks=[EpochTimer()],
+    )
+
+
+def card_settings(args: Qwen2AudioArguments, data_args, training_args, results: dict) -> dict:
+    """The model card's arguments (see ``reporting.write_model_card``)."""
+    return {
+        "template": "qwen2_audio.md",
+        "model_name": "serhub-qwen2-audio-ser",
+        "dataset_name": data_args.dataset_name_or_path or "synthetic_emotions",
+        "results": {f"test ({k})": v for k, v in results.items()},
+        "base_model": args.model_name_or_path,
+        "tags": ["qwen2-audio", "audio-llm", "lora", "thau-upm"],
+        "fallback_rate": results.get("generation", {}).get("fallback_rate"),
+        "training_config": {
+            "model": args.model_name_or_path,
+            "LoRA": f"r={args.lora_r}, alpha={args.lora_alpha} on {args.lora_target_modules}",
+            "audio tower": "frozen" if args.freeze_audio_tower else "trained",
+            "learning rate": training_args.learning_rate,
+            "epochs": training_args.num_train_epochs,
+        },
+    }
+
+
+def main(argv=None):
+    args, data_args, run_args, training_args, push_to_hub = start_run(ARGUMENTS, DEFAULT_CONFIG, argv)
+    refuse_augment(data_args, "qwen2_audio_lora", "feeds the audio to TRL's SFTTrainer unaugmented")
+    data, labels, splits = load_splits(data_args, training_args)
     settings = run_settings(training_args, labels, dict(data.items()), args, data_args)
     run_lock = claim_output_dir(  # noqa: F841 (held until the process exits)
         training_args.output_dir,
@@ -220,26 +270,7 @@ def main(argv=None):
     model.config.class_counts = class_counts(splits[data_args.train_split], "labels", len(labels))
     peft_model = add_lora(model, args)
     logger.info("trainable parameters: %s", peft_model.get_nb_trainable_parameters())
-
-    from trl import SFTTrainer
-
-    sft_args = dataclasses.replace(
-        training_args,
-        dataset_kwargs={"skip_prepare_dataset": True},  # the collator builds chats and labels
-        remove_unused_columns=False,
-        max_length=None,
-        packing=False,
-    )
-    text = chat_text(processor, labels, args.instruction)
-    trainer = SFTTrainer(
-        model=peft_model,
-        args=sft_args,
-        train_dataset=splits[data_args.train_split],
-        eval_dataset=splits.get(data_args.eval_split),
-        data_collator=ChatCollator(processor, labels, text),
-        processing_class=processor.tokenizer,
-        callbacks=[EpochTimer()],
-    )
+    trainer = build_trainer(peft_model, processor, splits, labels, args, data_args, training_args)
     out = training_args.output_dir
     last = last_complete_checkpoint(out) if Path(out).is_dir() else None
     if last:
@@ -269,22 +300,7 @@ def main(argv=None):
         confusion=(results[best], f"test ({best})") if best else None,
         history=trainer.state.log_history,
         curves_title="Qwen2-Audio LoRA",
-        card={
-            "template": "qwen2_audio.md",
-            "model_name": "serhub-qwen2-audio-ser",
-            "dataset_name": data_args.dataset_name_or_path or "synthetic_emotions",
-            "results": {f"test ({k})": v for k, v in results.items()},
-            "base_model": args.model_name_or_path,
-            "tags": ["qwen2-audio", "audio-llm", "lora", "thau-upm"],
-            "fallback_rate": results.get("generation", {}).get("fallback_rate"),
-            "training_config": {
-                "model": args.model_name_or_path,
-                "LoRA": f"r={args.lora_r}, alpha={args.lora_alpha} on {args.lora_target_modules}",
-                "audio tower": "frozen" if args.freeze_audio_tower else "trained",
-                "learning rate": training_args.learning_rate,
-                "epochs": training_args.num_train_epochs,
-            },
-        },
+        card=card_settings(args, data_args, training_args, results),
         training_args=training_args,
         push_to_hub=push_to_hub,
     )

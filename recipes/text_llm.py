@@ -215,19 +215,9 @@ def train_pooling_head(model, tokenizer, splits, training_args, args, labels, ou
 ARGUMENTS = (TextLLMArguments, DataArguments, RunArguments, SFTConfig)
 
 
-def main(argv=None):
-    model_args, data_args, run_args, training_args, push_to_hub = start_run(ARGUMENTS, DEFAULT_CONFIG, argv)
-    refuse_augment(data_args, "text_llm", "trains on transcripts, not audio")
-    if model_args.method not in METHODS:
-        raise ValueError(f"--method must be one of {METHODS}, got {model_args.method!r}")
-    out = training_args.output_dir
-    with training_args.main_process_first(desc="dataset"):
-        raw = load_dataset_dict(data_args.dataset_name_or_path, data_args)
-    labels = resolve_labels(raw, data_args)
-    settings = run_settings(training_args, labels, dict(raw), model_args, data_args, exclude=("bootstrap",))
-    run_lock = claim_output_dir(  # noqa: F841 (held until the process exits)
-        out, "text_llm", settings, run_args.overwrite_output_dir, training_args.process_index == 0
-    )
+def encode_splits(raw, model_args: TextLLMArguments, data_args, labels: list[str]) -> dict:
+    """The train / eval / test splits with integer labels and without their audio (a text model reads
+    the transcripts only); a split without transcripts is refused before any model is loaded."""
     names = [s for s in (data_args.train_split, data_args.eval_split, data_args.test_split) if s]
     require_splits(raw, names)
     for name in names:
@@ -237,20 +227,19 @@ def main(argv=None):
                 "a text model needs transcripts: add them (python -m serhub.datasets_scripts.transcribe) "
                 "or set --transcript_column"
             )
-    splits = {
+    return {
         key: encode_labels(raw[name].remove_columns(["audio"]) if "audio" in raw[name].column_names else raw[name],
                            data_args.label_column, labels)
         for key, name in (("train", data_args.train_split), ("eval", data_args.eval_split), ("test", data_args.test_split))
         if name
     }  # fmt: skip
-    counts = class_counts(splits["train"], "labels", len(labels))
-    model, tokenizer = build_classifier(model_args, labels, counts)
-    logger.info("%s; %s", model_args.method, trainable_summary(model))
-    start = time.time()
-    train = train_sft if model_args.method == "sft" else train_pooling_head
-    trainer = train(model, tokenizer, splits, training_args, model_args, labels, out)
-    seconds = time.time() - start
-    model.merge_and_unload_lora()
+
+
+def evaluate_splits(
+    model, tokenizer, splits: dict, model_args, data_args, training_args, labels
+) -> tuple[dict, dict]:
+    """Each held-out split's ser_metrics (bootstrap intervals on test), then the temperature fitted on
+    validation: (results, calibration)."""
     batch = training_args.per_device_eval_batch_size
     column = model_args.transcript_column
     logits = {
@@ -268,6 +257,58 @@ def main(argv=None):
         model, logits["eval"], splits["eval"]["labels"], held_out, fitted_on=data_args.eval_split
     )
     logger.info(calibration_line(calibration))
+    return results, calibration
+
+
+def card_settings(model_args, data_args, training_args, results: dict, calibration: dict) -> dict:
+    """The model card's arguments (see ``reporting.write_model_card``)."""
+    return {
+        "template": "text_llm.md",
+        "model_name": f"serhub-text-llm-{model_args.method}",
+        "dataset_name": data_args.dataset_name_or_path or "synthetic_emotions",
+        "results": results,
+        "base_model": model_args.text_model_name_or_path,
+        "tags": ["text_llm", model_args.method],
+        "task_type": "text-classification",
+        "calibration": calibration,
+        "training_config": {
+            "LLM": model_args.text_model_name_or_path,
+            "method": model_args.method,
+            "LoRA r / alpha": f"{model_args.lora_r} / {model_args.lora_alpha}",
+            "loss": "LM loss on the answer (SFT)"
+            if model_args.method == "sft"
+            else model_args.classification_loss,
+            "learning rate": training_args.learning_rate,
+            "epochs": training_args.num_train_epochs,
+        },
+    }
+
+
+def main(argv=None):
+    model_args, data_args, run_args, training_args, push_to_hub = start_run(ARGUMENTS, DEFAULT_CONFIG, argv)
+    refuse_augment(data_args, "text_llm", "trains on transcripts, not audio")
+    if model_args.method not in METHODS:
+        raise ValueError(f"--method must be one of {METHODS}, got {model_args.method!r}")
+    out = training_args.output_dir
+    with training_args.main_process_first(desc="dataset"):
+        raw = load_dataset_dict(data_args.dataset_name_or_path, data_args)
+    labels = resolve_labels(raw, data_args)
+    settings = run_settings(training_args, labels, dict(raw), model_args, data_args, exclude=("bootstrap",))
+    run_lock = claim_output_dir(  # noqa: F841 (held until the process exits)
+        out, "text_llm", settings, run_args.overwrite_output_dir, training_args.process_index == 0
+    )
+    splits = encode_splits(raw, model_args, data_args, labels)
+    counts = class_counts(splits["train"], "labels", len(labels))
+    model, tokenizer = build_classifier(model_args, labels, counts)
+    logger.info("%s; %s", model_args.method, trainable_summary(model))
+    start = time.time()
+    train = train_sft if model_args.method == "sft" else train_pooling_head
+    trainer = train(model, tokenizer, splits, training_args, model_args, labels, out)
+    seconds = time.time() - start
+    model.merge_and_unload_lora()
+    results, calibration = evaluate_splits(
+        model, tokenizer, splits, model_args, data_args, training_args, labels
+    )
     summary = {
         "method": model_args.method,
         "labels": labels,
@@ -290,26 +331,7 @@ def main(argv=None):
         ),
         history=trainer.state.log_history,
         curves_title=f"text_llm ({model_args.method})",
-        card={
-            "template": "text_llm.md",
-            "model_name": f"serhub-text-llm-{model_args.method}",
-            "dataset_name": data_args.dataset_name_or_path or "synthetic_emotions",
-            "results": results,
-            "base_model": model_args.text_model_name_or_path,
-            "tags": ["text_llm", model_args.method],
-            "task_type": "text-classification",
-            "calibration": calibration,
-            "training_config": {
-                "LLM": model_args.text_model_name_or_path,
-                "method": model_args.method,
-                "LoRA r / alpha": f"{model_args.lora_r} / {model_args.lora_alpha}",
-                "loss": "LM loss on the answer (SFT)"
-                if model_args.method == "sft"
-                else model_args.classification_loss,
-                "learning rate": training_args.learning_rate,
-                "epochs": training_args.num_train_epochs,
-            },
-        },
+        card=card_settings(model_args, data_args, training_args, results, calibration),
         training_args=training_args,
         push_to_hub=push_to_hub,
     )

@@ -87,6 +87,83 @@ def classify_audio(folder: str, dataset, batch_size: int) -> tuple[torch.Tensor,
 ARGUMENTS = (ZeroShotArguments, DataArguments, RunArguments, TrainingArguments)
 
 
+def score_audio_llm(where: str, raw, labels: list[str], args, data_args, training_args) -> dict:
+    """Each split's metrics from a trained audio-LLM's label scores, read in the dataset's label order."""
+    results = {}
+    for split in args.splits:
+        data = encode_labels(raw[split], data_args.label_column, labels)
+        probabilities, model_labels = classify_audio(where, data, training_args.per_device_eval_batch_size)
+        missing = [label for label in labels if label not in model_labels]
+        if missing:
+            raise ValueError(
+                f"{args.model} does not know the labels {missing} (it has {model_labels}); "
+                "choose the labels to score with --labels"
+            )
+        order = [model_labels.index(label) for label in labels]  # the dataset's label order
+        predicted = probabilities[:, order].argmax(-1).tolist()
+        results[split] = classification_metrics(
+            [labels[i] for i in predicted], [labels[i] for i in data["labels"]], labels=labels,
+            bootstrap=data_args.bootstrap, seed=training_args.seed,
+        )  # fmt: skip
+    return results
+
+
+def load_text_classifier(where: str, labels: list[str], args, training_args):
+    """The LLM as a zero-shot transcript classifier (its label scores), with a pad token for batching."""
+    model_kwargs = {"dtype": torch.bfloat16} if training_args.bf16 else {}
+    if torch.cuda.is_available() and not training_args.use_cpu:
+        model_kwargs["device_map"] = "auto"  # a 70B model spreads over the GPUs
+    classifier, tokenizer = TextLLMForSequenceClassification.from_llm(
+        where, labels, instruction=args.instruction, max_text_tokens=args.max_text_tokens,
+        model_kwargs=model_kwargs,
+    )  # fmt: skip
+    classifier.config.text_model_name_or_path = args.model
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return classifier, tokenizer
+
+
+def score_text_llm(where: str, raw, labels: list[str], args, data_args, training_args) -> dict:
+    """Each split's metrics from the LLM reading its transcripts; the classifier (a new model: the LLM
+    and its instruction) is saved with its card."""
+    out, batch = training_args.output_dir, training_args.per_device_eval_batch_size
+    classifier, tokenizer = load_text_classifier(where, labels, args, training_args)
+    results = {}
+    for split in args.splits:
+        if args.transcript_column not in raw[split].column_names:
+            raise ValueError(
+                f"split {split!r} has no {args.transcript_column!r} column; zero-shot text "
+                "classification needs transcripts (python -m serhub.datasets_scripts.transcribe)"
+            )
+        data = encode_labels(raw[split], data_args.label_column, labels)
+        texts = [t or "" for t in data[args.transcript_column]]
+        predicted = classify_transcripts(classifier, tokenizer, texts, batch).argmax(-1).tolist()
+        results[split] = classification_metrics(
+            [labels[i] for i in predicted], [labels[i] for i in data["labels"]], labels=labels,
+            bootstrap=data_args.bootstrap, seed=training_args.seed,
+        )  # fmt: skip
+    classifier.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    write_model_card(
+        out,
+        template="text_llm.md",
+        model_name="serhub-zero-shot",
+        labels=labels,
+        dataset_name=data_args.dataset_name_or_path or "synthetic_emotions",
+        results=results,
+        base_model=args.model,
+        tags=["zero-shot", "text_llm"],
+        task_type="text-classification",
+        training_config={
+            "LLM": args.model,
+            "method": "zero-shot (no training)",
+            "instruction": args.instruction,
+        },
+        model_id=training_args.hub_model_id,
+    )
+    return results
+
+
 def main(argv=None):
     args, data_args, run_args, training_args, push_to_hub = start_run(ARGUMENTS, DEFAULT_CONFIG, argv)
     refuse_augment(data_args, "zero_shot", "does not train")
@@ -103,67 +180,9 @@ def main(argv=None):
             f"--push_to_hub: scoring the audio-LLM {args.model} saves no new model, so there is nothing to push; "
             "drop --push_to_hub (the model's own folder is what to upload)"
         )
-    batch = training_args.per_device_eval_batch_size
-    results, start = {}, time.time()
-    if audio:
-        for split in args.splits:
-            data = encode_labels(raw[split], data_args.label_column, labels)
-            probabilities, model_labels = classify_audio(where, data, batch)
-            missing = [label for label in labels if label not in model_labels]
-            if missing:
-                raise ValueError(
-                    f"{args.model} does not know the labels {missing} (it has {model_labels}); "
-                    "choose the labels to score with --labels"
-                )
-            order = [model_labels.index(label) for label in labels]  # the dataset's label order
-            predicted = probabilities[:, order].argmax(-1).tolist()
-            results[split] = classification_metrics(
-                [labels[i] for i in predicted], [labels[i] for i in data["labels"]], labels=labels,
-                bootstrap=data_args.bootstrap, seed=training_args.seed,
-            )  # fmt: skip
-    else:
-        model_kwargs = {"dtype": torch.bfloat16} if training_args.bf16 else {}
-        if torch.cuda.is_available() and not training_args.use_cpu:
-            model_kwargs["device_map"] = "auto"  # a 70B model spreads over the GPUs
-        classifier, tokenizer = TextLLMForSequenceClassification.from_llm(
-            where, labels, instruction=args.instruction, max_text_tokens=args.max_text_tokens,
-            model_kwargs=model_kwargs,
-        )  # fmt: skip
-        classifier.config.text_model_name_or_path = args.model
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        for split in args.splits:
-            if args.transcript_column not in raw[split].column_names:
-                raise ValueError(
-                    f"split {split!r} has no {args.transcript_column!r} column; zero-shot text "
-                    "classification needs transcripts (python -m serhub.datasets_scripts.transcribe)"
-                )
-            data = encode_labels(raw[split], data_args.label_column, labels)
-            texts = [t or "" for t in data[args.transcript_column]]
-            predicted = classify_transcripts(classifier, tokenizer, texts, batch).argmax(-1).tolist()
-            results[split] = classification_metrics(
-                [labels[i] for i in predicted], [labels[i] for i in data["labels"]], labels=labels,
-                bootstrap=data_args.bootstrap, seed=training_args.seed,
-            )  # fmt: skip
-        classifier.save_pretrained(out)
-        tokenizer.save_pretrained(out)
-        write_model_card(
-            out,
-            template="text_llm.md",
-            model_name="serhub-zero-shot",
-            labels=labels,
-            dataset_name=data_args.dataset_name_or_path or "synthetic_emotions",
-            results=results,
-            base_model=args.model,
-            tags=["zero-shot", "text_llm"],
-            task_type="text-classification",
-            training_config={
-                "LLM": args.model,
-                "method": "zero-shot (no training)",
-                "instruction": args.instruction,
-            },
-            model_id=training_args.hub_model_id,
-        )
+    start = time.time()
+    score = score_audio_llm if audio else score_text_llm
+    results = score(where, raw, labels, args, data_args, training_args)
     summary = {"model": args.model, "input": "audio" if audio else "transcript", "labels": labels}
     write_eval_results(out, {**results, **summary, "runtime_s": round(time.time() - start, 1)})
     scores = ", ".join(f"{split} {r['macro_f1']:.4f}" for split, r in results.items())
