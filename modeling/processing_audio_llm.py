@@ -164,6 +164,37 @@ class AudioLLMProcessor(ProcessorMixin):
             recipes that weight the ASR part of joint answers.
         """
         rng = random.Random(seed)
+        clips, texts, n = self._clips_and_texts(audio, text, audio_token_counts)
+        answer_labels, answer_transcripts, answer_descriptors = (
+            [a] if isinstance(a, str) else a for a in (labels, transcripts, descriptors)
+        )
+        training = answer_labels is not None or answer_transcripts is not None
+        self._check_labels(task, answer_labels)
+
+        out: dict = {}
+        counts = list(audio_token_counts) if audio_token_counts is not None else [None] * n
+        has_audio = clips is not None or audio_token_counts is not None
+        if clips is not None:
+            out, counts = self._audio_features(clips, sampling_rate)
+
+        rows = []
+        for i in range(n):
+            prefix = answer_prefix[i] if isinstance(answer_prefix, (list, tuple)) else answer_prefix
+            ids = self._prompt_ids(task, rng, prompt_index, shuffle_labels, has_audio, _nth(texts, i), prefix)
+            answer_ids, asr_part = [], []
+            if training:
+                answer_ids, asr_part = self._answer_ids(
+                    task, _nth(answer_transcripts, i), _nth(answer_labels, i), _nth(answer_descriptors, i)
+                )
+            if has_audio:  # one placeholder per audio-token group, each with the clip's count for it
+                ids = expand_audio_placeholders(ids, self._group_counts(counts[i]), self.audio_token_id)
+            rows.append((ids, answer_ids, asr_part))
+        out.update(self._padded(rows, training, return_asr_mask))
+        return BatchFeature(out, tensor_type=return_tensors)
+
+    @staticmethod
+    def _clips_and_texts(audio, text, audio_token_counts) -> tuple[list | None, list[str] | None, int]:
+        """The clips and the prompts' texts as lists, and the number of rows they agree on."""
         clips = None
         if audio is not None:
             clips = list(audio) if isinstance(audio, (list, tuple)) else [audio]
@@ -177,52 +208,48 @@ class AudioLLMProcessor(ProcessorMixin):
             raise ValueError("give audio (or audio_token_counts), text, or both")
         if texts is not None and len(texts) != n:
             raise ValueError(f"got {n} audio clips but {len(texts)} texts; give one text per clip")
-        answers_label = [labels] if isinstance(labels, str) else labels
-        answers_text = [transcripts] if isinstance(transcripts, str) else transcripts
-        answers_descriptors = [descriptors] if isinstance(descriptors, str) else descriptors
-        training = answers_label is not None or answers_text is not None
-        self._check_labels(task, answers_label)
+        return clips, texts, n
 
-        out: dict = {}
-        counts = list(audio_token_counts) if audio_token_counts is not None else [None] * n
-        has_audio = clips is not None or audio_token_counts is not None
-        if clips is not None:
-            features = self.feature_extractor(clips, sampling_rate=sampling_rate, return_tensors="np")
-            name = "input_values" if "input_values" in features else "input_features"
-            out[name] = features[name]
-            out["audio_attention_mask"] = features["attention_mask"]
-            counts = [
-                self.audio_token_counts(encoder_output_frames(int(m.sum()), self.encoder_convs))
-                for m in features["attention_mask"]
-            ]
+    def _audio_features(self, clips, sampling_rate: int | None) -> tuple[dict, list]:
+        """The encoder's input features of the clips (with their attention mask) and the audio-token
+        counts of each clip, from its unpadded length."""
+        features = self.feature_extractor(clips, sampling_rate=sampling_rate, return_tensors="np")
+        name = "input_values" if "input_values" in features else "input_features"
+        counts = [
+            self.audio_token_counts(encoder_output_frames(int(m.sum()), self.encoder_convs))
+            for m in features["attention_mask"]
+        ]
+        return {name: features[name], "audio_attention_mask": features["attention_mask"]}, counts
 
-        sequences, label_masks, asr_masks = [], [], []
-        for i in range(n):
-            instruction = self.instruction(task, rng, prompt_index, shuffle_labels)
-            prompt = self.render(instruction, has_audio, texts[i] if texts is not None else None)
-            prefix = answer_prefix[i] if isinstance(answer_prefix, (list, tuple)) else answer_prefix
-            ids = self.tokenizer(prompt + (prefix or ""), add_special_tokens=False)["input_ids"]
-            answer_ids, asr_part = [], []
-            if training:
-                answer_ids, asr_part = self._answer_ids(
-                    task,
-                    answers_text[i] if answers_text is not None else None,
-                    answers_label[i] if answers_label is not None else None,
-                    answers_descriptors[i] if answers_descriptors is not None else None,
-                )
-            if has_audio:  # one placeholder per audio-token group, each with the clip's count for it
-                ids = expand_audio_placeholders(ids, self._group_counts(counts[i]), self.audio_token_id)
-            sequences.append(ids + answer_ids)
-            label_masks.append([False] * len(ids) + [True] * len(answer_ids))
-            asr_masks.append([False] * len(ids) + asr_part)
+    def _prompt_ids(
+        self,
+        task: str,
+        rng: random.Random,
+        prompt_index: int | None,
+        shuffle_labels: bool,
+        has_audio: bool,
+        text: str | None,
+        prefix: str | None,
+    ) -> list[int]:
+        """One row's prompt tokens, ending with the answer prefix; its audio placeholder not expanded yet
+        (the instruction draws from ``rng``, so rows are built in order)."""
+        instruction = self.instruction(task, rng, prompt_index, shuffle_labels)
+        prompt = self.render(instruction, has_audio, text)
+        return self.tokenizer(prompt + (prefix or ""), add_special_tokens=False)["input_ids"]
 
-        # left padding: the last position is the next-token position of every row
+    def _padded(self, rows, training: bool, return_asr_mask: bool) -> dict:
+        """The rows (prompt ids, answer ids, which answer ids are the transcript's) left-padded: the
+        last position is the next-token position of every row. With answers, ``labels`` keeps only
+        the answer tokens (the rest -100)."""
+        sequences = [ids + answer_ids for ids, answer_ids, _ in rows]
+        out = {}
         out["input_ids"], out["attention_mask"] = left_pad(sequences, self.tokenizer.pad_token_id)
         if training:
+            label_masks = [[False] * len(ids) + [True] * len(answer_ids) for ids, answer_ids, _ in rows]
             out["labels"] = left_pad([np.where(m, q, -100) for q, m in zip(sequences, label_masks)], -100)[0]
             if return_asr_mask:
-                out["asr_token_mask"] = left_pad(asr_masks, 0)[0]
-        return BatchFeature(out, tensor_type=return_tensors)
+                out["asr_token_mask"] = left_pad([[False] * len(ids) + asr for ids, _, asr in rows], 0)[0]
+        return out
 
     def _group_counts(self, count) -> list[int]:
         groups = len(connector_class(self.connector).groups)
@@ -298,6 +325,11 @@ class AudioLLMProcessor(ProcessorMixin):
             "emotion_prefix_ids": tokenize(" " + EMOTION_PREFIX),
             "transcript_stop_ids": tokenize(TRANSCRIPT_STOP)[:1] + eos,
         }
+
+
+def _nth(values, i: int):
+    """Row ``i`` of a per-row list, or None where the list was not given."""
+    return values[i] if values is not None else None
 
 
 __all__ = ["AudioLLMProcessor", "TASKS", "CUE", "DEFAULT_PROMPTS", "joint_answer"]

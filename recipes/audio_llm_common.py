@@ -1,5 +1,5 @@
 """What the audio-LLM recipes (emosllm, whisper_llm) share: arguments, building the model, the
-cached-encoder collator, the Trainer with the audio-LLM objective (``objectives``), and evaluation (SER in label_logits / transcript_conditioned modes, WER)."""
+cached-encoder collator, the Trainer with the audio-LLM objective (``objectives``), and evaluation (SER in label_logits / transcript_conditioned modes, WER; written in ``audio_llm_evaluation``, importable from here)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,18 @@ from dataclasses import dataclass, field
 import datasets
 import numpy as np
 import torch
-from serhub.metrics.asr import word_error_rate
-from serhub.metrics.ser_metrics.ser_metrics import classification_metrics, per_speaker_macro_f1
 from serhub.modeling import AudioLLMConfig, AudioLLMForConditionalGeneration, AudioLLMProcessor
 from serhub.modeling.offline_assets import resolve_pretrained
-from serhub.modeling.prompting_audio_llm import ASR_PREFIX
 from transformers import Trainer
 
 from .arguments import config_kwargs
+from .audio_llm_evaluation import (  # noqa: F401 (batches too: the recipes import the evaluation from here)
+    audio_token_check,
+    batches,
+    evaluate_ser,
+    evaluate_text_only,
+    evaluate_wer,
+)
 from .data import cache_encoder_outputs, pad_cached_states
 from .logs import get_logger
 from .objectives import AudioLLMObjective
@@ -303,99 +307,6 @@ class AudioLLMTrainer(LoraLearningRateMixin, Trainer):
             self.log(extra)
             metrics.update(extra)
         return metrics
-
-
-def batches(dataset, size: int, desc: str | None = None):
-    """Rows of ``dataset`` in lists of ``size``; with ``desc``, a progress bar (clips) on the way."""
-    from tqdm.auto import tqdm
-
-    with tqdm(total=len(dataset), desc=desc, unit="clip", disable=desc is None) as bar:
-        for start in range(0, len(dataset), size):
-            rows = [dataset[i] for i in range(start, min(start + size, len(dataset)))]
-            yield rows
-            bar.update(len(rows))
-
-
-@torch.no_grad()
-def evaluate_ser(
-    model,
-    processor,
-    dataset,
-    labels: list[str],
-    modes=("label_logits",),
-    batch_size: int = 16,
-    bootstrap: int = 0,
-    speakers: list[str] | None = None,
-) -> dict:
-    """SER metrics of the model in each classification mode, on a cached split; with ``speakers``
-    (one id per row) also each speaker's macro-F1 (``per_speaker_macro_f1``)."""
-    results = {}
-    for mode in modes:
-        classifier = model.as_classifier(mode)
-        task = MODE_TASKS.get(mode, "ser")
-        collate = CachedAudioLLMCollator(
-            processor,
-            task,
-            labels,
-            with_answers=False,
-            fixed_prompt=True,
-            answer_prefix=ASR_PREFIX if task != "ser" else None,
-        )
-        predictions, references = [], []
-        for rows in batches(dataset, batch_size, desc=f"SER ({mode})"):
-            batch = collate(rows)
-            logits = classifier(**{k: v.to(model.device) for k, v in batch.items()}).logits
-            predictions += [labels[i] for i in logits.argmax(-1).tolist()]
-            references += [labels[int(r["labels"])] for r in rows]
-        results[mode] = classification_metrics(predictions, references, labels=labels, bootstrap=bootstrap)
-        if speakers is not None:
-            results[mode]["per_speaker_macro_f1"] = per_speaker_macro_f1(
-                predictions, references, speakers, labels
-            )
-    return results
-
-
-def audio_token_check(model, processor, dataset, labels, probe_size: int = 16) -> dict[str, float]:
-    """Token diversity and norm ratio of the connector on a fixed probe batch (the first clips of
-    ``dataset``), with a loud warning when the audio tokens are near-identical between clips."""
-    rows = [dataset[i] for i in range(min(probe_size, len(dataset)))]
-    batch = CachedAudioLLMCollator(processor, "ser", labels, with_answers=False, fixed_prompt=True)(rows)
-    stats = model.audio_token_statistics(
-        encoder_hidden_states=batch["encoder_hidden_states"].to(model.device),
-        encoder_attention_mask=batch["encoder_attention_mask"].to(model.device),
-    )
-    warning = model.connector.health_warning(stats)
-    if warning:
-        logger.warning("%s See eval_results.json.", warning)
-    return stats
-
-
-@torch.no_grad()
-def evaluate_text_only(model, processor, dataset, labels: list[str], batch_size: int = 16) -> dict:
-    """SER from the transcript alone (no audio): the text-only side of the modality comparison."""
-    classifier = model.as_classifier("label_logits")
-    predictions, references = [], []
-    for rows in batches(dataset, batch_size):
-        batch = processor(
-            text=[r["transcript"] for r in rows], task="ser", prompt_index=0, shuffle_labels=False
-        )
-        logits = classifier(**{k: v.to(model.device) for k, v in batch.items()}).logits
-        predictions += [labels[i] for i in logits.argmax(-1).tolist()]
-        references += [labels[int(r["labels"])] for r in rows]
-    return classification_metrics(predictions, references, labels=labels)
-
-
-@torch.no_grad()
-def evaluate_wer(model, processor, dataset, batch_size: int = 16, max_new_tokens: int = 48) -> float:
-    """Greedy transcription of a cached ASR split, scored with WER."""
-    collate = CachedAudioLLMCollator(processor, "asr", with_answers=False, fixed_prompt=True)
-    hypotheses, references = [], []
-    for rows in batches(dataset, batch_size, desc="transcribing (WER)"):
-        batch = {k: v.to(model.device) for k, v in collate(rows).items()}
-        out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False)
-        hypotheses += processor.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
-        references += [r["transcript"] for r in rows]
-    return word_error_rate(hypotheses, references)
 
 
 __all__ = [

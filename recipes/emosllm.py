@@ -26,16 +26,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
 
 import datasets
 from serhub.datasets_scripts.common import class_counts
 from serhub.modeling.losses import build_classification_loss
 from serhub.recipes.arguments import CONFIGS, DataArguments, RunArguments, start_run
 from serhub.recipes.audio_llm_common import (
-    SER_ONLY_OBJECTIVES,
     AudioLLMArguments,
     AudioLLMTrainer,
     CachedAudioLLMCollator,
@@ -45,9 +42,20 @@ from serhub.recipes.audio_llm_common import (
     evaluate_wer,
 )
 from serhub.recipes.data import embedded_dataset_path, encode_labels, load_dataset_dict, resolve_labels
+from serhub.recipes.emosllm_arguments import (  # noqa: F401 (CTC_DATA: importable from here)
+    CTC_DATA,
+    CurriculumArguments,
+    check_curriculum,
+    phase0,
+)
+from serhub.recipes.emosllm_report import (  # noqa: F401 (connector_summary, paper_departures too)
+    connector_summary,
+    finish,
+    paper_departures,
+)
 from serhub.recipes.logs import get_logger
 from serhub.recipes.objectives import AudioLLMObjective, asr_weight_schedule
-from serhub.recipes.reporting import finish_run, scalar_metrics, write_json
+from serhub.recipes.reporting import scalar_metrics, write_json
 from serhub.recipes.run_folders import claim_output_dir, run_settings
 from serhub.recipes.staged import (
     Stage,
@@ -61,112 +69,6 @@ from transformers import TrainingArguments
 
 DEFAULT_CONFIG = CONFIGS / "emosllm" / "default.yaml"
 logger = get_logger("emosllm")
-
-
-@dataclass
-class CurriculumArguments:
-    phases: list[int] = field(
-        default_factory=lambda: [1, 2, 3], metadata={"help": "which phases to run, in order"}
-    )
-    phase_max_steps: list[int] = field(
-        default_factory=lambda: [-1, -1, -1],
-        metadata={"help": "steps of phases 1, 2, 3 (-1: num_train_epochs)"},
-    )
-    asr_weight_start: float = 1.0
-    asr_weight_end: float = 0.1
-    asr_weight_schedule: str = field(default="linear", metadata={"help": "constant | linear | cosine"})
-    ser_only_fraction: float = field(
-        default=0.0,
-        metadata={
-            "help": "phase 3: share of batches with the SER-only prompt (trains the label_logits readout); "
-            "the rest are joint '| ASR: ... | Emotion: ...' answers"
-        },
-    )
-    ser_only_objective: str = field(
-        default="lm",
-        metadata={
-            "help": "phase 3's SER-only batches: 'lm' (LM loss on the label word, EmoSLLM) or 'label_ce' "
-            "(class-weighted cross-entropy over the labels' scores alone, the label_logits readout)"
-        },
-    )
-    joint_label_weight: float = field(
-        default=0.0,
-        metadata={
-            "help": "phase 3's joint answers: weight of a class-weighted cross-entropy over the labels' scores "
-            "at the answer's label, added to the LM loss (the transcript_conditioned readout); 0: LM loss alone"
-        },
-    )
-    lora_learning_rate: float | None = field(
-        default=None,
-        metadata={"help": "the LoRA adapters' learning rate (phases 2-3); default: --learning_rate"},
-    )
-    ctc_alignment_steps: int = field(
-        default=0,
-        metadata={
-            "help": "phase 0: CTC steps aligning the connector's tokens to the LLM's own embeddings on the ASR "
-            "corpus before phase 1 (recipes/ctc_alignment.py; no LLM layer runs); 0: none"
-        },
-    )
-    ctc_learning_rate: float = field(default=3e-3, metadata={"help": "phase 0's learning rate"})
-    ctc_copy_fraction: float = field(
-        default=0.0,
-        metadata={
-            "help": "--connector ctc_path, phases 1-2: share of ASR rows whose words slots hold the reference "
-            "transcript's tokens instead of the CTC head's (LoRA learns to copy what it reads there)"
-        },
-    )
-    ctc_alignment_data: list[str] = field(
-        default_factory=lambda: ["asr_train"],
-        metadata={
-            "help": "phase 0's data, pooled: asr_train (the ASR corpus) and/or ser_train (the emotion "
-            "corpus's transcribed training clips)"
-        },
-    )
-    asr_dataset_name_or_path: str | None = field(
-        default=None, metadata={"help": "ASR data; default: the embedded Asterisk prompts"}
-    )
-    asr_train_split: str = "train"
-    asr_eval_split: str = "test"
-    max_asr_eval_samples: int = 48
-    max_asr_transcript_words: int | None = field(
-        default=None,
-        metadata={"help": "drop ASR clips with longer transcripts (long prompts cost time and memory)"},
-    )
-    max_ser_eval_samples: int | None = None
-    eval_transcript_conditioned: bool = True
-
-    # what a run may change and still continue the same run: which phases run now, how long they
-    # train (more steps continue a run) and how much is evaluated
-    NOT_SETTINGS: ClassVar[tuple[str, ...]] = (
-        "phases",
-        "phase_max_steps",
-        "max_asr_eval_samples",
-        "max_ser_eval_samples",
-        "eval_transcript_conditioned",
-        "bootstrap",
-    )
-
-    def __post_init__(self):
-        bad = [s for s in self.phase_max_steps if s == 0 or s < -1]
-        if bad:
-            raise ValueError(
-                f"--phase_max_steps {self.phase_max_steps}: each phase needs > 0 steps, or -1 for "
-                "--num_train_epochs; a phase of zero steps would report an untrained model."
-            )
-        if self.joint_label_weight < 0 or (
-            self.lora_learning_rate is not None and self.lora_learning_rate <= 0
-        ):
-            raise ValueError(
-                f"--joint_label_weight {self.joint_label_weight} must be >= 0 and --lora_learning_rate "
-                f"{self.lora_learning_rate} > 0 (or unset)"
-            )
-        if self.ser_only_objective not in SER_ONLY_OBJECTIVES:
-            raise ValueError(
-                f"--ser_only_objective {self.ser_only_objective!r}: expected one of {SER_ONLY_OBJECTIVES}"
-            )
-        unknown = sorted(set(self.phases) - {1, 2, 3})
-        if unknown:
-            raise ValueError(f"--phases {self.phases}: EmoSLLM has phases 1, 2 and 3, not {unknown}")
 
 
 def connector_alone(model) -> None:
@@ -401,80 +303,6 @@ def final_evaluation(run: StagedRun, model, processor) -> dict:
     return results
 
 
-def finish(run: StagedRun, model, processor, results: dict, push_to_hub: bool) -> None:
-    """Save the merged model, eval_results.json, the plots and the card; push if asked."""
-    model_args, curriculum = run.model_args, run.args
-    modes = [m for m in ("label_logits", "transcript_conditioned") if m in results]
-    best = max(modes, key=lambda m: results[m]["macro_f1"]) if modes else None
-    finish_run(
-        run.output_dir,
-        save=(model.merge_and_unload_lora(), processor),
-        results=results,
-        summary={**run.timings, "labels": run.labels, "world_size": run.training_args.world_size},
-        labels=run.labels,
-        confusion=(results[best], f"test ({best})") if best else None,
-        history=run.history,
-        curves_title="EmoSLLM curriculum",
-        card={
-            "template": "audio_llm.md",
-            "model_name": "serhub-emosllm",
-            "dataset_name": run.data_args.dataset_name_or_path or "synthetic_emotions",
-            "results": {f"test ({m})": results[m] for m in modes},
-            "base_model": model_args.text_model_name_or_path,
-            "tags": ["emosllm", "audio-llm"],
-            "wer": results["wer_heldout_asr"],
-            "training_config": {
-                "audio model": model_args.audio_model_name_or_path,
-                "LLM": model_args.text_model_name_or_path,
-                "connector": connector_summary(model_args),
-                "LoRA": f"r={model_args.lora_r}, alpha={model_args.lora_alpha}",
-                "phases": curriculum.phases,
-                "steps per phase": curriculum.phase_max_steps,
-                "phase 3 batches": f"{curriculum.ser_only_fraction:.0%} SER-only prompts "
-                f"({curriculum.ser_only_objective}), the rest joint '| ASR: ... | Emotion: ...' answers",
-                "ASR weight": f"{curriculum.asr_weight_start} -> {curriculum.asr_weight_end} ({curriculum.asr_weight_schedule})",
-                "learning rate": run.training_args.learning_rate,
-                "LoRA learning rate": curriculum.lora_learning_rate or run.training_args.learning_rate,
-                **paper_departures(model_args, curriculum),
-            },
-        },
-        training_args=run.training_args,
-        push_to_hub=push_to_hub,
-    )
-    short = {
-        k: {m: v[m] for m in ("macro_f1", "unweighted_accuracy", "accuracy")}
-        if isinstance(v, dict) and "macro_f1" in v
-        else v
-        for k, v in results.items()
-    }
-    logger.info("%s", json.dumps(short, indent=2))
-
-
-def connector_summary(model_args: AudioLLMArguments) -> str:
-    from serhub.modeling.connectors import connector_class
-
-    return connector_class(model_args.connector).describe(model_args)
-
-
-def paper_departures(model_args: AudioLLMArguments, curriculum: CurriculumArguments) -> dict:
-    """The card's rows for what this run does differently from EmoSLLM's own recipe."""
-    rows = []
-    from serhub.modeling.connectors import QueryPoolingMapper, connector_class
-
-    if connector_class(model_args.connector) is not QueryPoolingMapper:  # the paper's connector
-        rows.append(f"connector {model_args.connector} in place of EmoSLLM's QPMapper")
-    if curriculum.ser_only_fraction >= 1.0:
-        rows.append("phase 3 trains the SER-only prompt alone (EmoSLLM's SER-only variant), no joint answers")
-    if curriculum.ser_only_fraction > 0 and curriculum.ser_only_objective == "label_ce":
-        rows.append("SER-only batches use a class-weighted CE over the labels' scores, not the LM loss")
-    if not rows:
-        return {}
-    return {
-        "departures from the paper": "; ".join(rows)
-        + " (measured reasons: recipes/configs/emosllm/default.yaml)"
-    }
-
-
 # what main() parses (and every config in recipes/configs/emosllm/ must parse with)
 ARGUMENTS = (AudioLLMArguments, DataArguments, CurriculumArguments, RunArguments, TrainingArguments)
 
@@ -521,43 +349,6 @@ def main(argv=None):
     # the model phase 3 just trained, else (every phase was already done) its saved output
     model, processor = final_model(run, phases[-1], model, processor)
     finish(run, model, processor, final_evaluation(run, model, processor), push_to_hub)
-
-
-def check_curriculum(model_args: AudioLLMArguments, curriculum: CurriculumArguments) -> None:
-    """A connector that reads the words through its CTC head needs phase 0 to train that head."""
-    from serhub.modeling.connectors import connector_class
-
-    reads_words = connector_class(model_args.connector).reads_embeddings
-    if reads_words and curriculum.ctc_alignment_steps <= 0:
-        raise ValueError(
-            f"--connector {model_args.connector} gives the LLM the words its CTC head hears, and that head "
-            "trains in phase 0: add --ctc_alignment_steps N (e.g. 200)"
-        )
-    if not 0.0 <= curriculum.ctc_copy_fraction <= 1.0:
-        raise ValueError(
-            f"--ctc_copy_fraction is a share of rows in [0, 1], got {curriculum.ctc_copy_fraction}"
-        )
-    if curriculum.ctc_copy_fraction > 0 and not reads_words:
-        raise ValueError(
-            f"--ctc_copy_fraction fills the words slots of the ctc_path connector; --connector "
-            f"{model_args.connector} has none"
-        )
-
-
-CTC_DATA = {"asr_train": "asr_train", "ser_train": "ser_{train_split}"}  # --ctc_alignment_data -> cached data
-
-
-def phase0(curriculum: CurriculumArguments) -> dict:
-    """With --ctc_alignment_steps: phase 1 starts from a connector CTC-aligned on the ASR corpus."""
-    if curriculum.ctc_alignment_steps <= 0:
-        return {}
-    from serhub.recipes.ctc_alignment import aligned_build
-
-    for name in curriculum.ctc_alignment_data:
-        if name not in CTC_DATA:
-            raise ValueError(f"--ctc_alignment_data {name}: expected some of {', '.join(CTC_DATA)}")
-    data = [CTC_DATA[name] for name in curriculum.ctc_alignment_data]
-    return {"build": aligned_build(curriculum.ctc_alignment_steps, data, curriculum.ctc_learning_rate)}
 
 
 if __name__ == "__main__":

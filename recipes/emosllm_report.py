@@ -1,0 +1,92 @@
+"""What an EmoSLLM run leaves behind (``recipes/emosllm.py``): the merged model, eval_results.json,
+the plots and the model card, whose training configuration names the connector and what the run does
+differently from the paper's recipe."""
+
+from __future__ import annotations
+
+import json
+
+from serhub.recipes.audio_llm_common import AudioLLMArguments
+from serhub.recipes.emosllm_arguments import CurriculumArguments
+from serhub.recipes.logs import get_logger
+from serhub.recipes.reporting import finish_run
+from serhub.recipes.staged import StagedRun
+
+logger = get_logger("emosllm")
+
+
+def finish(run: StagedRun, model, processor, results: dict, push_to_hub: bool) -> None:
+    """Save the merged model, eval_results.json, the plots and the card; push if asked."""
+    model_args, curriculum = run.model_args, run.args
+    modes = [m for m in ("label_logits", "transcript_conditioned") if m in results]
+    best = max(modes, key=lambda m: results[m]["macro_f1"]) if modes else None
+    finish_run(
+        run.output_dir,
+        save=(model.merge_and_unload_lora(), processor),
+        results=results,
+        summary={**run.timings, "labels": run.labels, "world_size": run.training_args.world_size},
+        labels=run.labels,
+        confusion=(results[best], f"test ({best})") if best else None,
+        history=run.history,
+        curves_title="EmoSLLM curriculum",
+        card={
+            "template": "audio_llm.md",
+            "model_name": "serhub-emosllm",
+            "dataset_name": run.data_args.dataset_name_or_path or "synthetic_emotions",
+            "results": {f"test ({m})": results[m] for m in modes},
+            "base_model": model_args.text_model_name_or_path,
+            "tags": ["emosllm", "audio-llm"],
+            "wer": results["wer_heldout_asr"],
+            "training_config": {
+                "audio model": model_args.audio_model_name_or_path,
+                "LLM": model_args.text_model_name_or_path,
+                "connector": connector_summary(model_args),
+                "LoRA": f"r={model_args.lora_r}, alpha={model_args.lora_alpha}",
+                "phases": curriculum.phases,
+                "steps per phase": curriculum.phase_max_steps,
+                "phase 3 batches": f"{curriculum.ser_only_fraction:.0%} SER-only prompts "
+                f"({curriculum.ser_only_objective}), the rest joint '| ASR: ... | Emotion: ...' answers",
+                "ASR weight": f"{curriculum.asr_weight_start} -> {curriculum.asr_weight_end} ({curriculum.asr_weight_schedule})",
+                "learning rate": run.training_args.learning_rate,
+                "LoRA learning rate": curriculum.lora_learning_rate or run.training_args.learning_rate,
+                **paper_departures(model_args, curriculum),
+            },
+        },
+        training_args=run.training_args,
+        push_to_hub=push_to_hub,
+    )
+    short = {
+        k: {m: v[m] for m in ("macro_f1", "unweighted_accuracy", "accuracy")}
+        if isinstance(v, dict) and "macro_f1" in v
+        else v
+        for k, v in results.items()
+    }
+    logger.info("%s", json.dumps(short, indent=2))
+
+
+def connector_summary(model_args: AudioLLMArguments) -> str:
+    from serhub.modeling.connectors import connector_class
+
+    return connector_class(model_args.connector).describe(model_args)
+
+
+def paper_departures(model_args: AudioLLMArguments, curriculum: CurriculumArguments) -> dict:
+    """The card's rows for what this run does differently from EmoSLLM's own recipe."""
+    rows = []
+    from serhub.modeling.connectors import QueryPoolingMapper, connector_class
+
+    if connector_class(model_args.connector) is not QueryPoolingMapper:  # the paper's connector
+        rows.append(f"connector {model_args.connector} in place of EmoSLLM's QPMapper")
+    if curriculum.ser_only_fraction >= 1.0:
+        rows.append("phase 3 trains the SER-only prompt alone (EmoSLLM's SER-only variant), no joint answers")
+    if curriculum.ser_only_fraction > 0 and curriculum.ser_only_objective == "label_ce":
+        rows.append("SER-only batches use a class-weighted CE over the labels' scores, not the LM loss")
+    if not rows:
+        return {}
+    return {
+        "departures from the paper": "; ".join(rows)
+        + " (measured reasons: recipes/configs/emosllm/default.yaml)"
+    }
+
+
+__all__ = ["connector_summary", "finish", "paper_departures"]
