@@ -2,8 +2,8 @@
 
     HF_HUB_OFFLINE=1 python benchmarks/timeline_eval.py --model outputs/ssl_classifier [--num_clips 60]
 
-The recording: held-out clips of the synthetic emotion corpus' test split (speakers and sentences the
-model never trained on), joined with 0.8-2.0 s of silence between them, written as one wav; each clip's
+The recording: held-out clips of a corpus' test split (``--dataset``, default the embedded synthetic
+corpus; speakers the model never trained on), joined with 0.8-2.0 s of silence between them, written as one wav; each clip's
 start, end and label are the ground truth. The timeline (Silero VAD -> segments -> the model) is then
 scored per true clip: its predicted label is the label of the timeline segment that overlaps it most
 (none: a miss), giving segment-level macro-F1 (with the classifier on the exact clips beside it, the
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 from serhub.metrics.ser_metrics.ser_metrics import classification_metrics
-from serhub.recipes.data import embedded_dataset_path, load_dataset_dict
+from serhub.recipes.data import load_dataset_dict
 from serhub.recipes.reporting import write_json
 
 from serhub.loading import load_classifier
@@ -32,6 +32,12 @@ def main(argv=None):
     parser.add_argument(
         "--model", default="outputs/ssl_classifier", help="a trained serhub model (run its recipe first)"
     )
+    parser.add_argument(
+        "--dataset",
+        default="synthetic_emotions",
+        help="the clips' corpus: an embedded corpus name (synthetic_emotions, synthetic_emotions_v2) or a folder",
+    )
+    parser.add_argument("--split", default="test", help="its split (speakers the model never trained on)")
     parser.add_argument("--num_clips", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pad", type=float, default=0.03, help="the timeline's --pad")
@@ -41,7 +47,7 @@ def main(argv=None):
         raise SystemExit(
             f"{args.model} is not a folder: train a model first (accelerate launch recipes/ssl_classifier.py)"
         )
-    test = load_dataset_dict(str(embedded_dataset_path("synthetic_emotions")))["test"]
+    test = load_dataset_dict(args.dataset)[args.split]
     names = test.features["emotion"].names
     rng = np.random.default_rng(args.seed)
     rows = rng.choice(len(test), min(args.num_clips, len(test)), replace=False)
@@ -78,6 +84,7 @@ def main(argv=None):
     upper = classification_metrics(direct, references, labels=labels)
     result = {
         "model": args.model,
+        "dataset": f"{args.dataset}:{args.split}",
         "pad_s": args.pad,
         "clips": len(truth),
         "segments": len(segments),

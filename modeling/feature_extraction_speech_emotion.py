@@ -94,6 +94,12 @@ class SpeechEmotionFeatureExtractor(SequenceFeatureExtractor):
     n_fft, hop_length: STFT of "log_mel" (Whisper: 400, 160).
     min_samples: "waveform" clips shorter than this (the encoder's conv receptive field, 400 samples =
         25 ms for wav2vec2/HuBERT/WavLM) are completed with silence, alike alone and in a batch.
+    trim_silence_db: when set, each clip's leading and trailing stretches quieter than this many dB
+        below its loudest 25 ms frame are cut (``trim_margin_s`` of them kept) before anything else, in
+        training and at inference alike. A model then sees a whole recording's clip and the same speech
+        cut out by voice activity detection (``serhub timeline``) the same way, and the length of a
+        clip's silences cannot carry its label. None: clips as given.
+    trim_margin_s: seconds kept on each side of the speech when trimming (the timeline's ``--pad``).
     """
 
     model_input_names = ["input_values", "attention_mask"]
@@ -109,6 +115,8 @@ class SpeechEmotionFeatureExtractor(SequenceFeatureExtractor):
         hop_length: int = 160,
         return_attention_mask: bool = True,
         min_samples: int = 400,
+        trim_silence_db: float | None = None,
+        trim_margin_s: float = 0.03,
         **kwargs,
     ):
         if feature_type not in FEATURE_TYPES:
@@ -122,6 +130,10 @@ class SpeechEmotionFeatureExtractor(SequenceFeatureExtractor):
         self.hop_length = hop_length
         self.return_attention_mask = return_attention_mask
         self.min_samples = min_samples
+        if trim_silence_db is not None and not trim_silence_db > 0:
+            raise ValueError(f"trim_silence_db must be > 0 dB (or None: no trimming), got {trim_silence_db}")
+        self.trim_silence_db = trim_silence_db
+        self.trim_margin_s = trim_margin_s
         if feature_type == "log_mel":
             self.model_input_names = ["input_features", "attention_mask"]
 
@@ -148,6 +160,24 @@ class SpeechEmotionFeatureExtractor(SequenceFeatureExtractor):
             kernels, strides, _ = zip(*family.convs)
             fe.min_samples = receptive_field(kernels, strides)
         return fe
+
+    def trim_silence(self, waveform: np.ndarray) -> np.ndarray:
+        """``waveform`` without its leading and trailing silence (see ``trim_silence_db``); unchanged
+        when trimming is off or the clip is silent throughout."""
+        if self.trim_silence_db is None:
+            return waveform
+        frame, hop = int(0.025 * self.sampling_rate), int(0.010 * self.sampling_rate)
+        if len(waveform) <= frame:
+            return waveform
+        frames = np.lib.stride_tricks.sliding_window_view(waveform, frame)[::hop]
+        level = 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
+        loud = np.flatnonzero(level >= level.max() - self.trim_silence_db)
+        if level.max() <= -110:  # digital silence: nothing to tell speech from
+            return waveform
+        margin = int(self.trim_margin_s * self.sampling_rate)
+        start = max(loud[0] * hop - margin, 0)
+        end = min(loud[-1] * hop + frame + margin, len(waveform))
+        return waveform[start:end]
 
     def log_mel(self, waveform: np.ndarray) -> np.ndarray:
         """Whisper's log-mel spectrogram of one clip, (n_mels, frames) with frames = len // hop."""
@@ -178,6 +208,7 @@ class SpeechEmotionFeatureExtractor(SequenceFeatureExtractor):
             isinstance(raw_speech, (list, tuple)) and len(raw_speech) > 0 and not np.isscalar(raw_speech[0])
         )
         clips = [_to_float_mono(x, i) for i, x in enumerate(raw_speech if batched else [raw_speech])]
+        clips = [self.trim_silence(x) for x in clips]
         if self.feature_type == "log_mel":
             # time-major (B, T, n_mels), so that generic padding (pipelines' collate) pads time
             feats = [self.log_mel(x).T for x in clips]  # each (T, n_mels)

@@ -95,6 +95,14 @@ class ModelArguments:
     dimensions: list[str] = field(
         default_factory=list, metadata={"help": "e.g. arousal valence dominance: adds a CCC-trained head"}
     )
+    trim_silence_db: float | None = field(
+        default=None,
+        metadata={
+            "help": "cut each clip's leading/trailing audio quieter than this many dB below its loudest frame, "
+            "in training and in the saved model's feature extractor (so uncut clips and the timeline's voice "
+            "segments look alike to it), e.g. 35; default: clips as given"
+        },
+    )
     speaker_norm: bool = field(
         default=False,
         metadata={
@@ -216,10 +224,10 @@ def continued_model(model_args):
     if not model_args.model_name_or_path:
         return None, None
     source = resolve_pretrained(model_args.model_name_or_path)
-    return (
-        SpeechEmotionForAudioClassification.from_pretrained(source),
-        SpeechEmotionFeatureExtractor.from_pretrained(source),
+    feature_extractor = with_trimming(
+        SpeechEmotionFeatureExtractor.from_pretrained(source), model_args.trim_silence_db
     )
+    return SpeechEmotionForAudioClassification.from_pretrained(source), feature_extractor
 
 
 def new_model(model_args, labels: list[str], counts: list[int]):
@@ -228,7 +236,19 @@ def new_model(model_args, labels: list[str], counts: list[int]):
     model = SpeechEmotionForAudioClassification.from_encoder_pretrained(
         encoder, labels, class_counts=counts, **config_kwargs(model_args, SpeechEmotionConfig)
     )
-    return model, SpeechEmotionFeatureExtractor.from_encoder_pretrained(encoder)
+    feature_extractor = SpeechEmotionFeatureExtractor.from_encoder_pretrained(encoder)
+    return model, with_trimming(feature_extractor, model_args.trim_silence_db)
+
+
+def with_trimming(feature_extractor, trim_silence_db: float | None):
+    """The feature extractor, trimming silence at ``--trim_silence_db`` when it is given (checked as
+    the extractor checks it: > 0 dB)."""
+    if trim_silence_db is None:
+        return feature_extractor
+    settings = {**feature_extractor.to_dict(), "trim_silence_db": trim_silence_db}
+    settings.pop("feature_extractor_type", None)
+    settings.pop("processor_class", None)
+    return type(feature_extractor)(**settings)
 
 
 def note_model(model, model_args, labels: list[str], counts: list[int]) -> None:

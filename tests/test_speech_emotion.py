@@ -389,3 +389,31 @@ def test_global_frame_norm_learns_statistics_in_training_and_keeps_them(use_weig
         torch.testing.assert_close(reloaded(**inputs).logits, batched)
     with pytest.raises(ValueError, match="frame_norm must be one of"):
         make("whisper", frame_norm="layer")
+
+
+@pytest.mark.parametrize("encoder", ["whisper", "wavlm"])
+def test_trimmed_silence_gives_the_same_logits_as_the_speech_alone(encoder, tmp_path):
+    """With trim_silence_db, a clip padded with quiet stretches (a recording) and the same speech cut
+    out with the timeline's margin score alike, and the setting survives save/reload."""
+    model, fe = make(encoder)
+    fe = type(fe)(**{**fe.to_dict(), "trim_silence_db": 35.0, "trim_margin_s": 0.03})
+    rng = np.random.default_rng(3)
+    speech = (0.3 * np.sin(np.arange(12000) / 4) * (1 + 0.1 * rng.standard_normal(12000))).astype(np.float32)
+    margin = np.zeros(480, dtype=np.float32)
+    cut = np.concatenate([margin, speech, margin])  # a VAD segment with the timeline's 30 ms pad
+    hiss = (1e-4 * rng.standard_normal(16000)).astype(np.float32)  # 70 dB below the speech
+    recording = np.concatenate([hiss[:9000], speech, hiss[9000:]])
+    # the quiet second is gone: what is left is the speech, the margins and at most a 25 ms frame each side
+    assert len(fe.trim_silence(recording)) <= len(speech) + 2 * (480 + 400)
+    with torch.no_grad():
+        logits = [model(**fe(x, sampling_rate=16000, return_tensors="pt")).logits for x in (cut, recording)]
+    torch.testing.assert_close(logits[0], logits[1], atol=2e-2, rtol=0)
+    fe.save_pretrained(tmp_path)
+    assert SpeechEmotionFeatureExtractor.from_pretrained(tmp_path).trim_silence_db == 35.0
+    plain = type(fe)(**{**fe.to_dict(), "trim_silence_db": None})
+    assert (
+        plain(recording)[plain.model_input_names[0]].shape[1]
+        > fe(recording)[fe.model_input_names[0]].shape[1]
+    )
+    with pytest.raises(ValueError, match="trim_silence_db must be > 0"):
+        type(fe)(**{**fe.to_dict(), "trim_silence_db": 0})
