@@ -661,3 +661,22 @@ def test_rerun_with_other_labels_is_refused(tiny, tmp_path):
             + ["--labels", "neutral", "happy", "sad", "angry", "fear", "surprise", "bored"]
         )
     assert sorted(p.name for p in out.iterdir()) == before
+
+
+def test_recipe_model_arguments_default_to_the_config():
+    """The audio-LLM recipes' model arguments are the config's architecture parameters under the same
+    names (passed through by name, recipes.arguments.config_kwargs); their defaults must be the
+    config's, or a recipe would train another model than AudioLLMConfig() describes."""
+    import dataclasses
+    import inspect
+
+    from serhub.modeling import AudioLLMConfig
+    from serhub.recipes.audio_llm_common import AudioLLMArguments
+
+    parameters = inspect.signature(AudioLLMConfig.__init__).parameters
+    shared = [f for f in dataclasses.fields(AudioLLMArguments) if f.name in parameters]
+    assert len(shared) >= 15
+    for f in shared:
+        if f.name.endswith("_name_or_path"):
+            continue  # the recipe names its offline parts; the config has no default backbone
+        assert f.default == parameters[f.name].default, f"--{f.name}: {f.default!r} vs the config's"
