@@ -84,8 +84,11 @@ def segment_audio(path, regions: list[tuple[int, int]]) -> Iterator[np.ndarray]:
             start, end = regions[i]
             yield buffer[start - offset : end - offset].copy()
             i += 1
+        # drop what no region still needs, but never past the buffer's end: the samples between it and
+        # a region starting later are still to come in the next blocks
         keep_from = (regions[i][0] if i < len(regions) else offset + len(buffer)) - offset
-        buffer, offset = buffer[max(keep_from, 0) :], offset + max(keep_from, 0)
+        keep_from = min(max(keep_from, 0), len(buffer))
+        buffer, offset = buffer[keep_from:], offset + keep_from
     while i < len(regions):  # regions reaching the end of the stream
         start, end = regions[i]
         yield buffer[start - offset : end - offset].copy()

@@ -194,3 +194,27 @@ def test_transcripts_from_an_audio_llm_that_writes_answers(speech_with_pause, tm
     assert "transcript" not in emotion_timeline(path, str(model_dir), progress=False)[0]
     with pytest.raises(ValueError, match="does not write answers"):
         emotion_timeline(path, str(model_dir), progress=False, answers=True)
+
+
+def test_segments_are_the_samples_of_their_regions_across_block_boundaries(tmp_path):
+    """segment_audio reads the file as a stream of 30 s blocks; a region that starts after a block's
+    end (its gap crossing the boundary) must still get its own samples, as must every region after it.
+    (It once skipped the gap's unread samples, so every later segment was shifted: silent wrong labels.)"""
+    from serhub.audio_io import BLOCK_SECONDS
+    from serhub.timeline_segments import segment_audio
+
+    rate, block = 16000, int(BLOCK_SECONDS * 16000)
+    samples = (0.1 * np.random.default_rng(0).standard_normal(int(2.4 * block))).astype(np.float32)
+    path = tmp_path / "long.wav"
+    sf.write(path, samples, rate, subtype="FLOAT")
+    regions = [
+        (1000, 20000),
+        (block - 30000, block - 5000),  # ends before the first block's end...
+        (block + 12000, block + 40000),  # ...and the next starts in the second block
+        (2 * block - 100, 2 * block + 100),  # across a boundary
+        (2 * block + 9000, len(samples)),  # to the end of the stream
+    ]
+    segments = list(segment_audio(path, regions))
+    assert len(segments) == len(regions)
+    for (start, end), segment in zip(regions, segments):
+        np.testing.assert_array_equal(segment, samples[start:end])
