@@ -171,9 +171,9 @@ class SpeechEmotionFeatureExtractor(SequenceFeatureExtractor):
             return waveform
         frames = np.lib.stride_tricks.sliding_window_view(waveform, frame)[::hop]
         level = 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
-        loud = np.flatnonzero(level >= level.max() - self.trim_silence_db)
         if level.max() <= -110:  # digital silence: nothing to tell speech from
             return waveform
+        loud = np.flatnonzero(level >= level.max() - self.trim_silence_db)
         margin = int(self.trim_margin_s * self.sampling_rate)
         start = max(loud[0] * hop - margin, 0)
         end = min(loud[-1] * hop + frame + margin, len(waveform))
