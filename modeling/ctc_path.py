@@ -38,15 +38,23 @@ def embedding_ctc_logits(
     blank: torch.Tensor,
     log_scale: torch.Tensor,
     blocked_ids=(),
+    vocabulary: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """CTC logits of ``tokens`` (B, N, H) against the LLM's input embeddings (V, H) and a blank
-    direction: scaled cosines, (B, N, V + 1), blank first. ``blocked_ids`` can never win."""
+    direction: scaled cosines, (B, N, V + 1), blank first. ``blocked_ids`` can never win.
+    ``vocabulary`` (K,) sorted token ids: score only those, (B, N, K + 1), index i + 1 being
+    ``vocabulary[i]`` (a sampled softmax for training; decoding scores every token)."""
+    if vocabulary is not None:
+        embeddings = embeddings[vocabulary.to(embeddings.device)]
     directions = nn.functional.normalize(
         torch.cat([blank[None].float(), embeddings.detach().float()]), dim=-1
     )
     logits = log_scale.exp() * nn.functional.normalize(tokens.float(), dim=-1) @ directions.T
     if len(blocked_ids):  # finite: CTC's gradient is NaN where a log-probability is -inf
-        logits[..., torch.as_tensor(list(blocked_ids), device=logits.device) + 1] = -1e4
+        blocked = torch.as_tensor(list(blocked_ids), device=logits.device)
+        if vocabulary is not None:
+            blocked = torch.nonzero(torch.isin(vocabulary.to(logits.device), blocked)).flatten()
+        logits[..., blocked + 1] = -1e4
     return logits
 
 
@@ -134,11 +142,19 @@ class CTCPathConnector(Connector):
         self.log_scale.fill_(math.log(CTC_INITIAL_SCALE))
 
     def ctc_logits(
-        self, frames: torch.Tensor, mask: torch.Tensor, embeddings: torch.Tensor, blocked_ids=()
+        self,
+        frames: torch.Tensor,
+        mask: torch.Tensor,
+        embeddings: torch.Tensor,
+        blocked_ids=(),
+        vocabulary=None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """CTC logits (B, N, V + 1) of each stacked step, and the steps' mask (B, N)."""
+        """CTC logits (B, N, V + 1) of each stacked step (``vocabulary``: over those token ids only,
+        see :func:`embedding_ctc_logits`), and the steps' mask (B, N)."""
         stacked, step_mask = stack_frames(frames, mask, self.stack_factor)
-        logits = embedding_ctc_logits(self.proj(stacked), embeddings, self.blank, self.log_scale, blocked_ids)
+        logits = embedding_ctc_logits(
+            self.proj(stacked), embeddings, self.blank, self.log_scale, blocked_ids, vocabulary
+        )
         return logits, step_mask
 
     def forward(

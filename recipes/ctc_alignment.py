@@ -44,9 +44,11 @@ class CTCEmbeddingHead(nn.Module):
         self.blank = nn.Parameter(nn.functional.normalize(weight.mean(0), dim=0).clone())
         self.log_scale = nn.Parameter(torch.tensor(math.log(scale)))
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(B, N, H) -> CTC log-probabilities (N, B, V + 1), blank first."""
-        logits = embedding_ctc_logits(tokens, self.embeddings, self.blank, self.log_scale)
+    def forward(self, tokens: torch.Tensor, vocabulary: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, N, H) -> CTC log-probabilities (N, B, V + 1), blank first (``vocabulary``: K + 1)."""
+        logits = embedding_ctc_logits(
+            tokens, self.embeddings, self.blank, self.log_scale, vocabulary=vocabulary
+        )
         return logits.log_softmax(-1).transpose(0, 1)
 
 
@@ -55,22 +57,38 @@ def own_head(model) -> bool:
     return hasattr(model.connector, "ctc_logits")
 
 
-def ctc_log_probs(model, head: CTCEmbeddingHead | None, batch: dict):
+def ctc_log_probs(model, head: CTCEmbeddingHead | None, batch: dict, vocabulary: torch.Tensor | None = None):
     """CTC log-probabilities (N, B, V + 1), the steps' mask (B, N), and the connector's tokens (None for
-    a connector with its own head) for the batch's cached encoder outputs."""
+    a connector with its own head) for the batch's cached encoder outputs. ``vocabulary``: over those
+    token ids only (K + 1; see :func:`sample_vocabulary`)."""
     if head is None:
         states, mask = batch["encoder_hidden_states"], batch["encoder_attention_mask"]
         audio_id = model.config.audio_token_id
         logits, steps = model.connector.ctc_logits(
             states.to(model.connector_dtype), mask.bool(), model.get_input_embeddings().weight,
-            [] if audio_id is None else [audio_id],
+            [] if audio_id is None else [audio_id], vocabulary,
         )  # fmt: skip
         return logits.log_softmax(-1).transpose(0, 1), steps, None
     tokens, mask = model.audio_tokens(
         encoder_hidden_states=batch["encoder_hidden_states"],
         encoder_attention_mask=batch["encoder_attention_mask"],
     )
-    return head(tokens), mask, tokens
+    return head(tokens, vocabulary), mask, tokens
+
+
+def sample_vocabulary(
+    targets: list[list[int]], always: torch.Tensor, others: int, vocab_size: int, generator, blocked=()
+) -> torch.Tensor:
+    """The token ids one training step scores (a sampled softmax): the batch's own (``targets``,
+    shifted past the blank), ``always`` (the alignment corpus's tokens: the near misses that matter)
+    and ``others`` more drawn uniformly from the rest of the vocabulary, so that over many steps every
+    token is pushed away from the speech it does not match. Sorted, without ``blocked``."""
+    batch = torch.tensor([t - 1 for row in targets for t in row], dtype=torch.long)
+    drawn = torch.randint(0, vocab_size, (others,), generator=generator) if others > 0 else batch[:0]
+    ids = torch.unique(torch.cat([batch, always.long(), drawn]))  # sorted
+    if len(blocked):
+        ids = ids[~torch.isin(ids, torch.as_tensor(list(blocked), dtype=torch.long))]
+    return ids
 
 
 def ctc_targets(tokenizer, transcripts: list[str]) -> list[list[int]]:
@@ -79,16 +97,22 @@ def ctc_targets(tokenizer, transcripts: list[str]) -> list[list[int]]:
 
 
 def ctc_alignment_loss(
-    model, head: CTCEmbeddingHead | None, batch: dict, targets: list[list[int]]
+    model,
+    head: CTCEmbeddingHead | None,
+    batch: dict,
+    targets: list[list[int]],
+    vocabulary: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """CTC of the connector's tokens for the batch's cached encoder outputs (``head`` None: the
     connector's own head), plus (for connectors that do not scale their own output) a penalty keeping
     the tokens' RMS at the LLM's embedding RMS, so the LLM later reads them at the scale of its text
-    embeddings."""
-    log_probs, mask, tokens = ctc_log_probs(model, head, batch)
+    embeddings. ``vocabulary`` (sorted token ids holding every target): the softmax over those only."""
+    log_probs, mask, tokens = ctc_log_probs(model, head, batch, vocabulary)
     lengths = mask.sum(-1).cpu()
     target_lengths = torch.tensor([len(r) for r in targets])
     flat = torch.tensor([t for row in targets for t in row], dtype=torch.long)
+    if vocabulary is not None:  # token id t -> its place in the vocabulary, past the blank
+        flat = torch.searchsorted(vocabulary, flat - 1) + 1
     per_row = nn.functional.ctc_loss(
         log_probs, flat, lengths, target_lengths, blank=BLANK, reduction="none", zero_infinity=True
     )
@@ -132,12 +156,27 @@ def train_ctc_alignment(
     seed: int = 0,
     log_every: int = 25,
     callback=None,
+    sampled_tokens: int | None = None,
 ) -> tuple[CTCEmbeddingHead, list[dict]]:
     """``steps`` AdamW steps of CTC on the connector (everything else frozen); ``dataset``: cached
     encoder outputs with a "transcript" column; ``collate(rows) -> batch`` pads them. Returns the
-    head (None: the connector's own) and the log (step, loss, seconds; ``callback(step, head)``'s dict
-    merged in at log steps)."""
+    head (None: the connector's own) and the log (step, loss, seconds of training so far, the
+    callback's time left out; ``callback(step, head)``'s dict merged in at log steps). ``sampled_tokens`` N: each step's softmax covers the corpus's own tokens
+    plus N others drawn at random (:func:`sample_vocabulary`), not the whole vocabulary; None: all."""
     embeddings = model.get_input_embeddings().weight
+    corpus_tokens, generator = None, torch.Generator().manual_seed(seed)
+    if sampled_tokens is not None:
+        if sampled_tokens < 0:
+            raise ValueError(
+                f"sampled_tokens must be >= 0 (or None: the whole vocabulary), got {sampled_tokens}"
+            )
+        texts = (
+            dataset["transcript"] if hasattr(dataset, "column_names") else [r["transcript"] for r in dataset]
+        )
+        corpus = ctc_targets(tokenizer, [text for text in texts if text])
+        corpus_tokens = torch.tensor(sorted({t - 1 for row in corpus for t in row}), dtype=torch.long)
+        audio_id = model.config.audio_token_id
+        blocked = [] if audio_id is None else [audio_id]
     if own_head(model):
         head = None
         model.connector.start_blank_from(embeddings)
@@ -152,6 +191,7 @@ def train_ctc_alignment(
         optimizer, lambda s: min(1.0, (s + 1) / 10) * 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0)))
     )
     rng, order, history, start = random.Random(seed), [], [], time.time()
+    measuring = 0.0  # seconds in ``callback``
     model.connector.train()
     for step in range(1, steps + 1):
         if len(order) < batch_size:
@@ -160,9 +200,13 @@ def train_ctc_alignment(
             order += fresh
         rows = [dataset[i] for i in order[:batch_size]]
         del order[:batch_size]
-        loss = ctc_alignment_loss(
-            model, head, collate(rows), ctc_targets(tokenizer, [r["transcript"] for r in rows])
-        )
+        targets = ctc_targets(tokenizer, [r["transcript"] for r in rows])
+        vocabulary = None
+        if corpus_tokens is not None:
+            vocabulary = sample_vocabulary(
+                targets, corpus_tokens, sampled_tokens, embeddings.shape[0], generator, blocked
+            )
+        loss = ctc_alignment_loss(model, head, collate(rows), targets, vocabulary)
         optimizer.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(parameters, 1.0)
@@ -172,11 +216,13 @@ def train_ctc_alignment(
             entry = {
                 "step": step,
                 "ctc_loss": round(float(loss.detach()), 4),
-                "seconds": round(time.time() - start, 1),
+                "seconds": round(time.time() - start - measuring, 1),  # training alone
             }
             if callback is not None:
                 model.connector.eval()
+                began = time.time()
                 entry.update(callback(step, head))
+                measuring += time.time() - began
                 model.connector.train()
             history.append(entry)
             logger.info("CTC alignment %s", entry)
@@ -205,6 +251,7 @@ __all__ = [
     "ctc_targets",
     "own_head",
     "pad_rows",
+    "sample_vocabulary",
     "train_ctc_alignment",
 ]
 
@@ -219,10 +266,12 @@ def aligned_build(
     learning_rate: float = 3e-3,
     batch_size: int = 16,
     folder: str = "phase0_ctc",
+    sampled_tokens: int | None = None,
 ):
     """A ``build`` for ``staged.run_stage``: the pretrained parts, then ``steps`` CTC alignment steps
     of the connector on the cached dataset(s) ``data`` (their "transcript" column, pooled), saved once
-    in ``<output_dir>/<folder>`` (the connector's weights and the log) and reused by later runs."""
+    in ``<output_dir>/<folder>`` (the connector's weights and the log) and reused by later runs.
+    ``sampled_tokens``: see :func:`train_ctc_alignment`."""
     names = [data] if isinstance(data, str) else list(data)
     from safetensors.torch import load_file, save_file
     from serhub.recipes.reporting import write_json
@@ -242,7 +291,7 @@ def aligned_build(
         start = time.time()
         _, history = train_ctc_alignment(
             model, processor.tokenizer, pooled(run, names), pad_rows, steps, batch_size, learning_rate,
-            seed=run.training_args.seed,
+            seed=run.training_args.seed, sampled_tokens=sampled_tokens,
         )  # fmt: skip
         run.timings[f"{folder}_s"] = round(time.time() - start, 1)
         if run.training_args.process_index == 0:

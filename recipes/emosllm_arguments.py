@@ -54,6 +54,14 @@ class CurriculumArguments:
         },
     )
     ctc_learning_rate: float = field(default=3e-3, metadata={"help": "phase 0's learning rate"})
+    ctc_sampled_tokens: int | None = field(
+        default=None,
+        metadata={
+            "help": "phase 0: each step's softmax covers the alignment corpus's own tokens plus this many "
+            "others drawn at random (a sampled softmax; decoding still scores every token); None: the "
+            "LLM's whole vocabulary at every step"
+        },
+    )
     ctc_copy_fraction: float = field(
         default=0.0,
         metadata={
@@ -149,7 +157,14 @@ def phase0(curriculum: CurriculumArguments) -> dict:
         if name not in CTC_DATA:
             raise ValueError(f"--ctc_alignment_data {name}: expected some of {', '.join(CTC_DATA)}")
     data = [CTC_DATA[name] for name in curriculum.ctc_alignment_data]
-    return {"build": aligned_build(curriculum.ctc_alignment_steps, data, curriculum.ctc_learning_rate)}
+    return {
+        "build": aligned_build(
+            curriculum.ctc_alignment_steps,
+            data,
+            curriculum.ctc_learning_rate,
+            sampled_tokens=curriculum.ctc_sampled_tokens,
+        )  # fmt: skip
+    }
 
 
 __all__ = ["CTC_DATA", "CurriculumArguments", "check_curriculum", "phase0"]

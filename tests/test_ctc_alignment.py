@@ -64,3 +64,57 @@ def test_alignment_learns_and_decodes(tiny):
     assert not torch.equal(before, model.connector.proj.weight)  # the connector itself was trained
     decoded = ctc_greedy_transcripts(model, head, pad_rows(rows), processor.tokenizer)
     assert sum(d == r["transcript"] for d, r in zip(decoded, rows)) >= 3  # memorised the four clips
+
+
+def test_a_vocabulary_of_every_token_gives_the_full_softmax_loss(tiny):
+    """The sampled softmax's index mapping is exact: scoring every token by id is the plain loss."""
+    from serhub.recipes.ctc_alignment import CTCEmbeddingHead, ctc_alignment_loss, ctc_targets, pad_rows
+
+    model, processor = tiny
+    head = CTCEmbeddingHead(model.get_input_embeddings().weight)
+    rows = _rows()
+    batch, targets = pad_rows(rows), ctc_targets(processor.tokenizer, [r["transcript"] for r in rows])
+    full = ctc_alignment_loss(model, head, batch, targets)
+    every = torch.arange(model.get_input_embeddings().weight.shape[0])
+    torch.testing.assert_close(ctc_alignment_loss(model, head, batch, targets, every), full)
+    # a smaller softmax that holds the targets: a different (lower) loss, still finite
+    own = torch.tensor(sorted({t - 1 for row in targets for t in row}))
+    assert torch.isfinite(ctc_alignment_loss(model, head, batch, targets, own))
+    assert ctc_alignment_loss(model, head, batch, targets, own) < full
+
+
+def test_sample_vocabulary_holds_the_targets_and_the_corpus_not_the_blocked():
+    from serhub.recipes.ctc_alignment import sample_vocabulary
+
+    generator = torch.Generator().manual_seed(0)
+    targets = [[5, 9, 9], [12]]  # shifted past the blank: token ids 4, 8, 11
+    ids = sample_vocabulary(targets, torch.tensor([20, 30]), 50, 1000, generator, blocked=[30, 8])
+    assert torch.equal(ids, torch.sort(ids).values) and len(set(ids.tolist())) == len(ids)
+    assert {4, 11, 20} <= set(ids.tolist()) and not {30, 8} & set(ids.tolist())
+    assert 40 <= len(ids) <= 55  # the 50 drawn, less the few drawn twice or blocked
+    again = sample_vocabulary(targets, torch.tensor([20, 30]), 50, 1000, torch.Generator().manual_seed(0))
+    blocked = torch.tensor([8, 30])
+    assert torch.equal(torch.unique(torch.cat([ids, blocked])), torch.unique(torch.cat([again, blocked])))
+
+
+def test_sampled_softmax_training_decodes_over_the_whole_vocabulary(tmp_path):
+    """Trained with a few sampled tokens per step, the head still wins under the full softmax."""
+    from serhub.modeling import AudioLLMForConditionalGeneration
+    from serhub.recipes.ctc_alignment import ctc_greedy_transcripts, pad_rows, train_ctc_alignment
+
+    root = make_parts(tmp_path / "parts")
+    torch.manual_seed(0)
+    model, processor = AudioLLMForConditionalGeneration.from_pretrained_components(
+        root / "enc", root / "llm", LABELS, connector="linear", stack_factor=2
+    )
+    assert model.get_input_embeddings().weight.shape[0] > 10 * 16  # 16 drawn: a small share
+    rows = _rows()
+    head, history = train_ctc_alignment(
+        model, processor.tokenizer, rows, pad_rows, steps=120, batch_size=4, learning_rate=1e-2, log_every=20,
+        sampled_tokens=16,
+    )  # fmt: skip
+    assert history[-1]["ctc_loss"] < 0.5 * history[0]["ctc_loss"]
+    decoded = ctc_greedy_transcripts(model, head, pad_rows(rows), processor.tokenizer)
+    assert sum(d == r["transcript"] for d, r in zip(decoded, rows)) >= 3
+    with pytest.raises(ValueError, match="sampled_tokens must be >= 0"):
+        train_ctc_alignment(model, processor.tokenizer, rows, pad_rows, steps=1, sampled_tokens=-1)

@@ -145,7 +145,8 @@ def test_batched_equals_one_clip_at_a_time(tiny, monkeypatch):
     torch.testing.assert_close(out.logits, torch.stack(singles), atol=1e-4, rtol=1e-4)
 
 
-def test_ctc_trains_the_connectors_own_head_and_it_decodes(tmp_path):
+@pytest.mark.parametrize("sampled_tokens", [None, 16], ids=["whole_vocabulary", "sampled_softmax"])
+def test_ctc_trains_the_connectors_own_head_and_it_decodes(tmp_path, sampled_tokens):
     from serhub.modeling import AudioLLMForConditionalGeneration
     from serhub.recipes.ctc_alignment import ctc_greedy_transcripts, pad_rows, train_ctc_alignment
 
@@ -157,8 +158,9 @@ def test_ctc_trains_the_connectors_own_head_and_it_decodes(tmp_path):
     ]
     voice = model.connector.voice.out_proj.weight.detach().clone()
     head, history = train_ctc_alignment(
-        model, processor.tokenizer, rows, pad_rows, steps=120, batch_size=4, learning_rate=1e-2, log_every=20
-    )
+        model, processor.tokenizer, rows, pad_rows, steps=120, batch_size=4, learning_rate=1e-2, log_every=20,
+        sampled_tokens=sampled_tokens,
+    )  # fmt: skip
     assert head is None  # the connector's own head trained (it is saved with the model)
     assert history[-1]["ctc_loss"] < 0.5 * history[0]["ctc_loss"]
     assert torch.equal(voice, model.connector.voice.out_proj.weight)  # CTC leaves the voice tokens alone

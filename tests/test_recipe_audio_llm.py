@@ -450,7 +450,7 @@ def test_emosllm_with_the_ctc_path_connector(tiny, tmp_path, capsys):
     emosllm.main(
         args
         + ["--ctc_alignment_steps", "3", "--ctc_alignment_data", "asr_train", "ser_train"]
-        + ["--ctc_copy_fraction", "0.5"]
+        + ["--ctc_copy_fraction", "0.5", "--ctc_sampled_tokens", "8"]  # a sampled softmax in phase 0
     )
     log = capsys.readouterr().out
     assert "3 steps on asr_train + ser_{train_split}" in log
