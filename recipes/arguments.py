@@ -63,6 +63,18 @@ class DataArguments:
     speaker_column: str = field(
         default="speaker_id", metadata={"help": "the speaker of each clip (speaker normalisation)"}
     )
+    heldout_eval: bool = field(
+        default=False,
+        metadata={
+            "help": "after training, score the saved model through the pipeline on speech from voices and "
+            "sentences that no split of the synthetic corpora holds, clean and telephone band + 15 dB noise "
+            "(serhub.heldout; built once into the serhub cache): eval_results.json's 'heldout' and the card"
+        },
+    )
+    heldout_clips_per_voice: int = field(
+        default=6, metadata={"help": "--heldout_eval: clips per held-out voice (20 voices)"}
+    )
+    heldout_seed: int = field(default=0, metadata={"help": "--heldout_eval: the held-out set's seed"})
     # waveform augmentation of the training split (serhub.augment); validation and test never
     augment: bool = field(
         default=False,
@@ -107,6 +119,8 @@ class DataArguments:
                 raise ValueError(
                     f"--{name} must be at least 1 (or unset for every row), found {getattr(self, name)}"
                 )
+        if self.heldout_clips_per_voice < 1:
+            raise ValueError(f"--heldout_clips_per_voice must be at least 1, found {self.heldout_clips_per_voice}")
         if self.bootstrap < 0:
             raise ValueError(f"--bootstrap is a number of resamples (0 for none), found {self.bootstrap}")
         if self.augment_copies < 1:

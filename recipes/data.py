@@ -263,6 +263,15 @@ def refuse_augment(data_args: DataArguments, recipe: str, why: str) -> None:
 AUGMENTING_RECIPES = ("ssl_classifier", "whisper_llm", "emosllm", "descriptors")
 
 
+def refuse_heldout(data_args: DataArguments, recipe: str, why: str) -> None:
+    """``--heldout_eval`` given to a recipe whose model does not classify audio: said, not ignored."""
+    if getattr(data_args, "heldout_eval", False):
+        raise ValueError(
+            f"--heldout_eval scores audio classifiers on unseen voices: {recipe} {why}; leave it off "
+            "(it is for ssl_classifier, whisper_llm, emosllm, descriptors, graph_fusion, qwen2_audio_lora, ensemble)"
+        )
+
+
 def pad_cached_states(rows, key: str = "encoder_hidden_states"):
     """The cached encoder outputs of a batch, (T', ...) float16 per clip, as one zero-padded float
     tensor (B, T, ...) and its frame mask (B, T): what both families' cached collators start from."""
@@ -289,6 +298,7 @@ __all__ = [
     "load_dataset_dict",
     "pad_cached_states",
     "refuse_augment",
+    "refuse_heldout",
     "require_splits",
     "resolve_labels",
 ]

@@ -306,6 +306,7 @@ def finish(run: StagedRun, model, processor, results: dict, push_to_hub: bool) -
         },
         training_args=run.training_args,
         push_to_hub=push_to_hub,
+        data_args=run.data_args,
     )
     short = {m: {k: results[m][k] for k in ("macro_f1", "unweighted_accuracy")} for m in modes}
     logger.info(

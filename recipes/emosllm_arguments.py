@@ -55,11 +55,11 @@ class CurriculumArguments:
     )
     ctc_learning_rate: float = field(default=3e-3, metadata={"help": "phase 0's learning rate"})
     ctc_sampled_tokens: int | None = field(
-        default=None,
+        default=4096,
         metadata={
             "help": "phase 0: each step's softmax covers the alignment corpus's own tokens plus this many "
-            "others drawn at random (a sampled softmax; decoding still scores every token); None: the "
-            "LLM's whole vocabulary at every step"
+            "others drawn at random (a sampled softmax; decoding still scores every token; the "
+            "README compares its speed and WER with the whole vocabulary's); None: the whole vocabulary"
         },
     )
     ctc_copy_fraction: float = field(

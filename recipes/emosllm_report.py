@@ -54,6 +54,7 @@ def finish(run: StagedRun, model, processor, results: dict, push_to_hub: bool) -
         },
         training_args=run.training_args,
         push_to_hub=push_to_hub,
+        data_args=run.data_args,
     )
     short = {
         k: {m: v[m] for m in ("macro_f1", "unweighted_accuracy", "accuracy")}

@@ -38,7 +38,7 @@ from serhub.recipes.data import (
     resolve_labels,
 )
 from serhub.recipes.logs import get_logger, run_main
-from serhub.recipes.reporting import push, write_eval_results, write_model_card
+from serhub.recipes.reporting import heldout_scores, push, write_eval_results, write_model_card
 from serhub.recipes.run_folders import claim_output_dir, run_settings
 from transformers import TrainingArguments
 
@@ -255,6 +255,8 @@ def write_results(
             "unweighted_accuracy": best[f"{split}_ua"],
         }
     }
+    heldout = heldout_scores(out, data_args)
+    summary = {**summary, "heldout": heldout} if heldout else summary
     write_eval_results(out, {**results, **summary})
     write_model_card(
         out,
@@ -270,6 +272,7 @@ def write_results(
         members=summary["members"],
         tie_breaker=summary["tie_breaker"],
         model_id=training_args.hub_model_id,
+        heldout=heldout,
     )
 
 

@@ -54,7 +54,7 @@ from serhub.recipes.graph_fusion_features import (  # noqa: F401 (batch_of, extr
 )
 from serhub.recipes.graph_fusion_training import evaluate, predict, train_variant  # noqa: F401
 from serhub.recipes.logs import get_logger, run_main
-from serhub.recipes.reporting import write_eval_results, write_model_card
+from serhub.recipes.reporting import heldout_scores, write_eval_results, write_model_card
 from serhub.recipes.run_folders import claim_output_dir, fingerprint, run_settings
 from transformers import TrainingArguments
 
@@ -229,12 +229,14 @@ def main(argv=None):
     plot_final(final, final_name, final_history, labels, out)
     summary = run_summary(args, base, rows, caches, labels, feature_seconds, start)
     results = {"test": final["test"]}
+    heldout = heldout_scores(str(out), data_args)
+    summary = {**summary, "heldout": heldout} if heldout else summary
     write_eval_results(out, {**results, **summary})
     write_model_card(
         out, template="graph_fusion.md", model_name="serhub-graph-fusion", labels=labels,
         dataset_name=data_args.dataset_name_or_path or "synthetic_emotions", results=results, tags=["graph_fusion"],
         rows=rows, components=base.config.component_names, fusion=args.fusion,
-        model_id=training_args.hub_model_id,
+        model_id=training_args.hub_model_id, heldout=heldout,
     )  # fmt: skip
     if push_to_hub:
         from serhub.recipes.reporting import push

@@ -303,6 +303,7 @@ def main(argv=None):
         card=card_settings(args, data_args, training_args, results),
         training_args=training_args,
         push_to_hub=push_to_hub,
+        data_args=data_args,
     )
     for name, r in results.items():
         logger.info("test %s: macro-F1 %.4f", name, r["macro_f1"])

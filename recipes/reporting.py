@@ -176,15 +176,20 @@ def write_model_card(
     language: str | list[str] = "en",
     task_type: str = "audio-classification",
     model_id: str | None = None,
+    heldout: dict | None = None,
     **template_kwargs,
 ) -> Path:
     """README.md from ``model_cards/<template>``; ``results[split]`` metrics become ``model-index``.
 
     ``model_id``: what the card's usage snippet loads, the Hub repo id the model goes to; by default
-    ``output_dir`` itself (the card's ``model_name`` is a display name, not a place to load from)."""
+    ``output_dir`` itself (the card's ``model_name`` is a display name, not a place to load from).
+    ``heldout``: ``serhub.heldout.evaluate_heldout``'s scores, a section of the card and model-index
+    entries of their own."""
     from huggingface_hub import ModelCard, ModelCardData
 
+    scored_heldout = {k: v for k, v in (heldout or {}).items() if isinstance(v, dict)}
     eval_results = _eval_results(results, dataset_name, task_type)
+    eval_results += _eval_results(scored_heldout, "synthetic_emotions_v2", task_type)
     # only a Hub id belongs in the metadata (not a local folder or an offline: alias)
     is_hub_id = (
         base_model and ":" not in base_model and not Path(base_model).exists() and base_model.count("/") == 1
@@ -211,6 +216,10 @@ def write_model_card(
         base_model=base_model,
         **template_kwargs,
     )
+    if heldout:
+        from serhub.heldout import heldout_markdown
+
+        card.text = card.text.rstrip("\n") + "\n" + heldout_markdown(heldout)
     return atomic_write(Path(output_dir) / "README.md", card.save)
 
 
@@ -227,15 +236,22 @@ def finish_run(
     card: dict,
     training_args,
     push_to_hub: bool,
+    data_args=None,
 ) -> None:
     """Every recipe's end, on the main process: the model and its processor (``save``: objects with
     ``save_pretrained``), ``eval_results.json`` (``results`` + ``summary``), the confusion matrix of
     ``confusion`` = (metrics, title), the training curves, the model card (``write_model_card``'s
-    arguments in ``card``; ``model_name`` defaults to the Hub id's name) and the private push."""
+    arguments in ``card``; ``model_name`` defaults to the Hub id's name) and the private push. With
+    ``data_args.heldout_eval``, the saved model is also scored on speech from voices and sentences
+    no split holds (:func:`heldout_scores`), in ``eval_results.json`` and the card."""
     from serhub.metrics.plotting import plot_confusion_matrix, plot_training_curves
 
     for part in save:
         part.save_pretrained(output_dir)
+    heldout = heldout_scores(output_dir, data_args)
+    if heldout:
+        summary = {**summary, "heldout": heldout}
+        card = {**card, "heldout": heldout}
     write_eval_results(output_dir, {**results, **summary})
     if confusion is not None:
         metrics, title = confusion
@@ -252,6 +268,28 @@ def finish_run(
     write_model_card(output_dir, labels=labels, **card)
     if push_to_hub:
         push(output_dir, training_args.hub_model_id, training_args.hub_private_repo)
+
+
+def heldout_scores(output_dir: str, data_args) -> dict | None:
+    """With ``data_args.heldout_eval``: the saved model in ``output_dir`` scored on unseen voices and
+    sentences, clean and telephone + noise (``serhub.heldout.evaluate_heldout``), logged; else None."""
+    if data_args is None or not getattr(data_args, "heldout_eval", False):
+        return None
+    from serhub.heldout import evaluate_heldout
+
+    logger.info("scoring the saved model on voices and sentences no split holds (serhub.heldout)")
+    start = time.time()
+    scores = evaluate_heldout(output_dir, data_args.heldout_clips_per_voice, seed=data_args.heldout_seed)
+    if "skipped" in scores:
+        logger.warning("held-out voices not scored: %s", scores["skipped"])
+        return scores
+    for condition, s in scores.items():
+        logger.info(
+            "%s: macro-F1 %.3f (95 %% CI %.3f-%.3f) on %d clips",
+            condition, s["macro_f1"], s["macro_f1_ci_low"], s["macro_f1_ci_high"], s["num_samples"],
+        )  # fmt: skip
+    scores["seconds"] = round(time.time() - start, 1)
+    return scores
 
 
 def push(folder: str, repo_id: str | None, private: bool | None) -> None:

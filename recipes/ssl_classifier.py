@@ -363,6 +363,7 @@ def main(argv=None):
         },
         training_args=training_args,
         push_to_hub=push_to_hub,
+        data_args=data_args,
     )
     logger.info("test macro-F1 %.4f; saved to %s", (test or {}).get("macro_f1", float("nan")), out)
 

@@ -40,6 +40,7 @@ from serhub.recipes.data import (
     encode_labels,
     load_dataset_dict,
     refuse_augment,
+    refuse_heldout,
     require_splits,
     resolve_labels,
 )
@@ -287,6 +288,7 @@ def card_settings(model_args, data_args, training_args, results: dict, calibrati
 def main(argv=None):
     model_args, data_args, run_args, training_args, push_to_hub = start_run(ARGUMENTS, DEFAULT_CONFIG, argv)
     refuse_augment(data_args, "text_llm", "trains on transcripts, not audio")
+    refuse_heldout(data_args, "text_llm", "classifies transcripts")
     if model_args.method not in METHODS:
         raise ValueError(f"--method must be one of {METHODS}, got {model_args.method!r}")
     out = training_args.output_dir

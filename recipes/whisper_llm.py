@@ -302,6 +302,7 @@ def main(argv=None):
         card=card_settings(model_args, data_args, training_args, results, summary),
         training_args=training_args,
         push_to_hub=push_to_hub,
+        data_args=data_args,
     )
     scores = ", ".join(f"{split} {r['macro_f1']:.4f}" for split, r in results.items())
     logger.info("macro-F1 %s; saved to %s", scores, out)

@@ -27,6 +27,7 @@ from serhub.recipes.data import (
     encode_labels,
     load_dataset_dict,
     refuse_augment,
+    refuse_heldout,
     require_splits,
     resolve_labels,
 )
@@ -167,6 +168,7 @@ def score_text_llm(where: str, raw, labels: list[str], args, data_args, training
 def main(argv=None):
     args, data_args, run_args, training_args, push_to_hub = start_run(ARGUMENTS, DEFAULT_CONFIG, argv)
     refuse_augment(data_args, "zero_shot", "does not train")
+    refuse_heldout(data_args, "zero_shot", "classifies transcripts")
     out = training_args.output_dir
     raw = load_dataset_dict(data_args.dataset_name_or_path, data_args)
     labels = resolve_labels(raw, data_args)

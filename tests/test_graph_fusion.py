@@ -236,7 +236,7 @@ def test_recipe_writes_the_ablation_and_a_working_model(parts, synthetic_small, 
     argv = ["--speech_models", str(parts / "enc_a"), str(parts / "enc_b"), "--text_model", str(parts / "text"),
             "--asr_model", "", "--transcripts", "dataset", "--test_transcripts", "dataset", "--dataset_name_or_path", str(data), "--labels", *LABELS,
             "--output_dir", str(out), "--num_train_epochs", "3", "--hidden_size", "32", "--mlp_size", "32",
-            "--spectral_channels", "8", "--bootstrap", "20", "--per_device_train_batch_size", "16"]  # fmt: skip
+            "--spectral_channels", "8", "--bootstrap", "20", "--heldout_eval", "false", "--per_device_train_batch_size", "16"]  # fmt: skip
     rows = graph_fusion.main(argv)
     names_ = [r["model"] for r in rows]
     for expected in ("enc_a alone", "text alone", "f0 alone", "spectral alone", "all, concat",

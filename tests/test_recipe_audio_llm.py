@@ -48,7 +48,7 @@ def model_args(tiny):
         "--text_model_name_or_path", str(tiny / "llm"),
         "--dataset_name_or_path", str(tiny / "ser"),
         "--num_queries", "4", "--mapper_heads", "2", "--stack_factor", "2",
-        "--per_device_train_batch_size", "8", "--bootstrap", "20",
+        "--per_device_train_batch_size", "8", "--bootstrap", "20", "--heldout_eval", "false",
     ]  # fmt: skip
 
 
@@ -451,9 +451,13 @@ def test_emosllm_with_the_ctc_path_connector(tiny, tmp_path, capsys):
         args
         + ["--ctc_alignment_steps", "3", "--ctc_alignment_data", "asr_train", "ser_train"]
         + ["--ctc_copy_fraction", "0.5", "--ctc_sampled_tokens", "8"]  # a sampled softmax in phase 0
+        + ["--heldout_eval", "true", "--heldout_clips_per_voice", "1"]
     )
     log = capsys.readouterr().out
     assert "3 steps on asr_train + ser_{train_split}" in log
+    heldout = json.loads((out / "eval_results.json").read_text())["heldout"]  # through the pipeline
+    assert heldout["heldout_voices_telephone"]["num_samples"] == 20
+    assert "Speech from voices and sentences it never heard" in (out / "README.md").read_text()
     aligned = load_file(out / "phase0_ctc" / "connector.safetensors")
     assert {"proj.weight", "blank", "log_scale"} <= set(aligned) and any(
         k.startswith("voice.") for k in aligned

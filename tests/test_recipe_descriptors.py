@@ -36,7 +36,7 @@ def args(tiny, out, stages=("1", "2"), steps=("2", "2"), data="ser"):
         "--save_steps", "2", "--logging_steps", "1",
         "--max_transcript_tokens", "6", "--max_descriptor_tokens", "6",
         "--max_ser_eval_samples", "12", "--max_generation_eval_samples", "8",
-        "--per_device_train_batch_size", "8", "--bootstrap", "20",
+        "--per_device_train_batch_size", "8", "--bootstrap", "20", "--heldout_eval", "false",
     ]  # fmt: skip
 
 

@@ -48,12 +48,15 @@ def test_recipe_table_names_encoders_and_scores_a_cut_test_split(parts, syntheti
             "--use_f0", "false", "--transcripts", "dataset", "--test_transcripts", "dataset",
             "--dataset_name_or_path", str(data), "--labels", *LABELS, "--max_test_samples", "5",
             "--output_dir", str(out), "--num_train_epochs", "2", "--hidden_size", "16", "--mlp_size", "16",
-            "--spectral_channels", "4", "--bootstrap", "20", "--per_device_train_batch_size", "16",
-            "--hub_model_id", "someone/serhub-graph-fusion"]  # fmt: skip
+            "--spectral_channels", "4", "--bootstrap", "20", "--heldout_eval", "true", "--heldout_clips_per_voice", "1",
+            "--per_device_train_batch_size", "16", "--hub_model_id", "someone/serhub-graph-fusion"]  # fmt: skip
     rows = graph_fusion.main(argv)
     # --max_test_samples: the test split is cut to 5 clips, everywhere it is scored
     results = json.loads((out / "eval_results.json").read_text())
     assert results["test"]["num_samples"] == 5
+    # a model of fewer emotions than the held-out speech's is not scored on it, and the card says why
+    assert "cannot answer" in results["heldout"]["skipped"]
+    assert "Not scored: the model cannot answer" in (out / "README.md").read_text()
     assert all(r["test"]["num_samples"] == 5 for r in rows)
     # the encoders by their models' names, not their node numbers
     shown = [r["model"] for r in rows]

@@ -61,7 +61,7 @@ def recipe_args(encoder, dataset, output_dir, epochs=2):
         "--per_device_train_batch_size", "16",
         "--learning_rate", "5e-3",
         "--logging_steps", "1",
-        "--bootstrap", "50",
+        "--bootstrap", "50", "--heldout_eval", "false",
         "--head_hidden_size", "32",
     ]  # fmt: skip
 
@@ -104,6 +104,24 @@ def test_recipe_trains_evaluates_writes_card_and_resumes(tiny_encoder, tiny_data
     ssl_classifier.main(recipe_args(tiny_encoder, tiny_dataset, out, epochs=3))
     assert "resuming from" in capsys.readouterr().out
     assert last_state(out)["global_step"] == first_steps * 3 // 2  # continued from epoch 2, did not restart
+
+
+def test_recipe_adds_heldout_voices_to_its_results_and_card(tiny_encoder, tiny_dataset, tmp_path):
+    out = tmp_path / "run"
+    ssl_classifier.main(
+        recipe_args(tiny_encoder, tiny_dataset, out, epochs=1)
+        + ["--heldout_eval", "true", "--heldout_clips_per_voice", "1"]
+    )
+    results = json.loads((out / "eval_results.json").read_text())
+    heldout = results["heldout"]
+    for condition in ("heldout_voices", "heldout_voices_telephone"):
+        scores = heldout[condition]
+        assert 0.0 <= scores["macro_f1_ci_low"] <= scores["macro_f1"] <= scores["macro_f1_ci_high"] <= 1.0
+        assert scores["num_samples"] == len(scores["per_speaker_macro_f1"]) == 20  # one clip per voice
+    card = (out / "README.md").read_text()
+    assert "## Speech from voices and sentences it never heard" in card
+    assert "name: synthetic_emotions_v2" in card and "split: heldout_voices_telephone" in card  # model-index
+    assert f"| heldout_voices | 20 | {heldout['heldout_voices']['macro_f1']:.3f} |" in card
 
 
 @pytest.mark.parametrize("extra", [["--cache_encoder_outputs", "false"], ["--freeze_encoder", "false"]])

@@ -1,0 +1,149 @@
+"""Speech from voices and sentences that no training split holds, clean and over a noisy telephone
+line: the held-out evaluation that audio recipes add to their report and card (``--heldout_eval``).
+
+    from serhub.heldout import evaluate_heldout
+    scores = evaluate_heldout("outputs/ssl_classifier")  # {"heldout_voices": {...}, "heldout_voices_telephone": {...}}
+
+The clips are ``synthetic_emotions_v2``'s ``heldout`` split: espeak-ng voices (variants and their
+families) and sentence clauses that no split of either version of the synthetic corpus uses, read
+with the corpora's emotion model, random level and silences. ``heldout_voices_telephone`` is the same
+speech band-limited to 300-3400 Hz (``serhub.augment.telephone``) with pink noise at 15 dB SNR, each
+clip's noise fixed by the seed. The set is built once per (clips per voice, seed) into the serhub
+cache (``$SERHUB_CACHE``, default ``$HF_HOME/serhub``) and reused. Every model is scored through
+:func:`serhub.evaluate.evaluate_model` (the pipeline, as ``serhub evaluate`` does): macro-F1 with its
+bootstrap 95 % interval, UA, WA and each voice's macro-F1.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+CONDITIONS = ("heldout_voices", "heldout_voices_telephone")
+TELEPHONE_SNR_DB = 15.0
+FORMAT = "1"  # bump when the set's making changes: a new cache folder
+
+
+def heldout_path(clips_per_voice: int, seed: int) -> Path:
+    from serhub.modeling.offline_assets import cache_dir
+
+    return cache_dir() / "heldout" / f"synthetic_emotions_v2-heldout-{clips_per_voice}x-seed{seed}-v{FORMAT}"
+
+
+def telephone_with_noise(waveform: np.ndarray, seed: int, index: int, sampling_rate: int = 16000) -> np.ndarray:
+    """``waveform`` over a telephone line (300-3400 Hz) with pink noise at 15 dB SNR; the noise is
+    fixed by (``seed``, ``index``)."""
+    from serhub.augment import add_noise, coloured_noise, telephone
+
+    rng = np.random.default_rng([seed, index])
+    banded = telephone(np.asarray(waveform, dtype=np.float32), sampling_rate)
+    noise = coloured_noise(len(banded), "pink", rng)
+    return add_noise(banded, noise, TELEPHONE_SNR_DB, sampling_rate).astype(np.float32)
+
+
+def heldout_dataset(clips_per_voice: int = 6, seed: int = 0, num_workers: int = 2) -> Path:
+    """The held-out set's folder (a DatasetDict with one split per condition), built on first use.
+    Two runs building it at once each write a private folder; the first to finish puts it in place."""
+    import datasets
+
+    from serhub.datasets_scripts import synthetic_emotions_v2
+
+    path = heldout_path(clips_per_voice, seed)
+    if (path / "dataset_dict.json").is_file():
+        return path
+    clean = synthetic_emotions_v2.build(clips_per_voice, seed=seed, num_workers=num_workers, splits=("heldout",))
+    clean = clean["heldout"].cast_column("audio", datasets.Audio(sampling_rate=16000))
+
+    def degrade(row, index):
+        audio = row["audio"]
+        return {"audio": {"array": telephone_with_noise(audio["array"], seed, index), "sampling_rate": 16000}}
+
+    noisy = clean.map(degrade, with_indices=True, desc="telephone band + 15 dB noise")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        datasets.DatasetDict({CONDITIONS[0]: clean, CONDITIONS[1]: noisy}).save_to_disk(str(staging / "set"))
+        try:
+            os.replace(staging / "set", path)
+        except OSError:  # another run put its copy in place first: the same clips
+            if not (path / "dataset_dict.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return path
+
+
+def summary(metrics: dict) -> dict:
+    """What a report keeps of ``evaluate_model``'s figures: the headline with its interval and each
+    voice's macro-F1."""
+    keep = ("macro_f1", "macro_f1_ci_low", "macro_f1_ci_high", "unweighted_accuracy", "accuracy", "num_samples")
+    out = {key: metrics[key] for key in keep if key in metrics}
+    out["per_speaker_macro_f1"] = {s: v["macro_f1"] for s, v in metrics.get("per_speaker", {}).items()}
+    return out
+
+
+def evaluate_heldout(
+    model,
+    clips_per_voice: int = 6,
+    seed: int = 0,
+    batch_size: int = 8,
+    bootstrap: int = 1000,
+    classifier=None,
+) -> dict:
+    """``{condition: summary}`` for the model folder ``model`` on both conditions, or ``{"skipped":
+    reason}`` when the model's labels are not the corpus's (a model of other emotions). ``classifier``:
+    its pipeline when already loaded."""
+    from serhub.evaluate import evaluate_model
+    from serhub.evaluate_data import model_labels
+    from serhub.loading import load_classifier
+
+    classifier = classifier if classifier is not None else load_classifier(str(model))
+    path = heldout_dataset(clips_per_voice, seed)
+    import datasets
+
+    names = datasets.load_from_disk(str(path))[CONDITIONS[0]].features["emotion"].names
+    if not set(names) <= set(model_labels(classifier)):
+        missing = sorted(set(names) - set(model_labels(classifier)))
+        return {"skipped": f"the model cannot answer {missing}, which the held-out set's clips are labelled with"}
+    return {
+        condition: summary(
+            evaluate_model(
+                str(model), str(path), condition, batch_size=batch_size, bootstrap=bootstrap,
+                progress=False, classifier=classifier,
+            )[0]
+        )  # fmt: skip
+        for condition in CONDITIONS
+    }
+
+
+def heldout_markdown(scores: dict) -> str:
+    """The model card's section on the held-out speech."""
+    lines = ["", "## Speech from voices and sentences it never heard", ""]
+    if "skipped" in scores:
+        return "\n".join([*lines, f"Not scored: {scores['skipped']}.", ""])
+    lines += [
+        "`synthetic_emotions_v2`'s `heldout` split: espeak-ng voices and sentences that no training split "
+        "holds, clean and over a telephone line (300-3400 Hz) with pink noise at 15 dB SNR "
+        "(`serhub.heldout`).",
+        "",
+        "| condition | clips | macro-F1 | 95 % CI | UA | per voice: min / median / max |",
+        "|---|---|---|---|---|---|",
+    ]
+    for condition, s in scores.items():
+        if not isinstance(s, dict):  # e.g. the seconds it took
+            continue
+        voices = sorted(s["per_speaker_macro_f1"].values())
+        spread = f"{voices[0]:.2f} / {float(np.median(voices)):.2f} / {voices[-1]:.2f}" if voices else "-"
+        interval = f"{s['macro_f1_ci_low']:.3f} - {s['macro_f1_ci_high']:.3f}" if "macro_f1_ci_low" in s else "-"
+        lines.append(
+            f"| {condition} | {s.get('num_samples', '-')} | {s['macro_f1']:.3f} | {interval} | "
+            f"{s['unweighted_accuracy']:.3f} | {spread} |"
+        )
+    return "\n".join([*lines, ""])
+
+
+__all__ = ["CONDITIONS", "evaluate_heldout", "heldout_dataset", "heldout_markdown", "telephone_with_noise"]
