@@ -120,7 +120,9 @@ class DataArguments:
                     f"--{name} must be at least 1 (or unset for every row), found {getattr(self, name)}"
                 )
         if self.heldout_clips_per_voice < 1:
-            raise ValueError(f"--heldout_clips_per_voice must be at least 1, found {self.heldout_clips_per_voice}")
+            raise ValueError(
+                f"--heldout_clips_per_voice must be at least 1, found {self.heldout_clips_per_voice}"
+            )
         if self.bootstrap < 0:
             raise ValueError(f"--bootstrap is a number of resamples (0 for none), found {self.bootstrap}")
         if self.augment_copies < 1:

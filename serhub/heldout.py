@@ -34,7 +34,9 @@ def heldout_path(clips_per_voice: int, seed: int) -> Path:
     return cache_dir() / "heldout" / f"synthetic_emotions_v2-heldout-{clips_per_voice}x-seed{seed}-v{FORMAT}"
 
 
-def telephone_with_noise(waveform: np.ndarray, seed: int, index: int, sampling_rate: int = 16000) -> np.ndarray:
+def telephone_with_noise(
+    waveform: np.ndarray, seed: int, index: int, sampling_rate: int = 16000
+) -> np.ndarray:
     """``waveform`` over a telephone line (300-3400 Hz) with pink noise at 15 dB SNR; the noise is
     fixed by (``seed``, ``index``)."""
     from serhub.augment import add_noise, coloured_noise, telephone
@@ -55,7 +57,9 @@ def heldout_dataset(clips_per_voice: int = 6, seed: int = 0, num_workers: int = 
     path = heldout_path(clips_per_voice, seed)
     if (path / "dataset_dict.json").is_file():
         return path
-    clean = synthetic_emotions_v2.build(clips_per_voice, seed=seed, num_workers=num_workers, splits=("heldout",))
+    clean = synthetic_emotions_v2.build(
+        clips_per_voice, seed=seed, num_workers=num_workers, splits=("heldout",)
+    )
     clean = clean["heldout"].cast_column("audio", datasets.Audio(sampling_rate=16000))
 
     def degrade(row, index):
@@ -80,7 +84,14 @@ def heldout_dataset(clips_per_voice: int = 6, seed: int = 0, num_workers: int = 
 def summary(metrics: dict) -> dict:
     """What a report keeps of ``evaluate_model``'s figures: the headline with its interval and each
     voice's macro-F1."""
-    keep = ("macro_f1", "macro_f1_ci_low", "macro_f1_ci_high", "unweighted_accuracy", "accuracy", "num_samples")
+    keep = (
+        "macro_f1",
+        "macro_f1_ci_low",
+        "macro_f1_ci_high",
+        "unweighted_accuracy",
+        "accuracy",
+        "num_samples",
+    )
     out = {key: metrics[key] for key in keep if key in metrics}
     out["per_speaker_macro_f1"] = {s: v["macro_f1"] for s, v in metrics.get("per_speaker", {}).items()}
     return out
@@ -108,12 +119,19 @@ def evaluate_heldout(
     names = datasets.load_from_disk(str(path))[CONDITIONS[0]].features["emotion"].names
     if not set(names) <= set(model_labels(classifier)):
         missing = sorted(set(names) - set(model_labels(classifier)))
-        return {"skipped": f"the model cannot answer {missing}, which the held-out set's clips are labelled with"}
+        return {
+            "skipped": f"the model cannot answer {missing}, which the held-out set's clips are labelled with"
+        }
     return {
         condition: summary(
             evaluate_model(
-                str(model), str(path), condition, batch_size=batch_size, bootstrap=bootstrap,
-                progress=False, classifier=classifier,
+                str(model),
+                str(path),
+                condition,
+                batch_size=batch_size,
+                bootstrap=bootstrap,
+                progress=False,
+                classifier=classifier,
             )[0]
         )  # fmt: skip
         for condition in CONDITIONS
@@ -138,7 +156,9 @@ def heldout_markdown(scores: dict) -> str:
             continue
         voices = sorted(s["per_speaker_macro_f1"].values())
         spread = f"{voices[0]:.2f} / {float(np.median(voices)):.2f} / {voices[-1]:.2f}" if voices else "-"
-        interval = f"{s['macro_f1_ci_low']:.3f} - {s['macro_f1_ci_high']:.3f}" if "macro_f1_ci_low" in s else "-"
+        interval = (
+            f"{s['macro_f1_ci_low']:.3f} - {s['macro_f1_ci_high']:.3f}" if "macro_f1_ci_low" in s else "-"
+        )
         lines.append(
             f"| {condition} | {s.get('num_samples', '-')} | {s['macro_f1']:.3f} | {interval} | "
             f"{s['unweighted_accuracy']:.3f} | {spread} |"

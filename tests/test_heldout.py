@@ -1,6 +1,5 @@
 """serhub.heldout: the held-out speech every audio recipe can add to its report (--heldout_eval)."""
 
-
 import numpy as np
 import pytest
 
