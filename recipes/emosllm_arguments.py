@@ -79,6 +79,14 @@ class CurriculumArguments:
     asr_dataset_name_or_path: str | None = field(
         default=None, metadata={"help": "ASR data; default: the embedded Asterisk prompts"}
     )
+    asr_extra_datasets: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "more paired speech for phases 0-2: each dataset's --asr_train_split (a folder or an "
+            "embedded corpus's name, e.g. synthetic_emotions_v2: 74 voices) joins the ASR training clips; a "
+            "clip that says one of the held-out ASR prompts is refused"
+        },
+    )
     asr_train_split: str = "train"
     asr_eval_split: str = "test"
     max_asr_eval_samples: int = 48

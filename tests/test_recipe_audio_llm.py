@@ -434,6 +434,25 @@ def test_phase1_starts_from_a_ctc_aligned_connector(tiny, tmp_path, capsys):
     assert (out / "phase1" / "stage_done.json").is_file()
 
 
+def test_extra_asr_data_joins_the_alignment_and_a_held_out_prompt_is_refused(tiny, tmp_path, capsys):
+    from serhub.metrics.asr import normalize_text
+
+    ser = datasets.load_from_disk(str(tiny / "ser"))
+    asr = datasets.load_from_disk(str(tiny / "asr"))
+    held_out = {normalize_text(t) for t in asr["test"]["transcript"]}
+    leaky = tmp_path / "leaky"  # its training clips say the held-out ASR prompts
+    ser.save_to_disk(str(leaky))
+    args = emosllm_args(tiny, tmp_path / "run", steps=("1",), phases=("1",))
+    with pytest.raises(ValueError, match="training clip.s. say a held-out ASR prompt"):
+        emosllm.main(args + ["--asr_extra_datasets", str(leaky)])
+    unseen = ser["train"].filter(lambda t: normalize_text(t) not in held_out, input_columns="transcript")
+    extra = tmp_path / "extra"
+    datasets.DatasetDict({"train": unseen.select(range(8))}).save_to_disk(str(extra))
+    capsys.readouterr()
+    emosllm.main(args + ["--asr_extra_datasets", str(extra), "--ctc_alignment_steps", "2"])
+    assert "ASR training clips: 16 + 8 (24)" in capsys.readouterr().out
+
+
 def test_emosllm_with_the_ctc_path_connector(tiny, tmp_path, capsys):
     from serhub.recipes.logs import run_main
 
