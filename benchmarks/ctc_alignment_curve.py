@@ -30,6 +30,7 @@ from serhub.metrics.asr import word_error_rate
 from serhub.recipes.audio_llm_common import AudioLLMArguments, build_model, cache_split, evaluate_wer
 from serhub.recipes.ctc_alignment import ctc_greedy_transcripts, pad_rows, train_ctc_alignment
 from serhub.recipes.data import embedded_dataset_path, load_dataset_dict
+from serhub.recipes.emosllm import check_asr_leak
 from serhub.recipes.reporting import write_json
 
 
@@ -63,11 +64,19 @@ def sampled(value: str) -> int | None:
     return None if value == "all" else int(value)
 
 
-def asr_splits(path: str | None) -> dict:
+def asr_splits(path: str | None, extra: list[str]) -> dict:
     """The ASR corpus's train and test splits (at most 16 words a clip; 24 test prompts): the embedded
-    Asterisk prompts, or ``path`` (a saved DatasetDict with "audio" and "transcript")."""
+    Asterisk prompts, or ``path`` (a saved DatasetDict with "audio" and "transcript"); the train split
+    joined by each ``extra`` dataset's (as emosllm's --asr_extra_datasets)."""
     asr = load_dataset_dict(path or str(embedded_dataset_path("asterisk_prompts")))
     audio = datasets.Audio(sampling_rate=16000)
+    if extra:
+        parts = [asr["train"].select_columns(["audio", "transcript"]).cast_column("audio", audio)]
+        for name in extra:
+            clips = load_dataset_dict(name)["train"].select_columns(["audio", "transcript"])
+            check_asr_leak(name, clips["transcript"], asr["test"]["transcript"])
+            parts.append(clips.cast_column("audio", audio))
+        asr = datasets.DatasetDict({"train": datasets.concatenate_datasets(parts), "test": asr["test"]})
     splits = {
         k: asr[k]
         .cast_column("audio", audio)
@@ -153,6 +162,9 @@ def main(argv=None) -> dict:
         "--asr_dataset", default=None, help="a saved DatasetDict (default: the Asterisk prompts)"
     )
     parser.add_argument(
+        "--asr_extra_datasets", nargs="*", default=[], help="their train splits join the ASR training clips"
+    )
+    parser.add_argument(
         "--unseen_voices", default=None, help="a built synthetic_emotions_v2 with a heldout split"
     )
     parser.add_argument("--unseen_clips", type=int, default=40)
@@ -161,19 +173,18 @@ def main(argv=None) -> dict:
     parser.add_argument("--cache_dir", default="outputs/ctc_alignment_curve/encoder_cache")
     parser.add_argument("--output_json", default=None)
     args = parser.parse_args(argv)
-    named = (
-        hashlib.sha1(str(Path(args.asr_dataset).resolve()).encode()).hexdigest()[:8]
-        if args.asr_dataset
-        else ""
-    )
+    sources = [str(Path(args.asr_dataset).resolve())] if args.asr_dataset else []
+    sources += args.asr_extra_datasets
+    named = hashlib.sha1("|".join(sources).encode()).hexdigest()[:8] if sources else ""
     args.cache_prefix = f"asr{named}_"
-    splits = asr_splits(args.asr_dataset)
+    splits = asr_splits(args.asr_dataset, args.asr_extra_datasets)
     if args.unseen_voices:
         splits["unseen"] = unseen_voices(args.unseen_voices, args.unseen_clips)
     variants = [run_variant(args, n, splits) for n in args.sampled_tokens]
     result = {
         "connector": args.connector, "steps": args.steps, "learning_rate": args.learning_rate,
         "batch_size": args.batch_size, "asr_dataset": args.asr_dataset or "asterisk_prompts",
+        "asr_extra_datasets": args.asr_extra_datasets,
         "variants": variants,
     }  # fmt: skip
     base = variants[0]
