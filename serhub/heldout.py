@@ -166,4 +166,50 @@ def heldout_markdown(scores: dict) -> str:
     return "\n".join([*lines, ""])
 
 
-__all__ = ["CONDITIONS", "evaluate_heldout", "heldout_dataset", "heldout_markdown", "telephone_with_noise"]
+def main(argv=None) -> dict:
+    """``python -m serhub.heldout --models DIR [DIR ...]``: each trained model's held-out scores, printed
+    and written as JSON (what ``--heldout_eval`` adds to a recipe's report, for a model already trained)."""
+    import argparse
+    import time
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", required=True, help="trained serhub model folders")
+    parser.add_argument("--clips_per_voice", type=int, default=6)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--output_json", default=None)
+    args = parser.parse_args(argv)
+    results = {}
+    for model in args.models:
+        start = time.time()
+        results[model] = evaluate_heldout(model, args.clips_per_voice, args.seed, args.batch_size)
+        for condition, s in results[model].items():
+            if isinstance(s, dict):
+                print(
+                    f"{model} {condition}: macro-F1 {s['macro_f1']:.3f} ({s['macro_f1_ci_low']:.3f}-"
+                    f"{s['macro_f1_ci_high']:.3f}), UA {s['unweighted_accuracy']:.3f}, per voice min "
+                    f"{min(s['per_speaker_macro_f1'].values()):.2f} [{time.time() - start:.0f} s]"
+                )
+            else:
+                print(f"{model} {condition}: {s}")
+    if args.output_json:
+        from serhub.recipes.reporting import write_json
+
+        write_json(
+            args.output_json, {"clips_per_voice": args.clips_per_voice, "seed": args.seed, "models": results}
+        )
+    return results
+
+
+__all__ = [
+    "CONDITIONS",
+    "evaluate_heldout",
+    "heldout_dataset",
+    "heldout_markdown",
+    "main",
+    "telephone_with_noise",
+]
+
+
+if __name__ == "__main__":
+    main()

@@ -122,6 +122,14 @@ def test_recipe_adds_heldout_voices_to_its_results_and_card(tiny_encoder, tiny_d
     assert "## Speech from voices and sentences it never heard" in card
     assert "name: synthetic_emotions_v2" in card and "split: heldout_voices_telephone" in card  # model-index
     assert f"| heldout_voices | 20 | {heldout['heldout_voices']['macro_f1']:.3f} |" in card
+    # python -m serhub.heldout on the saved model gives the recipe's figures
+    from serhub.heldout import main as heldout_main
+
+    again = heldout_main(
+        ["--models", str(out), "--clips_per_voice", "1", "--output_json", str(tmp_path / "h.json")]
+    )
+    assert again[str(out)] == {k: v for k, v in heldout.items() if k != "seconds"}
+    assert json.loads((tmp_path / "h.json").read_text())["models"][str(out)] == again[str(out)]
 
 
 @pytest.mark.parametrize("extra", [["--cache_encoder_outputs", "false"], ["--freeze_encoder", "false"]])
