@@ -143,8 +143,29 @@ def collect(runs: dict[str, str | Path], given: dict[str, dict] | None = None) -
             "run": run,
             "run_given": sorted(by_hand),
             "extras": extras(recipe, results),
+            "heldout": heldout_figures(results),
         }
     return records
+
+
+def heldout_figures(results: dict) -> dict | None:
+    """Macro-F1 and its interval on each held-out condition (``--heldout_eval``), or None."""
+    scored = {k: v for k, v in (results.get("heldout") or {}).items() if isinstance(v, dict)}
+    return {
+        condition: [v["macro_f1"], v.get("macro_f1_ci_low"), v.get("macro_f1_ci_high")]
+        for condition, v in scored.items()
+    } or None
+
+
+def heldout_words(record: dict) -> str:
+    """``; unseen voices and sentences 0.04 (0.03–0.06), telephone + 15 dB noise 0.07 (...)``"""
+    heldout = record.get("heldout") or {}
+    words = {
+        "heldout_voices": "unseen voices and sentences",
+        "heldout_voices_telephone": "telephone + 15 dB noise",
+    }
+    parts = [f"{words.get(k, k)} {f1(v[0], v[1:] if v[1] is not None else None)}" for k, v in heldout.items()]
+    return ("; " + ", ".join(parts)) if parts else ""
 
 
 # ------------------------------------------------------------------------------------------ render
@@ -171,7 +192,7 @@ def run_words(record: dict) -> str:
         words.append(f"{run['world_size']} processes")
     text = ", ".join(words)
     if {"wall_s", "peak_rss_gb", "torch_threads"} & set(record["run_given"]):
-        text += " (measured outside the run: it predates the run record)"
+        text += " (measured outside the run record: /usr/bin/time -v)"
     return text
 
 
@@ -190,6 +211,7 @@ def figures_cell(recipe: str, record: dict | None) -> str:
     if record.get("per_speaker_macro_f1"):
         text += ", per test voice " + " / ".join(f"{v:.2f}" for v in record["per_speaker_macro_f1"].values())
     extra = record.get("extras") or {}
+    text += heldout_words(record)
     if extra.get("temperature") is not None:
         text += f"; calibrated (T {extra['temperature']:.2f}, test ECE {extra['test_ece']:.3f})"
     if recipe in NOTES:
@@ -220,6 +242,7 @@ def render_emosllm(records: dict) -> str:
         f"`label_logits` (UA {record['unweighted_accuracy']:.2f}"
         + (f"; per held-out test speaker {speakers}" if speakers else "")
         + ")"
+        + heldout_words(record)
     )
     if extra.get("transcript_conditioned") is not None:
         text += f"; {extra['transcript_conditioned']:.2f} in `transcript_conditioned`"

@@ -115,17 +115,18 @@ def _git_commit() -> str | None:
 
 def run_record() -> dict:
     """What the run cost and where it ran, for eval_results.json's ``run``: wall seconds of this process
-    (start to now), peak RSS in GB (this process, plus its largest child where it spawned workers; ru_maxrss
-    is in KiB on Linux, bytes on macOS), torch threads, CPUs, world size, serhub commit and date."""
+    (start to now), its peak RSS in GB (ru_maxrss: KiB on Linux, bytes on macOS), torch threads, CPUs,
+    world size, serhub commit and date. Children are not added: a child forked to run a program (espeak-ng,
+    git) reports the parent's resident pages as its own, so adding it doubled the figure; the recipes load
+    their data in this process (``dataloader_num_workers`` 0 in every default)."""
     import torch
 
     start = _process_start()
     unit = 1 if sys.platform == "darwin" else 1024
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * unit
     return {
         "wall_s": round(time.time() - start, 1) if start is not None else None,
-        "peak_rss_gb": round((own + children) / 1e9, 2),
+        "peak_rss_gb": round(own / 1e9, 2),
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "world_size": int(os.environ.get("WORLD_SIZE", "1")),

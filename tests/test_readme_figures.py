@@ -88,7 +88,7 @@ def test_a_run_without_its_record_is_collected_with_the_figures_given_and_says_s
     assert record["run"]["wall_s"] == 158 and record["run"]["peak_rss_gb"] is None
     assert record["run_given"] == ["commit", "wall_s"]
     text = readme.read_text()
-    assert "2:38 wall (measured outside the run: it predates the run record)" in text
+    assert "2:38 wall (measured outside the run record: /usr/bin/time -v)" in text
     assert text.startswith("intro\n<!-- figures:recipes:start -->\n\n| recipe |") and text.endswith(
         " more prose\n"
     )
