@@ -130,7 +130,7 @@ def evaluate_heldout(
                 condition,
                 batch_size=batch_size,
                 bootstrap=bootstrap,
-                progress=False,
+                progress=True,
                 classifier=classifier,
             )[0]
         )  # fmt: skip
