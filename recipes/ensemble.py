@@ -255,11 +255,7 @@ def write_results(
             "unweighted_accuracy": best[f"{split}_ua"],
         }
     }
-    heldout = heldout_scores(out, data_args)
-    summary = {**summary, "heldout": heldout} if heldout else summary
-    write_eval_results(out, {**results, **summary})
-    write_model_card(
-        out,
+    card = dict(
         template="ensemble.md",
         model_name="serhub-ensemble",
         labels=labels,
@@ -272,8 +268,13 @@ def write_results(
         members=summary["members"],
         tie_breaker=summary["tie_breaker"],
         model_id=training_args.hub_model_id,
-        heldout=heldout,
     )
+    write_eval_results(out, {**results, **summary})
+    write_model_card(out, **card)
+    heldout = heldout_scores(out, data_args)
+    if heldout:  # written again with them: a long or stopped held-out pass loses nothing written above
+        write_eval_results(out, {**results, **summary, "heldout": heldout})
+        write_model_card(out, **card, heldout=heldout)
 
 
 def main(argv=None):

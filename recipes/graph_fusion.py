@@ -229,15 +229,18 @@ def main(argv=None):
     plot_final(final, final_name, final_history, labels, out)
     summary = run_summary(args, base, rows, caches, labels, feature_seconds, start)
     results = {"test": final["test"]}
-    heldout = heldout_scores(str(out), data_args)
-    summary = {**summary, "heldout": heldout} if heldout else summary
-    write_eval_results(out, {**results, **summary})
-    write_model_card(
-        out, template="graph_fusion.md", model_name="serhub-graph-fusion", labels=labels,
+    card = dict(
+        template="graph_fusion.md", model_name="serhub-graph-fusion", labels=labels,
         dataset_name=data_args.dataset_name_or_path or "synthetic_emotions", results=results, tags=["graph_fusion"],
         rows=rows, components=base.config.component_names, fusion=args.fusion,
-        model_id=training_args.hub_model_id, heldout=heldout,
+        model_id=training_args.hub_model_id,
     )  # fmt: skip
+    write_eval_results(out, {**results, **summary})
+    write_model_card(out, **card)
+    heldout = heldout_scores(str(out), data_args)
+    if heldout:  # written again with them: a long or stopped held-out pass loses nothing written above
+        write_eval_results(out, {**results, **summary, "heldout": heldout})
+        write_model_card(out, **card, heldout=heldout)
     if push_to_hub:
         from serhub.recipes.reporting import push
 

@@ -249,10 +249,6 @@ def finish_run(
 
     for part in save:
         part.save_pretrained(output_dir)
-    heldout = heldout_scores(output_dir, data_args)
-    if heldout:
-        summary = {**summary, "heldout": heldout}
-        card = {**card, "heldout": heldout}
     write_eval_results(output_dir, {**results, **summary})
     if confusion is not None:
         metrics, title = confusion
@@ -267,6 +263,10 @@ def finish_run(
             "model_id": training_args.hub_model_id,
         }
     write_model_card(output_dir, labels=labels, **card)
+    heldout = heldout_scores(output_dir, data_args)
+    if heldout:  # written again with them: a long or stopped held-out pass loses nothing written above
+        write_eval_results(output_dir, {**results, **summary, "heldout": heldout})
+        write_model_card(output_dir, labels=labels, **card, heldout=heldout)
     if push_to_hub:
         push(output_dir, training_args.hub_model_id, training_args.hub_private_repo)
 
