@@ -101,6 +101,12 @@ def extras(recipe: str, results: dict) -> dict:
             "wer_by_phase": results.get("wer_by_phase"),
             "wer_heldout_asr": results.get("wer_heldout_asr"),
         }
+    if recipe == "descriptors":
+        return {
+            mode: [r["macro_f1"], r.get("macro_f1_ci_low"), r.get("macro_f1_ci_high")]
+            for mode in ("descriptor_conditioned", "ground_truth_descriptors")
+            if isinstance(r := results.get(mode), dict) and "macro_f1" in r
+        }
     if recipe == "ssl_classifier" and "calibration" in results:
         calibration = results["calibration"]
         test = next((c for s, c in calibration.items() if isinstance(c, dict) and s != "validation"), {})
@@ -213,6 +219,15 @@ def figures_cell(recipe: str, record: dict | None) -> str:
     if record.get("per_speaker_macro_f1"):
         text += ", per test voice " + " / ".join(f"{v:.2f}" for v in record["per_speaker_macro_f1"].values())
     extra = record.get("extras") or {}
+    if recipe == "descriptors" and extra:
+        text = text.replace("test macro-F1", "test macro-F1 in `label_logits`", 1)
+        words = {
+            "descriptor_conditioned": "with its own descriptors (descriptor_conditioned)",
+            "ground_truth_descriptors": "given the true descriptors",
+        }
+        text += "; " + ", ".join(
+            f"{f1(v[0], v[1:] if v[1] is not None else None)} {words[k]}" for k, v in extra.items()
+        )
     text += heldout_words(record)
     if extra.get("temperature") is not None:
         text += f"; calibrated (T {extra['temperature']:.2f}, test ECE {extra['test_ece']:.3f})"
