@@ -132,7 +132,9 @@ def test_recipe_adds_heldout_voices_to_its_results_and_card(tiny_encoder, tiny_d
     assert json.loads((tmp_path / "h.json").read_text())["models"][str(out)] == again[str(out)]
 
 
-def test_a_stopped_heldout_pass_loses_nothing_written_before(tiny_encoder, tiny_dataset, tmp_path, monkeypatch):
+def test_a_stopped_heldout_pass_loses_nothing_written_before(
+    tiny_encoder, tiny_dataset, tmp_path, monkeypatch
+):
     import serhub.heldout
 
     def stopped(*args, **kwargs):
@@ -141,7 +143,9 @@ def test_a_stopped_heldout_pass_loses_nothing_written_before(tiny_encoder, tiny_
     monkeypatch.setattr(serhub.heldout, "evaluate_heldout", stopped)
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
-        ssl_classifier.main(recipe_args(tiny_encoder, tiny_dataset, out, epochs=1) + ["--heldout_eval", "true"])
+        ssl_classifier.main(
+            recipe_args(tiny_encoder, tiny_dataset, out, epochs=1) + ["--heldout_eval", "true"]
+        )
     results = json.loads((out / "eval_results.json").read_text())
     assert "macro_f1" in results["test"] and "heldout" not in results
     assert "model-index" in (out / "README.md").read_text()
