@@ -30,7 +30,7 @@ from serhub.metrics.asr import word_error_rate
 from serhub.recipes.audio_llm_common import AudioLLMArguments, build_model, cache_split, evaluate_wer
 from serhub.recipes.ctc_alignment import ctc_greedy_transcripts, pad_rows, train_ctc_alignment
 from serhub.recipes.data import embedded_dataset_path, load_dataset_dict
-from serhub.recipes.emosllm import check_asr_leak
+from serhub.recipes.emosllm_data import check_asr_leak
 from serhub.recipes.reporting import write_json
 
 

@@ -145,6 +145,18 @@ def ctc_greedy_transcripts(model, head, batch: dict, tokenizer) -> list[str]:
     return texts
 
 
+def corpus_vocabulary(tokenizer, dataset, sampled_tokens: int | None) -> torch.Tensor | None:
+    """The sorted token ids of the dataset's transcripts (what a sampled softmax always scores), or
+    None when ``sampled_tokens`` is None (the whole vocabulary)."""
+    if sampled_tokens is None:
+        return None
+    if sampled_tokens < 0:
+        raise ValueError(f"sampled_tokens must be >= 0 (or None: the whole vocabulary), got {sampled_tokens}")
+    texts = dataset["transcript"] if hasattr(dataset, "column_names") else [r["transcript"] for r in dataset]
+    corpus = ctc_targets(tokenizer, [text for text in texts if text])
+    return torch.tensor(sorted({t - 1 for row in corpus for t in row}), dtype=torch.long)
+
+
 def train_ctc_alignment(
     model,
     tokenizer,
@@ -161,22 +173,13 @@ def train_ctc_alignment(
     """``steps`` AdamW steps of CTC on the connector (everything else frozen); ``dataset``: cached
     encoder outputs with a "transcript" column; ``collate(rows) -> batch`` pads them. Returns the
     head (None: the connector's own) and the log (step, loss, seconds of training so far, the
-    callback's time left out; ``callback(step, head)``'s dict merged in at log steps). ``sampled_tokens`` N: each step's softmax covers the corpus's own tokens
-    plus N others drawn at random (:func:`sample_vocabulary`), not the whole vocabulary; None: all."""
+    callback's time left out; ``callback(step, head)``'s dict merged in at log steps).
+    ``sampled_tokens`` N: each step's softmax covers the corpus's own tokens plus N others drawn at
+    random (:func:`sample_vocabulary`), not the whole vocabulary; None: all."""
     embeddings = model.get_input_embeddings().weight
-    corpus_tokens, generator = None, torch.Generator().manual_seed(seed)
-    if sampled_tokens is not None:
-        if sampled_tokens < 0:
-            raise ValueError(
-                f"sampled_tokens must be >= 0 (or None: the whole vocabulary), got {sampled_tokens}"
-            )
-        texts = (
-            dataset["transcript"] if hasattr(dataset, "column_names") else [r["transcript"] for r in dataset]
-        )
-        corpus = ctc_targets(tokenizer, [text for text in texts if text])
-        corpus_tokens = torch.tensor(sorted({t - 1 for row in corpus for t in row}), dtype=torch.long)
-        audio_id = model.config.audio_token_id
-        blocked = [] if audio_id is None else [audio_id]
+    corpus_tokens = corpus_vocabulary(tokenizer, dataset, sampled_tokens)
+    generator = torch.Generator().manual_seed(seed)
+    blocked = [] if model.config.audio_token_id is None else [model.config.audio_token_id]
     if own_head(model):
         head = None
         model.connector.start_blank_from(embeddings)
