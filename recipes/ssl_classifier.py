@@ -1,6 +1,6 @@
 """Train a speech-encoder emotion classifier (ABHINAYA S1, the MSP-Podcast challenge baseline).
 
-    accelerate launch recipes/ssl_classifier.py        # embedded default: Whisper tiny.en (frozen, cached) on synthetic_emotions, CPU
+    accelerate launch recipes/ssl_classifier.py        # embedded default: Whisper tiny.en (frozen, cached) on synthetic_emotions_v2, CPU
     accelerate launch --config_file recipes/accelerate_configs/cpu_ddp.yaml recipes/ssl_classifier.py --use_cpu true  # 2-process DDP, CPU
     accelerate launch recipes/ssl_classifier.py --config recipes/configs/ssl_classifier/abhinaya_s1_wavlm_large.yaml \\
         --dataset_name_or_path data/msp_podcast

@@ -2,7 +2,7 @@
 -> frozen LLM; class probabilities from the LLM's next-token log-likelihood of each label, trained
 with weighted cross-entropy.
 
-    accelerate launch recipes/whisper_llm.py                 # embedded default: Whisper tiny.en + SmolLM2-135M on synthetic_emotions, CPU
+    accelerate launch recipes/whisper_llm.py                 # embedded default: Whisper tiny.en + SmolLM2-135M on synthetic_emotions_v2, CPU
     accelerate launch recipes/whisper_llm.py --num_folds 5   # stratified 5-fold cross-validation (mean and spread of macro-F1)
     accelerate launch recipes/whisper_llm.py --config recipes/configs/whisper_llm/paper_whisper_large_gemma2b_emospeech.yaml \\
         --dataset_name_or_path data/emospeech

@@ -73,9 +73,7 @@ def test_default_config_is_the_embedded_offline_run():
         [],
     )
     assert model_args.encoder_name_or_path == "offline:whisper-tiny.en" and model_args.freeze_encoder
-    assert (
-        data_args.dataset_name_or_path is None and data_args.cache_encoder_outputs
-    )  # synthetic_emotions, cached
+    assert data_args.dataset_name_or_path == "synthetic_emotions_v2" and data_args.cache_encoder_outputs
     assert training_args.metric_for_best_model == "macro_f1" and training_args.load_best_model_at_end
 
 

@@ -249,7 +249,8 @@ def fake_main(recipe: str, module, scores: dict, calls: list):
         calls.append(argv)
         *args, training_args = parse_arguments(module.ARGUMENTS, module.DEFAULT_CONFIG, argv)
         data_args = next(a for a in args if isinstance(a, DataArguments))
-        raw = load_dataset_dict(data_args.dataset_name_or_path) if data_args.dataset_name_or_path else {}
+        # the defaults' corpus is not built for a fake run: only a dataset given on the command line is read
+        raw = load_dataset_dict(data_args.dataset_name_or_path) if "--dataset_name_or_path" in argv else {}
         settings = run_settings(training_args, ["a", "b"], dict(raw), *args, exclude=("bootstrap",))
         overwrite = any(getattr(a, "overwrite_output_dir", False) for a in args)
         claim_output_dir(training_args.output_dir, recipe, settings, overwrite).release()
