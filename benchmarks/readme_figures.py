@@ -80,8 +80,6 @@ FIXED = {
 }  # fmt: skip
 # fixed words after a recipe's generated figures: what the figure is, or figures of other settings
 NOTES = {
-    "ssl_classifier": "with `--frame_norm none` (the model before frame standardisation) 0.50 (0.43–0.57) "
-                      "(an earlier version)",
     "graph_fusion": "for the fused GAT model (the ablation table is in the run's folder)",
     "text_llm": "from the corpus's transcripts; an earlier version: 0.41 from Whisper tiny.en's transcripts, "
                 "ABHINAYA T2 5:40 and 0.54, Gemma-3-270M 9:03 and 0.69 (0.61–0.75)",
@@ -204,6 +202,17 @@ def run_words(record: dict) -> str:
     return text
 
 
+def speaker_words(per_speaker: dict[str, float]) -> str:
+    """Each voice's macro-F1 when there are a few ("0.50 / 0.57"); past four, the median and the range
+    over the N voices (a voice of 12 clips may lack a class, so one voice's figure is noisy)."""
+    values = sorted(per_speaker.values())
+    if len(values) <= 4:
+        return " / ".join(f"{v:.2f}" for v in per_speaker.values())
+    middle = len(values) // 2
+    median = values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+    return f"({len(values)}) median {median:.2f}, lowest {values[0]:.2f}, highest {values[-1]:.2f}"
+
+
 def provenance(record: dict) -> str:
     run = record["run"]
     date = (run.get("date") or "")[:10]
@@ -217,7 +226,7 @@ def figures_cell(recipe: str, record: dict | None) -> str:
     if record.get("unweighted_accuracy") is not None:
         text += f", UA {record['unweighted_accuracy']:.2f}"
     if record.get("per_speaker_macro_f1"):
-        text += ", per test voice " + " / ".join(f"{v:.2f}" for v in record["per_speaker_macro_f1"].values())
+        text += ", per test voice " + speaker_words(record["per_speaker_macro_f1"])
     extra = record.get("extras") or {}
     if recipe == "descriptors" and extra:
         text = text.replace("test macro-F1", "test macro-F1 in `label_logits`", 1)
@@ -253,7 +262,7 @@ def render_emosllm(records: dict) -> str:
             "\n(no run collected: run the default and `benchmarks/readme_figures.py --collect emosllm=...`)"
         )
     extra = record["extras"]
-    speakers = " / ".join(f"{v:.2f}" for v in (record.get("per_speaker_macro_f1") or {}).values())
+    speakers = speaker_words(record.get("per_speaker_macro_f1") or {})
     text = (
         f"{run_words(record)}; test macro-F1 **{f1(record['test_macro_f1'], record['test_ci'], '95 % CI ')}** in "
         f"`label_logits` (UA {record['unweighted_accuracy']:.2f}"

@@ -69,8 +69,16 @@ def test_collect_turns_a_run_folder_into_its_readme_row(tmp_path):
     row = next(line for line in table.splitlines() if line.startswith("| `recipes/ssl_classifier.py`"))
     assert row.endswith(
         "| 3:05 wall, peak RSS 2.6 GB, 2 threads; test macro-F1 0.52 (95 % CI 0.45–0.58), UA 0.50, "
-        "per test voice 0.50 / 0.57; calibrated (T 0.98, test ECE 0.077); "
-        f"{figures.NOTES['ssl_classifier']} [commit abc1234, 2026-12-06] |"
+        "per test voice 0.50 / 0.57; calibrated (T 0.98, test ECE 0.077) [commit abc1234, 2026-12-06] |"
+    )
+
+
+def test_many_test_voices_are_summarised_by_their_median_and_range():
+    assert figures.speaker_words({"b": 0.57, "a": 0.5}) == "0.57 / 0.50"
+    many = {f"voice{i:02d}": i / 20 for i in range(19)}  # 0.00 .. 0.90
+    assert figures.speaker_words(many) == "(19) median 0.45, lowest 0.00, highest 0.90"
+    assert figures.speaker_words({k: v for k, v in list(many.items())[:6]}) == (
+        "(6) median 0.12, lowest 0.00, highest 0.25"
     )
 
 
