@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from transformers import AutoModel, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.utils import logging
 
 from .configuration_speech_emotion import SpeechEmotionConfig
 from .encoder_family import encoder_family
@@ -24,6 +25,10 @@ from .layers import AttentiveStatisticsPooling, ClassificationHead, RunningFrame
 from .losses import CCCLoss, build_classification_loss
 from .remote_code import add_auto_map_entries
 from .speech_encoder import SpeechEncoder
+
+logger = logging.get_logger(__name__)
+# a channel that never moves over a speaker's frames (float16 caches) is divided by this, not by ~0
+SPEAKER_STD_FLOOR = 1e-3
 
 
 @dataclass
@@ -99,6 +104,7 @@ class SpeechEmotionForAudioClassification(SpeechEmotionPreTrainedModel):
         )
         self.post_init()
         self._freeze_encoder()
+        self._speaker_statistics = None  # set by enroll_speaker(); never saved
 
     def _freeze_encoder(self) -> None:
         c = self.config
@@ -165,6 +171,8 @@ class SpeechEmotionForAudioClassification(SpeechEmotionPreTrainedModel):
                     "pass input_values / input_features (from the feature extractor) or encoder_hidden_states"
                 )
             encoder_hidden_states, encoder_attention_mask = self.encode(input_values, attention_mask)
+        if self._speaker_statistics is not None:
+            encoder_hidden_states = self._speaker_standardised(encoder_hidden_states)
         if encoder_hidden_states.ndim == 3:  # one layer given: (B, T, D)
             if self.layer_weights is not None:
                 raise ValueError(
@@ -180,6 +188,67 @@ class SpeechEmotionForAudioClassification(SpeechEmotionPreTrainedModel):
         else:
             hidden = encoder_hidden_states[:, -1]
         return self.pooling(hidden, encoder_attention_mask)
+
+    @torch.no_grad()
+    def enroll_speaker(
+        self,
+        input_values: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+    ) -> None:
+        """Standardise every following input with one speaker's statistics: the per-channel mean and
+        standard deviation of every encoder layer over all valid frames of the reference clips given
+        here (e.g. a few neutral recordings of the speaker, from the feature extractor as for
+        ``forward``). This is what ``recipes/ssl_classifier.py --speaker_norm`` does to each training
+        speaker's frames, so a model trained that way sees a new speaker as it saw its training voices.
+        Lasts until :meth:`forget_speaker` (or the next enrolment); never saved with the model."""
+        if encoder_hidden_states is None:
+            inputs = input_values if input_values is not None else input_features
+            if inputs is None:
+                raise ValueError("enroll_speaker needs the reference clips' input_values / input_features")
+            encoder_hidden_states, encoder_attention_mask = self.encode(inputs, attention_mask)
+        if encoder_hidden_states.ndim != 4:
+            raise ValueError(
+                "enroll_speaker needs every encoder layer, (B, L+1, T, D): found shape "
+                f"{tuple(encoder_hidden_states.shape)}"
+            )
+        if not getattr(self.config, "speaker_normalization", None):
+            logger.warning(
+                "this model was trained on frames that were not speaker-normalised; enrolling a speaker "
+                "changes what it sees (train with --speaker_norm true to use enrolment)"
+            )
+        b, _, t, _ = encoder_hidden_states.shape
+        mask = (
+            torch.ones(b, t, dtype=torch.bool, device=encoder_hidden_states.device)
+            if encoder_attention_mask is None
+            else encoder_attention_mask.bool()
+        )
+        frames = encoder_hidden_states.double().permute(0, 2, 1, 3)[mask]  # N, L+1, D
+        if frames.shape[0] == 0:
+            raise ValueError(
+                "the reference clips have no valid encoder frame: give at least one non-empty clip"
+            )
+        mean = frames.mean(0)
+        std = frames.var(0, unbiased=False).sqrt().clamp_min(SPEAKER_STD_FLOOR)
+        self._speaker_statistics = (mean, std)
+
+    def forget_speaker(self) -> None:
+        """Back to the frames as the encoder gives them (undoes :meth:`enroll_speaker`)."""
+        self._speaker_statistics = None
+
+    def _speaker_standardised(self, states: torch.Tensor) -> torch.Tensor:
+        """(B, L+1, T, D) standardised with the enrolled speaker's (L+1, D) statistics."""
+        mean, std = self._speaker_statistics
+        if states.ndim != 4 or states.shape[1] != mean.shape[0] or states.shape[-1] != mean.shape[-1]:
+            raise ValueError(
+                f"the enrolled statistics are of {tuple(mean.shape)} (layers, channels); these encoder outputs "
+                f"are {tuple(states.shape)}"
+            )
+        mean = mean.to(states.device, states.dtype)[None, :, None, :]
+        std = std.to(states.device, states.dtype)[None, :, None, :]
+        return (states - mean) / std
 
     def _standardised(self, states: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """(B, L, T, D) with every layer's channels standardised (``config.frame_norm="global"``)."""

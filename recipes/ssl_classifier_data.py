@@ -12,6 +12,7 @@ import datasets
 import numpy as np
 import torch
 from serhub.modeling import SpeechEmotionFeatureExtractor
+from serhub.modeling.modeling_speech_emotion import SPEAKER_STD_FLOOR
 from serhub.recipes.data import augmented_copy, cache_encoder_outputs, encode_labels, pad_cached_states
 from serhub.recipes.logs import get_logger
 
@@ -47,7 +48,7 @@ class AudioCollator:
 # mean is shift-equivariant (its weights sum to 1), so subtracting a speaker's frame mean subtracts it
 # from every pooled mean of that speaker. Evaluated with each test speaker's statistics (transductive,
 # as speaker-normalised SER is usually evaluated) and, as what one recording alone allows, per recording.
-STD_FLOOR = 1e-3  # float16 frames: a dimension that never moves is divided by this, not by ~0
+STD_FLOOR = SPEAKER_STD_FLOOR  # the model's enrolment divides by the same floor
 
 
 def frame_statistics(states) -> tuple[np.ndarray, np.ndarray]:

@@ -36,11 +36,13 @@ from serhub.datasets_scripts.common import read_manifest, split_hashes
 from serhub.evaluate_data import (
     EMBEDDED,
     dataset_location,
+    enrolment_plan,
     labelled_rows,
     load_split,
     model_labels,
     open_split,
     parse_label_map,
+    predict_enrolled,
     predict_probabilities,
     scored_labels,
     split_list,
@@ -72,13 +74,19 @@ def evaluate_model(
     abstain_below: float | None = None,
     label_set: list[str] | None = None,
     classifier=None,
+    enroll_per_speaker: int | None = None,
+    enroll_label: str | None = "neutral",
 ) -> tuple[dict, list[dict]]:
     """``(results, predictions)``: the report's figures and one record per clip. ``abstain_below``: a
     confidence under which the answer is "uncertain" (the figures above stay forced-choice; the
     ``abstention`` entry gives coverage and accuracy at it, and the coverage/accuracy curve).
     ``label_set``: a label set shared across corpora (``recipes/cross_corpus.py``): the clips whose
     (mapped) label is outside it are left out and counted, and the model is restricted to it.
-    ``classifier``: the model's pipeline when already loaded (``load_classifier(model)``)."""
+    ``classifier``: the model's pipeline when already loaded (``load_classifier(model)``).
+    ``enroll_per_speaker``: K; each speaker is enrolled (the model's ``enroll_speaker``) on K of their
+    clips, ``enroll_label`` ones first (a neutral recording, as a user would give), and their other
+    clips are scored; the K are left out of the figures. For a speech classifier trained with
+    ``--speaker_norm true``."""
     label_map = label_map or {}
     full_split = open_split(dataset, split)
     ds, raw_references, unlabelled = labelled_rows(full_split, dataset, split, label_column, max_samples)
@@ -91,13 +99,31 @@ def evaluate_model(
         candidate_labels = candidate_labels or list(label_set)
     classifier = classifier if classifier is not None else load_classifier(model)
     labels = scored_labels(model_labels(classifier), candidate_labels, set(references))
-    probs = predict_probabilities(classifier, ds, labels, batch_size, progress)
+    enrolled = None
+    if enroll_per_speaker:
+        if "speaker_id" not in ds.column_names:
+            raise ValueError(
+                f"enrolment needs each clip's speaker: split {split!r} of {dataset} has no speaker_id"
+            )
+        plan = enrolment_plan(ds["speaker_id"], references, enroll_per_speaker, enroll_label)
+        probs = predict_enrolled(classifier, ds, labels, plan, batch_size, progress)
+        kept = sorted(i for _, scored in plan.values() for i in scored)
+        ds, probs = ds.select(kept), probs[kept]
+        references, raw_references = [references[i] for i in kept], [raw_references[i] for i in kept]
+        enrolled = {
+            "clips_per_speaker": enroll_per_speaker,
+            "label": enroll_label,
+            "clips_left_out": len(plan) * enroll_per_speaker,
+        }
+    else:
+        probs = predict_probabilities(classifier, ds, labels, batch_size, progress)
     predictions = [labels[i] for i in probs.argmax(1)]
     groups = {c: ds[c] for c in ("speaker_id", "gender") if c in ds.column_names}
     results = score(predictions, references, probs, labels, groups, bootstrap, seed)
     results |= {
         "model": str(model),
-        "speaker_normalization": _speaker_normalization(model, classifier),
+        "speaker_normalization": _speaker_normalization(model, classifier, enrolled),
+        "speaker_enrolment": enrolled,
         "dataset": str(dataset),
         "split": split,
         "label_map": label_map,
@@ -131,13 +157,17 @@ def _in_label_set(ds, references, raw_references, label_set, dataset: str, split
     return ds.select(keep), [references[i] for i in keep], [raw_references[i] for i in keep], outside
 
 
-def _speaker_normalization(model: str, classifier) -> str | None:
-    """The model config's ``speaker_normalization`` note, warned about: the figures are of raw frames."""
+def _speaker_normalization(model: str, classifier, enrolled: dict | None = None) -> str | None:
+    """The model config's ``speaker_normalization`` note; without enrolment it is warned about (the
+    figures are of raw frames)."""
     speaker_norm = getattr(classifier.model.config, "speaker_normalization", None)
-    if speaker_norm:  # the recipe standardised the test speakers' frames; the model alone does not
+    if (
+        speaker_norm and not enrolled
+    ):  # the recipe standardised the test speakers' frames; the model alone does not
         warnings.warn(
-            f"{model} was trained on speaker-normalised encoder frames ({speaker_norm}); the model does not "
-            "normalise by itself, so these figures are of raw frames and differ from the recipe's test figures",
+            f"{model} was trained on speaker-normalised encoder frames ({speaker_norm}); without enrolment the "
+            "model sees raw frames, so these figures differ from the recipe's test figures. Enrol each speaker "
+            "on a few of their clips: --enroll_per_speaker 2 (serhub evaluate) or model.enroll_speaker(...)",
             UserWarning,
             stacklevel=3,  # evaluate_model's caller
         )
@@ -247,10 +277,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help='answer "uncertain" below this top-label confidence (0-1): coverage and accuracy at it, '
         "and the coverage/accuracy curve, in the report",
     )
+    parser.add_argument(
+        "--enroll_per_speaker",
+        type=int,
+        help="enrol each speaker on K of their clips (neutral ones first) and score the others: for a speech "
+        "classifier trained with --speaker_norm true; the K are left out of the figures",
+    )
 
 
 def run(args: argparse.Namespace) -> dict:
-    for name in ("batch_size", "max_samples"):
+    for name in ("batch_size", "max_samples", "enroll_per_speaker"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ValueError(f"--{name} must be a positive number, got {value}")
@@ -264,7 +300,7 @@ def run(args: argparse.Namespace) -> dict:
         args.model, args.dataset, args.split, label_map=parse_label_map(args.label_map),
         candidate_labels=split_list(args.candidate_labels), label_column=args.label_column,
         batch_size=args.batch_size, max_samples=args.max_samples, bootstrap=args.bootstrap, seed=args.seed,
-        abstain_below=args.abstain_below,
+        abstain_below=args.abstain_below, enroll_per_speaker=args.enroll_per_speaker,
     )  # fmt: skip
     print(f"{results['num_samples']} clips of {args.split}: {main_figures(results)}")
     print(f"ECE {results['calibration']['ece']:.3f}")

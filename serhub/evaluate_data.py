@@ -137,7 +137,67 @@ def predict_probabilities(classifier, ds, labels: list[str], batch_size: int, pr
     return probs / np.clip(probs.sum(1, keepdims=True), 1e-12, None)
 
 
+def enrolment_plan(
+    speakers: list[str], references: list[str], per_speaker: int, label: str | None = "neutral"
+) -> dict[str, tuple[list[int], list[int]]]:
+    """Per speaker, ``(the rows whose audio enrols the speaker, the rows scored)``: the speaker's first
+    ``per_speaker`` rows labelled ``label`` (a neutral recording, as a user would enrol), topped up
+    with their first other rows when they have fewer; every other row of theirs is scored.
+    ``ValueError`` when a speaker would have nothing left to score."""
+    if per_speaker < 1:
+        raise ValueError(f"enrolment needs at least one reference clip per speaker, found {per_speaker}")
+    rows_of: dict[str, list[int]] = {}
+    for i, speaker in enumerate(speakers):
+        rows_of.setdefault(str(speaker), []).append(i)
+    plan = {}
+    for speaker, rows in rows_of.items():
+        if len(rows) <= per_speaker:
+            raise ValueError(
+                f"speaker {speaker!r} has {len(rows)} clip(s); enrolling {per_speaker} leaves none to score. "
+                f"Give fewer reference clips per speaker (at most {len(rows) - 1} here)."
+            )
+        preferred = [i for i in rows if label is not None and references[i] == label]
+        enrol = (preferred + [i for i in rows if i not in preferred])[:per_speaker]
+        plan[speaker] = (sorted(enrol), [i for i in rows if i not in enrol])
+    return plan
+
+
+def predict_enrolled(classifier, ds, labels: list[str], plan: dict, batch_size: int, progress: bool = True):
+    """(N, len(labels)) probabilities of the plan's scored rows (the enrolment rows stay 0), each
+    speaker's clips scored after enrolling the speaker on their reference clips (the model's
+    ``enroll_speaker``; ``forget_speaker`` afterwards, also on an error)."""
+    import datasets
+    from tqdm.auto import tqdm
+
+    model = classifier.model
+    if not hasattr(model, "enroll_speaker"):
+        raise ValueError(
+            f"{type(model).__name__} cannot enrol a speaker: enrolment is for serhub's speech classifier "
+            "(SpeechEmotionForAudioClassification) trained with --speaker_norm true"
+        )
+    rate = getattr(classifier.feature_extractor, "sampling_rate", 16000)
+    ds = ds.cast_column("audio", datasets.Audio(sampling_rate=rate))
+    probs = np.zeros((len(ds), len(labels)), dtype=np.float64)
+    try:
+        for enrol, scored in tqdm(
+            plan.values(), desc="evaluating (enrolled)", unit="speaker", disable=not progress
+        ):
+            clips = [ds[i]["audio"]["array"] for i in enrol]
+            inputs = classifier.feature_extractor(
+                clips, sampling_rate=rate, return_tensors="pt", padding=True, return_attention_mask=True
+            )
+            model.enroll_speaker(**{k: v.to(model.device) for k, v in inputs.items()})
+            probs[scored] = predict_probabilities(
+                classifier, ds.select(scored), labels, batch_size, progress=False
+            )
+    finally:
+        model.forget_speaker()
+    return probs
+
+
 __all__ = [
+    "enrolment_plan",
+    "predict_enrolled",
     "dataset_location",
     "labelled_rows",
     "load_split",

@@ -138,7 +138,13 @@ def _settings(results: dict) -> list[str]:
         f"- dataset: `{results['dataset']}`, split `{results['split']}`, {results['num_samples']} clips",
         f"- labels scored: {', '.join(results['labels'])}",
     ]
-    if results.get("speaker_normalization"):
+    enrolled = results.get("speaker_enrolment")
+    if enrolled:
+        lines.append(
+            f"- each speaker enrolled on {enrolled['clips_per_speaker']} of their clips "
+            f"({enrolled['label'] or 'any'} ones first; {enrolled['clips_left_out']} clips left out of the figures)"
+        )
+    elif results.get("speaker_normalization"):
         lines.append(
             f"- the model was trained on speaker-normalised encoder frames ({results['speaker_normalization']}); "
             "scored here on raw frames, unlike the recipe's own test figures"

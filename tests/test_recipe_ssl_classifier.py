@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -357,6 +358,47 @@ def test_recipe_with_speaker_norm_and_augment(tiny_encoder, tiny_dataset, tmp_pa
     macro_f1 = classification_metrics(predictions, references, labels=names)["macro_f1"]
     assert macro_f1 == pytest.approx(test["macro_f1"], abs=0.02)  # float16 cache against float32 here
     assert json.loads((out / "config.json").read_text())["speaker_normalization"].startswith("encoder frames")
+    # the model itself does it: each speaker enrolled on all their clips, then the pipeline answers as above
+    from serhub.loading import load_classifier
+
+    classifier = load_classifier(str(out))
+    speakers = list(split["speaker_id"])
+    enrolled = {}
+    for speaker in sorted(set(speakers)):
+        rows = [i for i, s in enumerate(speakers) if s == speaker]
+        inputs = classifier.feature_extractor(
+            [audio[i] for i in rows],
+            sampling_rate=16000,
+            return_tensors="pt",
+            padding=True,
+            return_attention_mask=True,
+        )
+        classifier.model.enroll_speaker(**inputs)
+        for i, scores in zip(rows, classifier([audio[i] for i in rows], top_k=1)):
+            enrolled[i] = scores[0]["label"]
+    classifier.model.forget_speaker()
+    assert [enrolled[i] for i in range(len(audio))] == predictions
+    raw = [s[0]["label"] for s in classifier(audio[:4], top_k=1)]
+    assert raw == [s[0]["label"] for s in load_classifier(str(out))(audio[:4], top_k=1)]  # forgotten
+    # serhub evaluate --enroll_per_speaker: K clips per speaker enrol it (neutral first), the rest are scored
+    from serhub.evaluate import evaluate_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no "raw frames" warning with enrolment
+        results, records = evaluate_model(
+            str(out),
+            tiny_dataset,
+            "test",
+            bootstrap=0,
+            progress=False,
+            classifier=classifier,
+            enroll_per_speaker=1,
+        )
+    assert results["num_samples"] == len(audio) - 3 and len(records) == len(audio) - 3
+    assert results["speaker_enrolment"] == {"clips_per_speaker": 1, "label": "neutral", "clips_left_out": 3}
+    with pytest.raises(ValueError, match="leaves none to score"):
+        evaluate_model(str(out), tiny_dataset, "test", bootstrap=0, progress=False, classifier=classifier,
+                       enroll_per_speaker=len(audio))  # fmt: skip
     with pytest.raises(ValueError, match="needs --freeze_encoder true and --cache_encoder_outputs true"):
         ssl_classifier.main(
             recipe_args(tiny_encoder, tiny_dataset, tmp_path / "raw", epochs=1)

@@ -417,3 +417,61 @@ def test_trimmed_silence_gives_the_same_logits_as_the_speech_alone(encoder, tmp_
     )
     with pytest.raises(ValueError, match="trim_silence_db must be > 0"):
         type(fe)(**{**fe.to_dict(), "trim_silence_db": 0})
+
+
+@pytest.mark.parametrize("encoder", list(ENCODERS))
+def test_an_enrolled_speaker_is_standardised_with_their_own_statistics(encoder):
+    """enroll_speaker: every layer's frames standardised with the reference clips' per-channel statistics
+    (the recipe's --speaker_norm), a padded batch still equal to one clip at a time; forget_speaker undoes it."""
+    model, fe = make(
+        encoder, speaker_normalization="encoder frames standardised per speaker (ssl_classifier)"
+    )
+    audio, references = clips(), clips((6000, 9000), seed=1)
+    with torch.no_grad():
+        raw = model(**fe(audio, sampling_rate=16000, return_tensors="pt")).logits
+        model.enroll_speaker(**fe(references, sampling_rate=16000, return_tensors="pt"))
+        batched = model(**fe(audio, sampling_rate=16000, return_tensors="pt")).logits
+        single = torch.cat([model(**fe(a, sampling_rate=16000, return_tensors="pt")).logits for a in audio])
+        # by hand: the reference clips' frames, one clip at a time, pooled per channel
+        frames = []
+        for clip in references:
+            states, mask = model.encode(*fe(clip, sampling_rate=16000, return_tensors="pt").values())
+            frames.append(states[0][:, mask[0].bool()].double())  # L+1, T, D
+        frames = torch.cat(frames, dim=1)
+        mean, std = frames.mean(1), frames.std(1, unbiased=False).clamp_min(1e-3)
+        states, mask = model.encode(*fe(audio[:1], sampling_rate=16000, return_tensors="pt").values())
+        model.forget_speaker()  # the frames are given standardised here
+        by_hand = model(
+            encoder_hidden_states=((states - mean[None, :, None].float()) / std[None, :, None].float()),
+            encoder_attention_mask=mask,
+        ).logits
+        again = model(**fe(audio, sampling_rate=16000, return_tensors="pt")).logits
+    assert torch.allclose(batched, single, atol=1e-4) and not torch.allclose(batched, raw, atol=1e-3)
+    assert torch.allclose(batched[:1], by_hand, atol=1e-4)
+    assert torch.equal(again, raw)
+    with pytest.raises(ValueError, match="every encoder layer"):
+        model.enroll_speaker(encoder_hidden_states=torch.zeros(1, 5, 8))
+    with pytest.raises(ValueError, match="no valid encoder frame"):
+        model.enroll_speaker(
+            encoder_hidden_states=torch.zeros(1, *states.shape[1:]),
+            encoder_attention_mask=torch.zeros(1, mask.shape[1]),
+        )
+    with pytest.raises(ValueError, match="needs the reference clips"):
+        model.enroll_speaker()
+
+
+def test_the_enrolment_plan_takes_neutral_clips_first_and_keeps_the_rest_to_score():
+    from serhub.evaluate_data import enrolment_plan
+
+    speakers = ["a", "a", "a", "b", "b", "b", "b"]
+    references = ["happy", "neutral", "sad", "sad", "angry", "neutral", "happy"]
+    plan = enrolment_plan(speakers, references, 2)
+    assert plan == {
+        "a": ([0, 1], [2]),
+        "b": ([3, 5], [4, 6]),
+    }  # the neutral clip, topped up with the first other
+    assert enrolment_plan(speakers, references, 1, label=None) == {"a": ([0], [1, 2]), "b": ([3], [4, 5, 6])}
+    with pytest.raises(ValueError, match=r"speaker 'a' has 3 clip\(s\); enrolling 3 leaves none to score"):
+        enrolment_plan(speakers, references, 3)
+    with pytest.raises(ValueError, match="at least one reference clip"):
+        enrolment_plan(speakers, references, 0)
