@@ -17,6 +17,7 @@ from serhub.recipes.data import augmented_copy, cache_encoder_outputs, encode_la
 from serhub.recipes.logs import get_logger
 
 from serhub.augment import Augmenter
+from serhub.heldout import DEFAULT_ENROLMENT
 
 logger = get_logger("ssl_classifier")
 
@@ -143,6 +144,16 @@ def encoded_inputs(model, feature_extractor, model_args, data_args, training_arg
     if not (model.config.freeze_encoder and data_args.cache_encoder_outputs):
         return _raw_audio_inputs(
             feature_extractor, model_args, training_args, data, train_split, augmenter, dims
+        )
+    if (
+        model_args.speaker_norm
+        and data_args.heldout_eval
+        and data_args.heldout_clips_per_voice <= DEFAULT_ENROLMENT
+    ):
+        raise ValueError(
+            f"--speaker_norm with --heldout_eval: {DEFAULT_ENROLMENT} clips of each held-out voice enrol it and the "
+            f"rest are scored, so --heldout_clips_per_voice must be above {DEFAULT_ENROLMENT} (found "
+            f"{data_args.heldout_clips_per_voice})"
         )
     if model_args.speaker_norm and data_args.speaker_column not in data[train_split].column_names:
         raise ValueError(

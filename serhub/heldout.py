@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 CONDITIONS = ("heldout_voices", "heldout_voices_telephone")
+DEFAULT_ENROLMENT = 2  # clips per voice that enrol a speaker-normalised model (neutral ones first)
 TELEPHONE_SNR_DB = 15.0
 FORMAT = "1"  # bump when the set's making changes: a new cache folder
 
@@ -104,10 +105,13 @@ def evaluate_heldout(
     batch_size: int = 8,
     bootstrap: int = 1000,
     classifier=None,
+    enroll_per_speaker: int | None = None,
 ) -> dict:
     """``{condition: summary}`` for the model folder ``model`` on both conditions, or ``{"skipped":
     reason}`` when the model's labels are not the corpus's (a model of other emotions). ``classifier``:
-    its pipeline when already loaded."""
+    its pipeline when already loaded. ``enroll_per_speaker``: K clips of each voice (neutral ones first)
+    enrol it and are left out (``serhub.evaluate``); by default 2 for a speech classifier trained on
+    speaker-normalised frames (``--speaker_norm``), which needs it, and none for any other model."""
     from serhub.evaluate import evaluate_model
     from serhub.evaluate_data import model_labels
     from serhub.loading import load_classifier
@@ -122,7 +126,9 @@ def evaluate_heldout(
         return {
             "skipped": f"the model cannot answer {missing}, which the held-out set's clips are labelled with"
         }
-    return {
+    if enroll_per_speaker is None and getattr(classifier.model.config, "speaker_normalization", None):
+        enroll_per_speaker = DEFAULT_ENROLMENT
+    scores = {
         condition: summary(
             evaluate_model(
                 str(model),
@@ -132,10 +138,15 @@ def evaluate_heldout(
                 bootstrap=bootstrap,
                 progress=True,
                 classifier=classifier,
+                enroll_per_speaker=enroll_per_speaker,
             )[0]
         )  # fmt: skip
         for condition in CONDITIONS
     }
+    if enroll_per_speaker:
+        for s in scores.values():
+            s["enrolled_clips_per_voice"] = enroll_per_speaker
+    return scores
 
 
 def heldout_markdown(scores: dict) -> str:
@@ -163,6 +174,19 @@ def heldout_markdown(scores: dict) -> str:
             f"| {condition} | {s.get('num_samples', '-')} | {s['macro_f1']:.3f} | {interval} | "
             f"{s['unweighted_accuracy']:.3f} | {spread} |"
         )
+    enrolled = next(
+        (
+            s["enrolled_clips_per_voice"]
+            for s in scores.values()
+            if isinstance(s, dict) and s.get("enrolled_clips_per_voice")
+        ),
+        None,
+    )
+    if enrolled:
+        lines += [
+            "",
+            f"Each voice was enrolled on {enrolled} of its clips (neutral ones first), left out of the figures.",
+        ]
     return "\n".join([*lines, ""])
 
 
@@ -178,11 +202,24 @@ def main(argv=None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--output_json", default=None)
+    parser.add_argument(
+        "--enroll_per_speaker",
+        type=int,
+        default=None,
+        help="enrol each voice on K of its clips, left out of the figures (default: 2 for a model trained with "
+        "--speaker_norm true, else none)",
+    )
     args = parser.parse_args(argv)
     results = {}
     for model in args.models:
         start = time.time()
-        results[model] = evaluate_heldout(model, args.clips_per_voice, args.seed, args.batch_size)
+        results[model] = evaluate_heldout(
+            model,
+            args.clips_per_voice,
+            args.seed,
+            args.batch_size,
+            enroll_per_speaker=args.enroll_per_speaker,
+        )
         for condition, s in results[model].items():
             if isinstance(s, dict):
                 print(

@@ -399,6 +399,11 @@ def test_recipe_with_speaker_norm_and_augment(tiny_encoder, tiny_dataset, tmp_pa
     with pytest.raises(ValueError, match="leaves none to score"):
         evaluate_model(str(out), tiny_dataset, "test", bootstrap=0, progress=False, classifier=classifier,
                        enroll_per_speaker=len(audio))  # fmt: skip
+    with pytest.raises(ValueError, match="--heldout_clips_per_voice must be above 2"):
+        ssl_classifier.main(
+            recipe_args(tiny_encoder, tiny_dataset, tmp_path / "few", epochs=1)
+            + ["--speaker_norm", "true", "--heldout_eval", "true", "--heldout_clips_per_voice", "2"]
+        )
     with pytest.raises(ValueError, match="needs --freeze_encoder true and --cache_encoder_outputs true"):
         ssl_classifier.main(
             recipe_args(tiny_encoder, tiny_dataset, tmp_path / "raw", epochs=1)
