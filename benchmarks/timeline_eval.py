@@ -34,7 +34,7 @@ def main(argv=None):
     )
     parser.add_argument(
         "--dataset",
-        default="synthetic_emotions",
+        default="synthetic_emotions_v2",
         help="the clips' corpus: an embedded corpus name (synthetic_emotions, synthetic_emotions_v2) or a folder",
     )
     parser.add_argument("--split", default="test", help="its split (speakers the model never trained on)")
