@@ -71,8 +71,9 @@ FIXED = {
                  "(an earlier version)",
     "ensemble": "22 min beside other jobs (each member runs on 480 clips, plus Whisper transcripts); the three "
                 "members' hard vote, chosen on validation (0.64): test macro-F1 0.60 (0.52–0.66), UA 0.60; best "
-                "member (the speech classifier) 0.53; members: the defaults in this table (the run's own "
-                "`ensemble_table.csv`, 2026-12-06)",
+                "member (the speech classifier) 0.53; members: the v1 defaults of an earlier version (the run's own "
+                "`ensemble_table.csv`, 2026-12-06); not re-run on v2 yet: its Whisper pass looped on v2's "
+                "silences (now capped)",
     "descriptors": "20:20, 8.5 GB; does not learn from the audio yet: test macro-F1 0.10 (0.07–0.13) with its own "
                    "descriptors, 0.54 given the true ones (an earlier version)",
     "qwen2_audio_lora": "no offline weights: needs `--model_name_or_path` (GPU config provided)",

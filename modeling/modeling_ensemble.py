@@ -37,6 +37,17 @@ from .remote_code import check_model, trust_remote_code_for
 TIE_NUDGE = 1e-3  # of one vote: decides a tie, never a majority
 
 
+# Whisper loops on silence ("Bye. Bye. Bye. ..." up to its 448 tokens, minutes per batch on a CPU): a
+# transcript is capped at what fast speech holds, ~4 tokens per second, with room to spare
+TOKENS_PER_SECOND, TOKENS_EXTRA = 6, 10
+
+
+def transcript_token_limit(clips: list[np.ndarray], sampling_rate: int = 16000) -> int:
+    """The most new tokens a transcript of the longest of ``clips`` may take (at most Whisper's 440)."""
+    seconds = max((len(c) for c in clips), default=0) / sampling_rate
+    return min(440, TOKENS_EXTRA + int(np.ceil(TOKENS_PER_SECOND * seconds)))
+
+
 @dataclass
 class EnsembleOutput(ModelOutput):
     """``logits`` (B, C) log-probabilities of the ensemble; ``member_probabilities`` (B, M, C) in the
@@ -206,9 +217,12 @@ class EnsembleForAudioClassification(PreTrainedModel):
             )
             if self._asr.tokenizer.pad_token is None:  # batched decoding pads with the end token
                 self._asr.tokenizer.pad_token = self._asr.tokenizer.eos_token
-        return [
-            r["text"].strip() for r in self._asr([c.astype(np.float32) for c in clips], batch_size=len(clips))
-        ]
+        outputs = self._asr(
+            [c.astype(np.float32) for c in clips],
+            batch_size=len(clips),
+            generate_kwargs={"max_new_tokens": transcript_token_limit(clips)},
+        )
+        return [r["text"].strip() for r in outputs]
 
     def member_probabilities(self, clips: list[np.ndarray], transcripts: list[str] | None = None):
         """(B, M, C) probabilities of every member, in the ensemble's label order, and the transcripts."""

@@ -12,7 +12,7 @@ import pytest
 import torch
 from serhub.modeling import EnsembleForAudioClassification
 from serhub.modeling.configuration_ensemble import EnsembleConfig
-from serhub.modeling.modeling_ensemble import hard_vote, soft_vote
+from serhub.modeling.modeling_ensemble import hard_vote, soft_vote, transcript_token_limit
 from transformers import LlamaConfig, LlamaForSequenceClassification, pipeline
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -204,3 +204,17 @@ def test_transcript_members_read_one_shared_asr_pass(members, whisper_tiny_dir):
         transcripts=out.transcripts,
     )
     assert torch.allclose(direct.logits, out.logits)
+    # Whisper loops on silence and noise; a transcript stays within what fast speech of that length holds
+    noise = (1e-3 * np.random.default_rng(0).standard_normal(3 * 16000)).astype(np.float32)
+    looped = ensemble(
+        **ensemble.feature_extractor([noise], sampling_rate=16000, return_tensors="pt")
+    ).transcripts
+    tokens = ensemble._asr.tokenizer(looped[0], add_special_tokens=False).input_ids
+    assert len(tokens) <= transcript_token_limit([noise]) == 28
+
+
+def test_a_transcript_is_capped_by_the_longest_clip():
+    second = np.zeros(16000, np.float32)
+    assert transcript_token_limit([second]) == 16  # 10 + 6 per second
+    assert transcript_token_limit([second, np.zeros(5 * 16000, np.float32)]) == 40
+    assert transcript_token_limit([np.zeros(600 * 16000, np.float32)]) == 440  # Whisper's own limit
