@@ -101,20 +101,10 @@ def evaluate_model(
     labels = scored_labels(model_labels(classifier), candidate_labels, set(references))
     enrolled = None
     if enroll_per_speaker:
-        if "speaker_id" not in ds.column_names:
-            raise ValueError(
-                f"enrolment needs each clip's speaker: split {split!r} of {dataset} has no speaker_id"
-            )
-        plan = enrolment_plan(ds["speaker_id"], references, enroll_per_speaker, enroll_label)
-        probs = predict_enrolled(classifier, ds, labels, plan, batch_size, progress)
-        kept = sorted(i for _, scored in plan.values() for i in scored)
-        ds, probs = ds.select(kept), probs[kept]
-        references, raw_references = [references[i] for i in kept], [raw_references[i] for i in kept]
-        enrolled = {
-            "clips_per_speaker": enroll_per_speaker,
-            "label": enroll_label,
-            "clips_left_out": len(plan) * enroll_per_speaker,
-        }
+        ds, references, raw_references, probs, enrolled = _enrolled_scores(
+            classifier, ds, references, raw_references, labels, enroll_per_speaker, enroll_label,
+            batch_size, progress, f"split {split!r} of {dataset}",
+        )  # fmt: skip
     else:
         probs = predict_probabilities(classifier, ds, labels, batch_size, progress)
     predictions = [labels[i] for i in probs.argmax(1)]
@@ -143,6 +133,26 @@ def evaluate_model(
     return results, records
 
 
+def _enrolled_scores(
+    classifier, ds, references, raw_references, labels, per_speaker, label, batch_size, progress, where
+):
+    """Each speaker enrolled on ``per_speaker`` of their clips and the rest scored: ``(ds, references,
+    raw references, probabilities)`` of the scored rows, and the ``speaker_enrolment`` record."""
+    if "speaker_id" not in ds.column_names:
+        raise ValueError(f"enrolment needs each clip's speaker: {where} has no speaker_id column")
+    plan = enrolment_plan(ds["speaker_id"], references, per_speaker, label)
+    probs = predict_enrolled(classifier, ds, labels, plan, batch_size, progress)
+    kept = sorted(i for _, scored in plan.values() for i in scored)
+    record = {"clips_per_speaker": per_speaker, "label": label, "clips_left_out": len(plan) * per_speaker}
+    return (
+        ds.select(kept),
+        [references[i] for i in kept],
+        [raw_references[i] for i in kept],
+        probs[kept],
+        record,
+    )
+
+
 def _in_label_set(ds, references, raw_references, label_set, dataset: str, split: str):
     """The rows whose (mapped) label is in ``label_set``: ``(ds, references, raw references, the number
     left out)``; ``ValueError`` when none is."""
@@ -161,9 +171,8 @@ def _speaker_normalization(model: str, classifier, enrolled: dict | None = None)
     """The model config's ``speaker_normalization`` note; without enrolment it is warned about (the
     figures are of raw frames)."""
     speaker_norm = getattr(classifier.model.config, "speaker_normalization", None)
-    if (
-        speaker_norm and not enrolled
-    ):  # the recipe standardised the test speakers' frames; the model alone does not
+    # the recipe standardised the test speakers' frames; without enrolment the model alone does not
+    if speaker_norm and not enrolled:
         warnings.warn(
             f"{model} was trained on speaker-normalised encoder frames ({speaker_norm}); without enrolment the "
             "model sees raw frames, so these figures differ from the recipe's test figures. Enrol each speaker "
