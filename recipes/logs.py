@@ -91,12 +91,13 @@ def debugging(argv: list[str] | None = None) -> bool:
     )
 
 
-def run_main(main: Callable, argv: list[str] | None = None) -> None:
+def run_main(main: Callable, argv: list[str] | None = None, name: str | None = None) -> None:
     """Run a recipe's ``main(argv)`` as a command and exit: 0 when it returns, 2 with one line
     ``serhub <recipe>: error: <message>`` for a user error (``USER_ERRORS``), 1 for anything else
-    (a bug: the traceback, then that line), 130 when interrupted. ``<recipe>`` is the file ``main``
-    is defined in. Used as ``run_main(main)`` in a recipe's ``if __name__ == "__main__":`` block."""
-    recipe = Path(main.__code__.co_filename).stem
+    (a bug: the traceback, then that line), 130 when interrupted. ``<recipe>`` is ``name``, by default
+    the file ``main`` is defined in. Used as ``run_main(main)`` in a recipe's ``if __name__ ==
+    "__main__":`` block, and by the ``serhub`` command for its tools."""
+    recipe = name or Path(main.__code__.co_filename).stem
     try:
         main(argv)
     except KeyboardInterrupt:

@@ -29,5 +29,17 @@ def main(argv=None) -> None:
     tools[args.command].run(args)
 
 
+def command(argv=None) -> None:
+    """The ``serhub`` console script: :func:`main`, ending an error you can fix with one line,
+    ``serhub <tool>: error: <message>`` (exit status 2; ``SERHUB_DEBUG=1`` prints the traceback too)."""
+    import sys
+
+    from serhub.recipes.logs import run_main
+
+    words = sys.argv[1:] if argv is None else argv
+    tool = next((w for w in words if not w.startswith("-")), "")
+    run_main(main, words, name=tool or None)
+
+
 if __name__ == "__main__":
-    main()
+    command()

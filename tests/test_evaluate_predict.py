@@ -110,6 +110,20 @@ def test_report_files_and_figures_match_the_predictions(model_dir, dataset_dir, 
     )
 
 
+def test_the_serhub_command_ends_a_user_error_with_one_line(model_dir, dataset_dir, capsys, monkeypatch):
+    """The console script (``serhub.cli:command``): what went wrong in one last line, exit status 2, no
+    traceback; here a label map without a model label."""
+    from serhub.cli import command
+
+    monkeypatch.delenv("SERHUB_DEBUG", raising=False)
+    argv = ["evaluate", "--model", str(model_dir), "--dataset", str(dataset_dir), "--max_samples", "2"]
+    with pytest.raises(SystemExit) as stop:
+        command([*argv, "--label_map", "excited="])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("serhub evaluate: error: --label_map: 'excited=' is not")
+
+
 def test_candidate_labels_renormalise_the_model(model_dir, dataset_dir):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
