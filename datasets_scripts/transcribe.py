@@ -177,6 +177,7 @@ class _Transcription:
 
     def transcribe(self, data, remaining, total, batch_size, save_every, language) -> None:
         import datasets
+        from serhub.modeling.modeling_ensemble import transcript_generate_kwargs
         from tqdm.auto import tqdm
 
         bar = tqdm(
@@ -189,16 +190,17 @@ class _Transcription:
             if lang is None and self.multilingual and "language" in raw.column_names:
                 langs = set(raw["language"])
                 lang = langs.pop() if len(langs) == 1 else None
-            kwargs = (
-                {"generate_kwargs": {"language": lang, "task": "transcribe"}}
-                if self.multilingual and lang
-                else {}
-            )
+            language_kwargs = {"language": lang, "task": "transcribe"} if self.multilingual and lang else {}
             for start in range(0, len(rows), batch_size):
                 batch = rows[start : start + batch_size]
                 inputs, readable = self._read(split, raw.select(batch), batch)
                 bar.update(len(batch) - len(readable))
-                outputs = self.asr(inputs, batch_size=batch_size, **kwargs) if inputs else []
+                decoding = transcript_generate_kwargs([i["raw"] for i in inputs]) if inputs else {}
+                outputs = (
+                    self.asr(inputs, batch_size=batch_size, generate_kwargs={**decoding, **language_kwargs})
+                    if inputs
+                    else []
+                )
                 for (row, uid), out in zip(readable, outputs):
                     self.pending.append(
                         {"split": split, "row": row, "utterance_id": uid, "transcript": out["text"].strip()}

@@ -48,6 +48,20 @@ def transcript_token_limit(clips: list[np.ndarray], sampling_rate: int = 16000) 
     return min(440, TOKENS_EXTRA + int(np.ceil(TOKENS_PER_SECOND * seconds)))
 
 
+WHISPER_PROMPT_TOKENS = 4  # <|startoftranscript|>, language, task, <|notimestamps|>: max_length counts them
+
+
+def transcript_generate_kwargs(clips: list[np.ndarray], sampling_rate: int = 16000) -> dict:
+    """``generate()`` arguments for Whisper transcripts of ``clips`` through the ASR pipeline: greedy
+    decoding (the pipeline's default is a 5-beam search, several times slower on a CPU and no better on
+    serhub's corpora; ``benchmarks/asr_decoding.py``) and at most ``transcript_token_limit`` new tokens,
+    given as ``max_length`` (``max_new_tokens`` beside a checkpoint's ``max_length`` warns every batch)."""
+    return {
+        "num_beams": 1,
+        "max_length": WHISPER_PROMPT_TOKENS + transcript_token_limit(clips, sampling_rate),
+    }
+
+
 @dataclass
 class EnsembleOutput(ModelOutput):
     """``logits`` (B, C) log-probabilities of the ensemble; ``member_probabilities`` (B, M, C) in the
@@ -220,7 +234,7 @@ class EnsembleForAudioClassification(PreTrainedModel):
         outputs = self._asr(
             [c.astype(np.float32) for c in clips],
             batch_size=len(clips),
-            generate_kwargs={"max_new_tokens": transcript_token_limit(clips)},
+            generate_kwargs=transcript_generate_kwargs(clips),
         )
         return [r["text"].strip() for r in outputs]
 

@@ -104,7 +104,7 @@ class GraphFusionSummaries:
         )
         ids = self.asr.generate(
             features, attention_mask=torch.ones(features.shape[0], features.shape[-1], device=self.device),
-            max_new_tokens=96,
+            max_length=100,  # 96 tokens after Whisper's prompt (max_new_tokens beside the config's max_length warns)
         )  # fmt: skip
         return [t.strip() for t in self.tokenizer(ASR_TOKENIZER).batch_decode(ids, skip_special_tokens=True)]
 

@@ -82,15 +82,18 @@ def limit_test_split(dataset_dict, data_args: DataArguments):
     return datasets.DatasetDict({**dataset_dict, name: split.select(rows.tolist())})
 
 
-def load_dataset_dict(name_or_path: str | None, data_args: DataArguments | None = None):
+def load_dataset_dict(
+    name_or_path: str | None, data_args: DataArguments | None = None, option: str = "--dataset_name_or_path"
+):
     """The DatasetDict at ``name_or_path`` (a save_to_disk folder, a Hub id when online, None for the
-    embedded corpus); with ``data_args``, its test split cut to ``--max_test_samples`` (``limit_test_split``)."""
+    embedded corpus); with ``data_args``, its test split cut to ``--max_test_samples`` (``limit_test_split``).
+    ``option`` is the command-line option an error names (``serhub evaluate`` takes ``--dataset``)."""
     if data_args is None:
-        return _load_dataset_dict(name_or_path)
-    return limit_test_split(_load_dataset_dict(name_or_path), data_args)
+        return _load_dataset_dict(name_or_path, option)
+    return limit_test_split(_load_dataset_dict(name_or_path, option), data_args)
 
 
-def _load_dataset_dict(name_or_path: str | None):
+def _load_dataset_dict(name_or_path: str | None, option: str = "--dataset_name_or_path"):
     import datasets
     from serhub.modeling.file_utils import is_local_reference
 
@@ -103,7 +106,7 @@ def _load_dataset_dict(name_or_path: str | None):
     looks_local = is_local_reference(name_or_path)
     if looks_local or os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "false", "False", ""):
         raise FileNotFoundError(
-            f"--dataset_name_or_path {name_or_path}: no such folder"
+            f"{option} {name_or_path}: no such folder"
             + ("" if looks_local else " (and the Hub is offline, HF_HUB_OFFLINE is set)")
             + ". Pass a DatasetDict folder written by a datasets_scripts builder (save_to_disk), the name of "
             f"an embedded corpus ({', '.join(EMBEDDED_CORPORA)}), or a Hub dataset id 'owner/name' with "

@@ -60,8 +60,10 @@ def is_audio_llm(model: str) -> bool:
 
 @torch.no_grad()
 def classify_transcripts(classifier, tokenizer, texts: list[str], batch_size: int) -> torch.Tensor:
+    from tqdm.auto import tqdm
+
     rows = []
-    for start in range(0, len(texts), batch_size):
+    for start in tqdm(range(0, len(texts), batch_size), desc="scoring transcripts", unit="batch"):
         batch = tokenizer(texts[start : start + batch_size], return_tensors="pt", padding=True)
         rows.append(classifier(**batch.to(classifier.device)).logits.float().softmax(-1).cpu())
     return torch.cat(rows)
@@ -76,8 +78,10 @@ def classify_audio(folder: str, dataset, batch_size: int) -> tuple[torch.Tensor,
     model = AutoModelForAudioClassification.from_pretrained(folder, trust_remote_code=trust).eval()
     fe = AutoFeatureExtractor.from_pretrained(folder, trust_remote_code=trust)
     audio = dataset.cast_column("audio", datasets.Audio(sampling_rate=16000))
+    from tqdm.auto import tqdm
+
     rows = []
-    for start in range(0, len(audio), batch_size):
+    for start in tqdm(range(0, len(audio), batch_size), desc="scoring audio", unit="batch"):
         clips = [a["array"] for a in audio[start : start + batch_size]["audio"]]
         inputs = fe(clips, sampling_rate=16000, return_tensors="pt", padding=True)
         rows.append(model(**inputs).logits.float().softmax(-1))

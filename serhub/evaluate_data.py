@@ -90,7 +90,7 @@ def open_split(dataset: str, split: str):
     """Every row of ``split`` of ``dataset`` (a folder, an embedded corpus' name or a Hub id)."""
     from serhub.recipes.data import load_dataset_dict, require_splits
 
-    dataset_dict = load_dataset_dict(dataset_location(dataset))
+    dataset_dict = load_dataset_dict(dataset_location(dataset), option="--dataset")
     require_splits(dataset_dict, [split])
     return dataset_dict[split]
 

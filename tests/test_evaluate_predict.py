@@ -123,6 +123,14 @@ def test_the_serhub_command_ends_a_user_error_with_one_line(model_dir, dataset_d
     assert stop.value.code == 2 and "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("serhub evaluate: error: --label_map: 'excited=' is not")
 
+    missing = dataset_dir.parent / "no_such_dataset"
+    with pytest.raises(SystemExit) as stop:
+        command(["evaluate", "--model", str(model_dir), "--dataset", str(missing)])
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert stop.value.code == 2 and last.startswith(
+        f"serhub evaluate: error: --dataset {missing}: no such folder"
+    )
+
 
 def test_candidate_labels_renormalise_the_model(model_dir, dataset_dir):
     with warnings.catch_warnings():

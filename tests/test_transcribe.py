@@ -104,9 +104,22 @@ def test_overwrite_and_a_second_run(small_dataset, capsys):
 def test_multilingual_models_get_the_dataset_language(small_dataset):
     asr = FakeASR(multilingual=True)
     transcribe.transcribe(small_dataset, "fake/multilingual", asr=asr)
-    assert {json.dumps(kwargs) for _, kwargs in asr.calls} == {
-        json.dumps({"generate_kwargs": {"language": "en", "task": "transcribe"}})
-    }
+    assert asr.calls and all(
+        kwargs["generate_kwargs"]["language"] == "en" and kwargs["generate_kwargs"]["task"] == "transcribe"
+        for _, kwargs in asr.calls
+    )
+
+
+def test_transcripts_are_decoded_greedily_and_capped_by_the_clips_length(small_dataset):
+    """Greedy decoding (the ASR pipeline's default is a 5-beam search) and a token cap that grows with
+    the batch's longest clip (Whisper can loop on silence up to its 448 tokens)."""
+    asr = FakeASR()
+    transcribe.transcribe(small_dataset, "fake/model", batch_size=2, asr=asr)
+    decoding = [kwargs["generate_kwargs"] for _, kwargs in asr.calls]
+    assert all(d["num_beams"] == 1 and "language" not in d for d in decoding)
+    # batches, longest clip: train (0.1, 0.3 s), (0.4 s); test (0.6, 0.7 s), (0.8 s); the cap is
+    # Whisper's prompt (4) + 10 + 6 tokens per second of the longest clip, rounded up
+    assert [d["max_length"] for d in decoding] == [4 + 10 + 2, 4 + 10 + 3, 4 + 10 + 5, 4 + 10 + 5]
 
 
 def test_cli_arguments_reach_transcribe(monkeypatch):
