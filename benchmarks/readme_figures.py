@@ -88,7 +88,7 @@ NOTES = {
                 "Whisper tiny.en's transcripts, ABHINAYA T2 5:40 and 0.54, Gemma-3-270M 9:03 and 0.69 (0.61–0.75)",
     "zero_shot": "with SmolLM2-135M (chance: a 135M model does not do this zero-shot)",
 }  # fmt: skip
-MARKERS = ("recipes", "emosllm")
+MARKERS = ("recipes", "emosllm", "ensemble")
 
 
 # ----------------------------------------------------------------------------------------- collect
@@ -107,6 +107,26 @@ def extras(recipe: str, results: dict) -> dict:
             mode: [r["macro_f1"], r.get("macro_f1_ci_low"), r.get("macro_f1_ci_high")]
             for mode in ("descriptor_conditioned", "ground_truth_descriptors")
             if isinstance(r := results.get(mode), dict) and "macro_f1" in r
+        }
+    if recipe == "ensemble" and results.get("chosen_on_validation"):
+        rows = results.get("table") or []
+        best = next((r for r in rows if r.get("members") == results.get("best_member_on_validation")), {})
+        chosen = results["chosen_on_validation"]
+        names = {m["name"] for m in results.get("members") or []}
+        shown = [  # each member alone, and all of them by each vote (the README's table)
+            {k: r.get(k) for k in ("members", "voting", "test_macro_f1", "test_macro_f1_ci")}
+            for r in rows
+            if r.get("voting") == "single" or set(str(r.get("members")).split("+")) == names
+        ]
+        return {
+            "table": shown,
+            "tie_breaker": results.get("tie_breaker"),
+            "chosen": f"{chosen['members'].replace('+', ' + ')} ({chosen['voting']} vote)",
+            "best_member": [
+                best.get("members"),
+                best.get("test_macro_f1"),
+                *(best.get("test_macro_f1_ci") or [None, None]),
+            ],
         }
     if recipe == "ssl_classifier" and "calibration" in results:
         calibration = results["calibration"]
@@ -240,6 +260,10 @@ def figures_cell(recipe: str, record: dict | None) -> str:
         text += "; " + ", ".join(
             f"{f1(v[0], v[1:] if v[1] is not None else None)} {words[k]}" for k, v in extra.items()
         )
+    if recipe == "ensemble" and extra.get("chosen"):
+        name, value, low, high = extra["best_member"]
+        text = text.replace("test macro-F1", f"{extra['chosen']}, chosen on validation: test macro-F1", 1)
+        text += f"; the best member alone ({name}) {f1(value, [low, high] if low is not None else None)}"
     text += heldout_words(record)
     if extra.get("temperature") is not None:
         text += f"; calibrated (T {extra['temperature']:.2f}, test ECE {extra['test_ece']:.3f})"
@@ -289,10 +313,40 @@ def render_emosllm(records: dict) -> str:
     return "\n" + textwrap.fill(text, width=100, break_long_words=False, break_on_hyphens=False)
 
 
+def render_ensemble(records: dict) -> str:
+    """The ensemble's members alone and all of them together by each vote, the saved one in bold."""
+    record = records.get("ensemble")
+    table = ((record or {}).get("extras") or {}).get("table")
+    if not table:
+        return "\n\n(no run collected: run the default and `benchmarks/readme_figures.py --collect ensemble=...`)\n\n"
+    chosen = record["extras"]["chosen"]
+    lines = ["| members | vote | test macro-F1 (95 % CI) |", "|---|---|---|"]
+    for row in table:
+        ci = row.get("test_macro_f1_ci")
+        score = f"{row['test_macro_f1']:.3f}" + (f" ({ci[0]:.3f}–{ci[1]:.3f})" if ci else "")
+        if row["voting"] == "single":
+            lines.append(f"| {row['members']} alone | – | {score} |")
+            continue
+        vote = row["voting"] + (
+            f" (tie-breaker: {record['extras']['tie_breaker']})" if row["voting"] == "hard" else ""
+        )
+        members = f"all {len(row['members'].split('+'))}"
+        if chosen == f"{row['members'].replace('+', ' + ')} ({row['voting']} vote)":
+            lines.append(f"| **{members} (chosen on validation, saved)** | **{vote}** | **{score}** |")
+        else:
+            lines.append(f"| {members} | {vote} | {score} |")
+    when = provenance(record)
+    return "\n\n" + "\n".join(lines) + (f"\n\n[{when}]" if when else "") + "\n\n"
+
+
 def render(defaults: dict) -> dict[str, str]:
     """Each marked README block's text, from defaults.json's records."""
     records = defaults.get("recipes", {})
-    return {"recipes": render_recipes(records), "emosllm": render_emosllm(records)}
+    return {
+        "recipes": render_recipes(records),
+        "emosllm": render_emosllm(records),
+        "ensemble": render_ensemble(records),
+    }
 
 
 def marked(name: str) -> re.Pattern:

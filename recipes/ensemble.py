@@ -255,6 +255,8 @@ def write_results(
             "unweighted_accuracy": best[f"{split}_ua"],
         }
     }
+    if f"{split}_macro_f1_ci" in best:  # the bootstrap interval, as the other recipes write it
+        results[split]["macro_f1_ci_low"], results[split]["macro_f1_ci_high"] = best[f"{split}_macro_f1_ci"]
     card = dict(
         template="ensemble.md",
         model_name="serhub-ensemble",

@@ -73,6 +73,36 @@ def test_collect_turns_a_run_folder_into_its_readme_row(tmp_path):
     )
 
 
+def test_the_ensemble_table_is_its_runs_table_with_the_saved_choice_in_bold(tmp_path):
+    def row(members, voting, test, ci, validation):
+        return {"members": members, "voting": voting, "size": len(members.split("+")), "test_macro_f1": test,
+                "test_macro_f1_ci": ci, "test_ua": test, "validation_macro_f1": validation, "validation_ua": 0.4}  # fmt: skip
+
+    rows = [
+        row("a", "single", 0.379, [0.307, 0.447], 0.38), row("t", "single", 0.339, [0.268, 0.407], 0.34),
+        row("a+t", "hard", 0.36, [0.3, 0.42], 0.38), row("a+t", "soft", 0.4275, [0.343, 0.505], 0.47),
+    ]  # fmt: skip
+    results = {
+        "test": {"macro_f1": 0.4275, "macro_f1_ci_low": 0.343, "macro_f1_ci_high": 0.505, "unweighted_accuracy": 0.4},
+        "members": [{"name": "a", "input": "audio"}, {"name": "t", "input": "transcript"}],
+        "tie_breaker": "a", "chosen_on_validation": {"members": "a+t", "voting": "soft"},
+        "best_member_on_validation": "a", "table": rows, "runtime_s": 450.0, "run": RUN,
+    }  # fmt: skip
+    (tmp_path / "ens").mkdir()
+    (tmp_path / "ens" / "eval_results.json").write_text(json.dumps(results))
+    record = figures.collect({"ensemble": tmp_path / "ens"})["ensemble"]
+    block = figures.render({"recipes": {"ensemble": record}})["ensemble"]
+    assert block.splitlines()[4:8] == [
+        "| a alone | – | 0.379 (0.307–0.447) |",
+        "| t alone | – | 0.339 (0.268–0.407) |",
+        "| all 2 | hard (tie-breaker: a) | 0.360 (0.300–0.420) |",
+        "| **all 2 (chosen on validation, saved)** | **soft** | **0.427 (0.343–0.505)** |",
+    ]
+    cell = figures.figures_cell("ensemble", record)
+    assert "a + t (soft vote), chosen on validation: test macro-F1 0.43 (95 % CI 0.34–0.51)" in cell
+    assert "the best member alone (a) 0.38 (0.31–0.45)" in cell
+
+
 def test_many_test_voices_are_summarised_by_their_median_and_range():
     assert figures.speaker_words({"b": 0.57, "a": 0.5}) == "0.57 / 0.50"
     many = {f"voice{i:02d}": i / 20 for i in range(19)}  # 0.00 .. 0.90
@@ -87,7 +117,8 @@ def test_a_run_without_its_record_is_collected_with_the_figures_given_and_says_s
     readme = tmp_path / "README.md"
     readme.write_text(
         "intro\n<!-- figures:recipes:start -->old table<!-- figures:recipes:end -->\n"
-        "main job: <!-- figures:emosllm:start -->old<!-- figures:emosllm:end --> more prose\n"
+        "main job: <!-- figures:emosllm:start -->old<!-- figures:emosllm:end -->"
+        "<!-- figures:ensemble:start --><!-- figures:ensemble:end --> more prose\n"
     )
     defaults = tmp_path / "defaults.json"
     figures.main(["--collect", f"ssl_classifier={folder}", "--set", "ssl_classifier.wall_s=158",

@@ -49,6 +49,9 @@ def test_every_combination_is_scored_and_the_chosen_ensemble_is_saved(members, t
     picked = next(r for r in rows if r["members"] == chosen["members"] and r["voting"] == chosen["voting"])
     assert picked["validation_macro_f1"] == best_validation
     assert results["test"]["macro_f1"] == picked["test_macro_f1"] and results["tie_breaker"] == "b"
+    assert [results["test"]["macro_f1_ci_low"], results["test"]["macro_f1_ci_high"]] == picked[
+        "test_macro_f1_ci"
+    ]
     card = (out / "README.md").read_text()
     assert "| a+b+t | hard |" in card and "| t | single |" in card
     # the saved ensemble is a model: the pipeline loads it, with the chosen members and vote
