@@ -82,8 +82,7 @@ FIXED = {
 # fixed words after a recipe's generated figures: what the figure is, or figures of other settings
 NOTES = {
     "graph_fusion": "for the fused GAT model (the ablation table is in the run's folder)",
-    "descriptors": "trained on v1 (`--dataset_name_or_path synthetic_emotions`), before the defaults moved to v2; "
-                   "the v2 default was not re-run yet",
+    "descriptors": "it does not yet hear the descriptors in the audio",
     "text_llm": "from the corpus's transcripts of sentences it never saw; an earlier version on v1: 0.41 from "
                 "Whisper tiny.en's transcripts, ABHINAYA T2 5:40 and 0.54, Gemma-3-270M 9:03 and 0.69 (0.61–0.75)",
     "zero_shot": "with SmolLM2-135M (chance: a 135M model does not do this zero-shot)",
