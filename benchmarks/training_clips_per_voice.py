@@ -20,7 +20,6 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,13 +68,12 @@ def main(argv=None) -> dict:
         sys.exit(f"--baseline {args.baseline}: no finished run (run recipes/ssl_classifier.py first)")
     data = build(args.clips_per_voice, args.work_dir / f"synthetic_emotions_v2-train{args.clips_per_voice}x")
     model = args.work_dir / f"ssl_classifier-train{args.clips_per_voice}x"
-    start = time.time()
-    subprocess.run(
-        [sys.executable, str(REPO / "recipes" / "ssl_classifier.py"), "--dataset_name_or_path", str(data),
-         "--output_dir", str(model)],
-        check=True, cwd=REPO,
-    )  # fmt: skip
-    wall = time.time() - start
+    if not (model / "eval_results.json").is_file():  # a finished run is reused (re-runs score it again)
+        subprocess.run(
+            [sys.executable, str(REPO / "recipes" / "ssl_classifier.py"), "--dataset_name_or_path", str(data),
+             "--output_dir", str(model)],
+            check=True, cwd=REPO,
+        )  # fmt: skip
     train_clips = {
         "baseline": datasets.load_from_disk(str(embedded_dataset_path("synthetic_emotions_v2")))[
             "train"
@@ -90,13 +88,15 @@ def main(argv=None) -> dict:
             "train_clips": train_clips[name],
             "test_macro_f1": own["test"]["macro_f1"],
             "test_ci": [own["test"].get("macro_f1_ci_low"), own["test"].get("macro_f1_ci_high")],
-            "recipe_heldout": {k: v["macro_f1"] for k, v in (own.get("heldout") or {}).items()},
+            "wall_s": (own.get("run") or {}).get("wall_s"),
+            "recipe_heldout": {
+                k: v["macro_f1"] for k, v in (own.get("heldout") or {}).items() if isinstance(v, dict)
+            },
             f"heldout_{args.heldout_clips_per_voice}x": {
                 k: [v["macro_f1"], v.get("macro_f1_ci_low"), v.get("macro_f1_ci_high")]
                 for k, v in heldout.items()
             },
         }
-    result["models"]["larger"]["wall_s"] = round(wall, 1)
     print(json.dumps(result, indent=2))
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
