@@ -25,6 +25,7 @@ from serhub.recipes.reporting import write_json
 
 from serhub.loading import load_classifier
 from serhub.timeline import emotion_timeline
+from serhub.timeline_segments import DEFAULT_PAD
 
 
 def main(argv=None):
@@ -40,7 +41,7 @@ def main(argv=None):
     parser.add_argument("--split", default="test", help="its split (speakers the model never trained on)")
     parser.add_argument("--num_clips", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--pad", type=float, default=0.03, help="the timeline's --pad")
+    parser.add_argument("--pad", type=float, default=DEFAULT_PAD, help="the timeline's --pad")
     parser.add_argument("--output_json", type=Path, default=Path("benchmarks/results/timeline_eval.json"))
     args = parser.parse_args(argv)
     if not Path(args.model).is_dir():

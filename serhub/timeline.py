@@ -35,7 +35,14 @@ from serhub.loading import dimensional_values, load_answer_writer, load_classifi
 from serhub.modeling.file_utils import check_output_dir
 from serhub.modeling.prompting_audio_llm import parse_answer
 from serhub.timeline_outputs import plot_timeline, write_timeline
-from serhub.timeline_segments import VAD_FRAME, check_arguments, fixed_windows, segment_audio, speech_regions
+from serhub.timeline_segments import (
+    DEFAULT_PAD,
+    VAD_FRAME,
+    check_arguments,
+    fixed_windows,
+    segment_audio,
+    speech_regions,
+)
 
 
 def emotion_timeline(
@@ -49,7 +56,7 @@ def emotion_timeline(
     smoothing: int = 1,
     batch_size: int = 8,
     progress: bool = True,
-    pad: float = 0.03,
+    pad: float = DEFAULT_PAD,
     answers=None,
     return_durations: bool = False,
 ) -> list[dict] | tuple[list[dict], dict]:
@@ -193,7 +200,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hop", type=float, default=3.0, help="seconds between windows with --vad none")
     parser.add_argument("--min_speech", type=float, default=0.25, help="shortest speech segment kept (s)")
     parser.add_argument("--max_segment", type=float, default=10.0, help="longer speech is split (s)")
-    parser.add_argument("--pad", type=float, default=0.03, help="context kept around each speech segment (s)")
+    parser.add_argument(
+        "--pad",
+        type=float,
+        default=DEFAULT_PAD,
+        help="context kept around each speech segment (s); the model's own silence trimming then finds the "
+        "speech as it does in a whole clip",
+    )
     parser.add_argument(
         "--smoothing", type=int, default=1, help="average over this many neighbouring segments"
     )

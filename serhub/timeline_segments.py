@@ -13,6 +13,11 @@ import numpy as np
 from serhub.audio_io import SAMPLING_RATE, duration, stream_audio
 
 VAD_FRAME = 512  # samples per Silero VAD frame at 16 kHz
+# seconds of context kept on each side of a speech segment (neighbours closer than twice this share the
+# gap): Silero's own 30 ms cut into word onsets and endings, and a classifier that trims silence itself
+# (the speech classifier's trim_silence_db) finds the same speech in a padded segment as in a whole clip
+# (benchmarks/timeline_eval.py --pad; README: the timeline)
+DEFAULT_PAD = 0.25
 
 
 def speech_regions(
@@ -22,7 +27,7 @@ def speech_regions(
     min_silence: float = 0.3,
     max_segment: float = 10.0,
     progress: bool = True,
-    pad: float = 0.03,
+    pad: float = DEFAULT_PAD,
 ):
     """(start, end) sample ranges of speech, from Silero VAD's per-frame probabilities (pass 1);
     ``pad`` seconds of context on each side."""
@@ -104,7 +109,7 @@ _ARGUMENT_RULES = {
     "pad": (
         lambda x: x >= 0,
         "a number of seconds >= 0 (a negative pad would cut segments to nothing)",
-        0.03,
+        DEFAULT_PAD,
     ),
     "smoothing": (
         lambda x: isinstance(x, numbers.Integral) and x >= 1,
