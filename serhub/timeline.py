@@ -204,8 +204,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--pad",
         type=float,
         default=DEFAULT_PAD,
-        help="context kept around each speech segment (s); the model's own silence trimming then finds the "
-        "speech as it does in a whole clip",
+        help="context kept around each speech segment (s); neighbours closer than twice this share the gap",
     )
     parser.add_argument(
         "--smoothing", type=int, default=1, help="average over this many neighbouring segments"

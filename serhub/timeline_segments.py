@@ -14,10 +14,9 @@ from serhub.audio_io import SAMPLING_RATE, duration, stream_audio
 
 VAD_FRAME = 512  # samples per Silero VAD frame at 16 kHz
 # seconds of context kept on each side of a speech segment (neighbours closer than twice this share the
-# gap): Silero's own 30 ms cut into word onsets and endings, and a classifier that trims silence itself
-# (the speech classifier's trim_silence_db) finds the same speech in a padded segment as in a whole clip
-# (benchmarks/timeline_eval.py --pad; README: the timeline)
-DEFAULT_PAD = 0.25
+# gap); Silero's own default. A wider pad was measured (benchmarks/timeline_eval.py --pad; README: the
+# timeline) and helped one model on one set only.
+DEFAULT_PAD = 0.03
 
 
 def speech_regions(

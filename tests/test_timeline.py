@@ -221,21 +221,21 @@ def test_segments_are_the_samples_of_their_regions_across_block_boundaries(tmp_p
 
 
 def test_segments_keep_their_pad_of_context_and_neighbours_share_a_short_gap(speech_with_pause, tmp_path):
-    """The default pad widens each speech segment by 0.25 s on each side (Silero's own 30 ms cut into
-    words); two segments closer than twice the pad split the gap between them and never overlap."""
+    """``pad`` widens each speech segment by that much on each side (the default: Silero's own 30 ms); two
+    segments closer than twice the pad split the gap between them and never overlap."""
     from serhub.timeline_segments import DEFAULT_PAD, speech_regions
 
     path = speech_with_pause[0]
-    tight, total = speech_regions(path, pad=0.03, progress=False)
-    padded, _ = speech_regions(path, progress=False)
-    widen = int(DEFAULT_PAD * 16000) - int(0.03 * 16000)
-    assert len(tight) == len(padded) == 2 and DEFAULT_PAD == 0.25
+    tight, total = speech_regions(path, progress=False)
+    padded, _ = speech_regions(path, pad=0.25, progress=False)
+    widen = int(0.25 * 16000) - int(DEFAULT_PAD * 16000)
+    assert len(tight) == len(padded) == 2 and DEFAULT_PAD == 0.03
     for (start, end), (padded_start, padded_end) in zip(tight, padded):
         assert abs(padded_start - max(0, start - widen)) <= 1
         assert abs(padded_end - min(total, end + widen)) <= 1
     close = tmp_path / "close.wav"  # the same two prompts 0.4 s apart: closer than twice the pad
     ffmpeg("-i", PROMPTS / "agent-alreadyon.wav", "-i", PROMPTS / "activated.wav", "-filter_complex",
            "[0:a]apad=pad_dur=0.4[a];[a][1:a]concat=n=2:v=0:a=1", close)  # fmt: skip
-    regions, _ = speech_regions(close, progress=False)
+    regions, _ = speech_regions(close, pad=0.25, progress=False)
     assert len(regions) == 2 and regions[0][1] <= regions[1][0]
     assert regions[1][0] - regions[0][1] < 0.1 * 16000  # the gap is shared out, not left between them
