@@ -11,11 +11,11 @@ The ensemble's transcript members and ``datasets_scripts.transcribe`` decode gre
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
+from serhub.recipes.reporting import write_json
 
 
 def main(argv=None) -> dict:
@@ -72,8 +72,7 @@ def main(argv=None) -> dict:
         print(f"{name:<28} {row['seconds_per_clip']:>8.3f} {row['wer']:>6.3f}")
     print(f"greedy is {result['greedy_speedup']}x faster")
     if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.output, result, portable_paths=True)
     return result
 
 

@@ -22,6 +22,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from serhub.recipes.reporting import write_json
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -99,8 +101,7 @@ def main(argv=None) -> dict:
         }
     print(json.dumps(result, indent=2))
     if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.output, result, portable_paths=True)
     return result
 
 
