@@ -195,12 +195,10 @@ class _Transcription:
                 batch = rows[start : start + batch_size]
                 inputs, readable = self._read(split, raw.select(batch), batch)
                 bar.update(len(batch) - len(readable))
-                decoding = transcript_generate_kwargs([i["raw"] for i in inputs]) if inputs else {}
-                outputs = (
-                    self.asr(inputs, batch_size=batch_size, generate_kwargs={**decoding, **language_kwargs})
-                    if inputs
-                    else []
-                )
+                outputs = []
+                if inputs:
+                    decoding = {**transcript_generate_kwargs([i["raw"] for i in inputs]), **language_kwargs}
+                    outputs = self.asr(inputs, batch_size=batch_size, generate_kwargs=decoding)
                 for (row, uid), out in zip(readable, outputs):
                     self.pending.append(
                         {"split": split, "row": row, "utterance_id": uid, "transcript": out["text"].strip()}
