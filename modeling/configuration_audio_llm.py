@@ -80,6 +80,10 @@ class AudioLLMConfig(PreTrainedConfig):
     mapper_frame_norm: how the query-pooling mapper normalises the encoder's frames: "global"
         (per-channel standardisation with statistics gathered over the training frames, the default),
         "layer" (LayerNorm per frame) or "none" (the paper's raw frames).
+    projector_frame_norm: how the linear projector normalises the encoder's frames: "none" (THAU's raw
+        frames, the default of a config built without it, so earlier checkpoints load unchanged),
+        "global" (per-channel standardisation with training-set statistics, the recipes' default) or
+        "layer" (LayerNorm per frame).
     mapper_positions: add sinusoidal time positions to the frames (default True).
     mapper_output_scale: the audio tokens are RMS-normalised with a learned gain starting at this
         value; ``from_pretrained_components`` sets it to the LLM's input-embedding RMS. None: no
@@ -125,6 +129,7 @@ class AudioLLMConfig(PreTrainedConfig):
         mapper_heads: int = 8,
         mapper_frame_norm: str = "global",
         mapper_positions: bool = True,
+        projector_frame_norm: str = "none",
         mapper_output_scale: float | None = None,
         stack_factor: int = 4,
         vib_latent_size: int = 256,
@@ -168,6 +173,7 @@ class AudioLLMConfig(PreTrainedConfig):
         self.mapper_heads = mapper_heads
         self.mapper_frame_norm = mapper_frame_norm
         self.mapper_positions = mapper_positions
+        self.projector_frame_norm = projector_frame_norm
         self.mapper_output_scale = mapper_output_scale
         self.stack_factor = stack_factor
         self.vib_latent_size = vib_latent_size

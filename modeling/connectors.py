@@ -30,20 +30,57 @@ class LinearProjector(Connector):
     """THAU-UPM's projector: stack ``k`` consecutive frames, then one linear map to the LLM width.
 
     B, T, D -> B, ceil(T/k), k*D -> B, N, H. A token is valid when any of its frames is.
+
+    ``frame_norm`` (``projector_frame_norm`` in the config): "none" (THAU's raw frames), "global"
+    (every channel standardised with statistics gathered over the training frames, as the speech
+    classifier's ``frame_norm`` and the QPMapper do: Whisper's frames share one large component that
+    a linear map must otherwise spend its weights on) or "layer" (LayerNorm per frame).
     """
 
-    def __init__(self, input_size: int, output_size: int, stack_factor: int = 4):
+    def __init__(self, input_size: int, output_size: int, stack_factor: int = 4, frame_norm: str = "none"):
         super().__init__()
+        if frame_norm not in FRAME_NORMS:
+            raise ValueError(f"projector_frame_norm must be one of {FRAME_NORMS}, got {frame_norm!r}")
         self.stack_factor = stack_factor
+        self.frame_norm = frame_norm
+        self.in_norm = {"layer": nn.LayerNorm(input_size), "global": RunningFrameNorm(input_size)}.get(
+            frame_norm
+        )
         self.proj = nn.Linear(input_size * stack_factor, output_size)
 
     name = "linear"
 
     @classmethod
     def from_config(cls, config, max_frames: int) -> LinearProjector:
-        return cls(config.audio_hidden_size, config.text_config.hidden_size, config.stack_factor)
+        return cls(
+            config.audio_hidden_size,
+            config.text_config.hidden_size,
+            config.stack_factor,
+            config.projector_frame_norm,
+        )
+
+    @classmethod
+    def check_config(cls, config) -> None:
+        super().check_config(config)
+        if config.projector_frame_norm not in FRAME_NORMS:
+            raise ValueError(
+                f"projector_frame_norm must be one of {FRAME_NORMS}, got {config.projector_frame_norm!r}"
+            )
+
+    @classmethod
+    def describe(cls, config) -> str:
+        norm = {
+            "global": ", frames standardised with training statistics",
+            "layer": ", frames layer-normalised",
+        }
+        return f"linear ({config.stack_factor} frames stacked{norm.get(config.projector_frame_norm, '')})"
 
     def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.frame_norm == "global":
+            # a frozen projector (a later phase training only LoRA) keeps its statistics too
+            frames = self.in_norm(frames, mask, update=self.training and self.proj.weight.requires_grad)
+        elif self.frame_norm == "layer":
+            frames = self.in_norm(frames)
         stacked, token_mask = stack_frames(frames, mask, self.stack_factor)  # B, N, k*D
         return self.proj(stacked), token_mask
 

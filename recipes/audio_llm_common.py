@@ -53,6 +53,12 @@ class AudioLLMArguments:
     mapper_frame_norm: str = field(
         default="global", metadata={"help": "query_pooling frame normalisation: global | layer | none"}
     )
+    projector_frame_norm: str = field(
+        default="none",
+        metadata={
+            "help": "linear projector frame normalisation: global (training-set statistics) | layer | none"
+        },
+    )
     mapper_positions: bool = field(default=True, metadata={"help": "sinusoidal time positions on the frames"})
     mapper_output_norm: bool = field(
         default=True,

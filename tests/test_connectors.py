@@ -86,3 +86,51 @@ def test_only_the_query_pooling_mapper_warns_of_collapse():
     mapper = QueryPoolingMapper(8, 8, num_queries=2, num_layers=1, num_heads=2)
     assert "collapsed" in mapper.health_warning(collapsed) and mapper.health_warning(healthy) is None
     assert LinearProjector(8, 8, 2).health_warning(collapsed) is None
+
+
+def test_linear_projector_standardises_frames_with_statistics_saved_with_the_model(parts, tmp_path):
+    from serhub.modeling import AudioLLMConfig, AudioLLMForConditionalGeneration
+
+    torch.manual_seed(0)
+    model, _ = AudioLLMForConditionalGeneration.from_pretrained_components(
+        parts / "enc",
+        parts / "llm",
+        LABELS,
+        connector="linear",
+        stack_factor=2,
+        projector_frame_norm="global",
+    )
+    projector = model.connector
+    d = model.config.audio_hidden_size
+    # frames with a large shared offset and scale (as Whisper's are): training gathers their statistics
+    frames = 5.0 + 3.0 * torch.randn(2, 40, d)
+    mask = torch.ones(2, 40, dtype=torch.bool)
+    mask[1, 30:] = False  # padding is not counted
+    model.train()
+    projector(frames, mask)
+    valid = frames[mask]
+    assert int(projector.in_norm.num_frames) == valid.shape[0]
+    torch.testing.assert_close(projector.in_norm.running_mean, valid.mean(0))
+    torch.testing.assert_close(projector.in_norm.running_var, valid.var(0, unbiased=False))
+    # a frozen projector (a later phase training LoRA only) keeps them
+    projector.proj.weight.requires_grad_(False)
+    projector(frames + 100.0, mask)
+    assert int(projector.in_norm.num_frames) == valid.shape[0]
+    projector.proj.weight.requires_grad_(True)
+    # inference: a clip alone equals the clip in a padded batch, and the saved model gives the same tokens
+    model.eval()
+    with torch.no_grad():
+        batched, _ = projector(frames, mask)
+        alone, _ = projector(frames[1:, :30], mask[1:, :30])
+    torch.testing.assert_close(batched[1, :15], alone[0])
+    model.save_pretrained(tmp_path / "saved")
+    reloaded = AudioLLMForConditionalGeneration.from_pretrained(tmp_path / "saved").eval()
+    assert reloaded.config.projector_frame_norm == "global"
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded.connector(frames, mask)[0], batched)
+    # a config built without it (an earlier checkpoint) keeps THAU's raw frames
+    assert AudioLLMConfig(connector="linear").projector_frame_norm == "none"
+    with pytest.raises(
+        ValueError, match=r"projector_frame_norm must be one of \('none', 'layer', 'global'\)"
+    ):
+        AudioLLMConfig(connector="linear", projector_frame_norm="batch")
