@@ -168,6 +168,7 @@ def collect(runs: dict[str, str | Path], given: dict[str, dict] | None = None) -
             "validation_macro_f1": scores["validation_macro_f1"],
             "unweighted_accuracy": test.get("unweighted_accuracy"),
             "per_speaker_macro_f1": dict(sorted(speakers.items())) if speakers else None,
+            "per_speaker_chance_lowest": (test.get("per_speaker_chance") or {}).get("chance_lowest"),
             "run": run,
             "run_given": sorted(by_hand),
             "extras": extras(recipe, results),
@@ -224,15 +225,19 @@ def run_words(record: dict) -> str:
     return text
 
 
-def speaker_words(per_speaker: dict[str, float]) -> str:
+def speaker_words(per_speaker: dict[str, float], chance_lowest: float | None = None) -> str:
     """Each voice's macro-F1 when there are a few ("0.50 / 0.57"); past four, the median and the range
-    over the N voices (a voice of 12 clips may lack a class, so one voice's figure is noisy)."""
+    over the N voices (a voice of 12 clips is a noisy figure), and what the lowest would be by chance
+    when the run measured it (``per_speaker_chance_lowest``)."""
     values = sorted(per_speaker.values())
     if len(values) <= 4:
         return " / ".join(f"{v:.2f}" for v in per_speaker.values())
     middle = len(values) // 2
     median = values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
-    return f"({len(values)}) median {median:.2f}, lowest {values[0]:.2f}, highest {values[-1]:.2f}"
+    chance = (
+        f" ({chance_lowest:.2f} expected were every voice heard alike)" if chance_lowest is not None else ""
+    )
+    return f"({len(values)}) median {median:.2f}, lowest {values[0]:.2f}{chance}, highest {values[-1]:.2f}"
 
 
 def provenance(record: dict) -> str:
@@ -248,7 +253,9 @@ def figures_cell(recipe: str, record: dict | None) -> str:
     if record.get("unweighted_accuracy") is not None:
         text += f", UA {record['unweighted_accuracy']:.2f}"
     if record.get("per_speaker_macro_f1"):
-        text += ", per test voice " + speaker_words(record["per_speaker_macro_f1"])
+        text += ", per test voice " + speaker_words(
+            record["per_speaker_macro_f1"], record.get("per_speaker_chance_lowest")
+        )
     extra = record.get("extras") or {}
     if recipe == "descriptors" and extra:
         text = text.replace("test macro-F1", "test macro-F1 in `label_logits`", 1)
@@ -288,7 +295,9 @@ def render_emosllm(records: dict) -> str:
             "\n(no run collected: run the default and `benchmarks/readme_figures.py --collect emosllm=...`)"
         )
     extra = record["extras"]
-    speakers = speaker_words(record.get("per_speaker_macro_f1") or {})
+    speakers = speaker_words(
+        record.get("per_speaker_macro_f1") or {}, record.get("per_speaker_chance_lowest")
+    )
     text = (
         f"{run_words(record)}; test macro-F1 **{f1(record['test_macro_f1'], record['test_ci'], '95 % CI ')}** in "
         f"`label_logits` (UA {record['unweighted_accuracy']:.2f}"

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import torch
 from serhub.metrics.asr import word_error_rate
-from serhub.metrics.ser_metrics.ser_metrics import classification_metrics, per_speaker_macro_f1
+from serhub.metrics.ser_metrics.ser_metrics import (
+    classification_metrics,
+    per_speaker_chance_lowest,
+    per_speaker_macro_f1,
+)
 from serhub.modeling.prompting_audio_llm import ASR_PREFIX
 
 from .logs import get_logger
@@ -66,6 +70,10 @@ def evaluate_ser(
             results[mode]["per_speaker_macro_f1"] = per_speaker_macro_f1(
                 predictions, references, speakers, labels
             )
+            if bootstrap:
+                results[mode]["per_speaker_chance"] = per_speaker_chance_lowest(
+                    predictions, references, speakers, labels, resamples=bootstrap
+                )
     return results
 
 

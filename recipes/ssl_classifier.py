@@ -30,6 +30,7 @@ from serhub.datasets_scripts.common import class_counts
 from serhub.metrics.ser_metrics.ser_metrics import (
     classification_metrics,
     dimensional_metrics,
+    per_speaker_chance_lowest,
     per_speaker_macro_f1,
 )
 from serhub.modeling import (
@@ -177,9 +178,12 @@ def test_results(trainer, data, data_args, training_args, labels, dims, speakers
         if speakers is not None:
             logits, refs = prediction.predictions, prediction.label_ids
             logits, refs = (logits[0], refs[0]) if isinstance(logits, tuple) else (logits, refs)
-            results[name]["per_speaker_macro_f1"] = per_speaker_macro_f1(
-                [labels[i] for i in logits.argmax(-1)], [labels[i] for i in refs], speakers, labels
-            )
+            named = ([labels[i] for i in logits.argmax(-1)], [labels[i] for i in refs], speakers, labels)
+            results[name]["per_speaker_macro_f1"] = per_speaker_macro_f1(*named)
+            if data_args.bootstrap:
+                results[name]["per_speaker_chance"] = per_speaker_chance_lowest(
+                    *named, resamples=data_args.bootstrap, seed=training_args.seed
+                )
     trainer.data_collator = collator
     test_scores = results.pop("")
     if results:

@@ -123,8 +123,18 @@ def _figure(results: dict, key: str) -> str:
     return f"| {HEADLINE[key]} | {results[key]:.3f}{interval} |"
 
 
-def _group_table(title: str, groups: dict) -> list[str]:
-    lines = [f"## {title}", "", "| group | clips | Macro-F1 | UA | WA |", "|---|---|---|---|---|"]
+def _group_table(title: str, groups: dict, chance: dict | None = None) -> list[str]:
+    lines = [f"## {title}", ""]
+    if chance:
+        lines += [
+            f"Macro-F1 over the classes each group has. The lowest speaker scores {chance['observed_lowest']:.3f}; "
+            f"with these clip counts the lowest of equally well recognised speakers would be "
+            f"{chance['chance_lowest']:.3f} ({chance['chance_lowest_low']:.3f} - {chance['chance_lowest_high']:.3f}, "
+            f"{chance['resamples']} random deals of the predictions within each class; p = {chance['p_value']:.2f} "
+            "for a lowest this low by chance).",
+            "",
+        ]
+    lines += ["| group | clips | Macro-F1 | UA | WA |", "|---|---|---|---|---|"]
     for group, m in groups.items():
         lines.append(
             f"| {group} | {m['count']} | {m['macro_f1']:.3f} | {m['unweighted_accuracy']:.3f} | {m['accuracy']:.3f} |"
@@ -217,7 +227,9 @@ def report_markdown(results: dict) -> str:
     lines += ["", "![confusion matrix](confusion_matrix.png)", ""]
     for key, title in (("per_speaker", "Per speaker"), ("per_gender", "Per gender")):
         if key in results:
-            lines += _group_table(title, results[key])
+            lines += _group_table(
+                title, results[key], results.get("per_speaker_chance") if key == "per_speaker" else None
+            )
     cal = results["calibration"]
     lines += [
         "## Calibration",

@@ -14,6 +14,7 @@ from serhub.metrics.ser_metrics.ser_metrics import (
     _scores_from_confusion,
     classification_metrics,
     confusion_matrix,
+    per_speaker_chance_lowest,
 )
 
 
@@ -36,7 +37,9 @@ def bootstrap_intervals(ref: np.ndarray, pred: np.ndarray, n_labels: int, resamp
 
 
 def group_scores(predictions, references, groups, labels) -> dict[str, dict]:
-    """Macro-F1, UA, WA and the clip count of each group (speaker, gender)."""
+    """Macro-F1, UA, WA and the clip count of each group (speaker, gender). A group's macro-F1 is over
+    the classes present in its references (``per_speaker_macro_f1``'s rule: a speaker with 3 of the
+    6 emotions, each clip right, scores 1.0); ``macro_f1_all_labels`` averages over the label set."""
     rows: dict[str, list[int]] = {}
     for i, g in enumerate(groups):
         rows.setdefault("unknown" if g in (None, "") else str(g), []).append(i)
@@ -45,7 +48,11 @@ def group_scores(predictions, references, groups, labels) -> dict[str, dict]:
         warnings.simplefilter("ignore", UserWarning)
         for group, idx in sorted(rows.items()):
             m = classification_metrics([predictions[i] for i in idx], [references[i] for i in idx], labels)
-            out[group] = {key: m[key] for key in (*HEADLINE, "macro_f1_present")} | {"count": len(idx)}
+            out[group] = {key: m[key] for key in HEADLINE} | {
+                "macro_f1": m["macro_f1_present"],
+                "macro_f1_all_labels": m["macro_f1"],
+                "count": len(idx),
+            }
     return out
 
 
@@ -72,6 +79,10 @@ def score(
     metrics["calibration"] = reliability(probs, ref == pred)
     for column, values in extra.items():
         metrics[f"per_{column.removesuffix('_id')}"] = group_scores(predictions, references, values, labels)
+    if "speaker_id" in extra and bootstrap and len(set(extra["speaker_id"])) > 1:
+        metrics["per_speaker_chance"] = per_speaker_chance_lowest(
+            predictions, references, extra["speaker_id"], labels, resamples=bootstrap, seed=seed
+        )
     return metrics
 
 

@@ -95,6 +95,8 @@ def summary(metrics: dict) -> dict:
     )
     out = {key: metrics[key] for key in keep if key in metrics}
     out["per_speaker_macro_f1"] = {s: v["macro_f1"] for s, v in metrics.get("per_speaker", {}).items()}
+    if "per_speaker_chance" in metrics:
+        out["per_speaker_chance"] = metrics["per_speaker_chance"]
     return out
 
 
@@ -157,10 +159,12 @@ def heldout_markdown(scores: dict) -> str:
     lines += [
         "`synthetic_emotions_v2`'s `heldout` split: espeak-ng voices and sentences that no training split "
         "holds, clean and over a telephone line (300-3400 Hz) with pink noise at 15 dB SNR "
-        "(`serhub.heldout`).",
+        '(`serhub.heldout`). A voice\'s macro-F1 is over the emotions it has; "lowest voice by chance": the '
+        "lowest of equally well recognised voices with these clip counts (random deals of the predictions "
+        "within each class; its median and 95 % range).",
         "",
-        "| condition | clips | macro-F1 | 95 % CI | UA | per voice: min / median / max |",
-        "|---|---|---|---|---|---|",
+        "| condition | clips | macro-F1 | 95 % CI | UA | per voice: min / median / max | lowest voice by chance |",
+        "|---|---|---|---|---|---|---|",
     ]
     for condition, s in scores.items():
         if not isinstance(s, dict):  # e.g. the seconds it took
@@ -170,9 +174,15 @@ def heldout_markdown(scores: dict) -> str:
         interval = (
             f"{s['macro_f1_ci_low']:.3f} - {s['macro_f1_ci_high']:.3f}" if "macro_f1_ci_low" in s else "-"
         )
+        chance = s.get("per_speaker_chance")
+        by_chance = (
+            f"{chance['chance_lowest']:.2f} ({chance['chance_lowest_low']:.2f} - {chance['chance_lowest_high']:.2f})"
+            if chance
+            else "-"
+        )
         lines.append(
             f"| {condition} | {s.get('num_samples', '-')} | {s['macro_f1']:.3f} | {interval} | "
-            f"{s['unweighted_accuracy']:.3f} | {spread} |"
+            f"{s['unweighted_accuracy']:.3f} | {spread} | {by_chance} |"
         )
     enrolled = next(
         (

@@ -96,6 +96,14 @@ def test_report_files_and_figures_match_the_predictions(model_dir, dataset_dir, 
     assert results["calibration"]["ece"] == pytest.approx(ece)
     speakers = {r["speaker_id"] for r in rows}
     assert set(results["per_speaker"]) == speakers and len(speakers) == 2
+    for speaker, m in results["per_speaker"].items():  # over the classes the speaker has
+        own = [(r["reference"], r["prediction"]) for r in rows if r["speaker_id"] == speaker]
+        present = sorted({ref for ref, _ in own})
+        assert m["macro_f1"] == pytest.approx(
+            f1_score(*zip(*own), labels=present, average="macro", zero_division=0)
+        )
+    chance = results["per_speaker_chance"]
+    assert chance["observed_lowest"] == min(m["macro_f1"] for m in results["per_speaker"].values())
     assert sum(v["count"] for v in results["per_gender"].values()) == 12
     index = yaml.safe_load((out / "model_index.yaml").read_text())["model-index"][0]
     values = {m["type"]: m["value"] for m in index["results"][0]["metrics"]}
@@ -104,6 +112,7 @@ def test_report_files_and_figures_match_the_predictions(model_dir, dataset_dir, 
         and index["results"][0]["dataset"]["split"] == "test"
     )
     report = (out / "report.md").read_text()
+    assert f"The lowest speaker scores {chance['observed_lowest']:.3f}" in report
     assert f"| Macro-F1 | {results['macro_f1']:.3f} | {results['macro_f1_ci_low']:.3f}–" in report
     assert (
         "label map: excited → happy" in report and "![reliability diagram](reliability_diagram.png)" in report

@@ -142,3 +142,40 @@ def test_per_speaker_macro_f1_scores_each_speakers_clips():
     )
     with pytest.raises(ValueError, match="one speaker per clip expected: 3 speakers for 4 clips"):
         per_speaker_macro_f1(predictions, references, speakers[:3], labels)
+
+
+def test_a_speaker_is_scored_over_the_emotions_they_express():
+    from serhub.metrics.ser_metrics.ser_metrics import per_speaker_macro_f1
+
+    # 3 of the 4 labels; every clip right: 1.0, not 3/4
+    labels = ["neutral", "happy", "sad", "angry"]
+    references = ["neutral", "happy", "sad", "neutral"]
+    assert per_speaker_macro_f1(references, references, ["a"] * 4, labels) == {"a": 1.0}
+    # naming an emotion the speaker never expresses costs the recall of the one they did
+    scored = per_speaker_macro_f1(["angry", "happy", "sad", "neutral"], references, ["a"] * 4, labels)
+    assert scored["a"] == pytest.approx(
+        f1_score(references, ["angry", "happy", "sad", "neutral"], average="macro", labels=labels[:3])
+    )
+
+
+def test_the_lowest_speaker_is_compared_with_what_clip_counts_alone_give():
+    from serhub.metrics.ser_metrics.ser_metrics import per_speaker_chance_lowest, per_speaker_macro_f1
+
+    rng = np.random.default_rng(0)
+    labels = ["neutral", "happy", "sad"]
+    speakers = [f"s{i}" for i in range(10) for _ in range(12)]
+    references = [labels[i] for i in rng.integers(0, 3, len(speakers))]
+    # every voice recognised alike (70 % right, at random): the lowest is what chance gives
+    alike = [r if rng.random() < 0.7 else labels[(labels.index(r) + 1) % 3] for r in references]
+    same = per_speaker_chance_lowest(alike, references, speakers, labels, resamples=300, seed=1)
+    assert same["observed_lowest"] == min(per_speaker_macro_f1(alike, references, speakers, labels).values())
+    assert same["chance_lowest_low"] <= same["chance_lowest"] <= same["chance_lowest_high"] < 1.0
+    assert same["p_value"] > 0.05
+    # one voice always wrong: far below every deal
+    worse = [
+        p if s != "s3" else labels[(labels.index(r) + 1) % 3] for p, r, s in zip(alike, references, speakers)
+    ]
+    bad = per_speaker_chance_lowest(worse, references, speakers, labels, resamples=300, seed=1)
+    assert bad["observed_lowest"] == 0.0 < bad["chance_lowest_low"] and bad["p_value"] < 0.01
+    # deterministic under the seed, and each deal keeps every speaker's clips per class
+    assert per_speaker_chance_lowest(worse, references, speakers, labels, resamples=300, seed=1) == bad

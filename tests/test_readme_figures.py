@@ -110,6 +110,10 @@ def test_many_test_voices_are_summarised_by_their_median_and_range():
     assert figures.speaker_words({k: v for k, v in list(many.items())[:6]}) == (
         "(6) median 0.12, lowest 0.00, highest 0.25"
     )
+    # the lowest voice beside what the clip counts alone would give (a run's per_speaker_chance)
+    assert figures.speaker_words(many, 0.213) == (
+        "(19) median 0.45, lowest 0.00 (0.21 expected were every voice heard alike), highest 0.90"
+    )
 
 
 def test_a_run_without_its_record_is_collected_with_the_figures_given_and_says_so(tmp_path):
