@@ -38,7 +38,7 @@ TABLE = (
     ("emosllm", "EmoSLLM curriculum (connector + LoRA LLM, 3 phases)"),
     ("ssl_classifier", "speech encoder + weighted layer sum + attentive statistics pooling (ABHINAYA S1, "
                        "MSP-Podcast baseline)"),
-    ("whisper_llm", "THAU-UPM Whisper-LLM: frozen encoder and LLM, trained projector, label-logit classification, "
+    ("whisper_llm", "THAU-UPM Whisper-LLM: frozen encoder and LLM, trained projector (on standardised frames), label-logit classification, "
                     "weighted CE; `--num_folds 5` for stratified cross-validation"),
     ("graph_fusion", "graph fusion: Whisper tiny.en + Whisper base, MiniLM over the transcript, swift-f0 pitch bins, "
                      "a log-mel CNN; GATv2 / cross-attention / concat; writes the ablation table"),
