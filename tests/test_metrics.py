@@ -177,5 +177,8 @@ def test_the_lowest_speaker_is_compared_with_what_clip_counts_alone_give():
     ]
     bad = per_speaker_chance_lowest(worse, references, speakers, labels, resamples=300, seed=1)
     assert bad["observed_lowest"] == 0.0 < bad["chance_lowest_low"] and bad["p_value"] < 0.01
+    # every clip right: every deal is too, each voice at 1.0 over the emotions it has
+    perfect = per_speaker_chance_lowest(references, references, speakers, labels, resamples=20)
+    assert perfect["observed_lowest"] == perfect["chance_lowest_low"] == perfect["chance_lowest_high"] == 1.0
     # deterministic under the seed, and each deal keeps every speaker's clips per class
     assert per_speaker_chance_lowest(worse, references, speakers, labels, resamples=300, seed=1) == bad
