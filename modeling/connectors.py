@@ -22,7 +22,7 @@ from torch import nn
 
 from .connector_base import COLLAPSE_DIVERSITY, FRAME_NORMS, Connector
 from .ctc_path import CTCPathConnector
-from .layers import RunningFrameNorm, WeightedLayerSum, stack_frames
+from .layers import RunningFrameNorm, WeightedLayerSum, frame_norm_layer, normalise_frames, stack_frames
 from .query_pooling import QueryPoolingMapper, sinusoidal_positions
 
 
@@ -42,10 +42,7 @@ class LinearProjector(Connector):
         if frame_norm not in FRAME_NORMS:
             raise ValueError(f"projector_frame_norm must be one of {FRAME_NORMS}, got {frame_norm!r}")
         self.stack_factor = stack_factor
-        self.frame_norm = frame_norm
-        self.in_norm = {"layer": nn.LayerNorm(input_size), "global": RunningFrameNorm(input_size)}.get(
-            frame_norm
-        )
+        self.in_norm = frame_norm_layer(frame_norm, input_size)
         self.proj = nn.Linear(input_size * stack_factor, output_size)
 
     name = "linear"
@@ -76,11 +73,10 @@ class LinearProjector(Connector):
         return f"linear ({config.stack_factor} frames stacked{norm.get(config.projector_frame_norm, '')})"
 
     def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.frame_norm == "global":
-            # a frozen projector (a later phase training only LoRA) keeps its statistics too
-            frames = self.in_norm(frames, mask, update=self.training and self.proj.weight.requires_grad)
-        elif self.frame_norm == "layer":
-            frames = self.in_norm(frames)
+        # a frozen projector (a later phase training only LoRA) keeps its statistics too
+        frames = normalise_frames(
+            self.in_norm, frames, mask, update=self.training and self.proj.weight.requires_grad
+        )
         stacked, token_mask = stack_frames(frames, mask, self.stack_factor)  # B, N, k*D
         return self.proj(stacked), token_mask
 

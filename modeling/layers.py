@@ -119,6 +119,20 @@ class RunningFrameNorm(nn.Module):
         return (frames - mean) * torch.rsqrt(var + self.eps)
 
 
+def frame_norm_layer(kind: str, size: int) -> nn.Module | None:
+    """The connectors' frame normalisation: "global" (``RunningFrameNorm``), "layer" (LayerNorm per
+    frame) or "none" (None)."""
+    return {"layer": nn.LayerNorm(size), "global": RunningFrameNorm(size)}.get(kind)
+
+
+def normalise_frames(norm: nn.Module | None, frames: torch.Tensor, mask: torch.Tensor, update=None):
+    """``frames`` through ``frame_norm_layer``'s module (``update``: a RunningFrameNorm gathers these
+    frames' statistics; default: in training)."""
+    if isinstance(norm, RunningFrameNorm):
+        return norm(frames, mask, update=update)
+    return frames if norm is None else norm(frames)
+
+
 def score_labels(
     language_model, embeds, attention_mask, positions, label_ids: list[list[int]]
 ) -> torch.Tensor:

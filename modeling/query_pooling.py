@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from .connector_base import COLLAPSE_DIVERSITY, FRAME_NORMS, Connector
-from .layers import RunningFrameNorm
+from .layers import frame_norm_layer, normalise_frames
 
 
 def sinusoidal_positions(length: int, dim: int, device=None, dtype=None) -> torch.Tensor:
@@ -109,9 +109,7 @@ class QueryPoolingMapper(Connector):
         if frame_norm not in FRAME_NORMS:
             raise ValueError(f"frame_norm must be one of {FRAME_NORMS}, got {frame_norm!r}")
         self.frame_norm, self.positions, self.max_frames = frame_norm, positions, max_frames
-        self.in_norm = {"layer": nn.LayerNorm(input_size), "global": RunningFrameNorm(input_size)}.get(
-            frame_norm
-        )
+        self.in_norm = frame_norm_layer(frame_norm, input_size)
         self.in_proj = nn.Linear(input_size, hidden)
         self.queries = nn.Parameter(torch.randn(num_queries, hidden) * 0.02)
         # positions start small beside the frames' content (~0.4 RMS after in_proj), so they order
@@ -131,10 +129,7 @@ class QueryPoolingMapper(Connector):
 
     def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         b, t, q = frames.shape[0], frames.shape[1], self.queries.shape[0]
-        if self.frame_norm == "global":
-            frames = self.in_norm(frames, mask)
-        elif self.frame_norm == "layer":
-            frames = self.in_norm(frames)
+        frames = normalise_frames(self.in_norm, frames, mask)
         # Long audio: windows of max_frames (30 s of Whisper frames) are pooled one at a time and their
         # query outputs averaged, weighted by valid frames, so memory stays O(T) instead of O(T^2)
         # (a 10-minute clip would otherwise ask for ~30 GB of attention scores). Windows start at

@@ -257,17 +257,19 @@ def per_speaker_macro_f1(
             f"one speaker per clip expected: {len(speakers)} speakers for {len(references)} clips"
         )
     pred, ref, labels = encode_labels(predictions, references, labels)
-    return {
-        s: _scores_from_confusion(confusion_matrix(ref[idx], pred[idx], len(labels)))["macro_f1_present"]
-        for s, idx in _rows_by_group(speakers).items()
-    }
+    names, owner, present = _group_index(speakers, ref, len(labels))
+    return dict(zip(names, _group_macro_f1_present(owner, ref, pred, present).tolist()))
 
 
-def _rows_by_group(groups: Sequence) -> dict[str, np.ndarray]:
-    rows: dict[str, list[int]] = {}
-    for i, g in enumerate(groups):
-        rows.setdefault(str(g), []).append(i)
-    return {g: np.asarray(idx) for g, idx in sorted(rows.items())}
+def _group_index(groups: Sequence, ref: np.ndarray, num_labels: int):
+    """``(names, owner, present)``: the groups in sorted order, each clip's group index, and which
+    classes each group's references hold (groups x classes)."""
+    names = sorted({str(g) for g in groups})
+    index = {g: i for i, g in enumerate(names)}
+    owner = np.fromiter((index[str(g)] for g in groups), dtype=np.int64, count=len(ref))
+    present = np.zeros((len(names), num_labels), dtype=bool)
+    present[owner, ref] = True
+    return names, owner, present
 
 
 def _group_macro_f1_present(owner: np.ndarray, ref: np.ndarray, pred: np.ndarray, present: np.ndarray):
@@ -301,13 +303,8 @@ def per_speaker_chance_lowest(
     at or below the observed one."""
     observed = per_speaker_macro_f1(predictions, references, speakers, labels)
     pred, ref, labels = encode_labels(predictions, references, labels)
-    groups = _rows_by_group(speakers)
-    owner = np.empty(len(ref), dtype=np.int64)
-    for g, idx in enumerate(groups.values()):
-        owner[idx] = g
+    _, owner, present = _group_index(speakers, ref, len(labels))  # the same in every deal
     by_class = [np.flatnonzero(ref == c) for c in range(len(labels))]
-    present = np.zeros((len(groups), len(labels)), dtype=bool)
-    present[owner, ref] = True  # the classes each speaker has: the same in every deal
     rng = np.random.default_rng(seed)
     lowest = np.empty(resamples)
     for b in range(resamples):
