@@ -1,0 +1,150 @@
+"""How much emotion a few measured prosody numbers carry, per clip and relative to the speaker.
+
+For every clip of synthetic_emotions_v2 (train / validation / test) and of the held-out voices and
+sentences (clean, and telephone band + 15 dB noise: ``serhub.heldout``), ten numbers are measured from
+the audio alone: F0 (swift-f0, ``modeling.prosody.track_pitch``) median, 10-90 % and 5-95 % spread,
+interquartile range, standard deviation, mean frame-to-frame change and slope, all in semitones; the
+voiced share of frames, voiced stretches per second and seconds of active speech. A gradient-boosted
+classifier (class-balanced) is trained on the training split and scored on the others, twice:
+
+- ``per clip``: the numbers as measured (what a model scoring one clip can use);
+- ``relative to the speaker``: each number minus its speaker's mean over that speaker's clips in the
+  split (the transductive protocol of speaker-normalised SER; in use, an enrolled reference).
+
+The planned prosody (``benchmarks/emotion_ceiling.py``) bounds both.
+
+    python benchmarks/measured_prosody.py --output_json benchmarks/results/measured_prosody.json
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+from serhub.datasets_scripts.descriptors import active_frames_db
+from serhub.metrics.ser_metrics.ser_metrics import classification_metrics
+from serhub.recipes.data import load_dataset_dict
+from serhub.recipes.reporting import write_json
+from tqdm.auto import tqdm
+
+from serhub.heldout import heldout_dataset
+
+FEATURES = (
+    "f0_median",
+    "f0_spread_10_90",
+    "f0_spread_5_95",
+    "f0_iqr",
+    "f0_std",
+    "f0_mean_change",
+    "f0_slope",
+    "voiced_share",
+    "voiced_stretches_per_s",
+    "active_speech_s",
+)
+
+
+def measure(audio: np.ndarray, sampling_rate: int = 16000) -> np.ndarray:
+    """The ten numbers of one clip (NaN for the F0 ones when fewer than 5 frames are voiced)."""
+    from serhub.modeling.prosody import track_pitch
+
+    f0 = track_pitch(audio, sampling_rate)
+    voiced = f0 > 0
+    seconds = max(active_frames_db(audio, sampling_rate).size * 0.010, 0.2)
+    pitch = [np.nan] * 7
+    if voiced.sum() >= 5:
+        semitones = 12.0 * np.log2(f0[voiced] / 55.0)
+        p5, p10, p25, p50, p75, p90, p95 = np.percentile(semitones, [5, 10, 25, 50, 75, 90, 95])
+        slope = np.polyfit(np.flatnonzero(voiced), semitones, 1)[0]
+        pitch = [
+            p50,
+            p90 - p10,
+            p95 - p5,
+            p75 - p25,
+            semitones.std(),
+            np.abs(np.diff(semitones)).mean(),
+            slope,
+        ]
+    stretches = int((np.diff(np.r_[0, voiced.astype(int)]) == 1).sum())
+    return np.array([*pitch, voiced.mean(), stretches / seconds, seconds], dtype=float)
+
+
+def relative_to_speaker(x: np.ndarray, speakers: list) -> np.ndarray:
+    """Each row minus the mean of its speaker's rows (NaN-aware)."""
+    out = x.copy()
+    speakers = np.asarray(speakers)
+    for s in np.unique(speakers):
+        rows = speakers == s
+        out[rows] -= np.nanmean(x[rows], axis=0)
+    return out
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="synthetic_emotions_v2")
+    parser.add_argument("--heldout_clips_per_voice", type=int, default=12)
+    parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output_json", default=None)
+    args = parser.parse_args(argv)
+
+    import datasets
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    corpus = load_dataset_dict(args.dataset)
+    heldout = datasets.load_from_disk(str(heldout_dataset(args.heldout_clips_per_voice, args.seed)))
+    splits = {
+        "train": corpus["train"],
+        "validation": corpus["validation"],
+        "test": corpus["test"],
+        "heldout_voices": heldout["heldout_voices"],
+        "heldout_voices_telephone": heldout["heldout_voices_telephone"],
+    }
+    measured = {}
+    for name, split in splits.items():
+        rows = [measure(ex["audio"]["array"], ex["audio"]["sampling_rate"]) for ex in tqdm(split, desc=name)]
+        measured[name] = (np.stack(rows), list(split["speaker_id"]), np.asarray(split["emotion"]))
+    labels = list(range(len(corpus["train"].features["emotion"].names)))
+
+    results = {}
+    for view, transform in {
+        "per clip": lambda x, s: x,
+        "relative to the speaker": relative_to_speaker,
+    }.items():
+        x_train, speakers, y_train = measured["train"]
+        model = HistGradientBoostingClassifier(
+            max_iter=200, learning_rate=0.05, max_depth=3, random_state=args.seed
+        )
+        model.fit(transform(x_train, speakers), y_train, sample_weight=(1.0 / np.bincount(y_train))[y_train])
+        results[view] = {}
+        for name in list(splits)[1:]:
+            x, speakers, y = measured[name]
+            scores = classification_metrics(
+                model.predict(transform(x, speakers)).tolist(),
+                y.tolist(),
+                labels=labels,
+                bootstrap=args.bootstrap,
+                seed=args.seed,
+            )
+            results[view][name] = {
+                k: round(float(scores[k]), 4)
+                for k in ("macro_f1", "macro_f1_ci_low", "macro_f1_ci_high", "unweighted_accuracy")
+            }
+        print(f"{view:25s} " + "  ".join(f"{name} {r['macro_f1']:.3f}" for name, r in results[view].items()))
+    out = {
+        "what": (
+            "macro-F1 of a gradient-boosted classifier of ten measured prosody numbers per clip "
+            "(no encoder), trained on the training split; 'relative to the speaker' subtracts each "
+            "speaker's mean over its clips in the split"
+        ),
+        "command": "python benchmarks/measured_prosody.py --output_json benchmarks/results/measured_prosody.json",
+        "features": list(FEATURES),
+        "classifier": "HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_depth=3), class-balanced",
+        "results": results,
+    }
+    if args.output_json:
+        write_json(args.output_json, out)
+    return out
+
+
+if __name__ == "__main__":
+    main()
