@@ -141,7 +141,15 @@ def backbone_keys(model) -> set[str]:
 
 
 # ------------------------------------------------------------------------------------ building
-def build_from_components(cls, audio_model, text_model, labels: list[str], connector: str, **config_kwargs):
+def build_from_components(
+    cls,
+    audio_model,
+    text_model,
+    labels: list[str],
+    connector: str,
+    system_prompt: str | None = None,
+    **config_kwargs,
+):
     """``AudioLLMForConditionalGeneration.from_pretrained_components``: see there."""
     from transformers import AutoTokenizer
 
@@ -161,6 +169,7 @@ def build_from_components(cls, audio_model, text_model, labels: list[str], conne
         num_queries=config_kwargs.get("num_queries", 32),
         stack_factor=config_kwargs.get("stack_factor", 4),
         encoder_convs=encoder_convs(encoder.config),
+        system_prompt=system_prompt,
     )
     grow_embeddings(llm, len(tokenizer))
     if config_kwargs.get("mapper_output_scale", "auto") == "auto":

@@ -45,6 +45,9 @@ class AudioLLMProcessor(ProcessorMixin):
     labels: the emotion label set used in the prompts.
     num_queries / stack_factor / connector / encoder_convs: how many audio tokens a clip becomes.
     prompts: ``{task: [templates]}`` with ``{labels}`` fields; default: 20 per task.
+    system_prompt: the system turn of every chat. None (the default, and every processor saved without
+        it): the chat template's own, e.g. SmolLM2's "You are a helpful AI assistant named SmolLM, ..."
+        (16 tokens on every prompt); "" an empty system turn; any text, that text.
     """
 
     def __init__(
@@ -59,6 +62,7 @@ class AudioLLMProcessor(ProcessorMixin):
         encoder_convs: list | None = None,
         prompts: dict | None = None,
         cue: str = CUE,
+        system_prompt: str | None = None,
         **kwargs,
     ):
         self.labels = list(labels or [])
@@ -69,6 +73,12 @@ class AudioLLMProcessor(ProcessorMixin):
         self.encoder_convs = [tuple(c) for c in (encoder_convs or [(3, 1, 1), (3, 2, 1)])]
         self.prompts = prompts or DEFAULT_PROMPTS
         self.cue = cue
+        if system_prompt is not None and not isinstance(system_prompt, str):
+            raise ValueError(
+                f'system_prompt is the text of the system turn (a string, "" for an empty one) or None for the '
+                f"chat template's own; found {type(system_prompt).__name__} {system_prompt!r}"
+            )
+        self.system_prompt = system_prompt
         super().__init__(feature_extractor, tokenizer, **kwargs)
         if tokenizer is not None:
             if not getattr(tokenizer, "chat_template", None):
@@ -121,6 +131,8 @@ class AudioLLMProcessor(ProcessorMixin):
             self.audio_token,
             connector_class(self.connector).groups,
         )
+        if self.system_prompt is not None:
+            messages = [{"role": "system", "content": self.system_prompt}, *messages]
         prompt = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return prompt if answer is None else prompt + answer + self._end_of_turn()
 

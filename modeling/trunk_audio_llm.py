@@ -372,6 +372,7 @@ class AudioLLMModel(AudioLLMPreTrainedModel):
         text_model: str | os.PathLike,
         labels: list[str],
         connector: str = "query_pooling",
+        system_prompt: str | None = None,
         **config_kwargs,
     ):
         """A new model from a pretrained speech encoder and LLM (Hub ids or folders), and its processor.
@@ -380,8 +381,11 @@ class AudioLLMModel(AudioLLMPreTrainedModel):
         grow by one row for the audio placeholder token. ``mapper_output_scale="auto"`` (the
         default) ties the query-pooling mapper's output gain to the LLM's embedding RMS. The config
         names both parts, so ``backbone_weights="referenced"`` checkpoints can leave them out.
+        ``system_prompt``: the processor's system turn (``AudioLLMProcessor``; None: the chat template's own).
         """
-        return build_from_components(cls, audio_model, text_model, labels, connector, **config_kwargs)
+        return build_from_components(
+            cls, audio_model, text_model, labels, connector, system_prompt, **config_kwargs
+        )
 
     def enable_lora(self):
         """Add LoRA adapters (peft) to the language model's attention projections, in place; the LLM's

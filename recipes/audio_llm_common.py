@@ -23,7 +23,7 @@ from .audio_llm_evaluation import (  # noqa: F401 (batches too: the recipes impo
     evaluate_text_only,
     evaluate_wer,
 )
-from .data import cache_encoder_outputs, pad_cached_states
+from .data import cache_encoder_outputs, pad_cached_states, with_trimming
 from .logs import get_logger
 from .objectives import AudioLLMObjective
 from .optim import LoraLearningRateMixin
@@ -41,6 +41,13 @@ class AudioLLMArguments:
     )
     text_model_name_or_path: str = field(
         default="offline:smollm2-135m-instruct", metadata={"help": "causal LLM with a chat template"}
+    )
+    system_prompt: str | None = field(
+        default=None,
+        metadata={
+            "help": "the system turn of every prompt: unset for the chat template's own (SmolLM2's names the "
+            'assistant: 16 tokens per prompt), "" for an empty one, or a text'
+        },
     )
     connector: str = field(
         default="query_pooling",
@@ -65,6 +72,14 @@ class AudioLLMArguments:
         metadata={"help": "RMS-normalise the audio tokens with a gain starting at the LLM's embedding RMS"},
     )
     stack_factor: int = 4
+    trim_silence_db: float | None = field(
+        default=None,
+        metadata={
+            "help": "cut each clip's leading/trailing audio quieter than this many dB below its loudest frame, "
+            "in training and in the saved model's feature extractor (fewer audio tokens, and no silence "
+            "to learn from), e.g. 35; default: clips as given"
+        },
+    )
     vib_latent_size: int = field(
         default=256, metadata={"help": "vae_ib: latent size per frame of each branch"}
     )
@@ -98,12 +113,15 @@ def model_config_kwargs(args: AudioLLMArguments) -> dict:
 def build_model(
     args: AudioLLMArguments, labels: list[str]
 ) -> tuple[AudioLLMForConditionalGeneration, AudioLLMProcessor]:
-    return AudioLLMForConditionalGeneration.from_pretrained_components(
+    model, processor = AudioLLMForConditionalGeneration.from_pretrained_components(
         resolve_pretrained(args.audio_model_name_or_path),
         resolve_pretrained(args.text_model_name_or_path),
         labels,
+        system_prompt=args.system_prompt,
         **model_config_kwargs(args),
     )
+    processor.feature_extractor = with_trimming(processor.feature_extractor, args.trim_silence_db)
+    return model, processor
 
 
 def cache_split(model, processor, dataset, cache_dir: str, name: str, batch_size: int, keep):

@@ -227,6 +227,17 @@ def cache_encoder_outputs(
     return encoded.with_format("numpy")  # python lists of arrays would dominate the epoch time
 
 
+def with_trimming(feature_extractor, trim_silence_db: float | None):
+    """The feature extractor, trimming silence at ``--trim_silence_db`` when it is given (checked as
+    the extractor checks it: > 0 dB); saved with the model, so that it trims what it is given too."""
+    if trim_silence_db is None:
+        return feature_extractor
+    settings = {**feature_extractor.to_dict(), "trim_silence_db": trim_silence_db}
+    settings.pop("feature_extractor_type", None)
+    settings.pop("processor_class", None)
+    return type(feature_extractor)(**settings)
+
+
 def augmented_copy(dataset, augmenter, copy: int, batch_size: int):
     """One fixed augmented copy of ``dataset`` (``copy`` keys its draws), fingerprinted by the dataset
     and the augmenter, so that its encoder cache is found again on a re-run."""

@@ -40,7 +40,7 @@ from serhub.modeling import (
 )
 from serhub.modeling.offline_assets import resolve_pretrained
 from serhub.recipes.arguments import CONFIGS, DataArguments, RunArguments, config_kwargs, start_run
-from serhub.recipes.data import load_dataset_dict, require_splits, resolve_labels
+from serhub.recipes.data import load_dataset_dict, require_splits, resolve_labels, with_trimming
 from serhub.recipes.logs import get_logger
 from serhub.recipes.reporting import EpochTimer, calibration_line, finish_run, scalar_metrics
 from serhub.recipes.run_folders import claim_output_dir, last_complete_checkpoint, run_settings
@@ -242,17 +242,6 @@ def new_model(model_args, labels: list[str], counts: list[int]):
     )
     feature_extractor = SpeechEmotionFeatureExtractor.from_encoder_pretrained(encoder)
     return model, with_trimming(feature_extractor, model_args.trim_silence_db)
-
-
-def with_trimming(feature_extractor, trim_silence_db: float | None):
-    """The feature extractor, trimming silence at ``--trim_silence_db`` when it is given (checked as
-    the extractor checks it: > 0 dB)."""
-    if trim_silence_db is None:
-        return feature_extractor
-    settings = {**feature_extractor.to_dict(), "trim_silence_db": trim_silence_db}
-    settings.pop("feature_extractor_type", None)
-    settings.pop("processor_class", None)
-    return type(feature_extractor)(**settings)
 
 
 def note_model(model, model_args, labels: list[str], counts: list[int]) -> None:

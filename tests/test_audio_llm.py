@@ -242,6 +242,62 @@ def test_processor_prompts_and_masks(parts):
         processor(audio=clips()[:1], sampling_rate=8000)
 
 
+DEFAULT_SYSTEM_TEMPLATE = (  # a chat template with a default system turn of its own, as SmolLM2's
+    "{% if messages[0]['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant<|im_end|>\n{% endif %}"
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def test_system_prompt_replaces_the_chat_templates_own_and_is_saved(parts, tmp_path):
+    llm = tmp_path / "llm"
+    tokenizer = make_tokenizer(llm)
+    tokenizer.chat_template = DEFAULT_SYSTEM_TEMPLATE
+    tokenizer.save_pretrained(llm)
+    from audio_llm_fixtures import make_llm
+
+    make_llm(llm, "llama", len(tokenizer) + 1)
+    built = {}
+    for system_prompt in (None, ""):
+        torch.manual_seed(0)
+        built[system_prompt] = AudioLLMForConditionalGeneration.from_pretrained_components(
+            parts / "enc-whisper",
+            llm,
+            LABELS,
+            connector="linear",
+            stack_factor=2,
+            system_prompt=system_prompt,
+        )
+    inputs = {
+        k: processor(audio=clips()[:1], task="ser", prompt_index=0, shuffle_labels=False, sampling_rate=16000)
+        for k, (_, processor) in built.items()
+    }
+    as_is, empty = (built[k][1].decode(inputs[k]["input_ids"][0]) for k in (None, ""))
+    assert "You are a helpful assistant" in as_is  # None: the template's own system turn
+    assert "You are a helpful assistant" not in empty and "<|im_start|>system\n<|im_end|>" in empty
+    assert inputs[""]["input_ids"].shape[1] < inputs[None]["input_ids"].shape[1]
+    # the model's own prompt (what the classifier and the pipeline score) follows the processor's
+    model, processor = built[""]
+    assert model.config.prompt["input_ids"] == processor.tokenizer(processor.render(
+        processor.instruction("ser", None, prompt_index=0, shuffle_labels=False), has_audio=True
+    ), add_special_tokens=False)["input_ids"]  # fmt: skip
+    assert model.config.prompt["input_ids"] != built[None][0].config.prompt["input_ids"]
+    # saved and reloaded with the processor; a processor saved without it keeps the template's own
+    processor.save_pretrained(tmp_path / "saved")
+    reloaded = AudioLLMProcessor.from_pretrained(tmp_path / "saved")
+    assert reloaded.system_prompt == ""
+    again = reloaded(audio=clips()[:1], task="ser", prompt_index=0, shuffle_labels=False, sampling_rate=16000)
+    assert torch.equal(again["input_ids"], inputs[""]["input_ids"])
+    config = json.loads((tmp_path / "saved" / "processor_config.json").read_text())
+    config.pop("system_prompt")
+    (tmp_path / "saved" / "processor_config.json").write_text(json.dumps(config))
+    assert AudioLLMProcessor.from_pretrained(tmp_path / "saved").system_prompt is None
+    with pytest.raises(ValueError, match="system_prompt is the text of the system turn"):
+        AudioLLMProcessor(
+            processor.feature_extractor, processor.tokenizer, labels=LABELS, system_prompt=["be brief"]
+        )
+
+
 def test_bad_inputs_are_explained(parts):
     model, processor = build(parts, "linear", "whisper", "llama")
     inputs = processor(audio=clips()[:1], task="ser", sampling_rate=16000)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from serhub.modeling import AudioLLMProcessor
 from serhub.modeling.losses import build_classification_loss
 from serhub.recipes import emosllm, whisper_llm
 from serhub.recipes.audio_llm_common import AudioLLMTrainer, CachedAudioLLMCollator
@@ -302,7 +303,9 @@ def test_collapse_warning_is_for_the_query_pooling_mapper_alone(tiny, caplog):
 def test_emosllm_curriculum_end_to_end(tiny, tmp_path, capsys):
     out = tmp_path / "emo"
     # transcript-conditioned scoring during training is opt-in (the default config scores label_logits only)
-    emosllm.main(emosllm_args(tiny, out) + ["--eval_transcript_conditioned", "true"])
+    # an empty system turn and trimmed silences (the default config's token savings) reach the saved model
+    fewer_tokens = ["--system_prompt", "", "--trim_silence_db", "35"]
+    emosllm.main(emosllm_args(tiny, out) + fewer_tokens + ["--eval_transcript_conditioned", "true"])
     log = capsys.readouterr().out
     for phase in (1, 2, 3):
         done = json.loads((out / f"phase{phase}" / "stage_done.json").read_text())
@@ -363,8 +366,19 @@ def test_emosllm_curriculum_end_to_end(tiny, tmp_path, capsys):
         "surprise",
     }
 
+    saved = AudioLLMProcessor.from_pretrained(out)
+    assert saved.system_prompt == "" and saved.feature_extractor.trim_silence_db == 35
+    assert "<|im_start|>system\n<|im_end|>" in saved.tokenizer.decode(clf.model.config.prompt["input_ids"])
+    quiet = np.zeros(16000, dtype=np.float32)
+    speech = 0.1 * np.random.default_rng(0).standard_normal(8000).astype(np.float32)
+    frames = [
+        int(saved.feature_extractor([clip], sampling_rate=16000)["attention_mask"].sum())
+        for clip in (speech, np.concatenate([quiet, speech, quiet]))
+    ]
+    assert frames[1] - frames[0] < 20  # the saved model trims: 2 s of silence would add ~200 frames
+
     # a finished run re-run: every phase is skipped, the evaluation is redone from phase 3's output
-    emosllm.main(emosllm_args(tiny, out))
+    emosllm.main(emosllm_args(tiny, out) + fewer_tokens)
     assert capsys.readouterr().out.count("already done") == 3
 
 
