@@ -12,9 +12,9 @@ cross-entropy) for each variant, all in one process, each change added to the on
 3. leading/trailing silence trimmed (``--trim_silence_db 35``): fewer audio tokens;
 4. no LoRA dropout (``--lora_dropout 0``: peft then draws no dropout masks, which a CPU profile of
    the step shows at ~10 %);
-5. batches of clips of similar length (not in the recipes; for comparison).
+5. batches of clips of similar length (``--train_sampling_strategy group_by_length``).
 
-Variants 1-4 train on the same clips in the same batches. Prints tokens per step (real and padded),
+Variants 1-4 train on the same clips in the same batches; 5 on the same clips, grouped. Prints tokens per step (real and padded),
 seconds per step (median) and the speed-up over the first; ``--profile`` adds torch.profiler's top
 operators of one step of the first and fourth variants.
 
@@ -24,6 +24,7 @@ operators of one step of the first and fourth variants.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import tempfile
 import time
@@ -81,7 +82,10 @@ def main(argv=None) -> dict:
     from serhub.recipes.audio_llm_common import CachedAudioLLMCollator, build_model, cache_split
     from serhub.recipes.data import encode_labels, load_dataset_dict, with_trimming
 
-    model_args = default_model_args()
+    # built as before the savings (variant 1); the variants then switch each one on
+    model_args = dataclasses.replace(
+        default_model_args(), system_prompt=None, trim_silence_db=None, lora_dropout=0.05
+    )
     corpus = load_dataset_dict("synthetic_emotions_v2")
     labels = corpus["train"].features["emotion"].names
     train = (

@@ -23,7 +23,7 @@ from .audio_llm_evaluation import (  # noqa: F401 (batches too: the recipes impo
     evaluate_text_only,
     evaluate_wer,
 )
-from .data import cache_encoder_outputs, pad_cached_states, with_trimming
+from .data import LengthGroupedSampler, cache_encoder_outputs, frame_counts, pad_cached_states, with_trimming
 from .logs import get_logger
 from .objectives import AudioLLMObjective
 from .optim import LoraLearningRateMixin
@@ -320,6 +320,28 @@ class AudioLLMTrainer(LoraLearningRateMixin, Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         return self.objective(model, inputs, return_outputs)
+
+    def _get_train_sampler(self, train_dataset=None):
+        """``--train_sampling_strategy group_by_length``: batches of clips of similar length from the
+        encoder cache's frame counts, in an order a resumed run repeats (``data.LengthGroupedSampler``)."""
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if self.args.train_sampling_strategy != "group_by_length" or "encoder_hidden_states" not in getattr(
+            dataset, "column_names", ()
+        ):
+            return super()._get_train_sampler(train_dataset)
+        return LengthGroupedSampler(
+            frame_counts(dataset),
+            self.args.train_batch_size * self.args.gradient_accumulation_steps,
+            seed=self.args.seed,
+        )
+
+    def _get_eval_sampler(self, eval_dataset):
+        """Evaluation keeps the cache's order (the stock sampler would group it by an input_ids length)."""
+        if self.args.train_sampling_strategy == "group_by_length" and "encoder_hidden_states" in getattr(
+            eval_dataset, "column_names", ()
+        ):
+            return torch.utils.data.SequentialSampler(eval_dataset)
+        return super()._get_eval_sampler(eval_dataset)
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
         metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)

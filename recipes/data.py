@@ -227,6 +227,53 @@ def cache_encoder_outputs(
     return encoded.with_format("numpy")  # python lists of arrays would dominate the epoch time
 
 
+def frame_counts(dataset, key: str = "encoder_hidden_states") -> list[int]:
+    """Each clip's number of cached encoder frames (an encoder cache, ``cache_encoder_outputs``)."""
+    counts = []
+    for batch in dataset.select_columns([key]).iter(batch_size=256):
+        counts += [len(states) for states in batch[key]]
+    return counts
+
+
+class LengthGroupedSampler:
+    """Training order in batches of clips of similar length (less padding per step), reproducible:
+    each epoch's order is a function of ``seed`` and the epoch alone, so a resumed run sees the
+    batches an uninterrupted one saw. The clips are shuffled, cut into groups of ``group_batches``
+    batches, sorted by length within each group (longest first) and cut into batches, and the
+    full batches are shuffled (a short one last); what ``--train_sampling_strategy group_by_length`` gives the cached-encoder
+    recipes (transformers' own sampler draws from the global RNG, which a resume does not restore)."""
+
+    def __init__(self, lengths, batch_size: int, seed: int = 0, group_batches: int = 50):
+        if batch_size < 1 or group_batches < 1:
+            raise ValueError(
+                f"batch_size and group_batches must be >= 1, got {batch_size} and {group_batches}"
+            )
+        self.lengths = np.asarray(lengths)
+        self.batch_size, self.seed, self.group_batches = batch_size, seed, group_batches
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(len(self.lengths))
+        group = self.batch_size * self.group_batches
+        batches = []
+        for start in range(0, len(order), group):
+            members = order[start : start + group]
+            members = members[np.argsort(-self.lengths[members], kind="stable")]
+            batches += [members[i : i + self.batch_size] for i in range(0, len(members), self.batch_size)]
+        # the loader cuts the indices into batches again: a short batch (the last group's) goes last
+        short = [b for b in batches if len(b) < self.batch_size]
+        full = [b for b in batches if len(b) == self.batch_size]
+        for b in [*(full[k] for k in rng.permutation(len(full))), *short]:
+            yield from (int(i) for i in b)
+
+
 def with_trimming(feature_extractor, trim_silence_db: float | None):
     """The feature extractor, trimming silence at ``--trim_silence_db`` when it is given (checked as
     the extractor checks it: > 0 dB); saved with the model, so that it trims what it is given too."""

@@ -662,15 +662,17 @@ def test_whisper_llm_stratified_cross_validation(tiny, tmp_path, capsys):
     assert json.loads((out / "eval_results.json").read_text())["cross_validation"] == cv
 
 
-def test_resumed_phase_equals_uninterrupted(tiny, tmp_path):
+@pytest.mark.parametrize("sampling", ["random", "group_by_length"])
+def test_resumed_phase_equals_uninterrupted(tiny, tmp_path, sampling):
     """Killed after a checkpoint and resumed, a phase ends with the weights of an uninterrupted run
-    (optimizer, scheduler, RNG, the connector's running statistics and the prompts drawn)."""
+    (optimizer, scheduler, RNG, the connector's running statistics, the prompts drawn and, with
+    batches grouped by length, their order)."""
     from safetensors.torch import load_file
 
     def run(out):
         emosllm.main(
             emosllm_args(tiny, out, steps=("2", "2", "4"), phases=("3",))
-            + ["--save_total_limit", "3", "--ser_only_fraction", "0.5"]
+            + ["--save_total_limit", "3", "--ser_only_fraction", "0.5", "--train_sampling_strategy", sampling]
         )
 
     run(tmp_path / "a")
@@ -686,6 +688,28 @@ def test_resumed_phase_equals_uninterrupted(tiny, tmp_path):
     assert set(resumed) == set(expected)
     for name, tensor in expected.items():
         torch.testing.assert_close(resumed[name], tensor, atol=1e-6, rtol=0, msg=name)
+
+
+def test_length_grouped_batches_pad_less_and_repeat_per_epoch():
+    from serhub.recipes.data import LengthGroupedSampler
+
+    lengths = np.random.default_rng(0).integers(20, 400, 203)
+    sampler = LengthGroupedSampler(lengths, batch_size=8, seed=3, group_batches=5)
+    first = list(sampler)
+    assert sorted(first) == list(range(203)) and first == list(sampler)  # every clip once, the same again
+    sampler.set_epoch(1)
+    assert sorted(list(sampler)) == list(range(203)) and list(sampler) != first  # another order next epoch
+
+    def padded(order):  # frames a loader pays for, cutting the order into batches of 8
+        return sum(8 * lengths[order[i : i + 8]].max() for i in range(0, len(order), 8))
+
+    random = np.random.default_rng(1).permutation(203)
+    assert padded(first) < 0.8 * padded(random)
+    # the loader cuts the order into batches of 8: each batch is one group's neighbours (a short one last)
+    batches = [first[i : i + 8] for i in range(0, 203, 8)]
+    assert all(len(b) == 8 for b in batches[:-1]) and len(batches[-1]) == 203 % 8
+    with pytest.raises(ValueError, match="batch_size and group_batches must be >= 1"):
+        LengthGroupedSampler(lengths, batch_size=0)
 
 
 def test_rerun_with_other_labels_is_refused(tiny, tmp_path):
