@@ -47,20 +47,21 @@ def default_model_args():
     return next(p for p in parsed if isinstance(p, AudioLLMArguments))
 
 
-def batches(lengths: np.ndarray, batch_size: int, steps: int, grouped: bool, rng) -> list[list[int]]:
-    """``steps`` batches of clip indices: random, or of clips of similar length (sorted, cut into
-    batches, batches shuffled)."""
-    out = []
+def batches(lengths: np.ndarray, batch_size: int, steps: int, grouped: bool, seed: int) -> list[list[int]]:
+    """``steps`` batches of clip indices, epoch after epoch: random, or grouped by length as the
+    recipes group them (``LengthGroupedSampler``)."""
+    from serhub.recipes.data import LengthGroupedSampler
+
+    out, epoch = [], 0
     while len(out) < steps:
-        order = rng.permutation(len(lengths))
         if grouped:
-            order = order[np.argsort(lengths[order], kind="stable")]
-            chunks = [order[i : i + batch_size] for i in range(0, len(order) - batch_size + 1, batch_size)]
-            out += [chunks[i].tolist() for i in rng.permutation(len(chunks))]
+            sampler = LengthGroupedSampler(lengths, batch_size, seed=seed)
+            sampler.set_epoch(epoch)
+            order = list(sampler)
         else:
-            out += [
-                order[i : i + batch_size].tolist() for i in range(0, len(order) - batch_size + 1, batch_size)
-            ]
+            order = np.random.default_rng([seed, epoch]).permutation(len(lengths)).tolist()
+        out += [order[i : i + batch_size] for i in range(0, len(order) - batch_size + 1, batch_size)]
+        epoch += 1
     return out[:steps]
 
 
@@ -71,7 +72,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--steps", type=int, default=10, help="timed steps per variant (after --warmup)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="profile one untimed step of variants 1 and 4")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output_json", default=None)
     args = parser.parse_args(argv)
@@ -124,23 +125,17 @@ def main(argv=None) -> dict:
         collator = CachedAudioLLMCollator(
             processor, "asr+ser", labels, seed=args.seed, ser_only_fraction=1.0, ser_only_objective="label_ce"
         )
-        plan = batches(
-            lengths, args.batch_size, args.warmup + args.steps, grouped, np.random.default_rng(args.seed)
-        )
+        plan = batches(lengths, args.batch_size, args.warmup + args.steps, grouped, args.seed)
+        if args.profile and index in (0, 3):  # one untimed forward + backward, no optimizer step
+            with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+                model(**collator([rows[trim][i] for i in plan[0]])).loss.backward()
+            optimizer.zero_grad(set_to_none=True)
+            print(f"--- {name}\n" + prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
         times, real, padded = [], [], []
         for k, indices in enumerate(plan):
             batch = collator([rows[trim][i] for i in indices])
             start = time.perf_counter()
-            if args.profile and k == args.warmup and index in (0, 3):
-                with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-                    loss = model(**batch).loss
-                    loss.backward()
-                print(
-                    f"--- {name}\n" + prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12)
-                )
-            else:
-                loss = model(**batch).loss
-                loss.backward()
+            model(**batch).loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             elapsed = time.perf_counter() - start
