@@ -100,6 +100,11 @@ class SpeechEmotionFeatureExtractor(SequenceFeatureExtractor):
         cut out by voice activity detection (``serhub timeline``) the same way, and the length of a
         clip's silences cannot carry its label. None: clips as given.
     trim_margin_s: seconds kept on each side of the speech when trimming (the timeline's ``--pad``).
+    trim_noise_margin_db: when set (with ``trim_silence_db``), a frame is speech only if it is also this
+        many dB above the clip's noise floor (its 10th-percentile frame level; the bar never above the
+        loudest frame minus this margin), so that the noise-filled pauses of a noisy recording, which
+        are not ``trim_silence_db`` below its speech, are cut like a clean recording's silences. None:
+        the loudest frame alone sets the bar.
     """
 
     model_input_names = ["input_values", "attention_mask"]
@@ -117,6 +122,7 @@ class SpeechEmotionFeatureExtractor(SequenceFeatureExtractor):
         min_samples: int = 400,
         trim_silence_db: float | None = None,
         trim_margin_s: float = 0.03,
+        trim_noise_margin_db: float | None = None,
         **kwargs,
     ):
         if feature_type not in FEATURE_TYPES:
@@ -134,6 +140,12 @@ class SpeechEmotionFeatureExtractor(SequenceFeatureExtractor):
             raise ValueError(f"trim_silence_db must be > 0 dB (or None: no trimming), got {trim_silence_db}")
         self.trim_silence_db = trim_silence_db
         self.trim_margin_s = trim_margin_s
+        if trim_noise_margin_db is not None and (trim_silence_db is None or not trim_noise_margin_db > 0):
+            raise ValueError(
+                f"trim_noise_margin_db must be > 0 dB and needs trim_silence_db; got {trim_noise_margin_db} with "
+                f"trim_silence_db={trim_silence_db}"
+            )
+        self.trim_noise_margin_db = trim_noise_margin_db
         if feature_type == "log_mel":
             self.model_input_names = ["input_features", "attention_mask"]
 
@@ -173,7 +185,11 @@ class SpeechEmotionFeatureExtractor(SequenceFeatureExtractor):
         level = 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
         if level.max() <= -110:  # digital silence: nothing to tell speech from
             return waveform
-        loud = np.flatnonzero(level >= level.max() - self.trim_silence_db)
+        bar = level.max() - self.trim_silence_db
+        margin = getattr(self, "trim_noise_margin_db", None)
+        if margin is not None:  # also above the noise floor, so noise-filled pauses are cut too
+            bar = max(bar, min(np.percentile(level, 10) + margin, level.max() - margin))
+        loud = np.flatnonzero(level >= bar)
         margin = int(self.trim_margin_s * self.sampling_rate)
         start = max(loud[0] * hop - margin, 0)
         end = min(loud[-1] * hop + frame + margin, len(waveform))

@@ -274,12 +274,19 @@ class LengthGroupedSampler:
             yield from (int(i) for i in b)
 
 
-def with_trimming(feature_extractor, trim_silence_db: float | None):
-    """The feature extractor, trimming silence at ``--trim_silence_db`` when it is given (checked as
-    the extractor checks it: > 0 dB); saved with the model, so that it trims what it is given too."""
-    if trim_silence_db is None:
+def with_trimming(
+    feature_extractor, trim_silence_db: float | None, trim_noise_margin_db: float | None = None
+):
+    """The feature extractor, trimming silence at ``--trim_silence_db`` when it is given (and, with
+    ``--trim_noise_margin_db``, noise-filled pauses too; checked as the extractor checks them); saved
+    with the model, so that it trims what it is given too."""
+    if trim_silence_db is None and trim_noise_margin_db is None:
         return feature_extractor
-    settings = {**feature_extractor.to_dict(), "trim_silence_db": trim_silence_db}
+    settings = {
+        **feature_extractor.to_dict(),
+        "trim_silence_db": trim_silence_db,
+        "trim_noise_margin_db": trim_noise_margin_db,
+    }
     settings.pop("feature_extractor_type", None)
     settings.pop("processor_class", None)
     return type(feature_extractor)(**settings)

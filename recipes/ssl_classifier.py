@@ -104,6 +104,13 @@ class ModelArguments:
             "segments look alike to it), e.g. 35; default: clips as given"
         },
     )
+    trim_noise_margin_db: float | None = field(
+        default=None,
+        metadata={
+            "help": "with --trim_silence_db: a frame is speech only if it is also this many dB above the clip's "
+            "noise floor, so a noisy recording's pauses are cut too (e.g. 10); default: the loudest frame alone"
+        },
+    )
     speaker_norm: bool = field(
         default=False,
         metadata={
@@ -229,7 +236,9 @@ def continued_model(model_args):
         return None, None
     source = resolve_pretrained(model_args.model_name_or_path)
     feature_extractor = with_trimming(
-        SpeechEmotionFeatureExtractor.from_pretrained(source), model_args.trim_silence_db
+        SpeechEmotionFeatureExtractor.from_pretrained(source),
+        model_args.trim_silence_db,
+        model_args.trim_noise_margin_db,
     )
     return SpeechEmotionForAudioClassification.from_pretrained(source), feature_extractor
 
@@ -241,7 +250,9 @@ def new_model(model_args, labels: list[str], counts: list[int]):
         encoder, labels, class_counts=counts, **config_kwargs(model_args, SpeechEmotionConfig)
     )
     feature_extractor = SpeechEmotionFeatureExtractor.from_encoder_pretrained(encoder)
-    return model, with_trimming(feature_extractor, model_args.trim_silence_db)
+    return model, with_trimming(
+        feature_extractor, model_args.trim_silence_db, model_args.trim_noise_margin_db
+    )
 
 
 def note_model(model, model_args, labels: list[str], counts: list[int]) -> None:

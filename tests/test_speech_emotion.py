@@ -419,6 +419,26 @@ def test_trimmed_silence_gives_the_same_logits_as_the_speech_alone(encoder, tmp_
         type(fe)(**{**fe.to_dict(), "trim_silence_db": 0})
 
 
+def test_noise_margin_trims_a_noisy_recordings_pauses_and_leaves_clean_clips_alone(tmp_path):
+    """trim_noise_margin_db: pauses filled with noise 15 dB below the speech (not trim_silence_db below
+    it) are cut as a clean recording's silences are; a clean recording is trimmed as before; saved."""
+    rng = np.random.default_rng(5)
+    speech = (0.3 * np.sin(np.arange(12000) / 4) * (1 + 0.1 * rng.standard_normal(12000))).astype(np.float32)
+    rms = float(np.sqrt(np.mean(speech**2)))
+    noise = (rms * 10 ** (-15 / 20) * rng.standard_normal(40000)).astype(np.float32)
+    noisy = np.concatenate([noise[:16000], speech + noise[16000:28000], noise[28000:]])
+    clean = np.concatenate([1e-4 * noise[:16000], speech, 1e-4 * noise[28000:]]).astype(np.float32)
+    base = SpeechEmotionFeatureExtractor(trim_silence_db=35.0)
+    fe = SpeechEmotionFeatureExtractor(trim_silence_db=35.0, trim_noise_margin_db=10.0)
+    assert len(base.trim_silence(noisy)) == len(noisy)  # 15 dB below the speech: kept by the loudness bar
+    assert len(fe.trim_silence(noisy)) <= len(speech) + 2 * (480 + 400)  # the noisy pauses are cut
+    assert len(fe.trim_silence(clean)) == len(base.trim_silence(clean))  # a clean clip: as before
+    fe.save_pretrained(tmp_path)
+    assert SpeechEmotionFeatureExtractor.from_pretrained(tmp_path).trim_noise_margin_db == 10.0
+    with pytest.raises(ValueError, match="trim_noise_margin_db must be > 0 dB and needs trim_silence_db"):
+        SpeechEmotionFeatureExtractor(trim_noise_margin_db=10.0)
+
+
 @pytest.mark.parametrize("encoder", list(ENCODERS))
 def test_an_enrolled_speaker_is_standardised_with_their_own_statistics(encoder):
     """enroll_speaker: every layer's frames standardised with the reference clips' per-channel statistics
