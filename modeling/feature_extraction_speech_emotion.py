@@ -186,9 +186,9 @@ class SpeechEmotionFeatureExtractor(SequenceFeatureExtractor):
         if level.max() <= -110:  # digital silence: nothing to tell speech from
             return waveform
         bar = level.max() - self.trim_silence_db
-        margin = getattr(self, "trim_noise_margin_db", None)
-        if margin is not None:  # also above the noise floor, so noise-filled pauses are cut too
-            bar = max(bar, min(np.percentile(level, 10) + margin, level.max() - margin))
+        noise_margin = self.trim_noise_margin_db
+        if noise_margin is not None:  # also above the noise floor, so noise-filled pauses are cut too
+            bar = max(bar, min(np.percentile(level, 10) + noise_margin, level.max() - noise_margin))
         loud = np.flatnonzero(level >= bar)
         margin = int(self.trim_margin_s * self.sampling_rate)
         start = max(loud[0] * hop - margin, 0)

@@ -240,8 +240,9 @@ class LengthGroupedSampler:
     each epoch's order is a function of ``seed`` and the epoch alone, so a resumed run sees the
     batches an uninterrupted one saw. The clips are shuffled, cut into groups of ``group_batches``
     batches, sorted by length within each group (longest first) and cut into batches, and the
-    full batches are shuffled (a short one last); what ``--train_sampling_strategy group_by_length`` gives the cached-encoder
-    recipes (transformers' own sampler draws from the global RNG, which a resume does not restore)."""
+    full batches are shuffled (a short one last). What ``--train_sampling_strategy group_by_length``
+    gives the cached-encoder recipes (transformers' own sampler draws from the global RNG, which a
+    resume does not restore)."""
 
     def __init__(self, lengths, batch_size: int, seed: int = 0, group_batches: int = 50):
         if batch_size < 1 or group_batches < 1:
