@@ -80,6 +80,13 @@ class AudioLLMArguments:
             "to learn from), e.g. 35; default: clips as given"
         },
     )
+    trim_noise_margin_db: float | None = field(
+        default=None,
+        metadata={
+            "help": "with --trim_silence_db: a frame is speech only if it is also this many dB above the clip's "
+            "noise floor, so a noisy recording's pauses are cut too (e.g. 10); default: the loudest frame alone"
+        },
+    )
     vib_latent_size: int = field(
         default=256, metadata={"help": "vae_ib: latent size per frame of each branch"}
     )
@@ -120,7 +127,9 @@ def build_model(
         system_prompt=args.system_prompt,
         **model_config_kwargs(args),
     )
-    processor.feature_extractor = with_trimming(processor.feature_extractor, args.trim_silence_db)
+    processor.feature_extractor = with_trimming(
+        processor.feature_extractor, args.trim_silence_db, args.trim_noise_margin_db
+    )
     return model, processor
 
 

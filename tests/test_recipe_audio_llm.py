@@ -304,7 +304,7 @@ def test_emosllm_curriculum_end_to_end(tiny, tmp_path, capsys):
     out = tmp_path / "emo"
     # transcript-conditioned scoring during training is opt-in (the default config scores label_logits only)
     # an empty system turn and trimmed silences (the default config's token savings) reach the saved model
-    fewer_tokens = ["--system_prompt", "", "--trim_silence_db", "35"]
+    fewer_tokens = ["--system_prompt", "", "--trim_silence_db", "35", "--trim_noise_margin_db", "10"]
     emosllm.main(emosllm_args(tiny, out) + fewer_tokens + ["--eval_transcript_conditioned", "true"])
     log = capsys.readouterr().out
     for phase in (1, 2, 3):
@@ -368,14 +368,17 @@ def test_emosllm_curriculum_end_to_end(tiny, tmp_path, capsys):
 
     saved = AudioLLMProcessor.from_pretrained(out)
     assert saved.system_prompt == "" and saved.feature_extractor.trim_silence_db == 35
+    assert saved.feature_extractor.trim_noise_margin_db == 10
     assert "<|im_start|>system\n<|im_end|>" in saved.tokenizer.decode(clf.model.config.prompt["input_ids"])
     quiet = np.zeros(16000, dtype=np.float32)
     speech = 0.1 * np.random.default_rng(0).standard_normal(8000).astype(np.float32)
+    hiss = 0.1 * 10 ** (-15 / 20) * np.random.default_rng(1).standard_normal(16000).astype(np.float32)
     frames = [
         int(saved.feature_extractor([clip], sampling_rate=16000)["attention_mask"].sum())
-        for clip in (speech, np.concatenate([quiet, speech, quiet]))
+        for clip in (speech, np.concatenate([quiet, speech, quiet]), np.concatenate([hiss, speech, hiss]))
     ]
-    assert frames[1] - frames[0] < 20  # the saved model trims: 2 s of silence would add ~200 frames
+    # the saved model trims: 2 s of silence, or of noise 15 dB below the speech, would add ~200 frames
+    assert frames[1] - frames[0] < 20 and frames[2] - frames[0] < 20
 
     # a finished run re-run: every phase is skipped, the evaluation is redone from phase 3's output
     emosllm.main(emosllm_args(tiny, out) + fewer_tokens)
