@@ -13,7 +13,15 @@ classifier (class-balanced) is trained on the training split and scored on the o
 
 The planned prosody (``benchmarks/emotion_ceiling.py``) bounds both.
 
+With ``--model DIR`` (a trained speech classifier, ``recipes/ssl_classifier.py``), the question is
+whether the numbers add to what its encoder already gives, per clip: a logistic regression
+(standardised inputs, class-balanced, its strength chosen on the validation split) on the model's
+pooled vector alone and on the pooled vector with the ten numbers beside it, both trained on the
+training split; the model's own predictions are scored beside them.
+
     python benchmarks/measured_prosody.py --output_json benchmarks/results/measured_prosody.json
+    python benchmarks/measured_prosody.py --model outputs/ssl_classifier \
+        --output_json benchmarks/results/measured_prosody_with_encoder.json
 """
 
 from __future__ import annotations
@@ -85,6 +93,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output_json", default=None)
+    parser.add_argument("--model", default=None, help="a trained speech classifier: add its pooled vector")
     args = parser.parse_args(argv)
 
     import datasets
@@ -105,6 +114,11 @@ def main(argv=None) -> dict:
         measured[name] = (np.stack(rows), list(split["speaker_id"]), np.asarray(split["emotion"]))
     labels = list(range(len(corpus["train"].features["emotion"].names)))
 
+    if args.model:
+        out = with_encoder(args, splits, measured, labels)
+        if args.output_json:
+            write_json(args.output_json, out, portable_paths=True)
+        return out
     results = {}
     for view, transform in {
         "per clip": lambda x, s: x,
@@ -144,6 +158,85 @@ def main(argv=None) -> dict:
     if args.output_json:
         write_json(args.output_json, out)
     return out
+
+
+def pooled_vectors(model_dir: str, splits: dict, batch_size: int = 16) -> dict:
+    """The speech classifier's pooled vector of every clip (its own feature extractor, trimming
+    included) and its own predicted class."""
+    import torch
+
+    from serhub.loading import load_classifier
+
+    classifier = load_classifier(model_dir)
+    model, feature_extractor = classifier.model.eval(), classifier.feature_extractor
+    vectors = {}
+    for name, split in splits.items():
+        pooled, predicted = [], []
+        for start in tqdm(range(0, len(split), batch_size), desc=f"{name}: pooled vectors"):
+            audio = [np.asarray(a["array"]) for a in split[start : start + batch_size]["audio"]]
+            inputs = feature_extractor(audio, sampling_rate=16000, return_tensors="pt")
+            values = inputs.get("input_values", inputs.get("input_features"))
+            with torch.no_grad():
+                vector = model.pooled_representation(values, inputs.get("attention_mask"))
+                predicted.append(model.classifier(vector).argmax(-1).numpy())
+            pooled.append(vector.numpy())
+        vectors[name] = (np.concatenate(pooled), np.concatenate(predicted))
+    return vectors
+
+
+def with_encoder(args, splits: dict, measured: dict, labels: list) -> dict:
+    """Per clip: the model, a logistic regression on its pooled vector, and on the vector with the
+    ten numbers beside it (missing F0 numbers: the training split's median)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    vectors = pooled_vectors(args.model, splits)
+    fill = np.nanmedian(measured["train"][0], axis=0)
+
+    def inputs(name: str, view: str) -> np.ndarray:
+        numbers = measured[name][0]
+        numbers = np.where(np.isnan(numbers), fill, numbers)
+        return vectors[name][0] if view == "pooled vector" else np.hstack([vectors[name][0], numbers])
+
+    def scores(predicted, name: str) -> dict:
+        found = classification_metrics(
+            list(map(int, predicted)),
+            measured[name][2].tolist(),
+            labels=labels,
+            bootstrap=args.bootstrap,
+            seed=args.seed,
+        )
+        keys = ("macro_f1", "macro_f1_ci_low", "macro_f1_ci_high", "unweighted_accuracy")
+        return {k: round(float(found[k]), 4) for k in keys}
+
+    names = list(splits)[1:]
+    results = {"the model": {name: scores(vectors[name][1], name) for name in names}}
+    for view in ("pooled vector", "pooled vector + the ten numbers"):
+        best = None
+        for strength in (0.003, 0.01, 0.03, 0.1, 1.0):
+            fitted = make_pipeline(
+                StandardScaler(),
+                LogisticRegression(C=strength, max_iter=3000, class_weight="balanced"),
+            ).fit(inputs("train", view), measured["train"][2])
+            chosen = scores(fitted.predict(inputs("validation", view)), "validation")["macro_f1"]
+            if best is None or chosen > best[0]:
+                best = (chosen, strength, fitted)
+        results[view] = {name: scores(best[2].predict(inputs(name, view)), name) for name in names}
+        results[view]["C"] = best[1]
+    for view, rows in results.items():
+        print(f"{view:32s} " + "  ".join(f"{n} {r['macro_f1']:.3f}" for n, r in rows.items() if n != "C"))
+    return {
+        "what": (
+            "per clip: the speech classifier's own predictions, and a logistic regression (standardised, "
+            "class-balanced, C chosen on validation) on its pooled vector, without and with the ten measured "
+            "prosody numbers, trained on the training split"
+        ),
+        "command": f"python benchmarks/measured_prosody.py --model {args.model} --output_json {args.output_json}",
+        "model": args.model,
+        "features": list(FEATURES),
+        "results": results,
+    }
 
 
 if __name__ == "__main__":
