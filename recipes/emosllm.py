@@ -1,7 +1,7 @@
 """EmoSLLM (arXiv:2508.14130): frozen speech encoder -> query-pooling mapper -> LLM with LoRA, trained
 with a 3-phase curriculum.
 
-    accelerate launch recipes/emosllm.py                  # embedded default: Whisper tiny.en + SmolLM2-135M, CPU, ~10 min
+    accelerate launch recipes/emosllm.py                  # embedded default: Whisper tiny.en + SmolLM2-135M, CPU, ~13 min
     accelerate launch recipes/emosllm.py --phases 3       # one phase alone (starts from phase 2's output)
     accelerate launch --config_file recipes/accelerate_configs/cpu_ddp.yaml recipes/emosllm.py --use_cpu true
     accelerate launch --config_file recipes/accelerate_configs/ddp.yaml recipes/emosllm.py \\
