@@ -49,6 +49,10 @@ def finish(run: StagedRun, model, processor, results: dict, push_to_hub: bool) -
                 "ASR weight": f"{curriculum.asr_weight_start} -> {curriculum.asr_weight_end} ({curriculum.asr_weight_schedule})",
                 "learning rate": run.training_args.learning_rate,
                 "LoRA learning rate": curriculum.lora_learning_rate or run.training_args.learning_rate,
+                "input trimming": trimming_summary(model_args),
+                "system turn": "the chat template's own"
+                if model_args.system_prompt is None
+                else repr(model_args.system_prompt),
                 **paper_departures(model_args, curriculum),
             },
         },
@@ -63,6 +67,16 @@ def finish(run: StagedRun, model, processor, results: dict, push_to_hub: bool) -
         for k, v in results.items()
     }
     logger.info("%s", json.dumps(short, indent=2))
+
+
+def trimming_summary(model_args: AudioLLMArguments) -> str:
+    """What the saved feature extractor cuts from every clip (in training and in use)."""
+    if model_args.trim_silence_db is None:
+        return "none: clips as given"
+    summary = f"leading/trailing audio {model_args.trim_silence_db:g} dB below the loudest frame"
+    if model_args.trim_noise_margin_db is not None:
+        summary += f", or less than {model_args.trim_noise_margin_db:g} dB above the clip's noise floor"
+    return summary
 
 
 def connector_summary(model_args: AudioLLMArguments) -> str:

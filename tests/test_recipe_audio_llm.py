@@ -349,7 +349,11 @@ def test_emosllm_curriculum_end_to_end(tiny, tmp_path, capsys):
     assert all(w >= 0 for w in results["wer_by_phase"].values())
     for name in ("confusion_matrix.png", "training_curves.png", "README.md", "model.safetensors"):
         assert (out / name).is_file()
-    assert "model-index" in (out / "README.md").read_text()
+    card = (out / "README.md").read_text()
+    assert "model-index" in card
+    # the card names what the saved feature extractor cuts and the system turn it was trained with
+    assert "35 dB below the loudest frame, or less than 10 dB above the clip's noise floor" in card
+    assert "system turn" in card and "''" in card
     clf = pipeline("audio-classification", model=str(out), trust_remote_code=True)
     # the final model is self-contained: every weight of the model pipeline() runs is in its file
     # (it was once saved without the encoder, which then loaded as random weights)
