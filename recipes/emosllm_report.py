@@ -50,9 +50,7 @@ def finish(run: StagedRun, model, processor, results: dict, push_to_hub: bool) -
                 "learning rate": run.training_args.learning_rate,
                 "LoRA learning rate": curriculum.lora_learning_rate or run.training_args.learning_rate,
                 "input trimming": trimming_summary(model_args),
-                "system turn": "the chat template's own"
-                if model_args.system_prompt is None
-                else repr(model_args.system_prompt),
+                "system turn": system_turn_summary(model_args.system_prompt),
                 **paper_departures(model_args, curriculum),
             },
         },
@@ -77,6 +75,13 @@ def trimming_summary(model_args: AudioLLMArguments) -> str:
     if model_args.trim_noise_margin_db is not None:
         summary += f", or less than {model_args.trim_noise_margin_db:g} dB above the clip's noise floor"
     return summary
+
+
+def system_turn_summary(system_prompt: str | None) -> str:
+    """The system turn every prompt was trained (and is scored) with."""
+    if system_prompt is None:
+        return "the chat template's own"
+    return "empty" if system_prompt == "" else repr(system_prompt)
 
 
 def connector_summary(model_args: AudioLLMArguments) -> str:
