@@ -72,6 +72,14 @@ class AudioLLMArguments:
         metadata={"help": "RMS-normalise the audio tokens with a gain starting at the LLM's embedding RMS"},
     )
     stack_factor: int = 4
+    init_connector: str | None = field(
+        default=None,
+        metadata={
+            "help": "start the connector from one trained before: an audio-LLM model or stage folder with the same "
+            "connector, encoder and LLM (e.g. outputs/emosllm/phase1: aligned on ASR) or a phase0_ctc folder "
+            "(recipes/connector_init.py); default: a fresh connector"
+        },
+    )
     trim_silence_db: float | None = field(
         default=None,
         metadata={
@@ -105,6 +113,11 @@ class AudioLLMArguments:
     max_transcript_tokens: int = 48
     max_descriptor_tokens: int = 24
 
+    def __post_init__(self):
+        from .connector_init import check_init_connector
+
+        check_init_connector(self)
+
 
 def model_config_kwargs(args: AudioLLMArguments) -> dict:
     """AudioLLMConfig settings from the recipe arguments: every argument that names a config field
@@ -130,6 +143,10 @@ def build_model(
     processor.feature_extractor = with_trimming(
         processor.feature_extractor, args.trim_silence_db, args.trim_noise_margin_db
     )
+    if args.init_connector:
+        from .connector_init import init_connector
+
+        init_connector(model, args.init_connector)
     return model, processor
 
 

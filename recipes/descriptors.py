@@ -40,6 +40,7 @@ from serhub.recipes.audio_llm_common import (
     AudioLLMTrainer,
     CachedAudioLLMCollator,
 )
+from serhub.recipes.connector_init import card_row as connector_start
 from serhub.recipes.data import embedded_dataset_path, encode_labels, load_dataset_dict, resolve_labels
 from serhub.recipes.descriptors_evaluation import (  # noqa: F401 (write_answers, evaluate_given_descriptors too)
     evaluate_given_descriptors,
@@ -297,6 +298,7 @@ def finish(run: StagedRun, model, processor, results: dict, push_to_hub: bool) -
                 "audio model": run.model_args.audio_model_name_or_path,
                 "LLM": run.model_args.text_model_name_or_path,
                 "connector": f"vae_ib (latent {run.model_args.vib_latent_size}, {run.model_args.stack_factor} frames per token)",
+                **connector_start(run.model_args),
                 "LoRA": f"r={run.model_args.lora_r}, alpha={run.model_args.lora_alpha}",
                 "stages": run.args.stages,
                 "steps per stage": run.args.stage_max_steps,

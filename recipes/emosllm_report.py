@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 from serhub.recipes.audio_llm_common import AudioLLMArguments
+from serhub.recipes.connector_init import card_row as connector_start
 from serhub.recipes.emosllm_arguments import CurriculumArguments
 from serhub.recipes.logs import get_logger
 from serhub.recipes.reporting import finish_run
@@ -41,6 +42,7 @@ def finish(run: StagedRun, model, processor, results: dict, push_to_hub: bool) -
                 "audio model": model_args.audio_model_name_or_path,
                 "LLM": model_args.text_model_name_or_path,
                 "connector": connector_summary(model_args),
+                **connector_start(model_args),
                 "LoRA": f"r={model_args.lora_r}, alpha={model_args.lora_alpha}",
                 "phases": curriculum.phases,
                 "steps per phase": curriculum.phase_max_steps,

@@ -38,6 +38,7 @@ from serhub.recipes.audio_llm_common import (
     cache_split,
     cache_training_split,
 )
+from serhub.recipes.connector_init import card_row as connector_start
 from serhub.recipes.data import (
     encode_labels,
     load_dataset_dict,
@@ -140,7 +141,7 @@ def predict(trainer, dataset, labels, bootstrap=0, seed=0) -> dict:
 def encode_splits(model_args, data_args, training_args, raw, labels, text_column=None) -> tuple[dict, float]:
     """Every split through the frozen encoder once (cached): the only time the encoder runs. With
     ``text_column`` (ST1) the transcripts are kept beside the cached states, as "transcript"."""
-    encoder_model, processor = build_model(model_args, labels)
+    encoder_model, processor = build_model(dataclasses.replace(model_args, init_connector=None), labels)
     start = time.time()
     cached = {}
     with training_args.main_process_first(desc="encoder cache"):
@@ -209,6 +210,7 @@ def card_settings(model_args, data_args, training_args, results: dict, summary: 
         "audio model": model_args.audio_model_name_or_path,
         "LLM (frozen)": model_args.text_model_name_or_path,
         "connector": connector_class(model_args.connector).describe(model_args),
+        **connector_start(model_args),
         "loss": model_args.loss_type,
         "learning rate": training_args.learning_rate,
         "epochs": training_args.num_train_epochs,

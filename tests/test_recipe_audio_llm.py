@@ -748,3 +748,81 @@ def test_recipe_model_arguments_default_to_the_config():
         if f.name.endswith("_name_or_path"):
             continue  # the recipe names its offline parts; the config has no default backbone
         assert f.default == parameters[f.name].default, f"--{f.name}: {f.default!r} vs the config's"
+
+
+def test_init_connector_starts_from_an_aligned_phase(tiny, tmp_path, capsys):
+    """--init_connector: whisper_llm's projector starts as EmoSLLM's phase 1 left it (the weights and the
+    frame statistics), the card says so, and a source of another shape is refused before anything runs."""
+    from serhub.recipes.logs import run_main
+
+    aligned = tmp_path / "emosllm"
+    linear = ["--connector", "linear", "--projector_frame_norm", "global"]
+    emosllm.main(emosllm_args(tiny, aligned, steps=("2",), phases=("1",)) + linear)
+    source = load_file(aligned / "phase1" / "model.safetensors")
+    assert {"connector.proj.weight", "connector.in_norm.running_mean"} <= set(source)
+
+    out = tmp_path / "wl"
+    args = model_args(tiny) + ["--output_dir", str(out), "--max_steps", "2"] + linear
+    # lr 1e-9: the trained connector is the one it started from (a fresh one would differ)
+    whisper_llm.main(args + ["--init_connector", str(aligned / "phase1"), "--learning_rate", "1e-9"])
+    assert "connector initialised from" in capsys.readouterr().out
+    final = load_file(out / "model.safetensors")
+    for key in ("connector.proj.weight", "connector.proj.bias"):
+        torch.testing.assert_close(final[key], source[key])
+    assert f"| connector's start | {aligned / 'phase1'} |" in (out / "README.md").read_text()
+
+    # refused at parse time, with what differs and nothing written: another frame normalisation,
+    # another connector, a folder that is not one, a folder with pickled weights only
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    torch.save({"connector.proj.weight": torch.zeros(1)}, pickled / "pytorch_model.bin")
+    fresh = tmp_path / "refused"
+    cases = [
+        (["--init_connector", str(aligned / "phase1"), "--projector_frame_norm", "none"], "projector_frame_norm='global'"),
+        (["--init_connector", str(aligned / "phase1"), "--connector", "query_pooling"], "its connector is 'linear'"),
+        (["--init_connector", str(tmp_path / "missing")], "no such folder"),
+        (["--init_connector", str(pickled)], "only safetensors weights are read"),
+    ]  # fmt: skip
+    for extra, message in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            run_main(whisper_llm.main, model_args(tiny) + ["--output_dir", str(fresh)] + linear + extra)
+        assert exit_info.value.code == 2 and not fresh.exists()
+        assert message in capsys.readouterr().err
+
+
+def test_init_connector_checks_the_backbones_and_every_tensor(tiny, tmp_path):
+    """Same connector settings over another LLM, or a phase-0 file of other shapes: refused at build."""
+    from serhub.recipes.audio_llm_common import AudioLLMArguments, build_model
+    from serhub.recipes.connector_init import init_connector
+
+    parts = dict(
+        audio_model_name_or_path=str(tiny / "enc"), text_model_name_or_path=str(tiny / "llm"),
+        connector="linear", stack_factor=2,
+    )  # fmt: skip
+    model, _ = build_model(AudioLLMArguments(**parts), ["neutral", "happy"])
+    model.save_pretrained(tmp_path / "model")
+    wide = tmp_path / "wide-llm"
+    tokenizer = make_tokenizer(wide)
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(tiny / "llm")
+    config.num_hidden_layers = 1
+    AutoModelForCausalLM.from_config(config).save_pretrained(wide)
+    del tokenizer
+    other, _ = build_model(AudioLLMArguments(**{**parts, "text_model_name_or_path": str(wide)}), ["a", "b"])
+    with pytest.raises(ValueError, match="its LLM is .*'num_hidden_layers': 2.*this run's is .*1"):
+        init_connector(other, tmp_path / "model")
+    # a phase-0 file (no config): the tensors' shapes decide
+    from safetensors.torch import save_file
+
+    phase0 = tmp_path / "phase0_ctc"
+    phase0.mkdir()
+    save_file(
+        {"proj.weight": torch.zeros(3, 3), "proj.bias": torch.zeros(3)}, phase0 / "connector.safetensors"
+    )
+    with pytest.raises(ValueError, match=r"other shapes \['proj.bias: \(3,\) there"):
+        init_connector(model, phase0)
+    good = {k: v.clone() + 1 for k, v in model.connector.state_dict().items()}
+    save_file(good, phase0 / "connector.safetensors")
+    assert init_connector(model, phase0) == len(good)
+    torch.testing.assert_close(model.connector.proj.weight, good["proj.weight"])
