@@ -19,9 +19,18 @@ whether the numbers add to what its encoder already gives, per clip: a logistic 
 pooled vector alone and on the pooled vector with the ten numbers beside it, both trained on the
 training split; the model's own predictions are scored beside them.
 
+With ``--model DIR --enroll_per_speaker K`` every voice is enrolled on K of its clips (neutral ones
+first, as ``serhub evaluate --enroll_per_speaker`` does; in training too, each training voice on its
+own K), the figures are of the other clips only, and two views relative to the enrolled reference are
+added: the ten numbers minus their mean over the voice's enrolled clips (gradient-boosted), and that
+beside the model's pooled vector reduced to 16 principal components (gradient-boosted, and a one-layer
+MLP); per-voice macro-F1 (median, lowest) for every view.
+
     python benchmarks/measured_prosody.py --output_json benchmarks/results/measured_prosody.json
     python benchmarks/measured_prosody.py --model outputs/ssl_classifier \
         --output_json benchmarks/results/measured_prosody_with_encoder.json
+    python benchmarks/measured_prosody.py --model outputs/ssl_classifier --enroll_per_speaker 2 \
+        --output_json benchmarks/results/measured_prosody_enrolled.json
 """
 
 from __future__ import annotations
@@ -94,6 +103,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output_json", default=None)
     parser.add_argument("--model", default=None, help="a trained speech classifier: add its pooled vector")
+    parser.add_argument(
+        "--enroll_per_speaker",
+        type=int,
+        default=0,
+        help="with --model: enrol every voice on K of its clips (neutral first), score the others, and add "
+        "the views relative to that reference",
+    )
     args = parser.parse_args(argv)
 
     import datasets
@@ -112,10 +128,21 @@ def main(argv=None) -> dict:
     for name, split in splits.items():
         rows = [measure(ex["audio"]["array"], ex["audio"]["sampling_rate"]) for ex in tqdm(split, desc=name)]
         measured[name] = (np.stack(rows), list(split["speaker_id"]), np.asarray(split["emotion"]))
-    labels = list(range(len(corpus["train"].features["emotion"].names)))
+    names = corpus["train"].features["emotion"].names
+    labels = list(range(len(names)))
+    if args.enroll_per_speaker and not args.model:
+        parser.error("--enroll_per_speaker needs --model (a trained speech classifier)")
+    if args.enroll_per_speaker < 0:
+        parser.error(
+            f"--enroll_per_speaker is a number of clips per voice (>= 0), found {args.enroll_per_speaker}"
+        )
 
     if args.model:
-        out = with_encoder(args, splits, measured, labels)
+        enrolled = {
+            name: enrolment_rows(m[1], m[2], names.index("neutral"), args.enroll_per_speaker)
+            for name, m in measured.items()
+        }
+        out = with_encoder(args, splits, measured, labels, enrolled)
         if args.output_json:
             write_json(args.output_json, out, portable_paths=True)
         return out
@@ -184,59 +211,148 @@ def pooled_vectors(model_dir: str, splits: dict, batch_size: int = 16) -> dict:
     return vectors
 
 
-def with_encoder(args, splits: dict, measured: dict, labels: list) -> dict:
+def enrolment_rows(speakers, emotions, neutral: int, k: int) -> np.ndarray:
+    """Which rows enrol their voice: its first ``k`` clips with the neutral ones first (none for k=0)."""
+    speakers, rows = np.asarray(speakers), np.zeros(len(speakers), dtype=bool)
+    for s in np.unique(speakers) if k else ():
+        own = np.flatnonzero(speakers == s)
+        rows[sorted(own, key=lambda i: (emotions[i] != neutral, i))[:k]] = True
+    return rows
+
+
+def relative_to_reference(x: np.ndarray, speakers, reference: np.ndarray) -> np.ndarray:
+    """Each row minus the mean of its speaker's reference rows."""
+    out, speakers = x.copy(), np.asarray(speakers)
+    for s in np.unique(speakers):
+        own = speakers == s
+        out[own] -= x[own & reference].mean(axis=0)
+    return out
+
+
+def with_encoder(args, splits: dict, measured: dict, labels: list, enrolled: dict) -> dict:
     """Per clip: the model, a logistic regression on its pooled vector, and on the vector with the
-    ten numbers beside it (missing F0 numbers: the training split's median)."""
+    ten numbers beside it (missing F0 numbers: the training split's median). ``enrolled``: each
+    split's enrolment rows (left out of the figures); with any, the views relative to that reference."""
+    from serhub.metrics.ser_metrics.ser_metrics import per_speaker_macro_f1
+    from sklearn.decomposition import PCA
+    from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     vectors = pooled_vectors(args.model, splits)
     fill = np.nanmedian(measured["train"][0], axis=0)
+    numbers = {name: np.where(np.isnan(m[0]), fill, m[0]) for name, m in measured.items()}
+    scored = {name: ~rows for name, rows in enrolled.items()}
+    relative = {  # the enrolled views only
+        name: relative_to_reference(numbers[name], measured[name][1], enrolled[name])
+        for name in measured
+        if args.enroll_per_speaker
+    }
+    components = make_pipeline(StandardScaler(), PCA(16, random_state=args.seed)).fit(vectors["train"][0])
 
     def inputs(name: str, view: str) -> np.ndarray:
-        numbers = measured[name][0]
-        numbers = np.where(np.isnan(numbers), fill, numbers)
-        return vectors[name][0] if view == "pooled vector" else np.hstack([vectors[name][0], numbers])
+        parts = {
+            "pooled vector": lambda: vectors[name][0],
+            "the ten numbers": lambda: numbers[name],
+            "relative": lambda: relative[name],
+            "components": lambda: components.transform(vectors[name][0]),
+        }
+        return np.hstack([parts[p]() for p in VIEWS[view]])
 
     def scores(predicted, name: str) -> dict:
+        rows = scored[name]
+        references = measured[name][2][rows].tolist()
+        predicted = list(map(int, np.asarray(predicted)[rows]))
         found = classification_metrics(
-            list(map(int, predicted)),
-            measured[name][2].tolist(),
-            labels=labels,
-            bootstrap=args.bootstrap,
-            seed=args.seed,
+            predicted, references, labels=labels, bootstrap=args.bootstrap, seed=args.seed
         )
         keys = ("macro_f1", "macro_f1_ci_low", "macro_f1_ci_high", "unweighted_accuracy")
-        return {k: round(float(found[k]), 4) for k in keys}
+        out = {k: round(float(found[k]), 4) for k in keys}
+        voices = list(
+            per_speaker_macro_f1(predicted, references, np.asarray(measured[name][1])[rows], labels).values()
+        )
+        out.update(
+            voices=len(voices),
+            voice_median=round(float(np.median(voices)), 4),
+            voice_lowest=round(min(voices), 4),
+        )
+        out["num_samples"] = len(references)
+        return out
+
+    def balanced(y):
+        return (1.0 / np.bincount(y))[y]
 
     names = list(splits)[1:]
+    y_train = measured["train"][2]
     results = {"the model": {name: scores(vectors[name][1], name) for name in names}}
-    for view in ("pooled vector", "pooled vector + the ten numbers"):
+    views = ["pooled vector", "pooled vector + the ten numbers"]
+    if args.enroll_per_speaker:
+        views += list(VIEWS)[2:]
+    for view in views:
+        if view.endswith("(gradient-boosted)"):
+            fitted = HistGradientBoostingClassifier(
+                max_iter=200, learning_rate=0.05, max_depth=3, random_state=args.seed
+            ).fit(inputs("train", view), y_train, sample_weight=balanced(y_train))
+            results[view] = {name: scores(fitted.predict(inputs(name, view)), name) for name in names}
+            continue
+        if view.endswith("(MLP)"):
+            fitted = make_pipeline(
+                StandardScaler(), MLPClassifier((64,), alpha=1.0, max_iter=2000, random_state=args.seed)
+            ).fit(inputs("train", view), y_train)
+            results[view] = {name: scores(fitted.predict(inputs(name, view)), name) for name in names}
+            continue
         best = None
         for strength in (0.003, 0.01, 0.03, 0.1, 1.0):
             fitted = make_pipeline(
                 StandardScaler(),
                 LogisticRegression(C=strength, max_iter=3000, class_weight="balanced"),
-            ).fit(inputs("train", view), measured["train"][2])
+            ).fit(inputs("train", view), y_train)
             chosen = scores(fitted.predict(inputs("validation", view)), "validation")["macro_f1"]
             if best is None or chosen > best[0]:
                 best = (chosen, strength, fitted)
         results[view] = {name: scores(best[2].predict(inputs(name, view)), name) for name in names}
         results[view]["C"] = best[1]
     for view, rows in results.items():
-        print(f"{view:32s} " + "  ".join(f"{n} {r['macro_f1']:.3f}" for n, r in rows.items() if n != "C"))
+        print(f"{view:72s} " + "  ".join(f"{n} {r['macro_f1']:.3f}" for n, r in rows.items() if n != "C"))
+    command = f"python benchmarks/measured_prosody.py --model {args.model}"
+    if args.enroll_per_speaker:
+        command += f" --enroll_per_speaker {args.enroll_per_speaker}"
     return {
         "what": (
             "per clip: the speech classifier's own predictions, and a logistic regression (standardised, "
             "class-balanced, C chosen on validation) on its pooled vector, without and with the ten measured "
             "prosody numbers, trained on the training split"
+            + (
+                f"; every voice enrolled on {args.enroll_per_speaker} of its clips (neutral first, training "
+                "voices too), left out of the figures, and the views relative to that reference added"
+                if args.enroll_per_speaker
+                else ""
+            )
         ),
-        "command": f"python benchmarks/measured_prosody.py --model {args.model} --output_json {args.output_json}",
+        "command": command + f" --output_json {args.output_json}",
         "model": args.model,
+        "enroll_per_speaker": args.enroll_per_speaker,
         "features": list(FEATURES),
         "results": results,
     }
+
+
+# what each view of ``with_encoder`` reads (the last three need an enrolled reference)
+VIEWS = {
+    "pooled vector": ("pooled vector",),
+    "pooled vector + the ten numbers": ("pooled vector", "the ten numbers"),
+    "the ten numbers relative to the enrolled reference (gradient-boosted)": ("relative",),
+    "16 components of the pooled vector + the ten numbers relative to the reference (gradient-boosted)": (
+        "components",
+        "relative",
+    ),
+    "16 components of the pooled vector + the ten numbers relative to the reference (MLP)": (
+        "components",
+        "relative",
+    ),
+}
 
 
 if __name__ == "__main__":
