@@ -38,51 +38,20 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from serhub.datasets_scripts.descriptors import active_frames_db
 from serhub.metrics.ser_metrics.ser_metrics import classification_metrics
+from serhub.modeling.prosody import PROSODY_NUMBERS, measure_prosody
 from serhub.recipes.data import load_dataset_dict
 from serhub.recipes.reporting import write_json
 from tqdm.auto import tqdm
 
 from serhub.heldout import heldout_dataset
 
-FEATURES = (
-    "f0_median",
-    "f0_spread_10_90",
-    "f0_spread_5_95",
-    "f0_iqr",
-    "f0_std",
-    "f0_mean_change",
-    "f0_slope",
-    "voiced_share",
-    "voiced_stretches_per_s",
-    "active_speech_s",
-)
+FEATURES = PROSODY_NUMBERS
 
 
 def measure(audio: np.ndarray, sampling_rate: int = 16000) -> np.ndarray:
-    """The ten numbers of one clip (NaN for the F0 ones when fewer than 5 frames are voiced)."""
-    from serhub.modeling.prosody import track_pitch
-
-    f0 = track_pitch(audio, sampling_rate)
-    voiced = f0 > 0
-    seconds = max(active_frames_db(audio, sampling_rate).size * 0.010, 0.2)
-    pitch = [np.nan] * 7
-    if voiced.sum() >= 5:
-        semitones = 12.0 * np.log2(f0[voiced] / 55.0)
-        p5, p10, p25, p50, p75, p90, p95 = np.percentile(semitones, [5, 10, 25, 50, 75, 90, 95])
-        slope = np.polyfit(np.flatnonzero(voiced), semitones, 1)[0]
-        pitch = [
-            p50,
-            p90 - p10,
-            p95 - p5,
-            p75 - p25,
-            semitones.std(),
-            np.abs(np.diff(semitones)).mean(),
-            slope,
-        ]
-    stretches = int((np.diff(np.r_[0, voiced.astype(int)]) == 1).sum())
-    return np.array([*pitch, voiced.mean(), stretches / seconds, seconds], dtype=float)
+    """The ten numbers of one clip (``modeling.prosody.measure_prosody``)."""
+    return measure_prosody(audio, sampling_rate)
 
 
 def relative_to_speaker(x: np.ndarray, speakers: list) -> np.ndarray:

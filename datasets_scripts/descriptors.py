@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from serhub.modeling.prosody import active_frames_db  # noqa: F401 (importable from here, as before)
 
 from .common import SAMPLING_RATE, read_audio, save_dataset_dict
 
@@ -123,19 +124,6 @@ def count_syllables(text: str) -> int:
             groups -= 1
         count += max(groups, 1)
     return count
-
-
-def active_frames_db(audio: np.ndarray, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
-    """Power (dB re full scale) of the 25 ms frames (10 ms hop) that hold speech: within 35 dB of the
-    clip's loudest frame and above -60 dBFS. Empty for silence."""
-    frame, hop = int(0.025 * sampling_rate), int(0.010 * sampling_rate)
-    audio = np.asarray(audio, dtype=np.float64).reshape(-1)
-    if audio.size < frame:
-        return np.zeros(0)
-    starts = np.arange(0, audio.size - frame + 1, hop)
-    power = np.array([np.mean(audio[s : s + frame] ** 2) for s in starts])
-    db = 10.0 * np.log10(np.maximum(power, 1e-12))
-    return db[(db > db.max() - 35.0) & (db > -60.0)]
 
 
 @dataclass(frozen=True)

@@ -146,6 +146,11 @@ class SpeechEmotionConfig(PreTrainedConfig):
             together), so long recordings fit in memory and Whisper's 30 s window.
         calibration_temperature: T > 0 the forward divides the logits by (temperature scaling,
             ``serhub/calibration.py``), so the pipeline's scores are calibrated; 1.0: as trained.
+        speaker_prosody: the head also reads ten measured prosody numbers of the clip
+            (``prosody.measure_prosody``; the feature extractor gives them as ``prosody_values``) minus
+            the speaker's reference (their mean over a few enrolled clips: ``enroll_speaker``), beside
+            the pooled vector projected to ``prosody_pooled_size`` numbers.
+        prosody_pooled_size: the pooled vector's size beside the prosody numbers (``speaker_prosody``).
     """
 
     model_type = "ser_speech_emotion"
@@ -172,6 +177,8 @@ class SpeechEmotionConfig(PreTrainedConfig):
         dimensional_loss_weight: float = 0.5,
         chunk_length_s: float = 30.0,
         calibration_temperature: float = 1.0,
+        speaker_prosody: bool = False,
+        prosody_pooled_size: int = 16,
         **kwargs,
     ):
         self.audio_config = audio_config_from(
@@ -207,6 +214,9 @@ class SpeechEmotionConfig(PreTrainedConfig):
             raise ValueError(f"chunk_length_s must be positive, got {chunk_length_s}")
         self.chunk_length_s = chunk_length_s
         self.calibration_temperature = check_temperature(calibration_temperature)
+        check_positive(prosody_pooled_size=prosody_pooled_size)
+        self.speaker_prosody = bool(speaker_prosody)
+        self.prosody_pooled_size = prosody_pooled_size
         super().__init__(**kwargs)
         check_id2label(self.id2label, label2id=self.label2id)
         if self.class_counts is not None and len(self.class_counts) != self.num_labels:

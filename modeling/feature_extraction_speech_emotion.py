@@ -105,6 +105,9 @@ class SpeechEmotionFeatureExtractor(SequenceFeatureExtractor):
         loudest frame minus this margin), so that the noise-filled pauses of a noisy recording, which
         are not ``trim_silence_db`` below its speech, are cut like a clean recording's silences. None:
         the loudest frame alone sets the bar.
+    return_prosody: also return ``prosody_values`` (B, 10): each clip's measured prosody numbers
+        (``prosody.measure_prosody``, on the clip as given, before trimming), for a model trained with
+        ``speaker_prosody``. Needs swift-f0.
     """
 
     model_input_names = ["input_values", "attention_mask"]
@@ -123,6 +126,7 @@ class SpeechEmotionFeatureExtractor(SequenceFeatureExtractor):
         trim_silence_db: float | None = None,
         trim_margin_s: float = 0.03,
         trim_noise_margin_db: float | None = None,
+        return_prosody: bool = False,
         **kwargs,
     ):
         if feature_type not in FEATURE_TYPES:
@@ -146,8 +150,11 @@ class SpeechEmotionFeatureExtractor(SequenceFeatureExtractor):
                 f"trim_silence_db={trim_silence_db}"
             )
         self.trim_noise_margin_db = trim_noise_margin_db
+        self.return_prosody = bool(return_prosody)
         if feature_type == "log_mel":
             self.model_input_names = ["input_features", "attention_mask"]
+        if self.return_prosody:
+            self.model_input_names = [*self.model_input_names, "prosody_values"]
 
     @classmethod
     def from_encoder_feature_extractor(cls, fe) -> SpeechEmotionFeatureExtractor:
@@ -224,6 +231,11 @@ class SpeechEmotionFeatureExtractor(SequenceFeatureExtractor):
             isinstance(raw_speech, (list, tuple)) and len(raw_speech) > 0 and not np.isscalar(raw_speech[0])
         )
         clips = [_to_float_mono(x, i) for i, x in enumerate(raw_speech if batched else [raw_speech])]
+        prosody = None
+        if self.return_prosody:
+            from .prosody import measure_prosody
+
+            prosody = np.stack([measure_prosody(x, self.sampling_rate) for x in clips]).astype(np.float32)
         clips = [self.trim_silence(x) for x in clips]
         if self.feature_type == "log_mel":
             # time-major (B, T, n_mels), so that generic padding (pipelines' collate) pads time
@@ -248,6 +260,8 @@ class SpeechEmotionFeatureExtractor(SequenceFeatureExtractor):
         data = {name: out}
         if self.return_attention_mask:
             data["attention_mask"] = mask
+        if prosody is not None:
+            data["prosody_values"] = prosody
         return BatchFeature(data, tensor_type=return_tensors)
 
 

@@ -71,6 +71,61 @@ class ClassificationHead(nn.Module):
         return self.out_proj(self.dropout(self.activation(self.dense(self.dropout(pooled)))))
 
 
+class SpeakerRelativeProsody(nn.Module):
+    """The pooled vector projected to ``pooled_size`` numbers, beside a clip's ten measured prosody
+    numbers minus the speaker's reference, standardised: B, P + B, 10 (+ reference) -> B, pooled_size + 10.
+
+    Buffers (saved with the model, set from the training split by ``set_statistics``): ``fill``, what a
+    missing (NaN) number is replaced with; ``mean`` / ``std`` of the relative numbers in training;
+    ``population_reference``, the training voices' average reference, used when no speaker's is given.
+    """
+
+    def __init__(self, pooled_input_size: int, pooled_size: int, num_numbers: int = 10):
+        super().__init__()
+        self.pooled_projection = nn.Linear(pooled_input_size, pooled_size)
+        self.register_buffer("fill", torch.zeros(num_numbers))
+        self.register_buffer("mean", torch.zeros(num_numbers))
+        self.register_buffer("std", torch.ones(num_numbers))
+        self.register_buffer("population_reference", torch.zeros(num_numbers))
+
+    @property
+    def output_size(self) -> int:
+        return self.pooled_projection.out_features + self.fill.numel()
+
+    @torch.no_grad()
+    def set_statistics(self, fill, mean, std, population_reference) -> None:
+        for name, value in (
+            ("fill", fill),
+            ("mean", mean),
+            ("std", std),
+            ("population_reference", population_reference),
+        ):
+            value = torch.as_tensor(value, dtype=torch.float32)
+            if value.shape != self.fill.shape or not torch.isfinite(value).all():
+                raise ValueError(
+                    f"prosody {name}: {tuple(self.fill.shape)} finite numbers expected, found {value}"
+                )
+            getattr(self, name).copy_(value.clamp_min(1e-3) if name == "std" else value)
+
+    def filled(self, values: torch.Tensor) -> torch.Tensor:
+        """NaN numbers (too few voiced frames for an F0 figure) replaced by ``fill``."""
+        values = values.to(self.fill.dtype)
+        return torch.where(torch.isnan(values), self.fill.expand_as(values), values)
+
+    def forward(
+        self, pooled: torch.Tensor, values: torch.Tensor, reference: torch.Tensor | None
+    ) -> torch.Tensor:
+        if values.ndim != 2 or values.shape[-1] != self.fill.numel():
+            raise ValueError(
+                f"prosody_values: (batch, {self.fill.numel()}) numbers per clip expected, found {tuple(values.shape)}"
+            )
+        reference = self.population_reference if reference is None else reference.to(self.fill.dtype)
+        relative = (
+            self.filled(values.to(pooled.device)) - reference.to(pooled.device) - self.mean
+        ) / self.std
+        return torch.cat([self.pooled_projection(pooled), relative.to(pooled.dtype)], dim=-1)
+
+
 def stack_frames(frames: torch.Tensor, mask: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``k`` consecutive frames side by side: B, T, D -> B, ceil(T/k), k*D (padding frames zeroed),
     and the tokens' mask (a token is valid when any of its frames is)."""

@@ -21,7 +21,13 @@ from transformers.utils import logging
 
 from .configuration_speech_emotion import SpeechEmotionConfig
 from .encoder_family import encoder_family
-from .layers import AttentiveStatisticsPooling, ClassificationHead, RunningFrameNorm, WeightedLayerSum
+from .layers import (
+    AttentiveStatisticsPooling,
+    ClassificationHead,
+    RunningFrameNorm,
+    SpeakerRelativeProsody,
+    WeightedLayerSum,
+)
 from .losses import CCCLoss, build_classification_loss
 from .remote_code import add_auto_map_entries
 from .speech_encoder import SpeechEncoder
@@ -92,8 +98,17 @@ class SpeechEmotionForAudioClassification(SpeechEmotionPreTrainedModel):
         layers_read = num_states if config.use_weighted_layer_sum else 1
         self.frame_norm = RunningFrameNorm(layers_read * hidden) if config.frame_norm == "global" else None
         self.pooling = AttentiveStatisticsPooling(hidden, config.pooling_attention_size)
+        # speaker_prosody: the head reads the pooled vector (projected) beside the speaker-relative prosody
+        self.prosody = (
+            SpeakerRelativeProsody(2 * hidden, config.prosody_pooled_size)
+            if getattr(config, "speaker_prosody", False)
+            else None
+        )
         self.classifier = ClassificationHead(
-            2 * hidden, config.head_hidden_size, config.num_labels, config.head_dropout
+            self.prosody.output_size if self.prosody is not None else 2 * hidden,
+            config.head_hidden_size,
+            config.num_labels,
+            config.head_dropout,
         )
         self.regressor = (
             ClassificationHead(
@@ -105,6 +120,9 @@ class SpeechEmotionForAudioClassification(SpeechEmotionPreTrainedModel):
         self.post_init()
         self._freeze_encoder()
         self._speaker_statistics = None  # set by enroll_speaker(); never saved
+        self._prosody_reference = (
+            None  # the enrolled speaker's prosody numbers (speaker_prosody); never saved
+        )
 
     def _freeze_encoder(self) -> None:
         c = self.config
@@ -197,13 +215,29 @@ class SpeechEmotionForAudioClassification(SpeechEmotionPreTrainedModel):
         input_features: torch.Tensor | None = None,
         encoder_hidden_states: torch.Tensor | None = None,
         encoder_attention_mask: torch.Tensor | None = None,
+        prosody_values: torch.Tensor | None = None,
     ) -> None:
         """Standardise every following input with one speaker's statistics: the per-channel mean and
         standard deviation of every encoder layer over all valid frames of the reference clips given
         here (e.g. a few neutral recordings of the speaker, from the feature extractor as for
         ``forward``). This is what ``recipes/ssl_classifier.py --speaker_norm`` does to each training
         speaker's frames, so a model trained that way sees a new speaker as it saw its training voices.
-        Lasts until :meth:`forget_speaker` (or the next enrolment); never saved with the model."""
+        Lasts until :meth:`forget_speaker` (or the next enrolment); never saved with the model.
+
+        A model with ``config.speaker_prosody`` keeps the mean of the clips' ``prosody_values`` (the
+        feature extractor gives them) as the speaker's reference; its frames are standardised only if
+        it was also trained with ``--speaker_norm``."""
+        if self.prosody is not None:
+            if prosody_values is None:
+                raise ValueError(
+                    "this model reads prosody relative to the speaker: enroll_speaker needs the reference clips' "
+                    "prosody_values (pass everything its feature extractor returns)"
+                )
+            self._prosody_reference = self.prosody.filled(prosody_values.detach().float()).mean(0)
+            if not getattr(self.config, "speaker_normalization", None) or "frames" not in str(
+                self.config.speaker_normalization
+            ):
+                return
         if encoder_hidden_states is None:
             inputs = input_values if input_values is not None else input_features
             if inputs is None:
@@ -237,6 +271,7 @@ class SpeechEmotionForAudioClassification(SpeechEmotionPreTrainedModel):
     def forget_speaker(self) -> None:
         """Back to the frames as the encoder gives them (undoes :meth:`enroll_speaker`)."""
         self._speaker_statistics = None
+        self._prosody_reference = None
 
     def _speaker_standardised(self, states: torch.Tensor) -> torch.Tensor:
         """(B, L+1, T, D) standardised with the enrolled speaker's (L+1, D) statistics."""
@@ -259,6 +294,29 @@ class SpeechEmotionForAudioClassification(SpeechEmotionPreTrainedModel):
         flat = self.frame_norm(flat, mask.bool())
         return flat.reshape(b, t, layers, d).permute(0, 2, 1, 3)
 
+    def _with_prosody(self, pooled, prosody_values, prosody_reference) -> torch.Tensor:
+        """What the head reads: the pooled vector, or (``speaker_prosody``) its projection beside the
+        speaker-relative prosody numbers."""
+        if self.prosody is None:
+            return pooled
+        if prosody_values is None:
+            raise ValueError(
+                "this model reads the clip's prosody (config.speaker_prosody): pass prosody_values, which its "
+                "feature extractor returns (SpeechEmotionFeatureExtractor with prosody_values=True)"
+            )
+        if prosody_reference is None and self._prosody_reference is not None:
+            prosody_reference = self._prosody_reference.to(pooled.device)
+        if prosody_reference is None and not self._warned_no_reference:
+            logger.warning(
+                "no speaker reference: the prosody is read relative to the training voices' average. Enrol the "
+                "speaker on a few of their clips (model.enroll_speaker(**feature_extractor(clips)), a neutral "
+                "one preferably) for the figures the model was trained for"
+            )
+            self._warned_no_reference = True
+        return self.prosody(pooled, prosody_values, prosody_reference)
+
+    _warned_no_reference = False
+
     def encode(self, inputs: torch.Tensor, attention_mask: torch.Tensor | None = None):
         """All encoder hidden states (B, L+1, T', D) and the frame mask (B, T'): what recipes cache."""
         return self.encoder(inputs, attention_mask)
@@ -273,6 +331,8 @@ class SpeechEmotionForAudioClassification(SpeechEmotionPreTrainedModel):
         labels: torch.Tensor | None = None,
         dimensional_labels: torch.Tensor | None = None,
         calibrated: bool = True,
+        prosody_values: torch.Tensor | None = None,
+        prosody_reference: torch.Tensor | None = None,
         **kwargs,
     ) -> SpeechEmotionClassifierOutput:
         r"""
@@ -282,12 +342,15 @@ class SpeechEmotionForAudioClassification(SpeechEmotionPreTrainedModel):
         labels: (B,) class ids. dimensional_labels: (B, len(config.dimensions)); NaN = missing.
         calibrated: divide the logits by ``config.calibration_temperature`` (what the pipeline's scores
             come from); ``False``: the logits as trained. The loss is on the logits as trained.
+        prosody_values (B, 10): the clip's measured prosody numbers (``config.speaker_prosody``; the
+            feature extractor gives them). prosody_reference (B, 10): each clip's speaker reference; by
+            default the enrolled speaker's (``enroll_speaker``), else the training voices' average.
         """
         inputs = input_values if input_values is not None else input_features
         pooled = self.pooled_representation(
             inputs, attention_mask, encoder_hidden_states, encoder_attention_mask
         )
-        logits = self.classifier(pooled)
+        logits = self.classifier(self._with_prosody(pooled, prosody_values, prosody_reference))
         dimensional = self.regressor(pooled) if self.regressor is not None else None
         loss = None
         if labels is not None:

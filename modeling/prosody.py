@@ -5,6 +5,9 @@
   the graph-fusion paper; unvoiced frames are 0 Hz. ``benchmarks/pitch_trackers.py`` measures it.
 - ``quantize_f0``: Hz -> mel scale -> one of ``num_bins`` equal-width mel bins over
   [``fmin``, ``fmax``] (ids 1..num_bins); unvoiced frames get id 0, padding -1.
+- ``measure_prosody``: ten numbers of one clip (``PROSODY_NUMBERS``: F0 level, spreads and movement in
+  semitones, voicing and rhythm), what the speech classifier's ``--speaker_prosody`` reads relative to
+  the speaker's enrolled reference.
 """
 
 from __future__ import annotations
@@ -62,6 +65,60 @@ def track_pitch(audio: np.ndarray, sampling_rate: int = 16000) -> np.ndarray:
     return np.nan_to_num(f0, nan=0.0).astype(np.float32)
 
 
+PROSODY_NUMBERS = (
+    "f0_median",
+    "f0_spread_10_90",
+    "f0_spread_5_95",
+    "f0_iqr",
+    "f0_std",
+    "f0_mean_change",
+    "f0_slope",
+    "voiced_share",
+    "voiced_stretches_per_s",
+    "active_speech_s",
+)
+MIN_VOICED_FRAMES = 5  # fewer: the F0 numbers are NaN
+
+
+def active_frames_db(audio: np.ndarray, sampling_rate: int = 16000) -> np.ndarray:
+    """Power (dB re full scale) of the 25 ms frames (10 ms hop) that hold speech: within 35 dB of the
+    clip's loudest frame and above -60 dBFS. Empty for silence."""
+    frame, hop = int(0.025 * sampling_rate), int(0.010 * sampling_rate)
+    audio = np.asarray(audio, dtype=np.float64).reshape(-1)
+    if audio.size < frame:
+        return np.zeros(0)
+    starts = np.arange(0, audio.size - frame + 1, hop)
+    power = np.array([np.mean(audio[s : s + frame] ** 2) for s in starts])
+    db = 10.0 * np.log10(np.maximum(power, 1e-12))
+    return db[(db > db.max() - 35.0) & (db > -60.0)]
+
+
+def measure_prosody(audio: np.ndarray, sampling_rate: int = 16000) -> np.ndarray:
+    """The ten ``PROSODY_NUMBERS`` of one clip: F0 (swift-f0, in semitones re 55 Hz) median, 10-90 % and
+    5-95 % spread, interquartile range, standard deviation, mean frame-to-frame change and slope per
+    frame (NaN when fewer than ``MIN_VOICED_FRAMES`` frames are voiced); the voiced share of frames,
+    voiced stretches per second of active speech, and seconds of active speech (at least 0.2)."""
+    f0 = track_pitch(audio, sampling_rate)
+    voiced = f0 > 0
+    seconds = max(active_frames_db(audio, sampling_rate).size * 0.010, 0.2)
+    pitch = [np.nan] * 7
+    if voiced.sum() >= MIN_VOICED_FRAMES:
+        semitones = 12.0 * np.log2(f0[voiced] / 55.0)
+        p5, p10, p25, p50, p75, p90, p95 = np.percentile(semitones, [5, 10, 25, 50, 75, 90, 95])
+        slope = np.polyfit(np.flatnonzero(voiced), semitones, 1)[0]
+        pitch = [
+            p50,
+            p90 - p10,
+            p95 - p5,
+            p75 - p25,
+            semitones.std(),
+            np.abs(np.diff(semitones)).mean(),
+            slope,
+        ]
+    stretches = int((np.diff(np.r_[0, voiced.astype(int)]) == 1).sum())
+    return np.array([*pitch, voiced.mean(), stretches / seconds, seconds], dtype=np.float64)
+
+
 def pad_pitch(tracks: list[np.ndarray]) -> np.ndarray:
     """F0 tracks of different lengths -> (B, T) with PADDING (-1)."""
     longest = max((len(t) for t in tracks), default=1)
@@ -71,4 +128,16 @@ def pad_pitch(tracks: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-__all__ = ["F0_MAX", "F0_MIN", "PADDING", "UNVOICED", "hz_to_mel", "pad_pitch", "quantize_f0", "track_pitch"]
+__all__ = [
+    "F0_MAX",
+    "F0_MIN",
+    "PADDING",
+    "PROSODY_NUMBERS",
+    "UNVOICED",
+    "active_frames_db",
+    "hz_to_mel",
+    "measure_prosody",
+    "pad_pitch",
+    "quantize_f0",
+    "track_pitch",
+]

@@ -111,6 +111,15 @@ class ModelArguments:
             "noise floor, so a noisy recording's pauses are cut too (e.g. 10); default: the loudest frame alone"
         },
     )
+    speaker_prosody: bool = field(
+        default=False,
+        metadata={
+            "help": "the head also reads ten measured prosody numbers per clip (pitch level, spread and movement, "
+            "voicing, rhythm) minus the speaker's reference: their mean over 2 of the speaker's clips, neutral "
+            "first (--speaker_column); at inference the speaker is enrolled (model.enroll_speaker, serhub "
+            "evaluate --enroll_per_speaker). Needs the encoder cache and swift-f0"
+        },
+    )
     speaker_norm: bool = field(
         default=False,
         metadata={
@@ -257,10 +266,17 @@ def new_model(model_args, labels: list[str], counts: list[int]):
 
 def note_model(model, model_args, labels: list[str], counts: list[int]) -> None:
     """Mark a speaker-normalised model in its config, and log the labels and parameter counts."""
+    notes = []
     if model_args.speaker_norm:
         # saved in config.json so that whoever loads the model knows its head expects standardised
         # frames (the model itself does not normalise; see the recipe's CachedEncoderCollator)
-        model.config.speaker_normalization = "encoder frames standardised per speaker (ssl_classifier)"
+        notes.append("encoder frames standardised per speaker (ssl_classifier)")
+    if model_args.speaker_prosody:  # enrolment gives the reference (serhub.heldout and evaluate enrol)
+        notes.append(
+            "prosody numbers relative to the speaker's enrolled clips (ssl_classifier --speaker_prosody)"
+        )
+    if notes:
+        model.config.speaker_normalization = "; ".join(notes)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     logger.info("labels %s; training class counts %s", labels, dict(zip(labels, counts)))
@@ -352,6 +368,11 @@ def main(argv=None):
     dataset_name = data_args.dataset_name_or_path or "synthetic_emotions"
     summary = run_summary(train_result, timer, (train_seconds, encode_seconds), labels, counts, training_args)
     test = results.get(data_args.test_split)
+    if model_args.speaker_prosody:  # the saved extractor measures each clip's prosody numbers too
+        settings = {**feature_extractor.to_dict(), "return_prosody": True}
+        for key in ("feature_extractor_type", "processor_class"):
+            settings.pop(key, None)
+        feature_extractor = type(feature_extractor)(**settings)
     finish_run(
         out,
         save=(model, feature_extractor),

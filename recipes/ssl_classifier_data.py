@@ -1,7 +1,7 @@
 """What recipes/ssl_classifier.py trains on: the splits at 16 kHz with class ids, the collators (raw
 audio through the feature extractor, or cached encoder outputs), augmented copies of the training
-split, the encoder-output cache of a frozen encoder, and speaker normalisation of the cached frames.
-Defined beside the recipe: only it uses them."""
+split, the encoder-output cache of a frozen encoder, speaker normalisation of the cached frames, and
+the speaker-relative prosody numbers (``--speaker_prosody``). Defined beside the recipe: only it uses them."""
 
 from __future__ import annotations
 
@@ -85,6 +85,7 @@ class CachedEncoderCollator:
     speaker_norm: str | None = None
     speaker_stats: dict = field(default_factory=dict)
     speaker_column: str = "speaker_id"
+    prosody: bool = False  # rows hold "prosody_values" and "prosody_reference" (--speaker_prosody)
 
     def _normalised(self, row) -> dict:
         states = np.asarray(row["encoder_hidden_states"], dtype=np.float32)
@@ -113,6 +114,9 @@ class CachedEncoderCollator:
             batch["dimensional_labels"] = torch.tensor(
                 [[r[d] for d in self.dimensions] for r in rows], dtype=torch.float
             )
+        if self.prosody:
+            for key in ("prosody_values", "prosody_reference"):
+                batch[key] = torch.tensor(np.stack([np.asarray(r[key], dtype=np.float32) for r in rows]))
         return batch
 
 
@@ -145,19 +149,17 @@ def encoded_inputs(model, feature_extractor, model_args, data_args, training_arg
         return _raw_audio_inputs(
             feature_extractor, model_args, training_args, data, train_split, augmenter, dims
         )
-    if (
-        model_args.speaker_norm
-        and data_args.heldout_eval
-        and data_args.heldout_clips_per_voice <= DEFAULT_ENROLMENT
-    ):
+    option = "--speaker_norm" if model_args.speaker_norm else "--speaker_prosody"
+    per_speaker = model_args.speaker_norm or model_args.speaker_prosody
+    if per_speaker and data_args.heldout_eval and data_args.heldout_clips_per_voice <= DEFAULT_ENROLMENT:
         raise ValueError(
-            f"--speaker_norm with --heldout_eval: {DEFAULT_ENROLMENT} clips of each held-out voice enrol it and the "
+            f"{option} with --heldout_eval: {DEFAULT_ENROLMENT} clips of each held-out voice enrol it and the "
             f"rest are scored, so --heldout_clips_per_voice must be above {DEFAULT_ENROLMENT} (found "
             f"{data_args.heldout_clips_per_voice})"
         )
-    if model_args.speaker_norm and data_args.speaker_column not in data[train_split].column_names:
+    if per_speaker and data_args.speaker_column not in data[train_split].column_names:
         raise ValueError(
-            f"--speaker_norm needs each clip's speaker: the data has no {data_args.speaker_column!r} column "
+            f"{option} needs each clip's speaker: the data has no {data_args.speaker_column!r} column "
             f"(columns: {data[train_split].column_names}); name it with --speaker_column"
         )
     sources = dict(data)
@@ -176,23 +178,107 @@ def encoded_inputs(model, feature_extractor, model_args, data_args, training_arg
             ).with_format("numpy")
             for split, ds in cached.items()
         }
+    if model_args.speaker_prosody:  # beside the cache too: measured once per run
+        with training_args.main_process_first(desc="prosody numbers"):
+            cached = speaker_prosody_columns(cached, sources, data_args.speaker_column, model, train_split)
     cached = _with_augmented_copies(cached, train_split)
+    prosody = bool(model_args.speaker_prosody)
+    if prosody:
+        training_args.remove_unused_columns = False  # the collator reads the prosody columns
     if not model_args.speaker_norm:
-        return cached, CachedEncoderCollator(dims), seconds
+        return cached, CachedEncoderCollator(dims, prosody=prosody), seconds
     stats = _speaker_statistics_of_splits(cached, data_args.speaker_column)
-    collator = CachedEncoderCollator(dims, "speaker", stats, data_args.speaker_column)
+    collator = CachedEncoderCollator(dims, "speaker", stats, data_args.speaker_column, prosody=prosody)
     training_args.remove_unused_columns = False  # the collator reads the speaker column
     return cached, collator, seconds
+
+
+def speaker_prosody_columns(
+    cached: dict, sources: dict, speaker_column: str, model, train_split: str
+) -> dict:
+    """Every cached split with "prosody_values" (each clip's ten measured numbers,
+    ``prosody.measure_prosody``) and "prosody_reference" (its speaker's mean over the speaker's first
+    ``DEFAULT_ENROLMENT`` clips of the split, neutral ones first: what enrolment gives at inference;
+    validation and test speakers with their own, transductively). The model's prosody statistics
+    (missing-number fill, the relative numbers' mean and spread, the training voices' average
+    reference) are set from the training split."""
+    from serhub.modeling.prosody import measure_prosody
+    from tqdm.auto import tqdm
+
+    from serhub.evaluate_data import enrolment_plan
+
+    labels = list(model.config.id2label.values())
+    neutral = "neutral" if "neutral" in labels else None
+    measured, references = {}, {}
+    for split in cached:
+        source = sources[split]
+        values = np.stack(
+            [
+                measure_prosody(a["array"], a["sampling_rate"])
+                for a in tqdm(source["audio"], desc=f"{split}: prosody")
+            ]
+        )
+        speakers = [str(x) for x in source[speaker_column]]
+        named = [labels[i] for i in source["labels"]]
+        plan = enrolment_plan(
+            speakers, named, min(DEFAULT_ENROLMENT, _fewest_clips(speakers) - 1) or 1, neutral
+        )
+        measured[split] = values
+        references[split] = (plan, speakers)
+    train = measured[train_split]
+    fill = np.nanmedian(train, axis=0)
+    fill = np.where(np.isnan(fill), 0.0, fill)
+
+    def filled(x):
+        return np.where(np.isnan(x), fill, x)
+
+    out, train_relative, train_references = {}, None, []
+    for split, ds in cached.items():
+        plan, speakers = references[split]
+        values = filled(measured[split])
+        reference = np.zeros_like(values)
+        for speaker, (enrol, _) in plan.items():
+            own = [i for i, s in enumerate(speakers) if s == speaker]
+            reference[own] = values[enrol].mean(axis=0)
+            if split == train_split:
+                train_references.append(values[enrol].mean(axis=0))
+        if split == train_split:
+            train_relative = values - reference
+        out[split] = (
+            ds.add_column("prosody_values", measured[split].astype(np.float32).tolist())
+            .add_column("prosody_reference", reference.astype(np.float32).tolist())
+            .with_format("numpy")
+        )
+    model.prosody.set_statistics(
+        fill, train_relative.mean(axis=0), train_relative.std(axis=0), np.mean(train_references, axis=0)
+    )
+    logger.info(
+        "speaker prosody: ten numbers per clip relative to each speaker's %d enrolled clips (%s first)",
+        DEFAULT_ENROLMENT,
+        neutral or "the first",
+    )
+    return out
+
+
+def _fewest_clips(speakers: list[str]) -> int:
+    counts: dict[str, int] = {}
+    for s in speakers:
+        counts[s] = counts.get(s, 0) + 1
+    return min(counts.values())
 
 
 def _raw_audio_inputs(feature_extractor, model_args, training_args, data, train_split, augmenter, dims):
     """The splits as they are, read by :class:`AudioCollator` (the encoder runs in the model); the
     training split augmented on every read when ``augmenter`` is given."""
-    if model_args.speaker_norm:
-        raise ValueError(
-            "--speaker_norm standardises cached encoder outputs; it needs --freeze_encoder true and "
-            "--cache_encoder_outputs true (or leave --speaker_norm off)"
-        )
+    for option, on in (
+        ("--speaker_norm", model_args.speaker_norm),
+        ("--speaker_prosody", model_args.speaker_prosody),
+    ):
+        if on:
+            raise ValueError(
+                f"{option} works on cached encoder outputs; it needs --freeze_encoder true and "
+                f"--cache_encoder_outputs true (or leave {option} off)"
+            )
     if augmenter is not None:
         data = {**data, train_split: data[train_split].with_transform(augmenter.transform_function())}
     # the collator reads the raw "audio" column, which is not a forward argument: the Trainer

@@ -409,3 +409,68 @@ def test_recipe_with_speaker_norm_and_augment(tiny_encoder, tiny_dataset, tmp_pa
             recipe_args(tiny_encoder, tiny_dataset, tmp_path / "raw", epochs=1)
             + ["--speaker_norm", "true", "--cache_encoder_outputs", "false"]
         )
+
+
+def test_recipe_with_speaker_prosody(tiny_encoder, tiny_dataset, tmp_path):
+    """--speaker_prosody: the saved model measures each clip's prosody, reads it relative to the enrolled
+    speaker's clips (the same reference the recipe trained with), and says what it needs when it lacks it."""
+    import datasets
+    from serhub.modeling.prosody import measure_prosody
+
+    from serhub.evaluate import evaluate_model
+    from serhub.loading import load_classifier
+
+    out = tmp_path / "run"
+    ssl_classifier.main(
+        recipe_args(tiny_encoder, tiny_dataset, out, epochs=1) + ["--speaker_prosody", "true"]
+    )
+    config = json.loads((out / "config.json").read_text())
+    assert config["speaker_prosody"] is True and "prosody" in config["speaker_normalization"]
+    assert json.loads((out / "preprocessor_config.json").read_text())["return_prosody"] is True
+
+    classifier = load_classifier(str(out))
+    model, extractor = classifier.model.eval(), classifier.feature_extractor
+    # the statistics the recipe set from the training split were saved with the model
+    assert not torch.equal(model.prosody.std, torch.ones(10)) and torch.isfinite(model.prosody.fill).all()
+    split = datasets.load_from_disk(tiny_dataset)["test"].cast_column(
+        "audio", datasets.Audio(sampling_rate=16000)
+    )
+    speaker = split["speaker_id"][0]
+    clips = [
+        np.asarray(a["array"], dtype=np.float32)
+        for a, s in zip(split["audio"], split["speaker_id"])
+        if s == speaker
+    ]
+    inputs = extractor(clips, sampling_rate=16000, return_tensors="pt", padding=True)
+    np.testing.assert_allclose(
+        inputs["prosody_values"][1].numpy(), measure_prosody(clips[1]), rtol=1e-5, equal_nan=True
+    )
+
+    with torch.no_grad():
+        plain = model(**inputs).logits
+        model.enroll_speaker(**extractor(clips[:2], sampling_rate=16000, return_tensors="pt", padding=True))
+        enrolled = model(**inputs).logits
+        one = model(**extractor(clips[2:3], sampling_rate=16000, return_tensors="pt")).logits
+        # enrolment is the mean of the reference clips' numbers: passing it explicitly gives the same
+        reference = model.prosody.filled(inputs["prosody_values"][:2]).mean(0).expand(len(clips), 10)
+        model.forget_speaker()
+        explicit = model(**inputs, prosody_reference=reference).logits
+    assert not torch.allclose(plain, enrolled)
+    torch.testing.assert_close(enrolled, explicit)
+    torch.testing.assert_close(one[0], enrolled[2], atol=1e-4, rtol=1e-4)  # batched == one clip alone
+    with pytest.raises(ValueError, match="pass prosody_values"):
+        model(input_features=inputs["input_features"], attention_mask=inputs["attention_mask"])
+    with pytest.raises(ValueError, match="needs the reference clips' prosody_values"):
+        model.enroll_speaker(input_features=inputs["input_features"], attention_mask=inputs["attention_mask"])
+
+    # the pipeline alone answers (relative to the training voices' average) and says how to do better
+    assert len(classifier(clips[0], top_k=2)) == 2
+    # serhub evaluate enrols each speaker on its neutral clips first, as the held-out pass does
+    results, records = evaluate_model(str(out), tiny_dataset, "test", bootstrap=0, progress=False,
+                                      classifier=classifier, enroll_per_speaker=1)  # fmt: skip
+    assert results["num_samples"] == len(split) - 3 and results["speaker_enrolment"]["clips_per_speaker"] == 1
+    with pytest.raises(ValueError, match="--speaker_prosody works on cached encoder outputs"):
+        ssl_classifier.main(
+            recipe_args(tiny_encoder, tiny_dataset, tmp_path / "raw", epochs=1)
+            + ["--speaker_prosody", "true", "--cache_encoder_outputs", "false"]
+        )
