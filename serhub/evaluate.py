@@ -174,8 +174,8 @@ def _speaker_normalization(model: str, classifier, enrolled: dict | None = None)
     # the recipe standardised the test speakers' frames; without enrolment the model alone does not
     if speaker_norm and not enrolled:
         warnings.warn(
-            f"{model} was trained on speaker-normalised encoder frames ({speaker_norm}); without enrolment the "
-            "model sees raw frames, so these figures differ from the recipe's test figures. Enrol each speaker "
+            f"{model} was trained relative to each speaker ({speaker_norm}); without enrolment the model has no "
+            "speaker reference, so these figures differ from the recipe's test figures. Enrol each speaker "
             "on a few of their clips: --enroll_per_speaker 2 (serhub evaluate) or model.enroll_speaker(...)",
             UserWarning,
             stacklevel=3,  # evaluate_model's caller

@@ -156,8 +156,8 @@ def _settings(results: dict) -> list[str]:
         )
     elif results.get("speaker_normalization"):
         lines.append(
-            f"- the model was trained on speaker-normalised encoder frames ({results['speaker_normalization']}); "
-            "scored here on raw frames, unlike the recipe's own test figures"
+            f"- the model was trained relative to each speaker ({results['speaker_normalization']}); "
+            "scored here without a speaker reference, unlike the recipe's own test figures"
         )
     if results["label_map"]:
         pairs = ", ".join(f"{k} → {v}" for k, v in results["label_map"].items())

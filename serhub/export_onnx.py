@@ -89,6 +89,12 @@ def check_exportable(model_dir: str | os.PathLike) -> dict:
             f"classifiers only (model_type {EXPORTABLE_MODEL_TYPE!r}, SpeechEmotionForAudioClassification, as "
             "recipes/ssl_classifier.py saves them). The audio-LLMs are not exported: they score labels with the LLM."
         )
+    if config.get("speaker_prosody"):
+        raise ValueError(
+            f"{model_dir} reads prosody numbers (measured with swift-f0) relative to an enrolled speaker "
+            "(--speaker_prosody); the ONNX graph takes the spectrogram alone. Export a speech classifier "
+            "trained without --speaker_prosody."
+        )
     return config
 
 

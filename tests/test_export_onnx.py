@@ -61,3 +61,11 @@ def test_an_existing_folder_is_not_overwritten(tmp_path):
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
     export_onnx(folder, out, overwrite=True)
     assert (out / "model.onnx").is_file() and not (out / "notes.txt").exists()
+
+
+def test_a_speaker_prosody_model_is_refused(tmp_path):
+    """Its head reads measured prosody and a speaker reference, which the ONNX graph has no input for."""
+    _, _, folder = saved(tmp_path, "whisper", speaker_prosody=True)
+    with pytest.raises(ValueError, match="relative to an enrolled speaker"):
+        export_onnx(folder, tmp_path / "onnx")
+    assert not (tmp_path / "onnx").exists()

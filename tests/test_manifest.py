@@ -154,7 +154,7 @@ def test_evaluate_says_when_the_recipe_scored_speaker_normalised_frames(tmp_path
     model.config.speaker_normalization = "encoder frames standardised per speaker (ssl_classifier)"
     model.save_pretrained(tmp_path / "model")
     fe.save_pretrained(tmp_path / "model")
-    with pytest.warns(UserWarning, match="speaker-normalised encoder frames"):
+    with pytest.warns(UserWarning, match="trained relative to each speaker .encoder frames standardised"):
         results, _ = evaluate_model(
             str(tmp_path / "model"), str(tmp_path / "data"), bootstrap=0, progress=False
         )
