@@ -1,6 +1,7 @@
 """Classify audio files into a CSV, in batches, resumably.
 
     serhub predict FILES_OR_DIR... --model M --output preds.csv [--batch_size 8] [--top_k 1]
+                   [--enroll REFERENCE...]
 
 A folder is searched recursively for audio and video files; any format ffmpeg reads works (decoded
 by :mod:`serhub.audio_io`, local files only). Each row of the CSV is one file: ``file``, ``label``,
@@ -8,6 +9,11 @@ by :mod:`serhub.audio_io`, local files only). Each row of the CSV is one file: `
 ``error`` (why a file could not be classified, or what ffmpeg reported about a file it decoded only
 in part; empty otherwise). A file that cannot be read is reported on its row and on stderr, and the
 run goes on.
+
+``--enroll``: a few recordings of the one speaker all the files are from (a neutral one preferably). A
+speech classifier trained relative to the speaker (``--speaker_prosody``, ``--speaker_norm``) reads
+every file relative to them (its ``enroll_speaker``); without them it logs that it has no reference.
+The CSV does not record the enrolment: write one CSV per speaker.
 
 Rows are appended and flushed to disk batch by batch, so a run stopped at any point (Ctrl-C, a killed
 job) can be started again with the same command: files already in the CSV are skipped, and a last
@@ -112,6 +118,34 @@ def rows_for(classifier, batch: list[tuple[Path, np.ndarray | None, str]], top_k
     return rows
 
 
+def enroll(classifier, references: list[str]) -> None:
+    """Enrol the classifier's model on the speaker's ``references`` (audio files), refusing a model
+    that cannot enrol a speaker and a reference that cannot be read."""
+    model = getattr(classifier, "model", None)
+    if not hasattr(model, "enroll_speaker"):
+        raise ValueError(
+            f"--enroll: {type(model).__name__} cannot enrol a speaker; enrolment is for serhub's speech "
+            "classifier trained with --speaker_prosody or --speaker_norm (leave --enroll out for this model)"
+        )
+    config = model.config
+    if not (getattr(config, "speaker_normalization", None) or getattr(config, "speaker_prosody", False)):
+        raise ValueError(
+            "--enroll: this model was trained without a speaker reference (not --speaker_prosody nor "
+            "--speaker_norm); enrolling would change what it reads. Leave --enroll out for this model."
+        )
+    clips = []
+    for path in references:
+        samples, problem = decode(Path(path))
+        if samples is None:
+            raise ValueError(f"--enroll {path}: {problem}")
+        clips.append(samples)
+    rate = getattr(classifier.feature_extractor, "sampling_rate", 16000)
+    inputs = classifier.feature_extractor(
+        clips, sampling_rate=rate, return_tensors="pt", padding=True, return_attention_mask=True
+    )
+    model.enroll_speaker(**{k: v.to(model.device) for k, v in inputs.items()})
+
+
 def predict_files(
     inputs: list[str],
     model,
@@ -119,8 +153,10 @@ def predict_files(
     batch_size: int = 8,
     top_k: int = 1,
     progress: bool = True,
+    enroll_on: list[str] | None = None,
 ) -> dict:
-    """Classify the files into ``output`` (appending, resumable); ``{"done", "skipped", "failed"}`` counts."""
+    """Classify the files into ``output`` (appending, resumable); ``{"done", "skipped", "failed"}`` counts.
+    ``enroll_on``: the speaker's reference recordings (see the module's ``--enroll``)."""
     from tqdm.auto import tqdm
 
     if batch_size < 1 or top_k < 1:
@@ -137,6 +173,8 @@ def predict_files(
     if not todo:
         return counts
     classifier = model if callable(model) else load_classifier(model)
+    if enroll_on:
+        enroll(classifier, enroll_on)
     output.parent.mkdir(parents=True, exist_ok=True)
     with (
         output.open("a", newline="", encoding="utf-8") as f,
@@ -169,10 +207,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--top_k", type=int, default=1, help="how many labels per file, best first")
+    parser.add_argument(
+        "--enroll",
+        nargs="+",
+        metavar="REFERENCE",
+        default=None,
+        help="recordings of the one speaker of all the files (a neutral one preferably): a model trained "
+        "relative to the speaker (--speaker_prosody, --speaker_norm) reads every file relative to them",
+    )
 
 
 def run(args: argparse.Namespace) -> dict:
-    counts = predict_files(args.inputs, args.model, args.output, args.batch_size, args.top_k)
+    counts = predict_files(
+        args.inputs, args.model, args.output, args.batch_size, args.top_k, enroll_on=args.enroll
+    )
     print(
         f"{counts['done']} files classified, {counts['failed']} could not be read, "
         f"{counts['skipped']} were already in the CSV; results in {args.output}"
@@ -190,4 +238,4 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["find_files", "predict_files"]
+__all__ = ["enroll", "find_files", "predict_files"]

@@ -299,3 +299,35 @@ def test_label_map_from_a_flag_or_a_file(tmp_path):
     (tmp_path / "bad.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="expected a JSON object"):
         parse_label_map(str(tmp_path / "bad.json"))
+
+
+def test_predict_reads_every_file_relative_to_the_enrolled_speaker(model_dir, media, tmp_path, capsys):
+    """--enroll: a speaker-relative model scores the files relative to the reference; a model trained
+    without one, and a reference that cannot be read, are refused before the CSV is written."""
+    model, fe = make("whisper", speaker_prosody=True)
+    model.prosody.set_statistics(np.zeros(10), np.zeros(10), np.full(10, 0.5), np.full(10, 3.0))
+    fe.return_prosody = True
+    fe.model_input_names = [*fe.model_input_names, "prosody_values"]
+    folder = tmp_path / "prosody-model"
+    model.save_pretrained(folder)
+    fe.save_pretrained(folder)
+    files = [str(media / f"clip{i}.wav") for i in range(4)]
+    plain, enrolled = tmp_path / "plain.csv", tmp_path / "enrolled.csv"
+    serhub(["predict", *files, "--model", str(folder), "--output", str(plain), "--top_k", "3"])
+    serhub(["predict", *files, "--model", str(folder), "--output", str(enrolled), "--top_k", "3",
+            "--enroll", str(media / "clip4.wav"), str(media / "more" / "other.flac")])  # fmt: skip
+    assert "4 files classified" in capsys.readouterr().out
+    scores = [[float(r[f"score{k}"]) for k in ("", "_2", "_3")] for r in read_rows(plain)]
+    enrolled_scores = [[float(r[f"score{k}"]) for k in ("", "_2", "_3")] for r in read_rows(enrolled)]
+    assert not np.allclose(scores, enrolled_scores)
+    for bad, message in (
+        (
+            ["--model", str(model_dir), "--enroll", str(media / "clip4.wav")],
+            "trained without a speaker reference",
+        ),
+        (["--model", str(folder), "--enroll", str(media / "broken.wav")], "--enroll .*broken.wav"),
+    ):
+        out = tmp_path / "refused.csv"
+        with pytest.raises(ValueError, match=message):
+            serhub(["predict", *files, "--output", str(out), *bad])
+        assert not out.exists()
