@@ -233,6 +233,11 @@ class SpeechEmotionForAudioClassification(SpeechEmotionPreTrainedModel):
                     "this model reads prosody relative to the speaker: enroll_speaker needs the reference clips' "
                     "prosody_values (pass everything its feature extractor returns)"
                 )
+            if torch.isnan(prosody_values[:, 0]).all():  # no F0 measured in any reference clip
+                raise ValueError(
+                    "the reference clips hold no voiced speech (no pitch could be measured in any of them): "
+                    "enrol the speaker on recordings of them speaking, a few seconds each"
+                )
             self._prosody_reference = self.prosody.filled(prosody_values.detach().float()).mean(0)
             if not getattr(self.config, "speaker_normalization", None) or "frames" not in str(
                 self.config.speaker_normalization

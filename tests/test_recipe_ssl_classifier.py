@@ -460,6 +460,10 @@ def test_recipe_with_speaker_prosody(tiny_encoder, tiny_dataset, tmp_path):
     torch.testing.assert_close(one[0], enrolled[2], atol=1e-4, rtol=1e-4)  # batched == one clip alone
     with pytest.raises(ValueError, match="pass prosody_values"):
         model(input_features=inputs["input_features"], attention_mask=inputs["attention_mask"])
+    with pytest.raises(ValueError, match="hold no voiced speech"):  # silence as the reference
+        model.enroll_speaker(
+            **extractor([np.zeros(16000, np.float32)], sampling_rate=16000, return_tensors="pt")
+        )
     with pytest.raises(ValueError, match="needs the reference clips' prosody_values"):
         model.enroll_speaker(input_features=inputs["input_features"], attention_mask=inputs["attention_mask"])
 
