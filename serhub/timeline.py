@@ -1,6 +1,7 @@
 """Emotion along a recording of any length: voice activity -> segments -> any serhub model.
 
     serhub timeline call.mp3 --model outputs/ssl_classifier --output_dir call-emotions
+    serhub timeline talk.wav --model outputs/ssl_classifier-speaker_prosody --output_dir out --enroll ref.wav
     python -m serhub.timeline call.mp3 --model outputs/ssl_classifier --output_dir call-emotions
 
 The audio (any format ffmpeg reads, video included, any length) is decoded to 16 kHz mono as a stream,
@@ -59,13 +60,16 @@ def emotion_timeline(
     pad: float = DEFAULT_PAD,
     answers=None,
     return_durations: bool = False,
+    enroll: list[str] | None = None,
 ) -> list[dict] | tuple[list[dict], dict]:
     """Segments of ``audio_path`` with their emotion; ``model``: a path, Hub id or a ready
     ``pipeline("audio-classification")``. Empty when the file has no speech. ``answers``: also write
     each segment's answer and transcript (audio-LLMs trained to write them; None: whenever the model
     can, False: never, True: required, or a ready ``load_answer_writer`` result).
     ``return_durations``: return ``(segments, audio_durations(...))``, the file's declared and decoded
-    durations (a file that decodes shorter than it declares is warned about either way)."""
+    durations (a file that decodes shorter than it declares is warned about either way).
+    ``enroll``: recordings of the one speaker of the file (a neutral one preferably), for a speech
+    classifier trained relative to the speaker (``--speaker_prosody``, ``--speaker_norm``)."""
     from tqdm.auto import tqdm
 
     if vad not in ("silero", "none"):
@@ -75,6 +79,10 @@ def emotion_timeline(
         smoothing=smoothing, batch_size=batch_size,
     )  # fmt: skip
     classifier = model if callable(model) else load_classifier(model)
+    if enroll:
+        from serhub.predict import enroll as enroll_speaker
+
+        enroll_speaker(classifier, enroll)
     config = getattr(getattr(classifier, "model", None), "config", None)
     order = [config.id2label[i] for i in range(len(config.id2label))] if config is not None else None
     dimensions = list(getattr(config, "dimensions", None) or [])
@@ -221,6 +229,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="write into a non-empty folder (its timeline files are replaced)",
     )
+    parser.add_argument(
+        "--enroll",
+        nargs="+",
+        metavar="REFERENCE",
+        default=None,
+        help="recordings of the one speaker of the file (a neutral one preferably): a model trained relative to "
+        "the speaker (--speaker_prosody, --speaker_norm) reads every segment relative to them",
+    )
 
 
 def run(args: argparse.Namespace) -> list[dict]:
@@ -238,6 +254,7 @@ def run(args: argparse.Namespace) -> list[dict]:
         pad=args.pad,
         answers={"auto": None, "yes": True, "no": False}[getattr(args, "answers", "auto")],
         return_durations=True,
+        enroll=getattr(args, "enroll", None),
     )
     write_timeline(
         segments, args.output_dir, str(args.audio), str(args.model), args.overwrite, durations=durations

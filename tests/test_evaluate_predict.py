@@ -18,7 +18,7 @@ from serhub.cli import main as serhub
 from serhub.evaluate import evaluate_model
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_speech_emotion import LABELS, make  # noqa: E402  (the model's labels: neutral, happy, sad)
+from test_speech_emotion import LABELS, make, save_speaker_prosody_model  # noqa: E402  (the model's labels: neutral, happy, sad)
 
 DATA_LABELS = ["excited", "neutral", "sad"]  # "excited" is not one of the model's
 
@@ -304,13 +304,7 @@ def test_label_map_from_a_flag_or_a_file(tmp_path):
 def test_predict_reads_every_file_relative_to_the_enrolled_speaker(model_dir, media, tmp_path, capsys):
     """--enroll: a speaker-relative model scores the files relative to the reference; a model trained
     without one, and a reference that cannot be read, are refused before the CSV is written."""
-    model, fe = make("whisper", speaker_prosody=True)
-    model.prosody.set_statistics(np.zeros(10), np.zeros(10), np.full(10, 0.5), np.full(10, 3.0))
-    fe.return_prosody = True
-    fe.model_input_names = [*fe.model_input_names, "prosody_values"]
-    folder = tmp_path / "prosody-model"
-    model.save_pretrained(folder)
-    fe.save_pretrained(folder)
+    folder = save_speaker_prosody_model(tmp_path / "prosody-model")
     files = [str(media / f"clip{i}.wav") for i in range(4)]
     plain, enrolled = tmp_path / "plain.csv", tmp_path / "enrolled.csv"
     serhub(["predict", *files, "--model", str(folder), "--output", str(plain), "--top_k", "3"])

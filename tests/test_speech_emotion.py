@@ -84,6 +84,21 @@ def make(encoder: str, **kwargs):
     return SpeechEmotionForAudioClassification(config).eval(), fe
 
 
+def save_speaker_prosody_model(folder):
+    """A tiny Whisper speech classifier that reads prosody relative to the speaker (statistics set as the
+    recipe would), saved with its prosody-measuring feature extractor; returns the folder."""
+    from serhub.modeling import SpeechEmotionFeatureExtractor
+
+    model, fe = make("whisper", speaker_prosody=True)
+    model.prosody.set_statistics(np.zeros(10), np.zeros(10), np.full(10, 0.5), np.full(10, 3.0))
+    model.save_pretrained(folder)
+    settings = {
+        k: v for k, v in fe.to_dict().items() if k not in ("feature_extractor_type", "return_prosody")
+    }
+    SpeechEmotionFeatureExtractor(**settings, return_prosody=True).save_pretrained(folder)
+    return folder
+
+
 def clips(lengths=(8000, 12345, 4000), seed=0):
     rng = np.random.default_rng(seed)
     return [(0.1 * rng.standard_normal(n)).astype(np.float32) for n in lengths]

@@ -15,7 +15,7 @@ from serhub.audio_io import stream_audio
 from serhub.timeline import emotion_timeline, fixed_windows, main
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_speech_emotion import LABELS, make  # noqa: E402
+from test_speech_emotion import LABELS, make, save_speaker_prosody_model  # noqa: E402
 
 PROMPTS = Path("/usr/share/asterisk/sounds/en")
 
@@ -239,3 +239,28 @@ def test_segments_keep_their_pad_of_context_and_neighbours_share_a_short_gap(spe
     regions, _ = speech_regions(close, pad=0.25, progress=False)
     assert len(regions) == 2 and regions[0][1] <= regions[1][0]
     assert regions[1][0] - regions[0][1] < 0.1 * 16000  # the gap is shared out, not left between them
+
+
+def test_enrolled_speaker_timeline(speech_with_pause, tmp_path, model_dir):
+    """--enroll: a speaker-relative model reads every segment relative to the reference recording; a
+    model trained without a reference is refused before anything is written."""
+    audio = speech_with_pause[0]
+    folder = save_speaker_prosody_model(tmp_path / "prosody-model")
+    plain = emotion_timeline(audio, str(folder), progress=False)
+    enrolled = emotion_timeline(audio, str(folder), progress=False, enroll=[str(PROMPTS / "activated.wav")])
+    assert [(s["start"], s["end"]) for s in plain] == [(s["start"], s["end"]) for s in enrolled]
+    assert any(s["probabilities"] != t["probabilities"] for s, t in zip(plain, enrolled))
+    out = tmp_path / "refused"
+    with pytest.raises(ValueError, match="trained without a speaker reference"):
+        main(
+            [
+                str(audio),
+                "--model",
+                str(model_dir),
+                "--output_dir",
+                str(out),
+                "--enroll",
+                str(PROMPTS / "activated.wav"),
+            ]
+        )
+    assert not out.exists()
