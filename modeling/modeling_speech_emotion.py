@@ -120,9 +120,8 @@ class SpeechEmotionForAudioClassification(SpeechEmotionPreTrainedModel):
         self.post_init()
         self._freeze_encoder()
         self._speaker_statistics = None  # set by enroll_speaker(); never saved
-        self._prosody_reference = (
-            None  # the enrolled speaker's prosody numbers (speaker_prosody); never saved
-        )
+        # the enrolled speaker's prosody numbers (speaker_prosody): set by enroll_speaker(); never saved
+        self._prosody_reference = None
 
     def _freeze_encoder(self) -> None:
         c = self.config
@@ -239,9 +238,7 @@ class SpeechEmotionForAudioClassification(SpeechEmotionPreTrainedModel):
                     "enrol the speaker on recordings of them speaking, a few seconds each"
                 )
             self._prosody_reference = self.prosody.filled(prosody_values.detach().float()).mean(0)
-            if not getattr(self.config, "speaker_normalization", None) or "frames" not in str(
-                self.config.speaker_normalization
-            ):
+            if not self._frames_speaker_normalised:
                 return
         if encoder_hidden_states is None:
             inputs = input_values if input_values is not None else input_features
@@ -307,7 +304,7 @@ class SpeechEmotionForAudioClassification(SpeechEmotionPreTrainedModel):
         if prosody_values is None:
             raise ValueError(
                 "this model reads the clip's prosody (config.speaker_prosody): pass prosody_values, which its "
-                "feature extractor returns (SpeechEmotionFeatureExtractor with prosody_values=True)"
+                "feature extractor returns (SpeechEmotionFeatureExtractor with return_prosody=True)"
             )
         if prosody_reference is None and self._prosody_reference is not None:
             prosody_reference = self._prosody_reference.to(pooled.device)
@@ -321,6 +318,12 @@ class SpeechEmotionForAudioClassification(SpeechEmotionPreTrainedModel):
         return self.prosody(pooled, prosody_values, prosody_reference)
 
     _warned_no_reference = False
+
+    @property
+    def _frames_speaker_normalised(self) -> bool:
+        """Trained on encoder frames standardised per speaker (``--speaker_norm``; the recipe's note in
+        ``config.speaker_normalization`` names them), so enrolment gathers frame statistics too."""
+        return "frames" in str(getattr(self.config, "speaker_normalization", None) or "")
 
     def encode(self, inputs: torch.Tensor, attention_mask: torch.Tensor | None = None):
         """All encoder hidden states (B, L+1, T', D) and the frame mask (B, T'): what recipes cache."""
