@@ -31,6 +31,14 @@ MLP); per-voice macro-F1 (median, lowest) for every view.
         --output_json benchmarks/results/measured_prosody_with_encoder.json
     python benchmarks/measured_prosody.py --model outputs/ssl_classifier --enroll_per_speaker 2 \
         --output_json benchmarks/results/measured_prosody_enrolled.json
+
+With ``--scores_of DIR [DIR ...] --enroll_per_speaker K`` (any models the pipeline loads: the audio-LLMs
+too), each model's class log-probabilities per clip, alone and beside the ten numbers relative to the
+enrolled reference (gradient-boosted, trained on the training split): a late fusion of a model with
+the speaker's reference, scored on the clips that enrolled nothing.
+
+    python benchmarks/measured_prosody.py --scores_of outputs/whisper_llm outputs/emosllm \
+        --enroll_per_speaker 2 --output_json benchmarks/results/measured_prosody_late_fusion.json
 """
 
 from __future__ import annotations
@@ -73,6 +81,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--output_json", default=None)
     parser.add_argument("--model", default=None, help="a trained speech classifier: add its pooled vector")
     parser.add_argument(
+        "--scores_of",
+        nargs="+",
+        default=None,
+        help="with --enroll_per_speaker: models whose class scores join the speaker-relative numbers (late fusion)",
+    )
+    parser.add_argument(
         "--enroll_per_speaker",
         type=int,
         default=0,
@@ -80,6 +94,14 @@ def main(argv=None) -> dict:
         "the views relative to that reference",
     )
     args = parser.parse_args(argv)
+    if args.enroll_per_speaker and not (args.model or args.scores_of):
+        parser.error("--enroll_per_speaker needs --model (a trained speech classifier) or --scores_of MODEL")
+    if args.scores_of and not args.enroll_per_speaker:
+        parser.error("--scores_of needs --enroll_per_speaker K (the reference the numbers are relative to)")
+    if args.enroll_per_speaker < 0:
+        parser.error(
+            f"--enroll_per_speaker is a number of clips per voice (>= 0), found {args.enroll_per_speaker}"
+        )
 
     import datasets
     from sklearn.ensemble import HistGradientBoostingClassifier
@@ -99,13 +121,16 @@ def main(argv=None) -> dict:
         measured[name] = (np.stack(rows), list(split["speaker_id"]), np.asarray(split["emotion"]))
     names = corpus["train"].features["emotion"].names
     labels = list(range(len(names)))
-    if args.enroll_per_speaker and not args.model:
-        parser.error("--enroll_per_speaker needs --model (a trained speech classifier)")
-    if args.enroll_per_speaker < 0:
-        parser.error(
-            f"--enroll_per_speaker is a number of clips per voice (>= 0), found {args.enroll_per_speaker}"
-        )
 
+    if args.scores_of:
+        enrolled = {
+            name: enrolment_rows(m[1], m[2], names.index("neutral"), args.enroll_per_speaker)
+            for name, m in measured.items()
+        }
+        out = late_fusion(args, splits, measured, names, enrolled)
+        if args.output_json:
+            write_json(args.output_json, out, portable_paths=True)
+        return out
     if args.model:
         enrolled = {
             name: enrolment_rows(m[1], m[2], names.index("neutral"), args.enroll_per_speaker)
@@ -302,6 +327,89 @@ def with_encoder(args, splits: dict, measured: dict, labels: list, enrolled: dic
         ),
         "command": command + f" --output_json {args.output_json}",
         "model": args.model,
+        "enroll_per_speaker": args.enroll_per_speaker,
+        "features": list(FEATURES),
+        "results": results,
+    }
+
+
+def class_log_probabilities(model_dir: str, splits: dict, names: list[str], batch_size: int = 16) -> dict:
+    """Every clip's log-probability of each of ``names`` from the model's pipeline (any serhub model)."""
+    from serhub.loading import load_classifier
+
+    classifier = load_classifier(model_dir)
+    out = {}
+    for name, split in splits.items():
+        audio = [
+            np.asarray(a["array"], dtype=np.float32) for a in tqdm(split["audio"], desc=f"{name}: audio")
+        ]
+        answers = classifier(audio, top_k=len(names), batch_size=batch_size)
+        scores = [{a["label"]: a["score"] for a in answer} for answer in answers]
+        out[name] = np.log(np.array([[s.get(c, 0.0) for c in names] for s in scores]) + 1e-9)
+    return out
+
+
+def late_fusion(args, splits: dict, measured: dict, names: list[str], enrolled: dict) -> dict:
+    """Per model of ``--scores_of``: its own answers, and a gradient-boosted classifier (trained on the
+    training split) of its class log-probabilities beside the ten numbers relative to the enrolled
+    reference; figures of the clips that enrolled nothing."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    labels = list(range(len(names)))
+    fill = np.nanmedian(measured["train"][0], axis=0)
+    relative = {
+        name: relative_to_reference(np.where(np.isnan(m[0]), fill, m[0]), m[1], enrolled[name])
+        for name, m in measured.items()
+    }
+
+    def scores(predicted, name: str) -> dict:
+        rows = ~enrolled[name]
+        found = classification_metrics(
+            list(map(int, np.asarray(predicted)[rows])), measured[name][2][rows].tolist(), labels=labels,
+            bootstrap=args.bootstrap, seed=args.seed,
+        )  # fmt: skip
+        keys = ("macro_f1", "macro_f1_ci_low", "macro_f1_ci_high", "unweighted_accuracy")
+        return {k: round(float(found[k]), 4) for k in keys} | {"num_samples": int(rows.sum())}
+
+    y = measured["train"][2]
+    fitted = HistGradientBoostingClassifier(
+        max_iter=200, learning_rate=0.05, max_depth=3, random_state=args.seed
+    )
+    fitted.fit(relative["train"], y, sample_weight=(1.0 / np.bincount(y))[y])
+    shown = list(splits)[1:]
+    results = {
+        "the ten numbers relative to the reference alone (gradient-boosted)": {
+            name: scores(fitted.predict(relative[name]), name) for name in shown
+        }
+    }
+    for model in args.scores_of:
+        logp = class_log_probabilities(model, splits, names)
+        fused = {name: np.hstack([logp[name], relative[name]]) for name in splits}
+        fitted = HistGradientBoostingClassifier(
+            max_iter=200, learning_rate=0.05, max_depth=3, random_state=args.seed
+        ).fit(fused["train"], y, sample_weight=(1.0 / np.bincount(y))[y])
+        results[model] = {
+            "the model itself": {name: scores(logp[name].argmax(1), name) for name in shown},
+            "its class log-probabilities + the ten numbers relative to the reference (gradient-boosted)": {
+                name: scores(fitted.predict(fused[name]), name) for name in shown
+            },
+        }
+    for key, rows in results.items():
+        for view, row in rows.items() if key in args.scores_of else [(key, rows)]:
+            print(
+                f"{key[-40:]:40s} {view[:60]:60s} "
+                + "  ".join(f"{n} {r['macro_f1']:.3f}" for n, r in row.items())
+            )
+    return {
+        "what": (
+            f"late fusion: each model's class log-probabilities beside the ten measured prosody numbers minus their "
+            f"mean over each voice's {args.enroll_per_speaker} enrolled clips (neutral first; training voices "
+            "too), a gradient-boosted classifier trained on the training split; figures of the clips that "
+            "enrolled nothing. The training split's scores come from models trained on it."
+        ),
+        "command": "python benchmarks/measured_prosody.py --scores_of "
+        + " ".join(args.scores_of)
+        + f" --enroll_per_speaker {args.enroll_per_speaker} --output_json {args.output_json}",
         "enroll_per_speaker": args.enroll_per_speaker,
         "features": list(FEATURES),
         "results": results,

@@ -4,6 +4,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 spec = importlib.util.spec_from_file_location(
     "measured_prosody", Path(__file__).parents[1] / "benchmarks" / "measured_prosody.py"
@@ -35,3 +36,17 @@ def test_numbers_relative_to_the_enrolled_reference():
     np.testing.assert_allclose(
         x, np.array([[1.0, 10.0], [3.0, 30.0], [5.0, 0.0], [100.0, 7.0], [104.0, 9.0]])
     )
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--scores_of", "some/model"], "--scores_of needs --enroll_per_speaker"),
+        (["--enroll_per_speaker", "2"], "--enroll_per_speaker needs --model"),
+        (["--model", "m", "--enroll_per_speaker", "-1"], "a number of clips per voice"),
+    ],
+)
+def test_inconsistent_options_are_refused_before_any_work(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        measured_prosody.main(argv)
+    assert message in capsys.readouterr().err
