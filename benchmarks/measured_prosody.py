@@ -122,21 +122,16 @@ def main(argv=None) -> dict:
     names = corpus["train"].features["emotion"].names
     labels = list(range(len(names)))
 
-    if args.scores_of:
+    if args.scores_of or args.model:
         enrolled = {
             name: enrolment_rows(m[1], m[2], names.index("neutral"), args.enroll_per_speaker)
             for name, m in measured.items()
         }
-        out = late_fusion(args, splits, measured, names, enrolled)
-        if args.output_json:
-            write_json(args.output_json, out, portable_paths=True)
-        return out
-    if args.model:
-        enrolled = {
-            name: enrolment_rows(m[1], m[2], names.index("neutral"), args.enroll_per_speaker)
-            for name, m in measured.items()
-        }
-        out = with_encoder(args, splits, measured, labels, enrolled)
+        out = (
+            late_fusion(args, splits, measured, names, enrolled)
+            if args.scores_of
+            else with_encoder(args, splits, measured, labels, enrolled)
+        )
         if args.output_json:
             write_json(args.output_json, out, portable_paths=True)
         return out
