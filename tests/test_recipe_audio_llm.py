@@ -533,7 +533,8 @@ def test_emosllm_phase1_under_two_process_ddp(tiny, tmp_path):
     assert len(lines) == 1, result.stdout[-2000:]  # logged once, by the main process
     checksums = json.loads(lines[0].split(": ", 1)[1])
     assert len(checksums) == 2 and checksums[0] == checksums[1]  # both ranks, same weights
-    assert "differ" not in result.stderr
+    # the recipe's own warning (accelerate's "specify a different port" may appear when the port is taken)
+    assert "the ranks' weights differ" not in result.stderr + result.stdout
     assert json.loads((out / "phase1" / "stage_done.json").read_text())["world_size"] == 2
 
 
