@@ -50,6 +50,7 @@ from serhub.metrics.ser_metrics.ser_metrics import classification_metrics
 from serhub.modeling.prosody import PROSODY_NUMBERS, measure_prosody
 from serhub.recipes.data import load_dataset_dict
 from serhub.recipes.reporting import write_json
+from serhub.recipes.ssl_classifier_data import reference_rows
 from tqdm.auto import tqdm
 
 from serhub.heldout import heldout_dataset
@@ -202,11 +203,7 @@ def pooled_vectors(model_dir: str, splits: dict, batch_size: int = 16) -> dict:
 
 def enrolment_rows(speakers, emotions, neutral: int, k: int) -> np.ndarray:
     """Which rows enrol their voice: its first ``k`` clips with the neutral ones first (none for k=0)."""
-    speakers, rows = np.asarray(speakers), np.zeros(len(speakers), dtype=bool)
-    for s in np.unique(speakers) if k else ():
-        own = np.flatnonzero(speakers == s)
-        rows[sorted(own, key=lambda i: (emotions[i] != neutral, i))[:k]] = True
-    return rows
+    return reference_rows(speakers, emotions, neutral, k)
 
 
 def relative_to_reference(x: np.ndarray, speakers, reference: np.ndarray) -> np.ndarray:

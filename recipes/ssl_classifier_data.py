@@ -205,8 +205,6 @@ def speaker_prosody_columns(
     from serhub.modeling.prosody import measure_prosody
     from tqdm.auto import tqdm
 
-    from serhub.evaluate_data import enrolment_plan
-
     labels = list(model.config.id2label.values())
     neutral = "neutral" if "neutral" in labels else None
     measured, references = {}, {}
@@ -220,11 +218,8 @@ def speaker_prosody_columns(
         )
         speakers = [str(x) for x in source[speaker_column]]
         named = [labels[i] for i in source["labels"]]
-        plan = enrolment_plan(
-            speakers, named, min(DEFAULT_ENROLMENT, _fewest_clips(speakers) - 1) or 1, neutral
-        )
         measured[split] = values
-        references[split] = (plan, speakers)
+        references[split] = (reference_rows(speakers, named, neutral, DEFAULT_ENROLMENT), speakers)
     train = measured[train_split]
     fill = np.nanmedian(train, axis=0)
     fill = np.where(np.isnan(fill), 0.0, fill)
@@ -234,14 +229,15 @@ def speaker_prosody_columns(
 
     out, train_relative, train_references = {}, None, []
     for split, ds in cached.items():
-        plan, speakers = references[split]
+        enrol, speakers = references[split]
         values = filled(measured[split])
         reference = np.zeros_like(values)
-        for speaker, (enrol, _) in plan.items():
-            own = [i for i, s in enumerate(speakers) if s == speaker]
-            reference[own] = values[enrol].mean(axis=0)
+        speakers = np.asarray(speakers)
+        for speaker in np.unique(speakers):
+            own = speakers == speaker
+            reference[own] = values[own & enrol].mean(axis=0)
             if split == train_split:
-                train_references.append(values[enrol].mean(axis=0))
+                train_references.append(reference[own][0])
         if split == train_split:
             train_relative = values - reference
         out[split] = (
@@ -260,11 +256,14 @@ def speaker_prosody_columns(
     return out
 
 
-def _fewest_clips(speakers: list[str]) -> int:
-    counts: dict[str, int] = {}
-    for s in speakers:
-        counts[s] = counts.get(s, 0) + 1
-    return min(counts.values())
+def reference_rows(speakers, labels, neutral: str | None, k: int) -> np.ndarray:
+    """Which rows give their speaker's reference: each speaker's first ``k`` clips with the ``neutral``
+    ones first (all of a speaker's clips when they have fewer), as a user enrols a speaker."""
+    speakers, rows = np.asarray(speakers), np.zeros(len(speakers), dtype=bool)
+    for s in np.unique(speakers) if k else ():
+        own = np.flatnonzero(speakers == s)
+        rows[sorted(own, key=lambda i: (labels[i] != neutral, i))[:k]] = True
+    return rows
 
 
 def _raw_audio_inputs(feature_extractor, model_args, training_args, data, train_split, augmenter, dims):

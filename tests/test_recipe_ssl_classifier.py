@@ -478,3 +478,14 @@ def test_recipe_with_speaker_prosody(tiny_encoder, tiny_dataset, tmp_path):
             recipe_args(tiny_encoder, tiny_dataset, tmp_path / "raw", epochs=1)
             + ["--speaker_prosody", "true", "--cache_encoder_outputs", "false"]
         )
+
+
+def test_prosody_reference_rows_are_neutral_first_and_keep_a_short_voice():
+    """Each voice's reference: its first 2 clips, neutral first; a voice with one clip keeps it (the
+    others still get 2: one short voice does not shrink every reference)."""
+    from serhub.recipes.ssl_classifier_data import reference_rows
+
+    speakers = ["a", "a", "a", "b", "c", "c"]
+    labels = ["sad", "neutral", "happy", "sad", "happy", "sad"]
+    assert reference_rows(speakers, labels, "neutral", 2).tolist() == [True, True, False, True, True, True]
+    assert reference_rows(speakers, labels, None, 1).tolist() == [True, False, False, True, True, False]
