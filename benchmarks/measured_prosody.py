@@ -50,7 +50,7 @@ from serhub.metrics.ser_metrics.ser_metrics import classification_metrics
 from serhub.modeling.prosody import PROSODY_NUMBERS, measure_prosody
 from serhub.recipes.data import load_dataset_dict
 from serhub.recipes.reporting import write_json
-from serhub.recipes.ssl_classifier_data import reference_rows
+from serhub.recipes.speaker_prosody import reference_rows
 from tqdm.auto import tqdm
 
 from serhub.heldout import heldout_dataset

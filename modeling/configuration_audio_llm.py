@@ -113,6 +113,10 @@ class AudioLLMConfig(PreTrainedConfig):
         trains, as training checkpoints are).
     calibration_temperature: the classifier's logits are divided by it (``serhub.calibration`` fits
         it on validation after training; 1: as trained).
+    speaker_prosody: the label scores also get a small MLP's scores (``prosody_hidden_size`` hidden
+        units) over ten measured prosody numbers of the clip relative to its speaker's reference
+        (``layers.ProsodyLabelScores``; ``enroll_speaker`` sets the reference). Its inputs,
+        ``prosody_values``, come from the feature extractor (``return_prosody=True``).
     """
 
     model_type = "ser_audio_llm"
@@ -148,6 +152,8 @@ class AudioLLMConfig(PreTrainedConfig):
         backbone_weights: str = "included",
         chunk_length_s: float = 30.0,
         calibration_temperature: float = 1.0,
+        speaker_prosody: bool = False,
+        prosody_hidden_size: int = 32,
         audio_model_name_or_path: str | None = None,
         text_model_name_or_path: str | None = None,
         **kwargs,
@@ -200,6 +206,10 @@ class AudioLLMConfig(PreTrainedConfig):
         self.backbone_weights = backbone_weights
         self.chunk_length_s = chunk_length_s
         self.calibration_temperature = check_temperature(calibration_temperature)
+        if prosody_hidden_size < 1:
+            raise ValueError(f"prosody_hidden_size must be >= 1, found {prosody_hidden_size}")
+        self.speaker_prosody = bool(speaker_prosody)
+        self.prosody_hidden_size = prosody_hidden_size
         self.audio_model_name_or_path = audio_model_name_or_path
         self.text_model_name_or_path = text_model_name_or_path
         if self.labels and "id2label" not in kwargs:

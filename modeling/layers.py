@@ -74,6 +74,7 @@ class ClassificationHead(nn.Module):
 class SpeakerRelativeProsody(nn.Module):
     """The pooled vector projected to ``pooled_size`` numbers, beside a clip's ten measured prosody
     numbers minus the speaker's reference, standardised: B, P + B, 10 (+ reference) -> B, pooled_size + 10.
+    With ``pooled_input_size=0`` there is no pooled vector: B, 10 (+ reference) -> B, 10.
 
     Buffers (saved with the model, set from the training split by ``set_statistics``): ``fill``, what a
     missing (NaN) number is replaced with; ``mean`` / ``std`` of the relative numbers in training;
@@ -82,7 +83,9 @@ class SpeakerRelativeProsody(nn.Module):
 
     def __init__(self, pooled_input_size: int, pooled_size: int, num_numbers: int = 10):
         super().__init__()
-        self.pooled_projection = nn.Linear(pooled_input_size, pooled_size)
+        self.pooled_projection = (
+            nn.Linear(pooled_input_size, pooled_size) if pooled_input_size and pooled_size else None
+        )
         self.register_buffer("fill", torch.zeros(num_numbers))
         self.register_buffer("mean", torch.zeros(num_numbers))
         self.register_buffer("std", torch.ones(num_numbers))
@@ -90,7 +93,8 @@ class SpeakerRelativeProsody(nn.Module):
 
     @property
     def output_size(self) -> int:
-        return self.pooled_projection.out_features + self.fill.numel()
+        pooled = self.pooled_projection.out_features if self.pooled_projection is not None else 0
+        return pooled + self.fill.numel()
 
     @torch.no_grad()
     def set_statistics(self, fill, mean, std, population_reference) -> None:
@@ -112,18 +116,68 @@ class SpeakerRelativeProsody(nn.Module):
         values = values.to(self.fill.dtype)
         return torch.where(torch.isnan(values), self.fill.expand_as(values), values)
 
-    def forward(
-        self, pooled: torch.Tensor, values: torch.Tensor, reference: torch.Tensor | None
-    ) -> torch.Tensor:
+    @torch.no_grad()
+    def reference_of(self, prosody_values: torch.Tensor | None) -> torch.Tensor:
+        """A speaker's reference: the mean of their reference clips' (B, 10) ``prosody_values`` (what
+        ``enroll_speaker`` keeps), refused when absent or when no clip holds voiced speech."""
+        if prosody_values is None:
+            raise ValueError(
+                "this model reads prosody relative to the speaker: enroll_speaker needs the reference clips' "
+                "prosody_values (pass everything its feature extractor returns)"
+            )
+        if prosody_values.ndim != 2 or prosody_values.shape[-1] != self.fill.numel():
+            raise ValueError(
+                f"prosody_values: (clips, {self.fill.numel()}) numbers expected, found {tuple(prosody_values.shape)}"
+            )
+        if torch.isnan(prosody_values[:, 0]).all():  # no F0 measured in any reference clip
+            raise ValueError(
+                "the reference clips hold no voiced speech (no pitch could be measured in any of them): "
+                "enrol the speaker on recordings of them speaking, a few seconds each"
+            )
+        return self.filled(prosody_values.detach().float()).mean(0)
+
+    def relative(self, values: torch.Tensor, reference: torch.Tensor | None) -> torch.Tensor:
+        """(B, 10) numbers minus the reference (the training voices' average when None), standardised."""
         if values.ndim != 2 or values.shape[-1] != self.fill.numel():
             raise ValueError(
                 f"prosody_values: (batch, {self.fill.numel()}) numbers per clip expected, found {tuple(values.shape)}"
             )
-        reference = self.population_reference if reference is None else reference.to(self.fill.dtype)
-        relative = (
-            self.filled(values.to(pooled.device)) - reference.to(pooled.device) - self.mean
-        ) / self.std
+        values = values.to(self.fill.device)
+        reference = self.population_reference if reference is None else reference.to(self.fill)
+        return (self.filled(values) - reference - self.mean) / self.std
+
+    def forward(
+        self, pooled: torch.Tensor | None, values: torch.Tensor, reference: torch.Tensor | None
+    ) -> torch.Tensor:
+        relative = self.relative(values, reference)
+        if self.pooled_projection is None:
+            return relative
         return torch.cat([self.pooled_projection(pooled), relative.to(pooled.dtype)], dim=-1)
+
+
+class ProsodyLabelScores(nn.Module):
+    """Label scores from a clip's prosody relative to its speaker, for a model whose own scores come
+    from elsewhere (an audio-LLM's label log-likelihoods): B, 10 (+ reference) -> B, C, added to them.
+    ``SpeakerRelativeProsody`` (without a pooled vector) then Linear -> GELU -> Linear; the last layer
+    starts at zero, so a new model scores as it would without it."""
+
+    def __init__(self, num_labels: int, hidden_size: int = 32, num_numbers: int = 10):
+        super().__init__()
+        self.prosody = SpeakerRelativeProsody(0, 0, num_numbers)
+        self.dense = nn.Linear(num_numbers, hidden_size)
+        self.activation = nn.GELU()
+        self.out_proj = nn.Linear(hidden_size, num_labels)
+        self.out_proj.zero_init = True  # the models' _init_weights starts it at zero
+
+    def set_statistics(self, fill, mean, std, population_reference) -> None:
+        self.prosody.set_statistics(fill, mean, std, population_reference)
+
+    def reference_of(self, prosody_values: torch.Tensor | None) -> torch.Tensor:
+        return self.prosody.reference_of(prosody_values)
+
+    def forward(self, values: torch.Tensor, reference: torch.Tensor | None) -> torch.Tensor:
+        relative = self.prosody(None, values, reference).to(self.dense.weight.dtype)
+        return self.out_proj(self.activation(self.dense(relative)))
 
 
 def stack_frames(frames: torch.Tensor, mask: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -241,7 +295,9 @@ def score_labels(
 __all__ = [
     "AttentiveStatisticsPooling",
     "ClassificationHead",
+    "ProsodyLabelScores",
     "RunningFrameNorm",
+    "SpeakerRelativeProsody",
     "WeightedLayerSum",
     "score_labels",
     "stack_frames",

@@ -48,6 +48,8 @@ class AudioLLMForConditionalGeneration(AudioLLMModel, GenerationMixin):
         logits_to_keep: int = 0,
         class_labels: torch.Tensor | None = None,
         ctc_words: torch.Tensor | None = None,
+        prosody_values: torch.Tensor | None = None,
+        prosody_reference: torch.Tensor | None = None,
         **kwargs,
     ) -> CausalLMOutputWithPast:
         r"""class_labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
@@ -60,6 +62,10 @@ class AudioLLMForConditionalGeneration(AudioLLMModel, GenerationMixin):
         ctc_words (`torch.LongTensor` of shape `(batch_size, words)`, *optional*):
         For the ``ctc_path`` connector in training: token ids (-1 padded) that replace a row's CTC
         words in its words slots (copy training); a row of -1 keeps the CTC head's own.
+        prosody_values, prosody_reference (`torch.FloatTensor` of shape `(batch_size, 10)`, *optional*):
+        For a ``config.speaker_prosody`` model scoring labels (``class_labels``): each clip's measured
+        prosody numbers and its speaker's reference (see ``AudioLLMForAudioClassification``); otherwise
+        unused.
         """
         audio = input_values if input_values is not None else input_features
         if class_labels is not None and (labels is not None or past_key_values is not None):
@@ -82,6 +88,8 @@ class AudioLLMForConditionalGeneration(AudioLLMModel, GenerationMixin):
             scores = self.label_scores(
                 inputs_embeds, attention_mask, position_ids, self.config.prompt["label_token_ids"]
             )
+            has_audio = audio is not None or encoder_hidden_states is not None
+            scores = self.with_prosody_scores(scores, prosody_values, prosody_reference, has_audio)
             loss = nn.functional.cross_entropy(scores.float(), class_labels.to(scores.device).long())
             return CausalLMOutputWithPast(loss=loss, logits=scores)
         return self.language_model(
@@ -137,6 +145,7 @@ class AudioLLMForConditionalGeneration(AudioLLMModel, GenerationMixin):
             self.connector,
             self.language_model,
         )
+        classifier.prosody, classifier._prosody_reference = self.prosody, self._prosody_reference
         return classifier.eval() if not self.training else classifier
 
     def generate(self, input_ids=None, attention_mask=None, **kwargs):
@@ -222,6 +231,8 @@ class AudioLLMForAudioClassification(AudioLLMModel):
         encoder_attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         calibrated: bool = True,
+        prosody_values: torch.Tensor | None = None,
+        prosody_reference: torch.Tensor | None = None,
         **kwargs,
     ) -> SequenceClassifierOutput:
         r"""Class logits (log-likelihoods of the labels, or head logits) for each clip / text, divided by
@@ -231,6 +242,11 @@ class AudioLLMForAudioClassification(AudioLLMModel):
         With ``input_ids`` (from ``AudioLLMProcessor``; ``audio_attention_mask`` is the audio's mask).
         Without (as in ``pipeline("audio-classification")``), ``attention_mask`` is the audio's mask
         and the prompt comes from the config.
+
+        A ``config.speaker_prosody`` model also needs ``prosody_values`` (B, 10) with audio (its feature
+        extractor measures them): the prosody's label scores, relative to ``prosody_reference`` (B, 10),
+        else the enrolled speaker's (``enroll_speaker``), else the training voices' average, are added
+        to the LLM's in every mode.
         """
         audio = input_values if input_values is not None else input_features
         mode = self.config.classification_mode
@@ -279,6 +295,8 @@ class AudioLLMForAudioClassification(AudioLLMModel):
                 )
                 label_ids = self.config.prompt["emotion_label_token_ids"]
             logits = self.label_scores(embeds, attention_mask, positions, label_ids)
+        has_audio = audio is not None or encoder_hidden_states is not None
+        logits = self.with_prosody_scores(logits, prosody_values, prosody_reference, has_audio)
         # plain cross-entropy (recipes weight classes in their objective, recipes/objectives.py)
         loss = (
             nn.functional.cross_entropy(logits.float(), labels.to(logits.device).long())

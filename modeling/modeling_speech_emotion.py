@@ -30,6 +30,7 @@ from .layers import (
 )
 from .losses import CCCLoss, build_classification_loss
 from .remote_code import add_auto_map_entries
+from .speaker_reference import SpeakerReferenceMixin
 from .speech_encoder import SpeechEncoder
 
 logger = logging.get_logger(__name__)
@@ -87,7 +88,7 @@ class SpeechEmotionPreTrainedModel(PreTrainedModel):
             pass  # the encoder initialises itself
 
 
-class SpeechEmotionForAudioClassification(SpeechEmotionPreTrainedModel):
+class SpeechEmotionForAudioClassification(SpeakerReferenceMixin, SpeechEmotionPreTrainedModel):
     def __init__(self, config: SpeechEmotionConfig):
         super().__init__(config)
         self.encoder = SpeechEncoder(config.audio_config, config.chunk_length_s)
@@ -120,8 +121,6 @@ class SpeechEmotionForAudioClassification(SpeechEmotionPreTrainedModel):
         self.post_init()
         self._freeze_encoder()
         self._speaker_statistics = None  # set by enroll_speaker(); never saved
-        # the enrolled speaker's prosody numbers (speaker_prosody): set by enroll_speaker(); never saved
-        self._prosody_reference = None
 
     def _freeze_encoder(self) -> None:
         c = self.config
@@ -227,17 +226,7 @@ class SpeechEmotionForAudioClassification(SpeechEmotionPreTrainedModel):
         feature extractor gives them) as the speaker's reference; its frames are standardised only if
         it was also trained with ``--speaker_norm``."""
         if self.prosody is not None:
-            if prosody_values is None:
-                raise ValueError(
-                    "this model reads prosody relative to the speaker: enroll_speaker needs the reference clips' "
-                    "prosody_values (pass everything its feature extractor returns)"
-                )
-            if torch.isnan(prosody_values[:, 0]).all():  # no F0 measured in any reference clip
-                raise ValueError(
-                    "the reference clips hold no voiced speech (no pitch could be measured in any of them): "
-                    "enrol the speaker on recordings of them speaking, a few seconds each"
-                )
-            self._prosody_reference = self.prosody.filled(prosody_values.detach().float()).mean(0)
+            self._enroll_prosody(prosody_values)
             if not self._frames_speaker_normalised:
                 return
         if encoder_hidden_states is None:
@@ -301,23 +290,9 @@ class SpeechEmotionForAudioClassification(SpeechEmotionPreTrainedModel):
         speaker-relative prosody numbers."""
         if self.prosody is None:
             return pooled
-        if prosody_values is None:
-            raise ValueError(
-                "this model reads the clip's prosody (config.speaker_prosody): pass prosody_values, which its "
-                "feature extractor returns (SpeechEmotionFeatureExtractor with return_prosody=True)"
-            )
-        if prosody_reference is None and self._prosody_reference is not None:
-            prosody_reference = self._prosody_reference.to(pooled.device)
-        if prosody_reference is None and not self._warned_no_reference:
-            logger.warning(
-                "no speaker reference: the prosody is read relative to the training voices' average. Enrol the "
-                "speaker on a few of their clips (model.enroll_speaker(**feature_extractor(clips)), a neutral "
-                "one preferably) for the figures the model was trained for"
-            )
-            self._warned_no_reference = True
-        return self.prosody(pooled, prosody_values, prosody_reference)
-
-    _warned_no_reference = False
+        return self.prosody(
+            pooled, prosody_values, self._speaker_reference(prosody_values, prosody_reference)
+        )
 
     @property
     def _frames_speaker_normalised(self) -> bool:

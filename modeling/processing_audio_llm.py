@@ -223,7 +223,8 @@ class AudioLLMProcessor(ProcessorMixin):
         return clips, texts, n
 
     def _audio_features(self, clips, sampling_rate: int | None) -> tuple[dict, list]:
-        """The encoder's input features of the clips (with their attention mask) and the audio-token
+        """The encoder's input features of the clips (with their attention mask; and ``prosody_values``
+        when the feature extractor measures them, for a ``speaker_prosody`` model) and the audio-token
         counts of each clip, from its unpadded length."""
         features = self.feature_extractor(clips, sampling_rate=sampling_rate, return_tensors="np")
         name = "input_values" if "input_values" in features else "input_features"
@@ -231,7 +232,10 @@ class AudioLLMProcessor(ProcessorMixin):
             self.audio_token_counts(encoder_output_frames(int(m.sum()), self.encoder_convs))
             for m in features["attention_mask"]
         ]
-        return {name: features[name], "audio_attention_mask": features["attention_mask"]}, counts
+        out = {name: features[name], "audio_attention_mask": features["attention_mask"]}
+        if "prosody_values" in features:
+            out["prosody_values"] = features["prosody_values"]
+        return out, counts
 
     def _prompt_ids(
         self,

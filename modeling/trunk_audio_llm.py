@@ -38,9 +38,10 @@ from .assembly_audio_llm import (
 from .configuration_audio_llm import AudioLLMConfig, encoder_convs
 from .connectors import CTCPathConnector, QueryPoolingMapper, VariationalBranch
 from .ctc_path import CTC_INITIAL_SCALE
-from .layers import score_labels
+from .layers import ProsodyLabelScores, score_labels
 from .prompting_audio_llm import encoder_output_frames
 from .remote_code import add_auto_map_entries
+from .speaker_reference import SpeakerReferenceMixin
 from .speech_encoder import SpeechEncoder
 
 
@@ -66,6 +67,8 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
         # pretrained or initialise themselves
         if isinstance(module, nn.Linear):
             module.weight.normal_(0.0, 0.02)
+            if getattr(module, "zero_init", False):  # layers.ProsodyLabelScores: starts adding nothing
+                module.weight.zero_()
             if module.bias is not None:
                 module.bias.zero_()
         elif isinstance(module, nn.LayerNorm):
@@ -152,7 +155,7 @@ class AudioLLMPreTrainedModel(PreTrainedModel):
         return self
 
 
-class AudioLLMModel(AudioLLMPreTrainedModel):
+class AudioLLMModel(SpeakerReferenceMixin, AudioLLMPreTrainedModel):
     """The speech encoder (frozen), the connector and the causal LLM, and the path from audio to the
     LLM's input embeddings. ``forward`` returns the LLM's last hidden states (the heads add the LM
     loss, generation, or label scores)."""
@@ -165,6 +168,12 @@ class AudioLLMModel(AudioLLMPreTrainedModel):
         max_frames = encoder_output_frames(self.audio_encoder.chunk, encoder_convs(config.audio_config))
         self.connector = config.connector_class.from_config(config, max_frames)
         self.language_model = AutoModelForCausalLM.from_config(config.text_config)
+        # speaker_prosody: label scores from the clip's prosody relative to its speaker, added to the LLM's
+        self.prosody = (
+            ProsodyLabelScores(len(config.labels), config.prosody_hidden_size)
+            if getattr(config, "speaker_prosody", False)
+            else None
+        )
         if type(self) is AudioLLMModel:
             self.post_init()
 
@@ -355,6 +364,44 @@ class AudioLLMModel(AudioLLMPreTrainedModel):
     def label_scores(self, embeds, attention_mask, positions, label_ids: list[list[int]]) -> torch.Tensor:
         """log p(label | prompt) for every label: (B, C) (``layers.score_labels``)."""
         return score_labels(self.language_model, embeds, attention_mask, positions, label_ids)
+
+    def with_prosody_scores(
+        self,
+        scores: torch.Tensor,
+        prosody_values: torch.Tensor | None,
+        prosody_reference: torch.Tensor | None = None,
+        has_audio: bool = True,
+    ) -> torch.Tensor:
+        """(B, C) label scores plus, for a ``speaker_prosody`` model given audio, the prosody's own
+        (``layers.ProsodyLabelScores``) relative to ``prosody_reference`` (B, 10), else the enrolled
+        speaker's (``enroll_speaker``), else the training voices' average. Text alone: unchanged."""
+        if self.prosody is None or not has_audio:
+            return scores
+        reference = self._speaker_reference(prosody_values, prosody_reference)
+        extra = self.prosody(prosody_values.to(scores.device), reference)
+        if extra.shape != scores.shape:
+            raise ValueError(
+                f"prosody scores of shape {tuple(extra.shape)} for label scores of {tuple(scores.shape)}: "
+                "prosody_values needs one row per clip"
+            )
+        return scores + extra.to(scores.dtype)
+
+    @torch.no_grad()
+    def enroll_speaker(self, prosody_values: torch.Tensor | None = None, **ignored) -> None:
+        """Read every following clip's prosody relative to one speaker's: the mean prosody numbers of
+        their reference clips (a few recordings, a neutral one preferably; pass everything the feature
+        extractor returns for them, ``return_prosody=True``). Lasts until :meth:`forget_speaker`;
+        never saved. Only for a model trained with ``speaker_prosody``."""
+        if self.prosody is None:
+            raise ValueError(
+                "this model was trained without a speaker reference (config.speaker_prosody is off): "
+                "enrolment would change nothing; train with --speaker_prosody true to use it"
+            )
+        self._enroll_prosody(prosody_values)
+
+    def forget_speaker(self) -> None:
+        """Back to the training voices' average reference (undoes :meth:`enroll_speaker`)."""
+        self._prosody_reference = None
 
     def check_context(self, length: int) -> None:
         limit = getattr(self.config.text_config, "max_position_embeddings", None)

@@ -112,6 +112,15 @@ class AudioLLMArguments:
     )
     max_transcript_tokens: int = 48
     max_descriptor_tokens: int = 24
+    speaker_prosody: bool = field(
+        default=False,
+        metadata={
+            "help": "add label scores from ten measured prosody numbers per clip relative to its speaker's "
+            "reference (in training each speaker's first 2 clips, neutral first, --speaker_column; at inference "
+            "model.enroll_speaker, serhub evaluate/predict --enroll...) to the LLM's label scores"
+        },
+    )
+    prosody_hidden_size: int = 32
 
     def __post_init__(self):
         from .connector_init import check_init_connector
@@ -280,6 +289,9 @@ class CachedAudioLLMCollator:
             **answers,
         )
         batch["encoder_hidden_states"], batch["encoder_attention_mask"] = hidden, mask
+        for key in ("prosody_values", "prosody_reference"):  # --speaker_prosody (recipes/speaker_prosody.py)
+            if key in rows[0]:
+                batch[key] = torch.as_tensor(np.stack([np.asarray(r[key], dtype=np.float32) for r in rows]))
         if self.copy_fraction > 0 and "transcripts" in answers:
             batch["ctc_words"] = self._copy_rows(rows, counts, rng)
         if self.class_targets:

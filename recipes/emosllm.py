@@ -58,6 +58,7 @@ from serhub.recipes.logs import get_logger
 from serhub.recipes.objectives import AudioLLMObjective, asr_weight_schedule
 from serhub.recipes.reporting import scalar_metrics, write_json
 from serhub.recipes.run_folders import claim_output_dir, run_settings
+from serhub.recipes.speaker_prosody import check_speaker_data
 from serhub.recipes.staged import (
     Stage,
     StagedRun,
@@ -316,6 +317,8 @@ def main(argv=None):
     )
     check_curriculum(model_args, curriculum)
     ser, asr, labels, splits, keep = load_data(data_args, curriculum, training_args)
+    if model_args.speaker_prosody:
+        check_speaker_data("--speaker_prosody", data_args, ser[data_args.train_split].column_names)
     # the folder is this run's: a finished or partial run with other data/labels/settings is refused
     settings = run_settings(
         training_args,

@@ -11,6 +11,11 @@ from serhub.recipes.connector_init import card_row as connector_start
 from serhub.recipes.emosllm_arguments import CurriculumArguments
 from serhub.recipes.logs import get_logger
 from serhub.recipes.reporting import finish_run
+from serhub.recipes.speaker_prosody import (
+    SPEAKER_PROSODY_NOTE,
+    measuring_feature_extractor,
+    speaker_prosody_row,
+)
 from serhub.recipes.staged import StagedRun
 
 logger = get_logger("emosllm")
@@ -21,6 +26,9 @@ def finish(run: StagedRun, model, processor, results: dict, push_to_hub: bool) -
     model_args, curriculum = run.model_args, run.args
     modes = [m for m in ("label_logits", "transcript_conditioned") if m in results]
     best = max(modes, key=lambda m: results[m]["macro_f1"]) if modes else None
+    if model.prosody is not None:  # serhub.heldout / evaluate enrol; the saved extractor measures prosody
+        model.config.speaker_normalization = SPEAKER_PROSODY_NOTE
+        processor.feature_extractor = measuring_feature_extractor(processor.feature_extractor)
     finish_run(
         run.output_dir,
         save=(model.merge_and_unload_lora(), processor),
@@ -43,6 +51,7 @@ def finish(run: StagedRun, model, processor, results: dict, push_to_hub: bool) -
                 "LLM": model_args.text_model_name_or_path,
                 "connector": connector_summary(model_args),
                 **connector_start(model_args),
+                **speaker_prosody_row(model_args),
                 "LoRA": f"r={model_args.lora_r}, alpha={model_args.lora_alpha}",
                 "phases": curriculum.phases,
                 "steps per phase": curriculum.phase_max_steps,

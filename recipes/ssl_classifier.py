@@ -44,6 +44,7 @@ from serhub.recipes.data import load_dataset_dict, require_splits, resolve_label
 from serhub.recipes.logs import get_logger
 from serhub.recipes.reporting import EpochTimer, calibration_line, finish_run, scalar_metrics
 from serhub.recipes.run_folders import claim_output_dir, last_complete_checkpoint, run_settings
+from serhub.recipes.speaker_prosody import SPEAKER_PROSODY_NOTE, measuring_feature_extractor
 from serhub.recipes.ssl_classifier_data import (
     AudioCollator,
     CachedEncoderCollator,
@@ -272,9 +273,7 @@ def note_model(model, model_args, labels: list[str], counts: list[int]) -> None:
         # frames (the model itself does not normalise; see the recipe's CachedEncoderCollator)
         notes.append("encoder frames standardised per speaker (ssl_classifier)")
     if model_args.speaker_prosody:  # enrolment gives the reference (serhub.heldout and evaluate enrol)
-        notes.append(
-            "prosody numbers relative to the speaker's enrolled clips (ssl_classifier --speaker_prosody)"
-        )
+        notes.append(SPEAKER_PROSODY_NOTE)
     if notes:
         model.config.speaker_normalization = "; ".join(notes)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -369,10 +368,7 @@ def main(argv=None):
     summary = run_summary(train_result, timer, (train_seconds, encode_seconds), labels, counts, training_args)
     test = results.get(data_args.test_split)
     if model_args.speaker_prosody:  # the saved extractor measures each clip's prosody numbers too
-        settings = {**feature_extractor.to_dict(), "return_prosody": True}
-        for key in ("feature_extractor_type", "processor_class"):
-            settings.pop(key, None)
-        feature_extractor = type(feature_extractor)(**settings)
+        feature_extractor = measuring_feature_extractor(feature_extractor)
     finish_run(
         out,
         save=(model, feature_extractor),

@@ -15,9 +15,9 @@ from serhub.modeling import SpeechEmotionFeatureExtractor
 from serhub.modeling.modeling_speech_emotion import SPEAKER_STD_FLOOR
 from serhub.recipes.data import augmented_copy, cache_encoder_outputs, encode_labels, pad_cached_states
 from serhub.recipes.logs import get_logger
+from serhub.recipes.speaker_prosody import check_speaker_data, speaker_prosody_columns
 
 from serhub.augment import Augmenter
-from serhub.heldout import DEFAULT_ENROLMENT
 
 logger = get_logger("ssl_classifier")
 
@@ -149,19 +149,9 @@ def encoded_inputs(model, feature_extractor, model_args, data_args, training_arg
         return _raw_audio_inputs(
             feature_extractor, model_args, training_args, data, train_split, augmenter, dims
         )
-    option = "--speaker_norm" if model_args.speaker_norm else "--speaker_prosody"
-    per_speaker = model_args.speaker_norm or model_args.speaker_prosody
-    if per_speaker and data_args.heldout_eval and data_args.heldout_clips_per_voice <= DEFAULT_ENROLMENT:
-        raise ValueError(
-            f"{option} with --heldout_eval: {DEFAULT_ENROLMENT} clips of each held-out voice enrol it and the "
-            f"rest are scored, so --heldout_clips_per_voice must be above {DEFAULT_ENROLMENT} (found "
-            f"{data_args.heldout_clips_per_voice})"
-        )
-    if per_speaker and data_args.speaker_column not in data[train_split].column_names:
-        raise ValueError(
-            f"{option} needs each clip's speaker: the data has no {data_args.speaker_column!r} column "
-            f"(columns: {data[train_split].column_names}); name it with --speaker_column"
-        )
+    if model_args.speaker_norm or model_args.speaker_prosody:
+        option = "--speaker_norm" if model_args.speaker_norm else "--speaker_prosody"
+        check_speaker_data(option, data_args, data[train_split].column_names)
     sources = dict(data)
     if augmenter is not None:
         for copy in range(data_args.augment_copies):
@@ -180,7 +170,11 @@ def encoded_inputs(model, feature_extractor, model_args, data_args, training_arg
         }
     if model_args.speaker_prosody:  # beside the cache too: measured once per run
         with training_args.main_process_first(desc="prosody numbers"):
-            cached = speaker_prosody_columns(cached, sources, data_args.speaker_column, model, train_split)
+            labels = list(model.config.id2label.values())
+            cached, statistics = speaker_prosody_columns(
+                cached, sources, data_args.speaker_column, labels, train_split
+            )
+            model.prosody.set_statistics(*statistics)
     cached = _with_augmented_copies(cached, train_split)
     prosody = bool(model_args.speaker_prosody)
     if prosody:
@@ -191,79 +185,6 @@ def encoded_inputs(model, feature_extractor, model_args, data_args, training_arg
     collator = CachedEncoderCollator(dims, "speaker", stats, data_args.speaker_column, prosody=prosody)
     training_args.remove_unused_columns = False  # the collator reads the speaker column
     return cached, collator, seconds
-
-
-def speaker_prosody_columns(
-    cached: dict, sources: dict, speaker_column: str, model, train_split: str
-) -> dict:
-    """Every cached split with "prosody_values" (each clip's ten measured numbers,
-    ``prosody.measure_prosody``) and "prosody_reference" (its speaker's mean over the speaker's first
-    ``DEFAULT_ENROLMENT`` clips of the split, neutral ones first: what enrolment gives at inference;
-    validation and test speakers with their own, transductively). The model's prosody statistics
-    (missing-number fill, the relative numbers' mean and spread, the training voices' average
-    reference) are set from the training split."""
-    from serhub.modeling.prosody import measure_prosody
-    from tqdm.auto import tqdm
-
-    labels = list(model.config.id2label.values())
-    neutral = "neutral" if "neutral" in labels else None
-    measured, references = {}, {}
-    for split in cached:
-        source = sources[split]
-        values = np.stack(
-            [
-                measure_prosody(a["array"], a["sampling_rate"])
-                for a in tqdm(source["audio"], desc=f"{split}: prosody")
-            ]
-        )
-        speakers = [str(x) for x in source[speaker_column]]
-        named = [labels[i] for i in source["labels"]]
-        measured[split] = values
-        references[split] = (reference_rows(speakers, named, neutral, DEFAULT_ENROLMENT), speakers)
-    train = measured[train_split]
-    fill = np.nanmedian(train, axis=0)
-    fill = np.where(np.isnan(fill), 0.0, fill)
-
-    def filled(x):
-        return np.where(np.isnan(x), fill, x)
-
-    out, train_relative, train_references = {}, None, []
-    for split, ds in cached.items():
-        enrol, speakers = references[split]
-        values = filled(measured[split])
-        reference = np.zeros_like(values)
-        speakers = np.asarray(speakers)
-        for speaker in np.unique(speakers):
-            own = speakers == speaker
-            reference[own] = values[own & enrol].mean(axis=0)
-            if split == train_split:
-                train_references.append(reference[own][0])
-        if split == train_split:
-            train_relative = values - reference
-        out[split] = (
-            ds.add_column("prosody_values", measured[split].astype(np.float32).tolist())
-            .add_column("prosody_reference", reference.astype(np.float32).tolist())
-            .with_format("numpy")
-        )
-    model.prosody.set_statistics(
-        fill, train_relative.mean(axis=0), train_relative.std(axis=0), np.mean(train_references, axis=0)
-    )
-    logger.info(
-        "speaker prosody: ten numbers per clip relative to each speaker's %d enrolled clips (%s first)",
-        DEFAULT_ENROLMENT,
-        neutral or "the first",
-    )
-    return out
-
-
-def reference_rows(speakers, labels, neutral: str | None, k: int) -> np.ndarray:
-    """Which rows give their speaker's reference: each speaker's first ``k`` clips with the ``neutral``
-    ones first (all of a speaker's clips when they have fewer), as a user enrols a speaker."""
-    speakers, rows = np.asarray(speakers), np.zeros(len(speakers), dtype=bool)
-    for s in np.unique(speakers) if k else ():
-        own = np.flatnonzero(speakers == s)
-        rows[sorted(own, key=lambda i: (labels[i] != neutral, i))[:k]] = True
-    return rows
 
 
 def _raw_audio_inputs(feature_extractor, model_args, training_args, data, train_split, augmenter, dims):

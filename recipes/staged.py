@@ -28,6 +28,7 @@ from serhub.recipes.audio_llm_common import (
 from serhub.recipes.logs import get_logger
 from serhub.recipes.reporting import write_json
 from serhub.recipes.run_folders import last_complete_checkpoint
+from serhub.recipes.speaker_prosody import speaker_prosody_columns
 from transformers import TrainingArguments
 
 DONE_FILE = "stage_done.json"
@@ -70,6 +71,8 @@ class StagedRun:
     splits: dict  # cache name -> dataset
     keep: dict  # cache name -> the columns its cache keeps beside the encoder outputs
     cached: dict = field(default_factory=dict)
+    # --speaker_prosody: the training split's prosody statistics (``speaker_prosody_columns``)
+    prosody_statistics: tuple | None = None
     timings: dict = field(default_factory=dict)
     history: list = field(default_factory=list)
 
@@ -98,8 +101,12 @@ def done_record(folder: Path) -> Path | None:
 
 
 def ensure_cached(run: StagedRun, model, processor) -> None:
-    """Encode every dataset once with the frozen encoder (the same in every stage)."""
+    """Encode every dataset once with the frozen encoder (the same in every stage); for a
+    ``speaker_prosody`` model the labelled splits get each clip's prosody numbers and its speaker's
+    reference beside the cache, and the model the training split's prosody statistics."""
     if run.cached:
+        if model.prosody is not None:
+            model.prosody.set_statistics(*run.prosody_statistics)
         return
     start = time.time()
     with run.training_args.main_process_first(desc="encoder cache"):
@@ -115,6 +122,17 @@ def ensure_cached(run: StagedRun, model, processor) -> None:
                 run.cached[name] = cache_split(
                     model, processor, dataset, cache, name, batch_size, run.keep[name]
                 )
+        if model.prosody is not None:
+            labelled = [name for name in run.cached if "labels" in run.keep[name]]
+            with_prosody, run.prosody_statistics = speaker_prosody_columns(
+                {name: run.cached[name] for name in labelled},
+                {name: run.splits[name] for name in labelled},
+                run.data_args.speaker_column,
+                run.labels,
+                train,
+            )
+            run.cached.update(with_prosody)
+            model.prosody.set_statistics(*run.prosody_statistics)
     run.timings["encoder_cache_s"] = round(time.time() - start, 1)
 
 

@@ -49,6 +49,13 @@ from serhub.recipes.logs import get_logger
 from serhub.recipes.objectives import AudioLLMObjective
 from serhub.recipes.reporting import EpochTimer, calibration_line, finish_run, scalar_metrics, write_json
 from serhub.recipes.run_folders import claim_output_dir, last_complete_checkpoint, run_settings
+from serhub.recipes.speaker_prosody import (
+    SPEAKER_PROSODY_NOTE,
+    check_speaker_data,
+    measuring_feature_extractor,
+    speaker_prosody_columns,
+    speaker_prosody_row,
+)
 from transformers import TrainingArguments
 
 from serhub.calibration import calibrate, trainer_logits
@@ -73,12 +80,24 @@ class CrossValidationArguments:
 
 
 def train_and_evaluate(
-    model_args, data_args, training_args, labels, splits, eval_split: str, output_dir: str, with_text=False
+    model_args,
+    data_args,
+    training_args,
+    labels,
+    splits,
+    eval_split: str,
+    output_dir: str,
+    with_text=False,
+    prosody_statistics=None,
 ):
     """Train the projector on ``splits['train']`` (cached), keep the best epoch by macro-F1 on
-    ``splits[eval_split]``; returns (classifier, trainer, processor, train seconds)."""
+    ``splits[eval_split]``; returns (classifier, trainer, processor, train seconds).
+    ``prosody_statistics``: the training split's (``--speaker_prosody``; ``speaker_prosody_columns``)."""
     model, processor = build_model(model_args, labels)
-    model.freeze_language_model()  # THAU: only the projector trains
+    model.freeze_language_model()  # THAU: only the projector trains (and, with --speaker_prosody, its MLP)
+    if model.prosody is not None:
+        model.prosody.set_statistics(*prosody_statistics)
+        model.config.speaker_normalization = SPEAKER_PROSODY_NOTE  # serhub.heldout / evaluate enrol
     counts = class_counts(splits["train"], "labels", len(labels))
     classifier = model.as_classifier("label_logits")
     classifier.config.backbone_weights = "referenced"  # checkpoints hold the projector, not the backbones
@@ -138,12 +157,16 @@ def predict(trainer, dataset, labels, bootstrap=0, seed=0) -> dict:
     return split_metrics(*trainer_logits(trainer, dataset), labels, bootstrap, seed)
 
 
-def encode_splits(model_args, data_args, training_args, raw, labels, text_column=None) -> tuple[dict, float]:
+def encode_splits(
+    model_args, data_args, training_args, raw, labels, text_column=None
+) -> tuple[dict, float, tuple]:
     """Every split through the frozen encoder once (cached): the only time the encoder runs. With
-    ``text_column`` (ST1) the transcripts are kept beside the cached states, as "transcript"."""
+    ``text_column`` (ST1) the transcripts are kept beside the cached states, as "transcript"; with
+    ``--speaker_prosody`` each clip's prosody numbers and its speaker's reference (then the training
+    split's prosody statistics are returned too, else None)."""
     encoder_model, processor = build_model(dataclasses.replace(model_args, init_connector=None), labels)
     start = time.time()
-    cached = {}
+    cached, sources = {}, {}
     with training_args.main_process_first(desc="encoder cache"):
         for s in [s for s in (data_args.train_split, data_args.eval_split, data_args.test_split) if s]:
             audio = raw[s].cast_column("audio", datasets.Audio(sampling_rate=16000))
@@ -157,6 +180,7 @@ def encode_splits(model_args, data_args, training_args, raw, labels, text_column
                     audio = audio.remove_columns([c for c in ["transcript"] if c in audio.column_names])
                     audio = audio.rename_column(text_column, "transcript")
             audio = encode_labels(audio, data_args.label_column, labels)
+            sources[s] = audio
             keep = ("labels", "transcript") if text_column else ("labels",)
             cache, batch_size = (
                 f"{training_args.output_dir}/encoder_cache",
@@ -168,11 +192,23 @@ def encode_splits(model_args, data_args, training_args, raw, labels, text_column
                 )
             else:
                 cached[s] = cache_split(encoder_model, processor, audio, cache, s, batch_size, keep)
-    return cached, time.time() - start
+        statistics = None
+        if model_args.speaker_prosody:
+            cached, statistics = speaker_prosody_columns(
+                cached, sources, data_args.speaker_column, labels, data_args.train_split
+            )
+    return cached, time.time() - start, statistics
 
 
 def cross_validate(
-    model_args, data_args, training_args, labels, cached, num_folds: int, with_text=False
+    model_args,
+    data_args,
+    training_args,
+    labels,
+    cached,
+    num_folds: int,
+    with_text=False,
+    prosody_statistics=None,
 ) -> dict:
     """THAU's stratified k-fold cross-validation over train + validation; each fold trains anew."""
     from serhub.datasets_scripts.splits import stratified_kfold
@@ -188,8 +224,9 @@ def cross_validate(
     ):
         fold = {"train": pool.select(train_idx), "held_out": pool.select(held_idx)}
         _, trainer, _, _ = train_and_evaluate(
-            model_args, data_args, fold_args, labels, fold, "held_out", f"{out}/fold{k}", with_text
-        )
+            model_args, data_args, fold_args, labels, fold, "held_out", f"{out}/fold{k}", with_text,
+            prosody_statistics,
+        )  # fmt: skip
         scores.append(predict(trainer, fold["held_out"], labels)["macro_f1"])
         logger.info("fold %d: macro-F1 %.4f", k, scores[-1])
     cv = {
@@ -211,6 +248,7 @@ def card_settings(model_args, data_args, training_args, results: dict, summary: 
         "LLM (frozen)": model_args.text_model_name_or_path,
         "connector": connector_class(model_args.connector).describe(model_args),
         **connector_start(model_args),
+        **speaker_prosody_row(model_args),
         "loss": model_args.loss_type,
         "learning rate": training_args.learning_rate,
         "epochs": training_args.num_train_epochs,
@@ -244,6 +282,9 @@ def main(argv=None):
     with training_args.main_process_first(desc="dataset"):
         raw = load_dataset_dict(data_args.dataset_name_or_path, data_args)
     labels = resolve_labels(raw, data_args)
+    if model_args.speaker_prosody:  # before the output folder is claimed
+        require_splits(raw, [data_args.train_split])
+        check_speaker_data("--speaker_prosody", data_args, raw[data_args.train_split].column_names)
     settings = run_settings(
         training_args, labels, dict(raw), model_args, data_args, cv_args, exclude=("bootstrap",)
     )
@@ -252,7 +293,9 @@ def main(argv=None):
     )
     require_splits(raw, [s for s in (data_args.train_split, data_args.eval_split, data_args.test_split) if s])
     text_column = cv_args.transcript_column if cv_args.transcript_in_prompt else None
-    cached, encode_seconds = encode_splits(model_args, data_args, training_args, raw, labels, text_column)
+    cached, encode_seconds, prosody_statistics = encode_splits(
+        model_args, data_args, training_args, raw, labels, text_column
+    )
     summary = {
         "encoder_cache_s": round(encode_seconds, 1),
         "labels": labels,
@@ -260,14 +303,16 @@ def main(argv=None):
     }
     if cv_args.num_folds:
         summary["cross_validation"] = cross_validate(
-            model_args, data_args, training_args, labels, cached, cv_args.num_folds, bool(text_column)
-        )
+            model_args, data_args, training_args, labels, cached, cv_args.num_folds, bool(text_column),
+            prosody_statistics,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ train, evaluate, finish
     splits = {"train": cached[data_args.train_split], data_args.eval_split: cached[data_args.eval_split]}
     classifier, trainer, processor, seconds = train_and_evaluate(
-        model_args, data_args, training_args, labels, splits, data_args.eval_split, out, bool(text_column)
-    )
+        model_args, data_args, training_args, labels, splits, data_args.eval_split, out, bool(text_column),
+        prosody_statistics,
+    )  # fmt: skip
     logits = {
         s: trainer_logits(trainer, cached[s]) for s in (data_args.eval_split, data_args.test_split) if s
     }
@@ -289,6 +334,8 @@ def main(argv=None):
     if not trainer.is_world_process_zero():
         return
     classifier.config.backbone_weights = "included"  # the shared model: self-contained
+    if model_args.speaker_prosody:  # the saved extractor measures each clip's prosody numbers too
+        processor.feature_extractor = measuring_feature_extractor(processor.feature_extractor)
     finish_run(
         out,
         save=(classifier, processor),

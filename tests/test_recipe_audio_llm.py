@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from serhub.modeling import AudioLLMProcessor
+from serhub.modeling import AudioLLMForAudioClassification, AudioLLMProcessor
 from serhub.modeling.losses import build_classification_loss
 from serhub.recipes import emosllm, whisper_llm
 from serhub.recipes.audio_llm_common import AudioLLMTrainer, CachedAudioLLMCollator
@@ -827,3 +827,40 @@ def test_init_connector_checks_the_backbones_and_every_tensor(tiny, tmp_path):
     save_file(good, phase0 / "connector.safetensors")
     assert init_connector(model, phase0) == len(good)
     torch.testing.assert_close(model.connector.proj.weight, good["proj.weight"])
+
+
+@pytest.mark.parametrize("recipe", ["whisper_llm", "emosllm"])
+def test_speaker_prosody_in_the_audio_llm_recipes(recipe, tiny, tmp_path):
+    """--speaker_prosody: the prosody MLP trains beside the connector, its statistics and weights are
+    saved, the saved extractor measures prosody, the config asks for enrolment, the card says so."""
+    out = tmp_path / recipe
+    if recipe == "whisper_llm":
+        args = model_args(tiny) + [
+            "--output_dir",
+            str(out),
+            "--connector",
+            "linear",
+            "--learning_rate",
+            "1e-2",
+        ]
+        main = whisper_llm.main
+    else:
+        args = emosllm_args(tiny, out, steps=("1", "1", "3"))
+        main = emosllm.main
+    main(args + ["--speaker_prosody", "true"])  # speakers: the corpus's speaker_id column
+    clf = AudioLLMForAudioClassification.from_pretrained(out).eval()
+    assert clf.prosody is not None and "--speaker_prosody" in clf.config.speaker_normalization
+    assert float(clf.prosody.prosody.std.sum()) != 10.0  # the training split's statistics, not the defaults
+    assert float(clf.prosody.out_proj.weight.detach().abs().sum()) > 0  # it trained (it starts at zero)
+    assert "speaker prosody" in (out / "README.md").read_text()
+    saved = json.loads((out / "processor_config.json").read_text())
+    assert saved["feature_extractor"]["return_prosody"] is True
+    pipe = pipeline("audio-classification", model=str(out), trust_remote_code=True)
+    clip = np.sin(2 * np.pi * 150 * np.arange(8000) / 16000).astype(np.float32) * 0.3
+    assert len(pipe(clip, top_k=2)) == 2
+    # a corpus without the speaker column is refused before anything is written
+    again = tmp_path / f"{recipe}-no-speakers"
+    bad = [a if a != str(out) else str(again) for a in args]
+    with pytest.raises(ValueError, match="needs each clip's speaker"):
+        main(bad + ["--speaker_column", "nobody", "--speaker_prosody", "true"])
+    assert not again.exists()

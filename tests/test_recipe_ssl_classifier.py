@@ -483,7 +483,7 @@ def test_recipe_with_speaker_prosody(tiny_encoder, tiny_dataset, tmp_path):
 def test_prosody_reference_rows_are_neutral_first_and_keep_a_short_voice():
     """Each voice's reference: its first 2 clips, neutral first; a voice with one clip keeps it (the
     others still get 2: one short voice does not shrink every reference)."""
-    from serhub.recipes.ssl_classifier_data import reference_rows
+    from serhub.recipes.speaker_prosody import reference_rows
 
     speakers = ["a", "a", "a", "b", "c", "c"]
     labels = ["sad", "neutral", "happy", "sad", "happy", "sad"]
