@@ -121,6 +121,13 @@ class AudioLLMArguments:
         },
     )
     prosody_hidden_size: int = 32
+    prosody_learning_rate: float | None = field(
+        default=1e-2,
+        metadata={
+            "help": "--speaker_prosody: the prosody head's own learning rate (unset: --learning_rate); at the "
+            "projector's 1e-3 it barely moved in one epoch (README: speaker prosody)"
+        },
+    )
 
     def __post_init__(self):
         from .connector_init import check_init_connector
@@ -349,12 +356,14 @@ class AudioLLMTrainer(LoraLearningRateMixin, Trainer):
         objective: AudioLLMObjective | None = None,
         extra_eval=None,
         lora_learning_rate: float | None = None,
+        prosody_learning_rate: float | None = None,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
         self.objective = objective if objective is not None else AudioLLMObjective()
         self.extra_eval = extra_eval
         self.lora_learning_rate = lora_learning_rate  # LoraLearningRateMixin (None: --learning_rate)
+        self.prosody_learning_rate = prosody_learning_rate
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         return self.objective(model, inputs, return_outputs)

@@ -327,6 +327,11 @@ def main(argv=None):
         argv,
     )
     require_branches(model_args.connector)  # before anything is loaded or built
+    if model_args.speaker_prosody:
+        raise ValueError(
+            "--speaker_prosody is for whisper_llm and emosllm; the descriptor system reads the speaker's "
+            "prosody through its descriptor branch (leave --speaker_prosody out)"
+        )
     data, labels, splits = load_data(data_args, args, training_args)
     settings = run_settings(
         training_args,

@@ -236,6 +236,9 @@ def phase_trainer(run: StagedRun, phases: list[Stage], index: int, model, proces
         callbacks=schedules if phase.joint else None,
         extra_eval=phase_evaluation(run, phase, processor),
         lora_learning_rate=curriculum.lora_learning_rate,
+        prosody_learning_rate=run.model_args.prosody_learning_rate
+        if run.model_args.speaker_prosody
+        else None,
     )
 
 

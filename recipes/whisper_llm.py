@@ -132,6 +132,7 @@ def train_and_evaluate(
         ),
         compute_metrics=compute_metrics,
         callbacks=[timer := EpochTimer()],
+        prosody_learning_rate=model_args.prosody_learning_rate if model_args.speaker_prosody else None,
     )
     last = last_complete_checkpoint(output_dir) if Path(output_dir).is_dir() else None
     if last:

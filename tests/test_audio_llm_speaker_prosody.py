@@ -214,3 +214,51 @@ def test_a_feature_extractor_that_measures_prosody_is_saved_and_reloaded(tmp_pat
     again = SpeechEmotionFeatureExtractor.from_pretrained(tmp_path)
     out = again([voiced()], sampling_rate=16000, return_tensors="pt")
     assert out["prosody_values"].shape == (1, 10) and torch.isfinite(out["prosody_values"][0, 0])
+
+
+def test_serhub_predict_enrols_an_audio_llm_and_refuses_one_without_prosody(parts, tmp_path, capsys):
+    """``serhub predict --enroll`` on an audio-LLM folder: the files are read relative to the reference;
+    an audio-LLM trained without a reference is refused before the CSV is written."""
+    import csv
+
+    import soundfile as sf
+
+    from serhub.cli import main as serhub
+
+    folder, plain_folder = tmp_path / "prosody-llm", tmp_path / "plain-llm"
+    model, processor = build(parts)
+    scored(model).save_pretrained(folder)
+    processor.feature_extractor = measuring_feature_extractor(processor.feature_extractor)
+    processor.save_pretrained(folder)
+    plain, plain_processor = build(parts, speaker_prosody=False)
+    plain.save_pretrained(plain_folder)
+    plain_processor.save_pretrained(plain_folder)
+    files = []
+    for i, f0 in enumerate((120.0, 180.0, 240.0)):
+        files.append(str(tmp_path / f"clip{i}.wav"))
+        sf.write(files[-1], voiced(0.6, f0, seed=i), 16000)
+    reference = tmp_path / "reference.wav"
+    sf.write(reference, voiced(1.0, 260.0, seed=9), 16000)
+
+    def scores(path):
+        return [[float(r[f"score{k}"]) for k in ("", "_2")] for r in csv.DictReader(path.open())]
+
+    serhub(["predict", *files, "--model", str(folder), "--output", str(tmp_path / "a.csv"), "--top_k", "2"])
+    serhub(["predict", *files, "--model", str(folder), "--output", str(tmp_path / "b.csv"), "--top_k", "2",
+            "--enroll", str(reference)])  # fmt: skip
+    assert not np.allclose(scores(tmp_path / "a.csv"), scores(tmp_path / "b.csv"))
+    refused = tmp_path / "refused.csv"
+    with pytest.raises(ValueError, match="trained without a speaker reference"):
+        serhub(
+            [
+                "predict",
+                *files,
+                "--model",
+                str(plain_folder),
+                "--output",
+                str(refused),
+                "--enroll",
+                str(reference),
+            ]
+        )
+    assert not refused.exists()

@@ -249,29 +249,36 @@ def test_joint_label_loss_scores_the_answers_label(tiny):
             CachedAudioLLMCollator(processor, "asr+ser", processor.labels, joint_label_targets=True)
 
 
-def test_lora_learning_rate_has_its_own_optimizer_group(tiny, tmp_path):
+def test_lora_and_prosody_learning_rates_have_their_own_optimizer_groups(tiny, tmp_path):
     from serhub.modeling import AudioLLMForConditionalGeneration
     from transformers import TrainingArguments
 
     model, processor = AudioLLMForConditionalGeneration.from_pretrained_components(
-        tiny / "enc", tiny / "llm", ["neutral", "happy"], num_queries=4, mapper_heads=2
+        tiny / "enc", tiny / "llm", ["neutral", "happy"], num_queries=4, mapper_heads=2, speaker_prosody=True
     )
     model.enable_lora()
     args = TrainingArguments(str(tmp_path), learning_rate=1e-3, report_to="none", use_cpu=True)
     trainable = {id(p): n for n, p in model.named_parameters() if p.requires_grad}
-    for lora_lr in (None, 1e-4):
-        trainer = AudioLLMTrainer(model=model, args=args, lora_learning_rate=lora_lr)
+
+    def kind(name):
+        return "lora" if "lora_" in name else "prosody" if name.startswith("prosody.") else "rest"
+
+    for lora_lr, prosody_lr in ((None, None), (1e-4, None), (1e-4, 1e-2), (None, 1e-2)):
+        trainer = AudioLLMTrainer(
+            model=model, args=args, lora_learning_rate=lora_lr, prosody_learning_rate=prosody_lr
+        )
         groups = trainer.create_optimizer().param_groups
         seen = [id(p) for g in groups for p in g["params"]]
         assert sorted(seen) == sorted(trainable)  # every trainable weight once, nothing else
+        expected = {"lora": lora_lr or 1e-3, "prosody": prosody_lr or 1e-3, "rest": 1e-3}
         for g in groups:
-            is_lora = {"lora_" in trainable[id(p)] for p in g["params"]}
-            if lora_lr is None:  # the stock optimizer: one rate for all
+            kinds = {kind(trainable[id(p)]) for p in g["params"]}
+            if lora_lr is None and prosody_lr is None:  # the stock optimizer: one rate for all
                 assert g["lr"] == pytest.approx(1e-3)
                 continue
-            assert len(is_lora) == 1  # a group holds LoRA weights or none
-            assert g["lr"] == pytest.approx(lora_lr if is_lora == {True} else 1e-3)
-        assert any("lora_" in trainable[id(p)] for g in groups for p in g["params"])
+            for k in kinds:
+                assert g["lr"] == pytest.approx(expected[k]), (k, g["lr"])
+        assert {kind(n) for n in trainable.values()} == {"lora", "prosody", "rest"}
 
 
 def test_collapse_warning_is_for_the_query_pooling_mapper_alone(tiny, caplog):
