@@ -173,7 +173,7 @@ def predict_enrolled(classifier, ds, labels: list[str], plan: dict, batch_size: 
     if not hasattr(model, "enroll_speaker"):
         raise ValueError(
             f"{type(model).__name__} cannot enrol a speaker: enrolment is for serhub's speech classifier "
-            "(SpeechEmotionForAudioClassification) trained with --speaker_norm true"
+            "(trained with --speaker_norm or --speaker_prosody) and audio-LLMs (trained with --speaker_prosody)"
         )
     rate = getattr(classifier.feature_extractor, "sampling_rate", 16000)
     ds = ds.cast_column("audio", datasets.Audio(sampling_rate=rate))

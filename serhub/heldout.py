@@ -217,7 +217,7 @@ def main(argv=None) -> dict:
         type=int,
         default=None,
         help="enrol each voice on K of its clips, left out of the figures (default: 2 for a model trained with "
-        "--speaker_norm true, else none)",
+        "--speaker_norm or --speaker_prosody, else none; 0: none)",
     )
     args = parser.parse_args(argv)
     results = {}

@@ -125,7 +125,8 @@ def enroll(classifier, references: list[str]) -> None:
     if not hasattr(model, "enroll_speaker"):
         raise ValueError(
             f"--enroll: {type(model).__name__} cannot enrol a speaker; enrolment is for serhub's speech "
-            "classifier trained with --speaker_prosody or --speaker_norm (leave --enroll out for this model)"
+            "classifier and audio-LLMs trained with --speaker_prosody (or the speech classifier with "
+            "--speaker_norm); leave --enroll out for this model"
         )
     config = model.config
     if not (getattr(config, "speaker_normalization", None) or getattr(config, "speaker_prosody", False)):
