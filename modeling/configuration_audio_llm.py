@@ -117,6 +117,10 @@ class AudioLLMConfig(PreTrainedConfig):
         units) over ten measured prosody numbers of the clip relative to its speaker's reference
         (``layers.ProsodyLabelScores``; ``enroll_speaker`` sets the reference). Its inputs,
         ``prosody_values``, come from the feature extractor (``return_prosody=True``).
+    prosody_reference_dropout: the share of training clips that were shown no speaker reference (their
+        own numbers as the reference: the prosody says nothing, the LLM's scores must carry them). A
+        model trained with it (> 0) reads a clip whose speaker is not enrolled the same way; one
+        trained without it reads such a clip against the training voices' average reference.
     """
 
     model_type = "ser_audio_llm"
@@ -154,6 +158,7 @@ class AudioLLMConfig(PreTrainedConfig):
         calibration_temperature: float = 1.0,
         speaker_prosody: bool = False,
         prosody_hidden_size: int = 32,
+        prosody_reference_dropout: float = 0.0,
         audio_model_name_or_path: str | None = None,
         text_model_name_or_path: str | None = None,
         **kwargs,
@@ -210,6 +215,11 @@ class AudioLLMConfig(PreTrainedConfig):
             raise ValueError(f"prosody_hidden_size must be >= 1, found {prosody_hidden_size}")
         self.speaker_prosody = bool(speaker_prosody)
         self.prosody_hidden_size = prosody_hidden_size
+        if not 0.0 <= prosody_reference_dropout < 1.0:
+            raise ValueError(
+                f"prosody_reference_dropout must be in [0, 1), found {prosody_reference_dropout}"
+            )
+        self.prosody_reference_dropout = prosody_reference_dropout
         self.audio_model_name_or_path = audio_model_name_or_path
         self.text_model_name_or_path = text_model_name_or_path
         if self.labels and "id2label" not in kwargs:

@@ -137,14 +137,16 @@ class SpeakerRelativeProsody(nn.Module):
         return self.filled(prosody_values.detach().float()).mean(0)
 
     def relative(self, values: torch.Tensor, reference: torch.Tensor | None) -> torch.Tensor:
-        """(B, 10) numbers minus the reference (the training voices' average when None), standardised."""
+        """(B, 10) numbers minus the reference (the training voices' average when None), standardised.
+        A NaN in the reference means none for that clip: its own number stands in (relative 0)."""
         if values.ndim != 2 or values.shape[-1] != self.fill.numel():
             raise ValueError(
                 f"prosody_values: (batch, {self.fill.numel()}) numbers per clip expected, found {tuple(values.shape)}"
             )
-        values = values.to(self.fill.device)
+        values = self.filled(values.to(self.fill.device))
         reference = self.population_reference if reference is None else reference.to(self.fill)
-        return (self.filled(values) - reference - self.mean) / self.std
+        reference = torch.where(torch.isnan(reference), values, reference.expand_as(values))
+        return (values - reference - self.mean) / self.std
 
     def forward(
         self, pooled: torch.Tensor | None, values: torch.Tensor, reference: torch.Tensor | None

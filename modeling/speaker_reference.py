@@ -40,8 +40,8 @@ class SpeakerReferenceMixin:
             prosody_reference = self._prosody_reference
         if prosody_reference is None and not self._warned_no_reference:
             logger.warning(
-                "no speaker reference: the prosody is read relative to the training voices' average. Enrol the "
-                "speaker on a few of their clips (model.enroll_speaker(**feature_extractor(clips)), a neutral "
+                "no speaker reference: the prosody is read relative to the training voices' average (or, for a "
+                "model trained with prosody_reference_dropout, not at all). Enrol the speaker on a few of their clips (model.enroll_speaker(**feature_extractor(clips)), a neutral "
                 "one preferably) for the figures the model was trained for"
             )
             self._warned_no_reference = True

@@ -374,10 +374,21 @@ class AudioLLMModel(SpeakerReferenceMixin, AudioLLMPreTrainedModel):
     ) -> torch.Tensor:
         """(B, C) label scores plus, for a ``speaker_prosody`` model given audio, the prosody's own
         (``layers.ProsodyLabelScores``) relative to ``prosody_reference`` (B, 10), else the enrolled
-        speaker's (``enroll_speaker``), else the training voices' average. Text alone: unchanged."""
+        speaker's (``enroll_speaker``), else the training voices' average (or, for a model trained with
+        ``prosody_reference_dropout``, none: the clip's own numbers). Text alone: unchanged."""
         if self.prosody is None or not has_audio:
             return scores
         reference = self._speaker_reference(prosody_values, prosody_reference)
+        dropout = getattr(self.config, "prosody_reference_dropout", 0.0)
+        if dropout > 0 and (reference is None or self.training):
+            # trained to score clips with no reference (NaN: the clip's own numbers): a share of the training
+            # clips at random; in use, a speaker not enrolled
+            none = torch.full(prosody_values.shape, float("nan"), device=prosody_values.device)
+            if reference is None:
+                reference = none
+            else:
+                dropped = torch.rand(prosody_values.shape[0], 1, device=prosody_values.device) < dropout
+                reference = torch.where(dropped, none, reference.to(none).expand_as(none))
         extra = self.prosody(prosody_values.to(scores.device), reference)
         if extra.shape != scores.shape:
             raise ValueError(

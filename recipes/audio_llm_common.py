@@ -121,6 +121,14 @@ class AudioLLMArguments:
         },
     )
     prosody_hidden_size: int = 32
+    prosody_reference_dropout: float = field(
+        default=0.0,
+        metadata={
+            "help": "--speaker_prosody: the share of training clips shown no speaker reference, so that the model "
+            "also scores a speaker it was not enrolled on (then reading no reference, not the training voices' "
+            "average)"
+        },
+    )
     prosody_learning_rate: float | None = field(
         default=1e-2,
         metadata={

@@ -262,3 +262,44 @@ def test_serhub_predict_enrols_an_audio_llm_and_refuses_one_without_prosody(part
             ]
         )
     assert not refused.exists()
+
+
+def test_reference_dropout_trains_and_reads_clips_with_no_reference(parts):
+    """prosody_reference_dropout: in training a share of the clips is read with no reference (their own
+    numbers); in use a speaker not enrolled is read that way, not against the training voices' average."""
+    torch.manual_seed(0)
+    model, processor = AudioLLMForConditionalGeneration.from_pretrained_components(
+        parts / "enc", parts / "llm", LABELS, connector="linear", stack_factor=2, speaker_prosody=True,
+        prosody_reference_dropout=0.5,
+    )  # fmt: skip
+    scored(model)
+    clf = model.as_classifier().eval()
+    inputs = features(processor, [voiced(f0=110.0), voiced(f0=200.0, seed=1), voiced(f0=300.0, seed=2)])
+    values = inputs["prosody_values"]
+    with torch.no_grad():
+        own = clf(**inputs, prosody_reference=values).logits  # each clip its own reference: relative 0
+        assert torch.allclose(clf(**inputs).logits, own)  # not enrolled: no reference
+        nan = clf(**inputs, prosody_reference=torch.full_like(values, float("nan"))).logits
+        torch.testing.assert_close(nan, own)
+        reference = torch.full_like(values, 0.0)
+        enrolled = clf(**inputs, prosody_reference=reference).logits
+        assert not torch.allclose(enrolled, own)
+        clf.train()
+        torch.manual_seed(3)
+        rows = [clf(**inputs, prosody_reference=reference).logits for _ in range(8)]
+    clf.eval()
+    # in training each clip is read with its reference or with none, at random
+    for row in rows:
+        for i in range(3):
+            assert torch.allclose(row[i], enrolled[i], atol=1e-5) or torch.allclose(row[i], own[i], atol=1e-5)
+    assert any(not torch.allclose(r, enrolled, atol=1e-5) for r in rows)
+    assert any(not torch.allclose(r, own, atol=1e-5) for r in rows)
+
+
+def test_prosody_settings_out_of_range_are_refused():
+    from serhub.modeling import AudioLLMConfig
+
+    with pytest.raises(ValueError, match="prosody_reference_dropout must be in"):
+        AudioLLMConfig(labels=LABELS, speaker_prosody=True, prosody_reference_dropout=1.0)
+    with pytest.raises(ValueError, match="prosody_hidden_size must be >= 1"):
+        AudioLLMConfig(labels=LABELS, speaker_prosody=True, prosody_hidden_size=0)
