@@ -26,7 +26,11 @@ from pathlib import Path
 
 import datasets
 from serhub.datasets_scripts.common import class_counts
-from serhub.metrics.ser_metrics.ser_metrics import classification_metrics
+from serhub.metrics.ser_metrics.ser_metrics import (
+    classification_metrics,
+    per_speaker_chance_lowest,
+    per_speaker_macro_f1,
+)
 from serhub.modeling.connectors import connector_class
 from serhub.modeling.losses import build_classification_loss
 from serhub.recipes.arguments import CONFIGS, DataArguments, RunArguments, start_run
@@ -143,15 +147,18 @@ def train_and_evaluate(
     return classifier, trainer, processor, time.time() - start
 
 
-def split_metrics(logits, label_ids, labels, bootstrap=0, seed=0) -> dict:
-    """serhub's ser_metrics of a split's argmax (with a bootstrap interval if asked)."""
-    return classification_metrics(
-        [labels[i] for i in logits.argmax(-1)],
-        [labels[i] for i in label_ids],
-        labels=labels,
-        bootstrap=bootstrap,
-        seed=seed,
-    )
+def split_metrics(logits, label_ids, labels, bootstrap=0, seed=0, speakers=None) -> dict:
+    """serhub's ser_metrics of a split's argmax (with a bootstrap interval if asked); with ``speakers``
+    (one per row) each speaker's macro-F1 too, and with a bootstrap the lowest one expected by chance."""
+    predictions, references = [labels[i] for i in logits.argmax(-1)], [labels[i] for i in label_ids]
+    metrics = classification_metrics(predictions, references, labels=labels, bootstrap=bootstrap, seed=seed)
+    if speakers is not None:
+        metrics["per_speaker_macro_f1"] = per_speaker_macro_f1(predictions, references, speakers, labels)
+        if bootstrap:
+            metrics["per_speaker_chance"] = per_speaker_chance_lowest(
+                predictions, references, speakers, labels, resamples=bootstrap, seed=seed
+            )
+    return metrics
 
 
 def predict(trainer, dataset, labels, bootstrap=0, seed=0) -> dict:
@@ -319,8 +326,12 @@ def main(argv=None):
     }
     results = {data_args.eval_split: split_metrics(*logits[data_args.eval_split], labels)}
     if data_args.test_split:
+        test = raw[data_args.test_split]
+        speakers = (
+            list(test[data_args.speaker_column]) if data_args.speaker_column in test.column_names else None
+        )
         results[data_args.test_split] = split_metrics(
-            *logits[data_args.test_split], labels, data_args.bootstrap, training_args.seed
+            *logits[data_args.test_split], labels, data_args.bootstrap, training_args.seed, speakers
         )
 
     # ------------------------------------------------------------------ calibrate (temperature on validation)

@@ -605,6 +605,10 @@ def test_whisper_llm_recipe(tiny, tmp_path):
     results = json.loads((out / "eval_results.json").read_text())
     assert {"validation", "test", "encoder_cache_s", "epoch_seconds"} <= set(results)
     assert len(results["epoch_seconds"]) == 2
+    # each test voice's macro-F1, and the lowest expected by chance (the recipe bootstraps)
+    test_voices = set(datasets.load_from_disk(str(tiny / "ser"))["test"]["speaker_id"])
+    assert set(results["test"]["per_speaker_macro_f1"]) == test_voices
+    assert 0 <= results["test"]["per_speaker_chance"]["chance_lowest"] <= 1
     from safetensors import safe_open
 
     with safe_open(str(sorted(out.glob("checkpoint-*"))[-1] / "model.safetensors"), "pt") as f:
