@@ -161,15 +161,22 @@ class ProsodyLabelScores(nn.Module):
     """Label scores from a clip's prosody relative to its speaker, for a model whose own scores come
     from elsewhere (an audio-LLM's label log-likelihoods): B, 10 (+ reference) -> B, C, added to them.
     ``SpeakerRelativeProsody`` (without a pooled vector) then Linear -> GELU -> Linear; the last layer
-    starts at zero, so a new model scores as it would without it."""
+    starts at zero, so a new model scores as it would without it.
 
-    def __init__(self, num_labels: int, hidden_size: int = 32, num_numbers: int = 10):
+    ``reference_dropout`` p > 0: in training each clip's reference is withheld with probability p (the
+    clip's own numbers stand in: the prosody says nothing), as dropout does; in use a clip with no
+    reference is read the same way, not against the training voices' average."""
+
+    def __init__(
+        self, num_labels: int, hidden_size: int = 32, num_numbers: int = 10, reference_dropout: float = 0.0
+    ):
         super().__init__()
         self.prosody = SpeakerRelativeProsody(0, 0, num_numbers)
         self.dense = nn.Linear(num_numbers, hidden_size)
         self.activation = nn.GELU()
         self.out_proj = nn.Linear(hidden_size, num_labels)
         self.out_proj.zero_init = True  # the models' _init_weights starts it at zero
+        self.reference_dropout = reference_dropout
 
     def set_statistics(self, fill, mean, std, population_reference) -> None:
         self.prosody.set_statistics(fill, mean, std, population_reference)
@@ -178,6 +185,13 @@ class ProsodyLabelScores(nn.Module):
         return self.prosody.reference_of(prosody_values)
 
     def forward(self, values: torch.Tensor, reference: torch.Tensor | None) -> torch.Tensor:
+        if self.reference_dropout > 0 and (reference is None or self.training):
+            none = torch.full(values.shape, float("nan"), device=values.device)  # NaN: no reference
+            if reference is None:
+                reference = none
+            else:
+                dropped = torch.rand(values.shape[0], 1, device=values.device) < self.reference_dropout
+                reference = torch.where(dropped, none, reference.to(none).expand_as(none))
         relative = self.prosody(None, values, reference).to(self.dense.weight.dtype)
         return self.out_proj(self.activation(self.dense(relative)))
 

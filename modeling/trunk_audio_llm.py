@@ -170,7 +170,11 @@ class AudioLLMModel(SpeakerReferenceMixin, AudioLLMPreTrainedModel):
         self.language_model = AutoModelForCausalLM.from_config(config.text_config)
         # speaker_prosody: label scores from the clip's prosody relative to its speaker, added to the LLM's
         self.prosody = (
-            ProsodyLabelScores(len(config.labels), config.prosody_hidden_size)
+            ProsodyLabelScores(
+                len(config.labels),
+                config.prosody_hidden_size,
+                reference_dropout=getattr(config, "prosody_reference_dropout", 0.0),
+            )
             if getattr(config, "speaker_prosody", False)
             else None
         )
@@ -379,16 +383,6 @@ class AudioLLMModel(SpeakerReferenceMixin, AudioLLMPreTrainedModel):
         if self.prosody is None or not has_audio:
             return scores
         reference = self._speaker_reference(prosody_values, prosody_reference)
-        dropout = getattr(self.config, "prosody_reference_dropout", 0.0)
-        if dropout > 0 and (reference is None or self.training):
-            # trained to score clips with no reference (NaN: the clip's own numbers): a share of the training
-            # clips at random; in use, a speaker not enrolled
-            none = torch.full(prosody_values.shape, float("nan"), device=prosody_values.device)
-            if reference is None:
-                reference = none
-            else:
-                dropped = torch.rand(prosody_values.shape[0], 1, device=prosody_values.device) < dropout
-                reference = torch.where(dropped, none, reference.to(none).expand_as(none))
         extra = self.prosody(prosody_values.to(scores.device), reference)
         if extra.shape != scores.shape:
             raise ValueError(

@@ -68,8 +68,8 @@ def emotion_timeline(
     can, False: never, True: required, or a ready ``load_answer_writer`` result).
     ``return_durations``: return ``(segments, audio_durations(...))``, the file's declared and decoded
     durations (a file that decodes shorter than it declares is warned about either way).
-    ``enroll``: recordings of the one speaker of the file (a neutral one preferably), for a speech
-    classifier trained relative to the speaker (``--speaker_prosody``, ``--speaker_norm``)."""
+    ``enroll``: recordings of the one speaker of the file (a neutral one preferably), for a model
+    trained relative to the speaker (``--speaker_prosody``; the speech classifier's ``--speaker_norm``)."""
     from tqdm.auto import tqdm
 
     if vad not in ("silero", "none"):
