@@ -151,6 +151,12 @@ class SpeechEmotionConfig(PreTrainedConfig):
             the speaker's reference (their mean over a few enrolled clips: ``enroll_speaker``), beside
             the pooled vector projected to ``prosody_pooled_size`` numbers.
         prosody_pooled_size: the pooled vector's size beside the prosody numbers (``speaker_prosody``).
+        speaker_adversary_speakers: > 0 adds a speaker adversary (``layers.SpeakerAdversary``) over
+            that many training speakers: in training, ``forward(speaker_labels=...)`` adds the
+            adversary's speaker cross-entropy and ``speaker_adversary_weight`` times the head's
+            confusion loss (the adversary's guess kept uniform) to the loss. Inference never reads it.
+            0 (default): none.
+        speaker_adversary_weight: the confusion loss's weight (> 0).
     """
 
     model_type = "ser_speech_emotion"
@@ -179,6 +185,8 @@ class SpeechEmotionConfig(PreTrainedConfig):
         calibration_temperature: float = 1.0,
         speaker_prosody: bool = False,
         prosody_pooled_size: int = 16,
+        speaker_adversary_speakers: int = 0,
+        speaker_adversary_weight: float = 0.5,
         **kwargs,
     ):
         self.audio_config = audio_config_from(
@@ -217,6 +225,20 @@ class SpeechEmotionConfig(PreTrainedConfig):
         check_positive(prosody_pooled_size=prosody_pooled_size)
         self.speaker_prosody = bool(speaker_prosody)
         self.prosody_pooled_size = prosody_pooled_size
+        if (
+            int(speaker_adversary_speakers) < 0
+            or int(speaker_adversary_speakers) != speaker_adversary_speakers
+        ):
+            raise ValueError(
+                "speaker_adversary_speakers is the number of training speakers (0: no adversary), found "
+                f"{speaker_adversary_speakers!r}"
+            )
+        if speaker_adversary_speakers and not speaker_adversary_weight > 0:
+            raise ValueError(
+                f"speaker_adversary_weight must be > 0 with a speaker adversary, found {speaker_adversary_weight!r}"
+            )
+        self.speaker_adversary_speakers = int(speaker_adversary_speakers)
+        self.speaker_adversary_weight = float(speaker_adversary_weight)
         super().__init__(**kwargs)
         check_id2label(self.id2label, label2id=self.label2id)
         if self.class_counts is not None and len(self.class_counts) != self.num_labels:

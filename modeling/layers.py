@@ -3,6 +3,8 @@ changes a result, so a padded batch gives the same outputs as one example at a t
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -67,8 +69,47 @@ class ClassificationHead(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.out_proj = nn.Linear(hidden_size, num_outputs)
 
+    def hidden(self, pooled: torch.Tensor) -> torch.Tensor:
+        """The hidden layer the output projection reads (dropout applied in training)."""
+        return self.dropout(self.activation(self.dense(self.dropout(pooled))))
+
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        return self.out_proj(self.dropout(self.activation(self.dense(self.dropout(pooled)))))
+        return self.out_proj(self.hidden(pooled))
+
+
+class SpeakerAdversary(nn.Module):
+    """Which training speaker said a clip, predicted from the classification head's hidden layer, and
+    a loss that keeps the head from telling it (speaker-adversarial SER): the adversary learns to name
+    the speaker from the hidden layer as it is (its input detached), and the head is trained, through
+    the adversary's frozen weights, towards hidden layers from which the adversary's guess is uniform
+    over the speakers (the domain-confusion loss of Tzeng et al., ICCV 2015). Unlike a gradient
+    reversal, which rewards a confidently *wrong* speaker, this rewards telling nothing. Training only."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_speakers: int):
+        super().__init__()
+        self.classifier = ClassificationHead(input_size, hidden_size, num_speakers, dropout=0.0)
+
+    def _frozen_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        c = self.classifier
+        x = c.activation(nn.functional.linear(hidden, c.dense.weight.detach(), c.dense.bias.detach()))
+        return nn.functional.linear(x, c.out_proj.weight.detach(), c.out_proj.bias.detach())
+
+    def forward(self, hidden: torch.Tensor, speaker_labels: torch.Tensor, weight: float) -> torch.Tensor:
+        """The adversary's speaker cross-entropy (which trains only it) plus ``weight`` times the
+        head's confusion loss (the divergence of the adversary's guess from a uniform speaker, which
+        trains only what wrote ``hidden``), over the clips with a training speaker (labels >= 0;
+        -100 marks the others); 0 when none has one."""
+        known = speaker_labels >= 0
+        if not bool(known.any()):
+            return hidden.sum() * 0.0
+        hidden = hidden[known]
+        naming = nn.functional.cross_entropy(
+            self.classifier(hidden.detach()).float(), speaker_labels[known].long()
+        )
+        # KL(uniform || the adversary's guess): 0 when the hidden layer tells nothing of the speaker
+        logp = self._frozen_logits(hidden).float().log_softmax(-1)
+        confusion = -logp.mean(-1).mean() - math.log(logp.shape[-1])
+        return naming + weight * confusion
 
 
 class SpeakerRelativeProsody(nn.Module):
@@ -313,6 +354,7 @@ __all__ = [
     "ClassificationHead",
     "ProsodyLabelScores",
     "RunningFrameNorm",
+    "SpeakerAdversary",
     "SpeakerRelativeProsody",
     "WeightedLayerSum",
     "score_labels",

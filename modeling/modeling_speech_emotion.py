@@ -25,6 +25,7 @@ from .layers import (
     AttentiveStatisticsPooling,
     ClassificationHead,
     RunningFrameNorm,
+    SpeakerAdversary,
     SpeakerRelativeProsody,
     WeightedLayerSum,
 )
@@ -79,7 +80,7 @@ class SpeechEmotionPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module):
         if isinstance(module, WeightedLayerSum):
             module.weights.zero_()
-        elif isinstance(module, (ClassificationHead, AttentiveStatisticsPooling)):
+        elif isinstance(module, (ClassificationHead, AttentiveStatisticsPooling, SpeakerAdversary)):
             for sub in module.modules():
                 if isinstance(sub, nn.Linear):
                     sub.weight.normal_(0.0, 0.02)
@@ -116,6 +117,13 @@ class SpeechEmotionForAudioClassification(SpeakerReferenceMixin, SpeechEmotionPr
                 2 * hidden, config.head_hidden_size, len(config.dimensions), config.head_dropout
             )
             if config.dimensions
+            else None
+        )
+        self.speaker_adversary = (
+            SpeakerAdversary(
+                config.head_hidden_size, config.head_hidden_size, config.speaker_adversary_speakers
+            )
+            if getattr(config, "speaker_adversary_speakers", 0)
             else None
         )
         self.post_init()
@@ -316,6 +324,7 @@ class SpeechEmotionForAudioClassification(SpeakerReferenceMixin, SpeechEmotionPr
         calibrated: bool = True,
         prosody_values: torch.Tensor | None = None,
         prosody_reference: torch.Tensor | None = None,
+        speaker_labels: torch.Tensor | None = None,
         **kwargs,
     ) -> SpeechEmotionClassifierOutput:
         r"""
@@ -328,12 +337,17 @@ class SpeechEmotionForAudioClassification(SpeakerReferenceMixin, SpeechEmotionPr
         prosody_values (B, 10): the clip's measured prosody numbers (``config.speaker_prosody``; the
             feature extractor gives them). prosody_reference (B, 10): each clip's speaker reference; by
             default the enrolled speaker's (``enroll_speaker``), else the training voices' average.
+        speaker_labels (B,): each clip's training-speaker index (-100: none), read in training by a
+            model with a speaker adversary (``config.speaker_adversary_speakers``), whose loss joins
+            ``loss`` when ``labels`` are given too.
         """
         inputs = input_values if input_values is not None else input_features
         pooled = self.pooled_representation(
             inputs, attention_mask, encoder_hidden_states, encoder_attention_mask
         )
-        logits = self.classifier(self._with_prosody(pooled, prosody_values, prosody_reference))
+        head_input = self._with_prosody(pooled, prosody_values, prosody_reference)
+        hidden = self.classifier.hidden(head_input)
+        logits = self.classifier.out_proj(hidden)
         dimensional = self.regressor(pooled) if self.regressor is not None else None
         loss = None
         if labels is not None:
@@ -342,6 +356,14 @@ class SpeechEmotionForAudioClassification(SpeakerReferenceMixin, SpeechEmotionPr
             ccc = CCCLoss()(dimensional.float(), dimensional_labels.float())
             weight = self.config.dimensional_loss_weight
             loss = ccc * weight if loss is None else (1 - weight) * loss + weight * ccc
+        if (
+            loss is not None
+            and speaker_labels is not None
+            and self.speaker_adversary is not None
+            and self.training
+        ):
+            weight = self.config.speaker_adversary_weight
+            loss = loss + self.speaker_adversary(hidden, speaker_labels.to(hidden.device), weight)
         if calibrated and self.config.calibration_temperature != 1.0:
             logits = logits / self.config.calibration_temperature
         return SpeechEmotionClassifierOutput(loss=loss, logits=logits, dimensional=dimensional)

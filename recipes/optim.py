@@ -9,6 +9,7 @@ import re
 OWN_RATES = (
     ("lora_learning_rate", re.compile(r"lora_")),
     ("prosody_learning_rate", re.compile(r"(^|\.)prosody\.")),
+    ("speaker_adversary_learning_rate", re.compile(r"(^|\.)speaker_adversary\.")),
 )
 
 
@@ -19,10 +20,13 @@ class LoraLearningRateMixin:
     the scheduler scales every group alike). A new module trained from scratch next to a pretrained
     LLM wants a higher rate than the LLM's adapters: at one rate for both, 1e-3 wrecked SmolLM2's
     transcripts and 1e-4 barely moves a new head in 90 steps. A small head over ten prosody numbers
-    beside a projector wants a higher rate than the projector's (README: speaker prosody)."""
+    beside a projector wants a higher rate than the projector's (README: speaker prosody); so does a
+    speaker adversary that must name its speakers before its guess says anything (``speaker_adversary_
+    learning_rate``)."""
 
     lora_learning_rate: float | None = None
     prosody_learning_rate: float | None = None
+    speaker_adversary_learning_rate: float | None = None
 
     def create_optimizer(self, model=None):
         optimizer = super().create_optimizer(model)

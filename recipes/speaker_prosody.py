@@ -16,10 +16,10 @@ logger = get_logger("speaker_prosody")
 SPEAKER_PROSODY_NOTE = "prosody numbers relative to the speaker's enrolled clips (--speaker_prosody)"
 
 
-def check_speaker_data(option: str, data_args, columns: list[str]) -> None:
-    """Before any work: the data names each clip's speaker, and a held-out evaluation keeps clips to
-    score once each voice has enrolled."""
-    if data_args.heldout_eval and data_args.heldout_clips_per_voice <= DEFAULT_ENROLMENT:
+def check_speaker_data(option: str, data_args, columns: list[str], heldout_enrols: bool = True) -> None:
+    """Before any work: the data names each clip's speaker, and (``heldout_enrols``: the option's
+    model enrols each voice) a held-out evaluation keeps clips to score once each voice has enrolled."""
+    if heldout_enrols and data_args.heldout_eval and data_args.heldout_clips_per_voice <= DEFAULT_ENROLMENT:
         raise ValueError(
             f"{option} with --heldout_eval: {DEFAULT_ENROLMENT} clips of each held-out voice enrol it and the "
             f"rest are scored, so --heldout_clips_per_voice must be above {DEFAULT_ENROLMENT} (found "

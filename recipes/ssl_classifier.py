@@ -42,9 +42,14 @@ from serhub.modeling.offline_assets import resolve_pretrained
 from serhub.recipes.arguments import CONFIGS, DataArguments, RunArguments, config_kwargs, start_run
 from serhub.recipes.data import load_dataset_dict, require_splits, resolve_labels, with_trimming
 from serhub.recipes.logs import get_logger
+from serhub.recipes.optim import LoraLearningRateMixin
 from serhub.recipes.reporting import EpochTimer, calibration_line, finish_run, scalar_metrics
 from serhub.recipes.run_folders import claim_output_dir, last_complete_checkpoint, run_settings
-from serhub.recipes.speaker_prosody import SPEAKER_PROSODY_NOTE, measuring_feature_extractor
+from serhub.recipes.speaker_prosody import (
+    SPEAKER_PROSODY_NOTE,
+    check_speaker_data,
+    measuring_feature_extractor,
+)
 from serhub.recipes.ssl_classifier_data import (
     AudioCollator,
     CachedEncoderCollator,
@@ -53,6 +58,7 @@ from serhub.recipes.ssl_classifier_data import (
     frame_statistics,
     load_splits,
     speaker_statistics,
+    training_speakers,
 )
 from transformers import Trainer, TrainingArguments
 
@@ -121,6 +127,21 @@ class ModelArguments:
             "evaluate --enroll_per_speaker). Needs the encoder cache and swift-f0"
         },
     )
+    speaker_adversary_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "> 0: a speaker adversary learns to name each clip's training speaker (--speaker_column) "
+            "from the head's hidden layer, and the head learns (with this weight) hidden layers from which "
+            "its guess is uniform; training only, the saved model is used as without it. 0: off"
+        },
+    )
+    speaker_adversary_learning_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "the speaker adversary's own learning rate (default: --learning_rate); it must learn to "
+            "name the speakers before its guess tells the head anything"
+        },
+    )
     speaker_norm: bool = field(
         default=False,
         metadata={
@@ -143,14 +164,27 @@ def scores(predictions, label_ids, labels, dims, **bootstrap) -> dict:
     return out
 
 
-def train(model, feature_extractor, training_args, data, collator, data_args, labels):
+class ClassifierTrainer(LoraLearningRateMixin, Trainer):
+    """The stock Trainer; a speaker adversary's parameters may take a rate of their own."""
+
+
+def train(
+    model,
+    feature_extractor,
+    training_args,
+    data,
+    collator,
+    data_args,
+    labels,
+    speaker_adversary_learning_rate: float | None = None,
+):
     """Train (resuming the last complete checkpoint); returns the trainer, its result, the epoch
     timer and the seconds it took."""
     dims = tuple(model.config.dimensions)
     # What the Trainer collects as references at evaluation (its default would be every forward
     # argument named *label*, and it skips metrics when one of them is absent).
     training_args.label_names = ["labels", "dimensional_labels"] if dims else ["labels"]
-    trainer = Trainer(
+    trainer = ClassifierTrainer(
         model=model,
         args=training_args,
         train_dataset=data[data_args.train_split],
@@ -160,6 +194,8 @@ def train(model, feature_extractor, training_args, data, collator, data_args, la
         compute_metrics=lambda p: scalar_metrics(scores(p.predictions, p.label_ids, labels, dims)),
         callbacks=[timer := EpochTimer()],
     )
+    if getattr(model, "speaker_adversary", None) is not None:
+        trainer.speaker_adversary_learning_rate = speaker_adversary_learning_rate
     out = training_args.output_dir
     last = last_complete_checkpoint(out) if os.path.isdir(out) else None
     if last:
@@ -235,6 +271,12 @@ def card_settings(model, model_args, data_args, training_args, dataset_name: str
                 if model_args.speaker_norm
                 else False
             ),
+            "speaker_adversary": (
+                f"speaker adversary over {model.config.speaker_adversary_speakers} training speakers, "
+                f"confusion weight {model.config.speaker_adversary_weight:g} (training only)"
+                if getattr(model.config, "speaker_adversary_speakers", 0)
+                else False
+            ),
         },
     }
 
@@ -253,16 +295,57 @@ def continued_model(model_args):
     return SpeechEmotionForAudioClassification.from_pretrained(source), feature_extractor
 
 
-def new_model(model_args, labels: list[str], counts: list[int]):
-    """``(model, feature_extractor)`` built on ``--encoder_name_or_path`` (class counts for the loss)."""
+def new_model(model_args, labels: list[str], counts: list[int], num_speakers: int = 0):
+    """``(model, feature_extractor)`` built on ``--encoder_name_or_path`` (class counts for the loss;
+    ``num_speakers``: the training speakers a speaker adversary names)."""
     encoder = resolve_pretrained(model_args.encoder_name_or_path)
+    kwargs = config_kwargs(model_args, SpeechEmotionConfig)
+    if num_speakers:
+        kwargs["speaker_adversary_speakers"] = num_speakers
+    else:
+        kwargs.pop("speaker_adversary_weight", None)
     model = SpeechEmotionForAudioClassification.from_encoder_pretrained(
-        encoder, labels, class_counts=counts, **config_kwargs(model_args, SpeechEmotionConfig)
+        encoder, labels, class_counts=counts, **kwargs
     )
     feature_extractor = SpeechEmotionFeatureExtractor.from_encoder_pretrained(encoder)
     return model, with_trimming(
         feature_extractor, model_args.trim_silence_db, model_args.trim_noise_margin_db
     )
+
+
+def check_speaker_adversary(model_args) -> None:
+    """``--speaker_adversary_weight`` as given, before anything is loaded."""
+    weight = model_args.speaker_adversary_weight
+    if not weight == weight or weight < 0:  # NaN too
+        raise ValueError(
+            f"--speaker_adversary_weight is the speaker-confusion loss's weight, >= 0 (0: off); found {weight}"
+        )
+    if weight > 0 and model_args.model_name_or_path:
+        raise ValueError(
+            "--speaker_adversary_weight trains a new model's speaker adversary; it cannot be added when "
+            "continuing from --model_name_or_path (leave it at 0)"
+        )
+
+
+def speaker_adversary_speakers(model_args, data_args, data) -> list[str] | None:
+    """The training speakers a speaker adversary names (``--speaker_adversary_weight`` > 0), checked
+    before any write; None without one."""
+    if model_args.speaker_adversary_weight == 0:
+        return None
+    train = data[data_args.train_split]
+    check_speaker_data("--speaker_adversary_weight", data_args, train.column_names, heldout_enrols=False)
+    speakers = training_speakers(train, data_args.speaker_column)
+    if len(speakers) < 2:
+        raise ValueError(
+            f"--speaker_adversary_weight needs at least 2 training speakers to tell apart; the training split "
+            f"has {len(speakers)} in {data_args.speaker_column!r}"
+        )
+    logger.info(
+        "speaker adversary over %d training speakers (confusion weight %.3g)",
+        len(speakers),
+        model_args.speaker_adversary_weight,
+    )
+    return speakers
 
 
 def note_model(model, model_args, labels: list[str], counts: list[int]) -> None:
@@ -324,6 +407,7 @@ ARGUMENTS = (ModelArguments, DataArguments, RunArguments, TrainingArguments)
 
 def main(argv=None):
     model_args, data_args, run_args, training_args, push_to_hub = start_run(ARGUMENTS, DEFAULT_CONFIG, argv)
+    check_speaker_adversary(model_args)
 
     # ------------------------------------------------------------------ data
     with training_args.main_process_first(desc="dataset"):
@@ -332,6 +416,7 @@ def main(argv=None):
     model, feature_extractor = continued_model(model_args)
     labels = resolve_labels(raw, data_args, known=model.config.id2label if model else None)
     data = load_splits(data_args, training_args, raw, labels)
+    adversary_speakers = speaker_adversary_speakers(model_args, data_args, data)  # checked before any write
     settings = run_settings(training_args, labels, dict(raw), model_args, data_args, exclude=("bootstrap",))
     run_lock = claim_output_dir(  # noqa: F841 (held until the process exits)
         training_args.output_dir,
@@ -344,17 +429,24 @@ def main(argv=None):
 
     # ------------------------------------------------------------------ model
     if model is None:
-        model, feature_extractor = new_model(model_args, labels, counts)
+        model, feature_extractor = new_model(model_args, labels, counts, len(adversary_speakers or ()))
     note_model(model, model_args, labels, counts)
     speakers = clip_speakers(data.get(data_args.test_split), data_args.speaker_column)  # before caching
     data, collator, encode_seconds = encoded_inputs(
-        model, feature_extractor, model_args, data_args, training_args, data
+        model, feature_extractor, model_args, data_args, training_args, data, adversary_speakers
     )
 
     # ------------------------------------------------------------------ train
     dims = tuple(model.config.dimensions)
     trainer, train_result, timer, train_seconds = train(
-        model, feature_extractor, training_args, data, collator, data_args, labels
+        model,
+        feature_extractor,
+        training_args,
+        data,
+        collator,
+        data_args,
+        labels,
+        model_args.speaker_adversary_learning_rate,
     )
     out = training_args.output_dir
 

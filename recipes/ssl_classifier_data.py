@@ -40,7 +40,35 @@ class AudioCollator:
             batch["dimensional_labels"] = torch.tensor(
                 [[r[d] for d in self.dimensions] for r in rows], dtype=torch.float
             )
-        return batch
+        return with_speaker_labels(batch, rows)
+
+
+def with_speaker_labels(batch: dict, rows) -> dict:
+    """``batch`` plus the rows' training-speaker indices, when they carry them (a speaker adversary)."""
+    if rows and SPEAKER_LABELS in rows[0]:
+        batch[SPEAKER_LABELS] = torch.tensor([int(r[SPEAKER_LABELS]) for r in rows])
+    return batch
+
+
+SPEAKER_LABELS = "speaker_labels"  # each clip's training-speaker index, -100 outside training
+
+
+def training_speakers(split, speaker_column: str) -> list[str]:
+    """The training split's speakers in index order (the speaker adversary's classes)."""
+    return sorted({str(s) for s in split[speaker_column]})
+
+
+def add_speaker_labels(splits: dict, sources: dict, speakers: list[str], speaker_column: str) -> dict:
+    """Every split of ``splits`` with a ``speaker_labels`` column: the index of each clip's speaker
+    in ``speakers`` (read from the same split of ``sources``), -100 for a speaker not among them."""
+    index = {s: i for i, s in enumerate(speakers)}
+    out = {}
+    for name, ds in splits.items():
+        ids = [index.get(str(s), -100) for s in sources[name][speaker_column]]
+        if SPEAKER_LABELS in ds.column_names:
+            ds = ds.remove_columns(SPEAKER_LABELS)
+        out[name] = ds.add_column(SPEAKER_LABELS, ids)
+    return out
 
 
 # Speaker normalisation of the cached encoder frames: each layer's frames standardised (per dimension)
@@ -117,7 +145,7 @@ class CachedEncoderCollator:
         if self.prosody:
             for key in ("prosody_values", "prosody_reference"):
                 batch[key] = torch.tensor(np.stack([np.asarray(r[key], dtype=np.float32) for r in rows]))
-        return batch
+        return with_speaker_labels(batch, rows)
 
 
 def load_splits(data_args, training_args, raw, labels) -> dict:
@@ -137,17 +165,29 @@ def load_splits(data_args, training_args, raw, labels) -> dict:
     return data
 
 
-def encoded_inputs(model, feature_extractor, model_args, data_args, training_args, data):
+def encoded_inputs(
+    model, feature_extractor, model_args, data_args, training_args, data, adversary_speakers=None
+):
     """A frozen encoder runs once per split (cached); otherwise the collator feeds raw audio.
     With ``--augment`` the training split (only) is augmented: a fresh copy on every read of raw
-    audio, or ``--augment_copies`` fixed copies cached beside the clean one. Returns the datasets to
-    train on, their collator and the seconds the cache took."""
+    audio, or ``--augment_copies`` fixed copies cached beside the clean one. ``adversary_speakers``
+    (the training speakers of a model with a speaker adversary): every row also carries its
+    ``speaker_labels``. Returns the datasets to train on, their collator and the seconds the cache
+    took."""
     dims = tuple(model.config.dimensions)
     train_split = data_args.train_split
     augmenter = Augmenter(data_args.augment_config(), seed=training_args.seed) if data_args.augment else None
     if not (model.config.freeze_encoder and data_args.cache_encoder_outputs):
         return _raw_audio_inputs(
-            feature_extractor, model_args, training_args, data, train_split, augmenter, dims
+            feature_extractor,
+            model_args,
+            training_args,
+            data,
+            train_split,
+            augmenter,
+            dims,
+            adversary_speakers,
+            data_args.speaker_column,
         )
     if model_args.speaker_norm or model_args.speaker_prosody:
         option = "--speaker_norm" if model_args.speaker_norm else "--speaker_prosody"
@@ -175,6 +215,8 @@ def encoded_inputs(model, feature_extractor, model_args, data_args, training_arg
                 cached, sources, data_args.speaker_column, labels, train_split
             )
             model.prosody.set_statistics(*statistics)
+    if adversary_speakers:  # beside the cache too; augmented copies keep their clip's speaker
+        cached = add_speaker_labels(cached, sources, adversary_speakers, data_args.speaker_column)
     cached = _with_augmented_copies(cached, train_split)
     prosody = bool(model_args.speaker_prosody)
     if prosody:
@@ -187,7 +229,17 @@ def encoded_inputs(model, feature_extractor, model_args, data_args, training_arg
     return cached, collator, seconds
 
 
-def _raw_audio_inputs(feature_extractor, model_args, training_args, data, train_split, augmenter, dims):
+def _raw_audio_inputs(
+    feature_extractor,
+    model_args,
+    training_args,
+    data,
+    train_split,
+    augmenter,
+    dims,
+    adversary_speakers,
+    speaker_column,
+):
     """The splits as they are, read by :class:`AudioCollator` (the encoder runs in the model); the
     training split augmented on every read when ``augmenter`` is given."""
     for option, on in (
@@ -199,6 +251,8 @@ def _raw_audio_inputs(feature_extractor, model_args, training_args, data, train_
                 f"{option} works on cached encoder outputs; it needs --freeze_encoder true and "
                 f"--cache_encoder_outputs true (or leave {option} off)"
             )
+    if adversary_speakers:
+        data = add_speaker_labels(data, data, adversary_speakers, speaker_column)
     if augmenter is not None:
         data = {**data, train_split: data[train_split].with_transform(augmenter.transform_function())}
     # the collator reads the raw "audio" column, which is not a forward argument: the Trainer
@@ -265,11 +319,15 @@ def _speaker_statistics_of_splits(cached: dict, speaker_column: str) -> dict:
 
 
 __all__ = [
+    "SPEAKER_LABELS",
     "AudioCollator",
     "CachedEncoderCollator",
+    "add_speaker_labels",
     "augmented_copy",
     "encoded_inputs",
     "frame_statistics",
     "load_splits",
     "speaker_statistics",
+    "training_speakers",
+    "with_speaker_labels",
 ]
