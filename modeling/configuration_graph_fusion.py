@@ -39,6 +39,10 @@ class GraphFusionConfig(PreTrainedConfig):
     modality_dropout: in training, each present node is masked with this probability (one always
         stays), so the fusion does not lean on one modality and copes when one is missing.
     labels, loss_type, class_counts, ...: as the speech classifier (weighted CE by default, as the paper).
+    speaker_prosody: one more node, ``prosody``: ten measured prosody numbers of the clip
+        (``prosody.measure_prosody``; the feature extractor gives them as ``prosody_values`` with
+        ``return_prosody``) minus the speaker's reference (``enroll_speaker``), standardised, through
+        a small MLP. The F0 node reads absolute pitch; this one reads it against the speaker's own.
     """
 
     model_type = "ser_graph_fusion"
@@ -69,6 +73,7 @@ class GraphFusionConfig(PreTrainedConfig):
         vs_gamma: float = 0.2,
         vs_tau: float = 1.0,
         component_names: dict | None = None,
+        speaker_prosody: bool = False,
         **kwargs,
     ):
         if fusion not in FUSIONS:
@@ -84,6 +89,7 @@ class GraphFusionConfig(PreTrainedConfig):
         self.use_spectral = use_spectral
         self.spectral_channels = spectral_channels
         self.n_mels = n_mels
+        self.speaker_prosody = bool(speaker_prosody)
         available = self.available_branches()
         if not available:
             raise ValueError("a graph-fusion model needs at least one branch (speech, text, f0 or spectral)")
@@ -121,6 +127,8 @@ class GraphFusionConfig(PreTrainedConfig):
             names.append("f0")
         if self.use_spectral:
             names.append("spectral")
+        if getattr(self, "speaker_prosody", False):
+            names.append("prosody")
         return names
 
     def to_dict(self):

@@ -13,8 +13,9 @@ from .prosody import pad_pitch, track_pitch
 
 class GraphFusionFeatureExtractor(SpeechEmotionFeatureExtractor):
     r"""``input_features`` (B, T, n_mels) + ``attention_mask``, ``pitch_hz`` (B, T_f0; 0 unvoiced, -1
-    padding), ``input_values`` (B, N) raw samples + ``audio_attention_mask``. Args as
-    ``SpeechEmotionFeatureExtractor`` (log-mel), plus ``with_pitch`` and ``with_waveform``."""
+    padding), ``input_values`` (B, N) raw samples + ``audio_attention_mask``, and with
+    ``return_prosody`` each clip's ``prosody_values`` (B, 10). Args as ``SpeechEmotionFeatureExtractor``
+    (log-mel), plus ``with_pitch`` and ``with_waveform``."""
 
     model_input_names = [
         "input_features",
@@ -30,6 +31,8 @@ class GraphFusionFeatureExtractor(SpeechEmotionFeatureExtractor):
         self.with_pitch = with_pitch
         self.with_waveform = with_waveform
         self.model_input_names = list(GraphFusionFeatureExtractor.model_input_names)
+        if self.return_prosody:  # a speaker_prosody model's prosody node reads them
+            self.model_input_names.append("prosody_values")
 
     def __call__(
         self, raw_speech, sampling_rate: int | None = None, return_tensors=None, **kwargs

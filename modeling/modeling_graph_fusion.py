@@ -35,10 +35,11 @@ from transformers.utils import ModelOutput
 
 from .assembly_graph_fusion import ASR_TOKENIZER, TEXT_TOKENIZER, build_from_components  # noqa: F401
 from .configuration_graph_fusion import GraphFusionConfig
-from .layers import WeightedLayerSum
+from .layers import SpeakerRelativeProsody, WeightedLayerSum
 from .layers_graph_fusion import FUSION_BLOCKS, CrossModalAttention, DenseGATv2, SwiGLUClassifier  # noqa: F401
 from .losses import build_classification_loss
 from .nodes_graph_fusion import SpectralCNN, SummaryStandardizer
+from .speaker_reference import SpeakerReferenceMixin
 from .speech_encoder import SpeechEncoder
 from .summaries_graph_fusion import GraphFusionSummaries
 
@@ -53,7 +54,7 @@ class GraphFusionOutput(ModelOutput):
     transcripts: list[str] | None = None
 
 
-class GraphFusionForAudioClassification(GraphFusionSummaries, PreTrainedModel):
+class GraphFusionForAudioClassification(SpeakerReferenceMixin, GraphFusionSummaries, PreTrainedModel):
     config_class = GraphFusionConfig
     base_model_prefix = "graph_fusion"
     # forward returns the mean loss of the batch it is given and ignores num_items_in_batch: the Trainer
@@ -81,6 +82,11 @@ class GraphFusionForAudioClassification(GraphFusionSummaries, PreTrainedModel):
             self.f0_proj = nn.Linear(config.f0_embedding_size, h)
         if config.use_spectral:
             self.spectral = SpectralCNN(config.n_mels, config.spectral_channels, h)
+        if getattr(config, "speaker_prosody", False):
+            self.prosody = SpeakerRelativeProsody(0, 0)
+            self.prosody_proj = nn.Sequential(
+                nn.Linear(self.prosody.output_size, h), nn.GELU(), nn.Linear(h, h)
+            )
         self.feature_stats = SummaryStandardizer(summary_shapes(config))
         self.node_type = nn.Parameter(torch.zeros(len(config.branches), h))  # which modality a node is
         self.missing = nn.Parameter(
@@ -150,6 +156,11 @@ class GraphFusionForAudioClassification(GraphFusionSummaries, PreTrainedModel):
                 else:
                     vec = self.f0_proj(summaries["f0_histogram"] @ self.f0_embedding.weight)
                     mask = summaries["f0_mask"].bool()
+            elif name == "prosody":
+                values = summaries.get("prosody_values")
+                reference = self._speaker_reference(values, summaries.get("prosody_reference"))
+                vec = self.prosody_proj(self.prosody.relative(values, reference))
+                mask = torch.ones(vec.shape[0], dtype=torch.bool, device=vec.device)
             else:  # spectral
                 vec = self.spectral(summaries["log_mel"], summaries["log_mel_mask"])
                 mask = summaries["log_mel_mask"].sum(-1) >= 16  # 160 ms: one frame after the four poolings
@@ -205,10 +216,14 @@ class GraphFusionForAudioClassification(GraphFusionSummaries, PreTrainedModel):
         transcripts: list[str] | None = None,
         labels: torch.Tensor | None = None,
         summaries: dict | None = None,
+        prosody_values: torch.Tensor | None = None,
+        prosody_reference: torch.Tensor | None = None,
         **cached,
     ) -> GraphFusionOutput:
         """From audio features (``GraphFusionFeatureExtractor``: log-mel, F0, the waveform for the ASR)
-        or from cached ``summaries`` (the recipe's training; also accepted as keyword tensors)."""
+        or from cached ``summaries`` (the recipe's training; also accepted as keyword tensors).
+        ``prosody_values`` (B, 10) and ``prosody_reference`` (B, 10): the prosody node's numbers and
+        each clip's speaker reference (``config.speaker_prosody``; by default the enrolled speaker's)."""
         if summaries is None and cached:
             summaries = cached
         if summaries is None:
@@ -217,7 +232,27 @@ class GraphFusionForAudioClassification(GraphFusionSummaries, PreTrainedModel):
             summaries = self.summaries(
                 input_features, attention_mask, pitch_hz, input_values, audio_attention_mask, transcripts
             )
+        given = {"prosody_values": prosody_values, "prosody_reference": prosody_reference}
+        summaries = {**summaries, **{k: v for k, v in given.items() if v is not None}}
         return self.fuse(summaries, labels)
+
+    # ------------------------------------------------------------------------- the enrolled speaker
+    @torch.no_grad()
+    def enroll_speaker(self, prosody_values: torch.Tensor | None = None, **inputs) -> None:
+        """Read every following clip's prosody node against one speaker's reference: the mean of the
+        ``prosody_values`` of their reference clips (a few recordings of them, a neutral one
+        preferably; everything the feature extractor returns may be passed, the rest is not read).
+        Lasts until :meth:`forget_speaker`; never saved. Only for a model with ``speaker_prosody``."""
+        if getattr(self, "prosody", None) is None:
+            raise ValueError(
+                "this graph-fusion model has no speaker-relative prosody node (config.speaker_prosody is "
+                "off): there is nothing to enrol; train with --speaker_prosody true to use enrolment"
+            )
+        self._enroll_prosody(prosody_values)
+
+    def forget_speaker(self) -> None:
+        """Back to the training voices' average reference (undoes :meth:`enroll_speaker`)."""
+        self._prosody_reference = None
 
     # ----------------------------------------------------------------------- tokenizers, saving
     def tokenizer(self, kind: str):

@@ -51,11 +51,18 @@ from serhub.recipes.graph_fusion_features import (  # noqa: F401 (batch_of, extr
     extract_split,
     frozen_features,
     safe_split_name,
+    speaker_prosody_caches,
 )
 from serhub.recipes.graph_fusion_training import evaluate, predict, train_variant  # noqa: F401
 from serhub.recipes.logs import get_logger, run_main
 from serhub.recipes.reporting import heldout_scores, write_eval_results, write_model_card
 from serhub.recipes.run_folders import claim_output_dir, fingerprint, run_settings
+from serhub.recipes.speaker_prosody import (
+    DEFAULT_ENROLMENT,
+    SPEAKER_PROSODY_NOTE,
+    check_speaker_data,
+    measuring_feature_extractor,
+)
 from transformers import TrainingArguments
 
 DEFAULT_CONFIG = CONFIGS / "graph_fusion" / "default.yaml"
@@ -98,6 +105,15 @@ class GraphFusionArguments:
     spectral_channels: int = 16
     classification_loss: str = "weighted_ce"
     ablation: bool = field(default=True, metadata={"help": "train and score the ablation rows"})
+    speaker_prosody: bool = field(
+        default=False,
+        metadata={
+            "help": "one more node: ten measured prosody numbers per clip (pitch level, spread and movement, "
+            "voicing, rhythm) minus the speaker's reference, their mean over 2 of the speaker's clips, neutral "
+            "first (--speaker_column); at inference the speaker is enrolled (model.enroll_speaker, serhub "
+            "evaluate --enroll_per_speaker). Needs swift-f0"
+        },
+    )
 
 
 # what main() parses (and every config in recipes/configs/graph_fusion/ must parse with)
@@ -123,6 +139,8 @@ def load_data(args, data_args, run_args, training_args):
         "test": data_args.test_split,
     }
     require_splits(raw, list(splits.values()))
+    if args.speaker_prosody:  # before the run claims its folder
+        check_speaker_data("--speaker_prosody", data_args, raw[splits["train"]].column_names)
     settings = run_settings(
         training_args, labels, {s: raw[s] for s in splits.values()}, args, data_args, exclude=("bootstrap",)
     )
@@ -141,12 +159,18 @@ def build_base(args: GraphFusionArguments, labels: list[str], counts: list[int])
         use_f0=args.use_f0, use_spectral=args.use_spectral, fusion=args.fusion, hidden_size=args.hidden_size,
         fusion_heads=args.fusion_heads, fusion_layers=args.fusion_layers, mlp_size=args.mlp_size,
         dropout=args.dropout, modality_dropout=args.modality_dropout, f0_bins=args.f0_bins, spectral_channels=args.spectral_channels,
-        loss_type=args.classification_loss, class_counts=counts,
+        loss_type=args.classification_loss, class_counts=counts, speaker_prosody=args.speaker_prosody,
     )  # fmt: skip
     base.config.component_names = {
         "speech": args.speech_models, "text": args.text_model, "asr": args.asr_model, "f0": "swift-f0 (RMVPE stand-in)",
         "spectral": "log-mel CNN from scratch (CED-Small stand-in)",
     }  # fmt: skip
+    if args.speaker_prosody:
+        base.config.component_names["speaker_prosody"] = (
+            f"ten measured prosody numbers (swift-f0 pitch, voicing, rhythm) minus the speaker's reference "
+            f"(training: each voice's first {DEFAULT_ENROLMENT} clips, neutral first; use: enroll_speaker), "
+            "through a small MLP"
+        )
     return base
 
 
@@ -157,7 +181,7 @@ def standardized_base_state(base, train_cache: dict) -> dict:
         {k: v for k, v in train_cache.items() if k.startswith("speech_") or k == "text"},
         {"text": train_cache["text_mask"]} if "text_mask" in train_cache else None,
     )
-    frozen = ("speech_encoders.", "text_encoder.", "asr.", "feature_stats.")
+    frozen = ("speech_encoders.", "text_encoder.", "asr.", "feature_stats.", "prosody.")
     return {k: v for k, v in base.state_dict().items() if k.startswith(frozen)}
 
 
@@ -208,6 +232,14 @@ def main(argv=None):
                       args.transcripts, args.test_transcripts, args.use_f0, labels)  # fmt: skip
     caches = frozen_features(base, fe, raw, splits, key, args, data_args.label_column, labels, out,
                              training_args.per_device_eval_batch_size)  # fmt: skip
+    if args.speaker_prosody:  # beside the cache: measured once per run
+        base.prosody.set_statistics(
+            *speaker_prosody_caches(
+                caches, raw, splits, data_args.label_column, labels, data_args.speaker_column
+            )
+        )
+        base.config.speaker_normalization = SPEAKER_PROSODY_NOTE  # serhub.heldout and evaluate enrol
+        fe = measuring_feature_extractor(fe)  # the saved extractor measures each clip's numbers
     feature_seconds = time.time() - start
     base_state = standardized_base_state(base, caches["train"])
     available = base.config.available_branches()
@@ -223,6 +255,8 @@ def main(argv=None):
     # ---- save the model (with its tokenizers and feature extractor), the table, the card
     final_model.tokenizers = base.tokenizers
     final_model.config.branches = available
+    if args.speaker_prosody:
+        final_model.config.speaker_normalization = SPEAKER_PROSODY_NOTE
     final_model.save_pretrained(out)
     fe.save_pretrained(out)
     write_table(rows, out)

@@ -43,14 +43,17 @@ def row_label(row: str, speech_models: list[str]) -> str:
 
 
 def ablation_rows(args: GraphFusionArguments, available: list[str]) -> list[tuple[str, dict]]:
-    """(row id, config overrides): each branch alone, the three fusions, GAT without F0. The id names
-    the row's record in ``ablation/``; the table shows ``row_label``."""
+    """(row id, config overrides): each branch alone, the three fusions, GAT without F0 (and without
+    the speaker-relative prosody node, when there is one). The id names the row's record in
+    ``ablation/``; the table shows ``row_label``."""
     rows = [(f"{b} alone", {"branches": [b], "fusion": "gat"}) for b in available]
     rows += [
         (f"all, {f}", {"branches": available, "fusion": f}) for f in ("concat", "cross_attention", "gat")
     ]
-    if "f0" in available:
-        rows.append(("all but f0, gat", {"branches": [b for b in available if b != "f0"], "fusion": "gat"}))
+    for left_out in ("f0", "prosody"):  # the F0 node (the paper's row) and the speaker-relative one
+        if left_out in available:
+            branches = [b for b in available if b != left_out]
+            rows.append((f"all but {left_out}, gat", {"branches": branches, "fusion": "gat"}))
     return rows
 
 

@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 
 logger = get_logger("graph_fusion")
 
-# the cached summaries besides the log-mel frames and the speech_<i> layer means
-CACHE_KEYS = ("text", "text_mask", "f0_histogram", "f0_mask")
+# the cached summaries besides the log-mel frames and the speech_<i> layer means (the prosody numbers
+# and references of --speaker_prosody are measured beside the cache, not in it: speaker_prosody_caches)
+CACHE_KEYS = ("text", "text_mask", "f0_histogram", "f0_mask", "prosody_values", "prosody_reference")
 
 
 def extract_split(model, fe, dataset, source: str, args: GraphFusionArguments, batch_size: int) -> dict:
@@ -96,4 +97,30 @@ def frozen_features(base, fe, raw, splits, key, args, label_column, labels, out:
     return caches
 
 
-__all__ = ["CACHE_KEYS", "batch_of", "extract_split", "frozen_features", "safe_split_name"]
+def speaker_prosody_caches(caches: dict, raw, splits: dict, label_column: str, labels, speaker_column: str):
+    """Every cached split with its clips' ``prosody_values`` and ``prosody_reference`` (each speaker's
+    first clips of the split, neutral first: ``recipes.speaker_prosody``); returns the training
+    split's statistics for the model's prosody node."""
+    from serhub.recipes.speaker_prosody import speaker_prosody_arrays
+
+    sources = {
+        name: encode_labels(raw[split], label_column, labels).cast_column(
+            "audio", datasets.Audio(sampling_rate=16000)
+        )
+        for name, split in splits.items()
+    }
+    measured, references, statistics = speaker_prosody_arrays(sources, speaker_column, labels, "train")
+    for name in caches:
+        caches[name]["prosody_values"] = torch.tensor(measured[name], dtype=torch.float32)
+        caches[name]["prosody_reference"] = torch.tensor(references[name], dtype=torch.float32)
+    return statistics
+
+
+__all__ = [
+    "CACHE_KEYS",
+    "batch_of",
+    "extract_split",
+    "frozen_features",
+    "safe_split_name",
+    "speaker_prosody_caches",
+]

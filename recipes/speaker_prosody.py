@@ -42,26 +42,24 @@ def reference_rows(speakers, labels, neutral: str | None, k: int) -> np.ndarray:
     return rows
 
 
-def speaker_prosody_columns(
-    cached: dict, sources: dict, speaker_column: str, labels: list[str], train_split: str
-) -> tuple[dict, tuple]:
-    """Every cached split with "prosody_values" (each clip's ten measured numbers) and
-    "prosody_reference" (its speaker's mean over the speaker's first ``DEFAULT_ENROLMENT`` clips of
-    the split, neutral ones first: what enrolment gives at inference; validation and test speakers
-    with their own, transductively). ``sources[split]``: the split's audio, speakers and "labels"
-    (class ids into ``labels``). A cached split k times as long as its source (the clean clips and
-    k - 1 augmented copies, in order) repeats the clean clips' numbers.
+def speaker_prosody_arrays(
+    sources: dict, speaker_column: str, labels: list[str], train_split: str
+) -> tuple[dict, dict, tuple]:
+    """Each split's measured prosody numbers (clips, 10; NaN where too few frames were voiced) and
+    each clip's speaker reference (clips, 10): the speaker's mean over their first
+    ``DEFAULT_ENROLMENT`` clips of the split, neutral ones first (what enrolment gives at inference;
+    validation and test speakers with their own, transductively). ``sources[split]``: the split's
+    audio, speakers and "labels" (class ids into ``labels``).
 
-    Returns the splits and the training split's statistics, for the model's prosody module
-    (``set_statistics``): the missing-number fill, the relative numbers' mean and spread, the
-    training voices' average reference."""
+    Returns ``(measured, references, statistics)``: the statistics are the training split's, for the
+    model's prosody module (``set_statistics``): the missing-number fill, the relative numbers' mean
+    and spread, the training voices' average reference."""
     from serhub.modeling.prosody import measure_prosody
     from tqdm.auto import tqdm
 
     neutral = "neutral" if "neutral" in labels else None
-    measured, references = {}, {}
-    for split in cached:
-        source = sources[split]
+    measured, enrolled = {}, {}
+    for split, source in sources.items():
         measured[split] = np.stack(
             [
                 measure_prosody(a["array"], a["sampling_rate"])
@@ -70,13 +68,11 @@ def speaker_prosody_columns(
         )
         speakers = [str(x) for x in source[speaker_column]]
         named = [labels[i] for i in source["labels"]]
-        references[split] = (reference_rows(speakers, named, neutral, DEFAULT_ENROLMENT), speakers)
-    train = measured[train_split]
-    fill = np.nanmedian(train, axis=0)
+        enrolled[split] = (reference_rows(speakers, named, neutral, DEFAULT_ENROLMENT), speakers)
+    fill = np.nanmedian(measured[train_split], axis=0)
     fill = np.where(np.isnan(fill), 0.0, fill)
-    out, train_relative, train_references = {}, None, []
-    for split, ds in cached.items():
-        enrol, speakers = references[split]
+    references, train_relative, train_references = {}, None, []
+    for split, (enrol, speakers) in enrolled.items():
         values = np.where(np.isnan(measured[split]), fill, measured[split])
         reference = np.zeros_like(values)
         speakers = np.asarray(speakers)
@@ -87,17 +83,7 @@ def speaker_prosody_columns(
                 train_references.append(reference[own][0])
         if split == train_split:
             train_relative = values - reference
-        copies, left = divmod(len(ds), len(values))
-        if left or not copies:
-            raise ValueError(
-                f"split {split!r}: {len(ds)} cached rows for {len(values)} clips; the prosody numbers need "
-                "one row per clip (or whole augmented copies of the split)"
-            )
-        out[split] = (
-            ds.add_column("prosody_values", np.tile(measured[split], (copies, 1)).astype(np.float32).tolist())
-            .add_column("prosody_reference", np.tile(reference, (copies, 1)).astype(np.float32).tolist())
-            .with_format("numpy")
-        )
+        references[split] = reference
     statistics = (
         fill,
         train_relative.mean(axis=0),
@@ -109,6 +95,35 @@ def speaker_prosody_columns(
         DEFAULT_ENROLMENT,
         neutral or "the first",
     )
+    return measured, references, statistics
+
+
+def speaker_prosody_columns(
+    cached: dict, sources: dict, speaker_column: str, labels: list[str], train_split: str
+) -> tuple[dict, tuple]:
+    """Every cached split with "prosody_values" (each clip's ten measured numbers) and
+    "prosody_reference" (its speaker's reference: ``speaker_prosody_arrays``). A cached split k times
+    as long as its source (the clean clips and k - 1 augmented copies, in order) repeats the clean
+    clips' numbers. Returns the splits and the training split's statistics."""
+    measured, references, statistics = speaker_prosody_arrays(
+        {split: sources[split] for split in cached}, speaker_column, labels, train_split
+    )
+    out = {}
+    for split, ds in cached.items():
+        values = measured[split]
+        copies, left = divmod(len(ds), len(values))
+        if left or not copies:
+            raise ValueError(
+                f"split {split!r}: {len(ds)} cached rows for {len(values)} clips; the prosody numbers need "
+                "one row per clip (or whole augmented copies of the split)"
+            )
+        out[split] = (
+            ds.add_column("prosody_values", np.tile(values, (copies, 1)).astype(np.float32).tolist())
+            .add_column(
+                "prosody_reference", np.tile(references[split], (copies, 1)).astype(np.float32).tolist()
+            )
+            .with_format("numpy")
+        )
     return out, statistics
 
 
@@ -137,6 +152,7 @@ __all__ = [
     "check_speaker_data",
     "measuring_feature_extractor",
     "reference_rows",
+    "speaker_prosody_arrays",
     "speaker_prosody_columns",
     "speaker_prosody_row",
 ]
