@@ -152,7 +152,7 @@ class SpeechEmotionConfig(PreTrainedConfig):
             the pooled vector projected to ``prosody_pooled_size`` numbers.
         prosody_pooled_size: the pooled vector's size beside the prosody numbers (``speaker_prosody``).
         speaker_adversary_speakers: > 0 adds a speaker adversary (``layers.SpeakerAdversary``) over
-            that many training speakers: in training, ``forward(speaker_labels=...)`` adds the
+            that many training speakers: in training, ``forward(speaker_ids=...)`` adds the
             adversary's speaker cross-entropy and ``speaker_adversary_weight`` times the head's
             confusion loss (the adversary's guess kept uniform) to the loss. Inference never reads it.
             0 (default): none.

@@ -94,17 +94,17 @@ class SpeakerAdversary(nn.Module):
         x = c.activation(nn.functional.linear(hidden, c.dense.weight.detach(), c.dense.bias.detach()))
         return nn.functional.linear(x, c.out_proj.weight.detach(), c.out_proj.bias.detach())
 
-    def forward(self, hidden: torch.Tensor, speaker_labels: torch.Tensor, weight: float) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, speaker_ids: torch.Tensor, weight: float) -> torch.Tensor:
         """The adversary's speaker cross-entropy (which trains only it) plus ``weight`` times the
         head's confusion loss (the divergence of the adversary's guess from a uniform speaker, which
         trains only what wrote ``hidden``), over the clips with a training speaker (labels >= 0;
         -100 marks the others); 0 when none has one."""
-        known = speaker_labels >= 0
+        known = speaker_ids >= 0
         if not bool(known.any()):
             return hidden.sum() * 0.0
         hidden = hidden[known]
         naming = nn.functional.cross_entropy(
-            self.classifier(hidden.detach()).float(), speaker_labels[known].long()
+            self.classifier(hidden.detach()).float(), speaker_ids[known].long()
         )
         # KL(uniform || the adversary's guess): 0 when the hidden layer tells nothing of the speaker
         logp = self._frozen_logits(hidden).float().log_softmax(-1)

@@ -324,7 +324,7 @@ class SpeechEmotionForAudioClassification(SpeakerReferenceMixin, SpeechEmotionPr
         calibrated: bool = True,
         prosody_values: torch.Tensor | None = None,
         prosody_reference: torch.Tensor | None = None,
-        speaker_labels: torch.Tensor | None = None,
+        speaker_ids: torch.Tensor | None = None,
         **kwargs,
     ) -> SpeechEmotionClassifierOutput:
         r"""
@@ -337,7 +337,8 @@ class SpeechEmotionForAudioClassification(SpeakerReferenceMixin, SpeechEmotionPr
         prosody_values (B, 10): the clip's measured prosody numbers (``config.speaker_prosody``; the
             feature extractor gives them). prosody_reference (B, 10): each clip's speaker reference; by
             default the enrolled speaker's (``enroll_speaker``), else the training voices' average.
-        speaker_labels (B,): each clip's training-speaker index (-100: none), read in training by a
+        speaker_ids (B,): each clip's training-speaker index (-100: none; named without "label", so a
+            Trainer's default label names stay ``labels`` and ``dimensional_labels``), read in training by a
             model with a speaker adversary (``config.speaker_adversary_speakers``), whose loss joins
             ``loss`` when ``labels`` are given too.
         """
@@ -358,12 +359,12 @@ class SpeechEmotionForAudioClassification(SpeakerReferenceMixin, SpeechEmotionPr
             loss = ccc * weight if loss is None else (1 - weight) * loss + weight * ccc
         if (
             loss is not None
-            and speaker_labels is not None
+            and speaker_ids is not None
             and self.speaker_adversary is not None
             and self.training
         ):
             weight = self.config.speaker_adversary_weight
-            loss = loss + self.speaker_adversary(hidden, speaker_labels.to(hidden.device), weight)
+            loss = loss + self.speaker_adversary(hidden, speaker_ids.to(hidden.device), weight)
         if calibrated and self.config.calibration_temperature != 1.0:
             logits = logits / self.config.calibration_temperature
         return SpeechEmotionClassifierOutput(loss=loss, logits=logits, dimensional=dimensional)

@@ -40,17 +40,17 @@ class AudioCollator:
             batch["dimensional_labels"] = torch.tensor(
                 [[r[d] for d in self.dimensions] for r in rows], dtype=torch.float
             )
-        return with_speaker_labels(batch, rows)
+        return with_speaker_ids(batch, rows)
 
 
-def with_speaker_labels(batch: dict, rows) -> dict:
+def with_speaker_ids(batch: dict, rows) -> dict:
     """``batch`` plus the rows' training-speaker indices, when they carry them (a speaker adversary)."""
-    if rows and SPEAKER_LABELS in rows[0]:
-        batch[SPEAKER_LABELS] = torch.tensor([int(r[SPEAKER_LABELS]) for r in rows])
+    if rows and SPEAKER_IDS in rows[0]:
+        batch[SPEAKER_IDS] = torch.tensor([int(r[SPEAKER_IDS]) for r in rows])
     return batch
 
 
-SPEAKER_LABELS = "speaker_labels"  # each clip's training-speaker index, -100 outside training
+SPEAKER_IDS = "speaker_ids"  # each clip's training-speaker index, -100 outside training
 
 
 def training_speakers(split, speaker_column: str) -> list[str]:
@@ -58,16 +58,16 @@ def training_speakers(split, speaker_column: str) -> list[str]:
     return sorted({str(s) for s in split[speaker_column]})
 
 
-def add_speaker_labels(splits: dict, sources: dict, speakers: list[str], speaker_column: str) -> dict:
-    """Every split of ``splits`` with a ``speaker_labels`` column: the index of each clip's speaker
+def add_speaker_ids(splits: dict, sources: dict, speakers: list[str], speaker_column: str) -> dict:
+    """Every split of ``splits`` with a ``speaker_ids`` column: the index of each clip's speaker
     in ``speakers`` (read from the same split of ``sources``), -100 for a speaker not among them."""
     index = {s: i for i, s in enumerate(speakers)}
     out = {}
     for name, ds in splits.items():
         ids = [index.get(str(s), -100) for s in sources[name][speaker_column]]
-        if SPEAKER_LABELS in ds.column_names:
-            ds = ds.remove_columns(SPEAKER_LABELS)
-        out[name] = ds.add_column(SPEAKER_LABELS, ids)
+        if SPEAKER_IDS in ds.column_names:
+            ds = ds.remove_columns(SPEAKER_IDS)
+        out[name] = ds.add_column(SPEAKER_IDS, ids)
     return out
 
 
@@ -145,7 +145,7 @@ class CachedEncoderCollator:
         if self.prosody:
             for key in ("prosody_values", "prosody_reference"):
                 batch[key] = torch.tensor(np.stack([np.asarray(r[key], dtype=np.float32) for r in rows]))
-        return with_speaker_labels(batch, rows)
+        return with_speaker_ids(batch, rows)
 
 
 def load_splits(data_args, training_args, raw, labels) -> dict:
@@ -172,7 +172,7 @@ def encoded_inputs(
     With ``--augment`` the training split (only) is augmented: a fresh copy on every read of raw
     audio, or ``--augment_copies`` fixed copies cached beside the clean one. ``adversary_speakers``
     (the training speakers of a model with a speaker adversary): every row also carries its
-    ``speaker_labels``. Returns the datasets to train on, their collator and the seconds the cache
+    ``speaker_ids``. Returns the datasets to train on, their collator and the seconds the cache
     took."""
     dims = tuple(model.config.dimensions)
     train_split = data_args.train_split
@@ -216,7 +216,7 @@ def encoded_inputs(
             )
             model.prosody.set_statistics(*statistics)
     if adversary_speakers:  # beside the cache too; augmented copies keep their clip's speaker
-        cached = add_speaker_labels(cached, sources, adversary_speakers, data_args.speaker_column)
+        cached = add_speaker_ids(cached, sources, adversary_speakers, data_args.speaker_column)
     cached = _with_augmented_copies(cached, train_split)
     prosody = bool(model_args.speaker_prosody)
     if prosody:
@@ -252,7 +252,7 @@ def _raw_audio_inputs(
                 f"--cache_encoder_outputs true (or leave {option} off)"
             )
     if adversary_speakers:
-        data = add_speaker_labels(data, data, adversary_speakers, speaker_column)
+        data = add_speaker_ids(data, data, adversary_speakers, speaker_column)
     if augmenter is not None:
         data = {**data, train_split: data[train_split].with_transform(augmenter.transform_function())}
     # the collator reads the raw "audio" column, which is not a forward argument: the Trainer
@@ -319,15 +319,15 @@ def _speaker_statistics_of_splits(cached: dict, speaker_column: str) -> dict:
 
 
 __all__ = [
-    "SPEAKER_LABELS",
+    "SPEAKER_IDS",
     "AudioCollator",
     "CachedEncoderCollator",
-    "add_speaker_labels",
+    "add_speaker_ids",
     "augmented_copy",
     "encoded_inputs",
     "frame_statistics",
     "load_splits",
     "speaker_statistics",
     "training_speakers",
-    "with_speaker_labels",
+    "with_speaker_ids",
 ]

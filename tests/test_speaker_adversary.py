@@ -13,7 +13,7 @@ from serhub.modeling.layers import SpeakerAdversary
 from serhub.recipes import ssl_classifier
 from serhub.recipes.ssl_classifier_data import (
     CachedEncoderCollator,
-    add_speaker_labels,
+    add_speaker_ids,
     training_speakers,
 )
 from transformers import WhisperConfig
@@ -95,13 +95,13 @@ def test_adversary_changes_the_training_loss_only_and_inference_not_at_all(tmp_p
     model.train()
     plain = model(encoder_hidden_states=h, encoder_attention_mask=mask, labels=labels)
     with_adv = model(
-        encoder_hidden_states=h, encoder_attention_mask=mask, labels=labels, speaker_labels=speakers
+        encoder_hidden_states=h, encoder_attention_mask=mask, labels=labels, speaker_ids=speakers
     )
     assert torch.equal(plain.logits, with_adv.logits)
     assert with_adv.loss > plain.loss + 0.5  # ~ln(3) of speaker cross-entropy added
     model.eval()
     evaluated = model(
-        encoder_hidden_states=h, encoder_attention_mask=mask, labels=labels, speaker_labels=speakers
+        encoder_hidden_states=h, encoder_attention_mask=mask, labels=labels, speaker_ids=speakers
     )
     assert torch.allclose(
         evaluated.loss, model(encoder_hidden_states=h, encoder_attention_mask=mask, labels=labels).loss
@@ -166,7 +166,7 @@ def test_the_adversary_hides_the_speaker_from_the_head():
                 encoder_hidden_states=h[train],
                 encoder_attention_mask=mask[train],
                 labels=labels[train],
-                speaker_labels=speakers[train] if adversary else None,
+                speaker_ids=speakers[train] if adversary else None,
             ).loss
             optimizer.zero_grad()
             loss.backward()
@@ -189,25 +189,25 @@ def test_the_adversary_hides_the_speaker_from_the_head():
     assert scores[True][0] > 0.9 and scores[False][0] > 0.9  # the emotion is read either way
 
 
-def test_speaker_labels_index_training_speakers_and_mark_the_others():
+def test_speaker_ids_index_training_speakers_and_mark_the_others():
     import datasets
 
     train = datasets.Dataset.from_dict({"speaker_id": ["b", "a", "b"], "x": [1, 2, 3]})
     test = datasets.Dataset.from_dict({"speaker_id": ["c", "a"], "x": [4, 5]})
     speakers = training_speakers(train, "speaker_id")
     assert speakers == ["a", "b"]
-    out = add_speaker_labels(
+    out = add_speaker_ids(
         {"train": train, "test": test}, {"train": train, "test": test}, speakers, "speaker_id"
     )
-    assert out["train"]["speaker_labels"] == [1, 0, 1] and out["test"]["speaker_labels"] == [-100, 0]
+    assert out["train"]["speaker_ids"] == [1, 0, 1] and out["test"]["speaker_ids"] == [-100, 0]
     rows = [
-        {"encoder_hidden_states": np.zeros((3, 2, 4), np.float16), "labels": 0, "speaker_labels": 1},
-        {"encoder_hidden_states": np.zeros((2, 2, 4), np.float16), "labels": 1, "speaker_labels": -100},
+        {"encoder_hidden_states": np.zeros((3, 2, 4), np.float16), "labels": 0, "speaker_ids": 1},
+        {"encoder_hidden_states": np.zeros((2, 2, 4), np.float16), "labels": 1, "speaker_ids": -100},
     ]
     batch = CachedEncoderCollator()(rows)
-    assert batch["speaker_labels"].tolist() == [1, -100]
-    assert "speaker_labels" not in CachedEncoderCollator()(
-        [{k: v for k, v in r.items() if k != "speaker_labels"} for r in rows]
+    assert batch["speaker_ids"].tolist() == [1, -100]
+    assert "speaker_ids" not in CachedEncoderCollator()(
+        [{k: v for k, v in r.items() if k != "speaker_ids"} for r in rows]
     )
 
 
@@ -272,3 +272,11 @@ def test_the_adversary_takes_its_own_learning_rate(tmp_path):
             assert len(adversary) == 1  # no group mixes the adversary with the rest
             expected = rate if adversary == {True} else 1e-3
             assert g["lr"] == pytest.approx(expected), (names, g["lr"])
+
+
+def test_a_trainer_still_collects_only_the_emotion_labels():
+    """The Trainer's default label names are every forward argument named *label*: the speaker
+    indices must not be one, or every evaluation without them would lose its references."""
+    from transformers.utils import find_labels
+
+    assert find_labels(SpeechEmotionForAudioClassification) == ["labels", "dimensional_labels"]
