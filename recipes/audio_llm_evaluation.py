@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import torch
 from serhub.metrics.asr import word_error_rate
-from serhub.metrics.ser_metrics.ser_metrics import (
-    classification_metrics,
-    per_speaker_chance_lowest,
-    per_speaker_macro_f1,
-)
+from serhub.metrics.ser_metrics.ser_metrics import classification_metrics, speaker_scores
 from serhub.modeling.prompting_audio_llm import ASR_PREFIX
 
 from .logs import get_logger
@@ -67,13 +63,7 @@ def evaluate_ser(
             references += [labels[int(r["labels"])] for r in rows]
         results[mode] = classification_metrics(predictions, references, labels=labels, bootstrap=bootstrap)
         if speakers is not None:
-            results[mode]["per_speaker_macro_f1"] = per_speaker_macro_f1(
-                predictions, references, speakers, labels
-            )
-            if bootstrap:
-                results[mode]["per_speaker_chance"] = per_speaker_chance_lowest(
-                    predictions, references, speakers, labels, resamples=bootstrap
-                )
+            results[mode].update(speaker_scores(predictions, references, speakers, labels, bootstrap))
     return results
 
 

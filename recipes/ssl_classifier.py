@@ -27,12 +27,7 @@ import time
 from dataclasses import dataclass, field
 
 from serhub.datasets_scripts.common import class_counts
-from serhub.metrics.ser_metrics.ser_metrics import (
-    classification_metrics,
-    dimensional_metrics,
-    per_speaker_chance_lowest,
-    per_speaker_macro_f1,
-)
+from serhub.metrics.ser_metrics.ser_metrics import classification_metrics, dimensional_metrics, speaker_scores
 from serhub.modeling import (
     SpeechEmotionConfig,
     SpeechEmotionFeatureExtractor,
@@ -232,11 +227,7 @@ def test_results(trainer, data, data_args, training_args, labels, dims, speakers
             logits, refs = prediction.predictions, prediction.label_ids
             logits, refs = (logits[0], refs[0]) if isinstance(logits, tuple) else (logits, refs)
             named = ([labels[i] for i in logits.argmax(-1)], [labels[i] for i in refs], speakers, labels)
-            results[name]["per_speaker_macro_f1"] = per_speaker_macro_f1(*named)
-            if data_args.bootstrap:
-                results[name]["per_speaker_chance"] = per_speaker_chance_lowest(
-                    *named, resamples=data_args.bootstrap, seed=training_args.seed
-                )
+            results[name].update(speaker_scores(*named, data_args.bootstrap, training_args.seed))
     trainer.data_collator = collator
     test_scores = results.pop("")
     if results:

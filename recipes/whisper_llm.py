@@ -26,11 +26,7 @@ from pathlib import Path
 
 import datasets
 from serhub.datasets_scripts.common import class_counts
-from serhub.metrics.ser_metrics.ser_metrics import (
-    classification_metrics,
-    per_speaker_chance_lowest,
-    per_speaker_macro_f1,
-)
+from serhub.metrics.ser_metrics.ser_metrics import classification_metrics, speaker_scores
 from serhub.modeling.connectors import connector_class
 from serhub.modeling.losses import build_classification_loss
 from serhub.recipes.arguments import CONFIGS, DataArguments, RunArguments, start_run
@@ -153,11 +149,7 @@ def split_metrics(logits, label_ids, labels, bootstrap=0, seed=0, speakers=None)
     predictions, references = [labels[i] for i in logits.argmax(-1)], [labels[i] for i in label_ids]
     metrics = classification_metrics(predictions, references, labels=labels, bootstrap=bootstrap, seed=seed)
     if speakers is not None:
-        metrics["per_speaker_macro_f1"] = per_speaker_macro_f1(predictions, references, speakers, labels)
-        if bootstrap:
-            metrics["per_speaker_chance"] = per_speaker_chance_lowest(
-                predictions, references, speakers, labels, resamples=bootstrap, seed=seed
-            )
+        metrics.update(speaker_scores(predictions, references, speakers, labels, bootstrap, seed))
     return metrics
 
 

@@ -120,6 +120,15 @@ def test_recipe_trains_the_prosody_node_and_saves_a_model_that_enrols(parts, syn
     assert "prosody" in config["speaker_normalization"]  # serhub.heldout and evaluate enrol it
     assert json.loads((out / "preprocessor_config.json").read_text())["return_prosody"] is True
     assert "speaker prosody (not in the paper)" in (out / "README.md").read_text()
+    # each test voice's macro-F1, and the lowest expected by chance, beside the test figure
+    import datasets
+
+    test_voices = set(map(str, datasets.load_from_disk(str(data))["test"]["speaker_id"]))
+    results = json.loads((out / "eval_results.json").read_text())["test"]
+    assert (
+        set(results["per_speaker_macro_f1"]) == test_voices
+        and "chance_lowest" in results["per_speaker_chance"]
+    )
     model = GraphFusionForAudioClassification.from_pretrained(out).eval()
     # the statistics were set from the training split and saved
     assert not torch.equal(model.prosody.std, torch.ones(10)) and torch.isfinite(model.prosody.fill).all()

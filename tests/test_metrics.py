@@ -182,3 +182,17 @@ def test_the_lowest_speaker_is_compared_with_what_clip_counts_alone_give():
     assert perfect["observed_lowest"] == perfect["chance_lowest_low"] == perfect["chance_lowest_high"] == 1.0
     # deterministic under the seed, and each deal keeps every speaker's clips per class
     assert per_speaker_chance_lowest(worse, references, speakers, labels, resamples=300, seed=1) == bad
+
+
+def test_speaker_scores_give_each_speaker_and_with_resamples_the_chance_lowest():
+    from serhub.metrics.ser_metrics.ser_metrics import speaker_scores
+
+    predictions = ["a", "b", "a", "a", "b", "b"]
+    references = ["a", "b", "b", "a", "b", "a"]
+    speakers = ["s1", "s1", "s1", "s2", "s2", "s2"]
+    plain = speaker_scores(predictions, references, speakers, ["a", "b"])
+    assert set(plain) == {"per_speaker_macro_f1"} and set(plain["per_speaker_macro_f1"]) == {"s1", "s2"}
+    assert plain["per_speaker_macro_f1"]["s1"] == pytest.approx((2 / 3 + 2 / 3) / 2)
+    drawn = speaker_scores(predictions, references, speakers, ["a", "b"], bootstrap=50, seed=1)
+    assert drawn["per_speaker_chance"]["resamples"] == 50
+    assert drawn["per_speaker_macro_f1"] == plain["per_speaker_macro_f1"]

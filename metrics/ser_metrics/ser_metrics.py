@@ -323,6 +323,24 @@ def per_speaker_chance_lowest(
     }
 
 
+def speaker_scores(
+    predictions: Sequence,
+    references: Sequence,
+    speakers: Sequence,
+    labels: Sequence | None = None,
+    bootstrap: int = 0,
+    seed: int = 0,
+) -> dict:
+    """What a recipe reports per speaker: ``per_speaker_macro_f1`` and, with ``bootstrap`` resamples,
+    ``per_speaker_chance`` (``per_speaker_chance_lowest``)."""
+    out = {"per_speaker_macro_f1": per_speaker_macro_f1(predictions, references, speakers, labels)}
+    if bootstrap:
+        out["per_speaker_chance"] = per_speaker_chance_lowest(
+            predictions, references, speakers, labels, resamples=bootstrap, seed=seed
+        )
+    return out
+
+
 def concordance_correlation_coefficient(predictions: Sequence[float], references: Sequence[float]) -> float:
     """Lin's CCC with population moments (as the MSP-Podcast challenge scorer)."""
     x = np.asarray(predictions, dtype=np.float64)
