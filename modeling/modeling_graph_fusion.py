@@ -236,23 +236,7 @@ class GraphFusionForAudioClassification(SpeakerReferenceMixin, GraphFusionSummar
         summaries = {**summaries, **{k: v for k, v in given.items() if v is not None}}
         return self.fuse(summaries, labels)
 
-    # ------------------------------------------------------------------------- the enrolled speaker
-    @torch.no_grad()
-    def enroll_speaker(self, prosody_values: torch.Tensor | None = None, **inputs) -> None:
-        """Read every following clip's prosody node against one speaker's reference: the mean of the
-        ``prosody_values`` of their reference clips (a few recordings of them, a neutral one
-        preferably; everything the feature extractor returns may be passed, the rest is not read).
-        Lasts until :meth:`forget_speaker`; never saved. Only for a model with ``speaker_prosody``."""
-        if getattr(self, "prosody", None) is None:
-            raise ValueError(
-                "this graph-fusion model has no speaker-relative prosody node (config.speaker_prosody is "
-                "off): there is nothing to enrol; train with --speaker_prosody true to use enrolment"
-            )
-        self._enroll_prosody(prosody_values)
-
-    def forget_speaker(self) -> None:
-        """Back to the training voices' average reference (undoes :meth:`enroll_speaker`)."""
-        self._prosody_reference = None
+    # enroll_speaker / forget_speaker: the prosody node's reference (SpeakerReferenceMixin)
 
     # ----------------------------------------------------------------------- tokenizers, saving
     def tokenizer(self, kind: str):

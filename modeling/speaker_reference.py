@@ -29,6 +29,23 @@ class SpeakerReferenceMixin:
     def _enroll_prosody(self, prosody_values: torch.Tensor | None) -> None:
         self._prosody_reference = self.prosody.reference_of(prosody_values)
 
+    @torch.no_grad()
+    def enroll_speaker(self, prosody_values: torch.Tensor | None = None, **inputs) -> None:
+        """Read every following clip's prosody relative to one speaker's: the mean prosody numbers of
+        their reference clips (a few recordings, a neutral one preferably; pass everything the feature
+        extractor returns for them, ``return_prosody=True``; only ``prosody_values`` is read). Lasts
+        until :meth:`forget_speaker`; never saved. Only for a model trained with ``speaker_prosody``."""
+        if getattr(self, "prosody", None) is None:
+            raise ValueError(
+                "this model was trained without a speaker reference (config.speaker_prosody is off): "
+                "enrolment would change nothing; train with --speaker_prosody true to use it"
+            )
+        self._enroll_prosody(prosody_values)
+
+    def forget_speaker(self) -> None:
+        """Back to the training voices' average reference (undoes :meth:`enroll_speaker`)."""
+        self._prosody_reference = None
+
     def _speaker_reference(
         self, prosody_values: torch.Tensor | None, prosody_reference: torch.Tensor | None
     ) -> torch.Tensor | None:

@@ -392,21 +392,7 @@ class AudioLLMModel(SpeakerReferenceMixin, AudioLLMPreTrainedModel):
         return scores + extra.to(scores.dtype)
 
     @torch.no_grad()
-    def enroll_speaker(self, prosody_values: torch.Tensor | None = None, **ignored) -> None:
-        """Read every following clip's prosody relative to one speaker's: the mean prosody numbers of
-        their reference clips (a few recordings, a neutral one preferably; pass everything the feature
-        extractor returns for them, ``return_prosody=True``). Lasts until :meth:`forget_speaker`;
-        never saved. Only for a model trained with ``speaker_prosody``."""
-        if self.prosody is None:
-            raise ValueError(
-                "this model was trained without a speaker reference (config.speaker_prosody is off): "
-                "enrolment would change nothing; train with --speaker_prosody true to use it"
-            )
-        self._enroll_prosody(prosody_values)
-
-    def forget_speaker(self) -> None:
-        """Back to the training voices' average reference (undoes :meth:`enroll_speaker`)."""
-        self._prosody_reference = None
+    # enroll_speaker / forget_speaker: the prosody head's reference (SpeakerReferenceMixin)
 
     def check_context(self, length: int) -> None:
         limit = getattr(self.config.text_config, "max_position_embeddings", None)

@@ -90,7 +90,7 @@ def test_missing_numbers_and_enrolling_a_model_without_the_node_are_refused(part
     with pytest.raises(ValueError, match="pass prosody_values"):
         build(parts)(**batch)
     assert "prosody_values" in NO_PROSODY
-    with pytest.raises(ValueError, match="no speaker-relative prosody node"):
+    with pytest.raises(ValueError, match="trained without a speaker reference"):
         build(parts, speaker_prosody=False).enroll_speaker(**inputs(clips()))
     with pytest.raises(ValueError, match="hold no voiced speech"):
         build(parts).enroll_speaker(**inputs([np.zeros(16000, dtype=np.float32)]))
