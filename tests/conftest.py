@@ -1,6 +1,8 @@
 """Test set-up: offline, a throw-away HF_HOME, and shared fixtures (tiny corpora, converted weights)."""
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -13,6 +15,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="serhub-tests-hf-")
+atexit.register(shutil.rmtree, os.environ["HF_HOME"], ignore_errors=True)  # no HF_HOME left behind per run
 # Converted offline weights are kept between runs (a conversion takes ~30 s); CI starts empty.
 os.environ.setdefault("SERHUB_CACHE", str(REPO / ".cache" / "serhub"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
