@@ -391,7 +391,6 @@ class AudioLLMModel(SpeakerReferenceMixin, AudioLLMPreTrainedModel):
             )
         return scores + extra.to(scores.dtype)
 
-    @torch.no_grad()
     # enroll_speaker / forget_speaker: the prosody head's reference (SpeakerReferenceMixin)
 
     def check_context(self, length: int) -> None:

@@ -189,8 +189,7 @@ def train(
         compute_metrics=lambda p: scalar_metrics(scores(p.predictions, p.label_ids, labels, dims)),
         callbacks=[timer := EpochTimer()],
     )
-    if getattr(model, "speaker_adversary", None) is not None:
-        trainer.speaker_adversary_learning_rate = speaker_adversary_learning_rate
+    trainer.speaker_adversary_learning_rate = speaker_adversary_learning_rate  # None: --learning_rate
     out = training_args.output_dir
     last = last_complete_checkpoint(out) if os.path.isdir(out) else None
     if last:
@@ -290,13 +289,12 @@ def new_model(model_args, labels: list[str], counts: list[int], num_speakers: in
     """``(model, feature_extractor)`` built on ``--encoder_name_or_path`` (class counts for the loss;
     ``num_speakers``: the training speakers a speaker adversary names)."""
     encoder = resolve_pretrained(model_args.encoder_name_or_path)
-    kwargs = config_kwargs(model_args, SpeechEmotionConfig)
-    if num_speakers:
-        kwargs["speaker_adversary_speakers"] = num_speakers
-    else:
-        kwargs.pop("speaker_adversary_weight", None)
     model = SpeechEmotionForAudioClassification.from_encoder_pretrained(
-        encoder, labels, class_counts=counts, **kwargs
+        encoder,
+        labels,
+        class_counts=counts,
+        speaker_adversary_speakers=num_speakers,
+        **config_kwargs(model_args, SpeechEmotionConfig),
     )
     feature_extractor = SpeechEmotionFeatureExtractor.from_encoder_pretrained(encoder)
     return model, with_trimming(

@@ -178,16 +178,10 @@ def encoded_inputs(
     train_split = data_args.train_split
     augmenter = Augmenter(data_args.augment_config(), seed=training_args.seed) if data_args.augment else None
     if not (model.config.freeze_encoder and data_args.cache_encoder_outputs):
+        if adversary_speakers:
+            data = add_speaker_ids(data, data, adversary_speakers, data_args.speaker_column)
         return _raw_audio_inputs(
-            feature_extractor,
-            model_args,
-            training_args,
-            data,
-            train_split,
-            augmenter,
-            dims,
-            adversary_speakers,
-            data_args.speaker_column,
+            feature_extractor, model_args, training_args, data, train_split, augmenter, dims
         )
     if model_args.speaker_norm or model_args.speaker_prosody:
         option = "--speaker_norm" if model_args.speaker_norm else "--speaker_prosody"
@@ -229,17 +223,7 @@ def encoded_inputs(
     return cached, collator, seconds
 
 
-def _raw_audio_inputs(
-    feature_extractor,
-    model_args,
-    training_args,
-    data,
-    train_split,
-    augmenter,
-    dims,
-    adversary_speakers,
-    speaker_column,
-):
+def _raw_audio_inputs(feature_extractor, model_args, training_args, data, train_split, augmenter, dims):
     """The splits as they are, read by :class:`AudioCollator` (the encoder runs in the model); the
     training split augmented on every read when ``augmenter`` is given."""
     for option, on in (
@@ -251,8 +235,6 @@ def _raw_audio_inputs(
                 f"{option} works on cached encoder outputs; it needs --freeze_encoder true and "
                 f"--cache_encoder_outputs true (or leave {option} off)"
             )
-    if adversary_speakers:
-        data = add_speaker_ids(data, data, adversary_speakers, speaker_column)
     if augmenter is not None:
         data = {**data, train_split: data[train_split].with_transform(augmenter.transform_function())}
     # the collator reads the raw "audio" column, which is not a forward argument: the Trainer

@@ -280,3 +280,21 @@ def test_a_trainer_still_collects_only_the_emotion_labels():
     from transformers.utils import find_labels
 
     assert find_labels(SpeechEmotionForAudioClassification) == ["labels", "dimensional_labels"]
+
+
+def test_the_raw_audio_path_feeds_the_adversary_too(tiny_encoder, tiny_dataset, tmp_path):  # noqa: F811
+    """Without the encoder cache the collator reads the speaker indices from the raw rows: the logged
+    training loss carries the adversary's speaker cross-entropy (about ln of the speakers)."""
+    from test_recipe_ssl_classifier import last_state
+
+    raw = ["--cache_encoder_outputs", "false", "--freeze_encoder", "false", "--num_train_epochs", "1"]
+    first_loss = {}
+    for weight in ("0", "0.5"):
+        out = tmp_path / f"w{weight}"
+        ssl_classifier.main(
+            recipe_args(tiny_encoder, tiny_dataset, out, epochs=1)
+            + raw
+            + ["--speaker_adversary_weight", weight]
+        )
+        first_loss[weight] = next(h["loss"] for h in last_state(out)["log_history"] if "loss" in h)
+    assert first_loss["0.5"] > first_loss["0"] + 1.0
