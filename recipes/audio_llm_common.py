@@ -258,7 +258,7 @@ class CachedAudioLLMCollator:
                 raise ValueError(
                     "joint_label_targets scores the labels by their first token after '| Emotion:', but two "
                     f"labels share one ({dict(zip(self.processor.labels, first))}); rename a label or turn the "
-                    "joint label loss off (--joint_label_weight 0)."
+                    "joint label losses off (--joint_label_weight 0 --direct_label_weight 0)."
                 )
 
     def _batch_rng(self, rows) -> random.Random:

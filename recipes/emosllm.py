@@ -46,6 +46,7 @@ from serhub.recipes.emosllm_arguments import (  # noqa: F401 (CTC_DATA: importab
     CTC_DATA,
     CurriculumArguments,
     check_curriculum,
+    check_label_tokens,
     phase0,
 )
 from serhub.recipes.emosllm_data import asr_training_clips
@@ -209,6 +210,7 @@ def phase_trainer(run: StagedRun, phases: list[Stage], index: int, model, proces
         )
     objective = AudioLLMObjective(
         joint_label_weight=curriculum.joint_label_weight if phase.joint else 0.0,
+        direct_label_weight=curriculum.direct_label_weight if phase.joint else 0.0,
         classification_loss=classification_loss,
     )
     schedules = [
@@ -228,7 +230,8 @@ def phase_trainer(run: StagedRun, phases: list[Stage], index: int, model, proces
             seed=run.training_args.seed + index + 1,  # + the phase's number
             ser_only_fraction=curriculum.ser_only_fraction if phase.joint else 0.0,
             ser_only_objective=curriculum.ser_only_objective,
-            joint_label_targets=phase.joint and curriculum.joint_label_weight > 0,
+            joint_label_targets=phase.joint
+            and (curriculum.joint_label_weight > 0 or curriculum.direct_label_weight > 0),
             copy_fraction=0.0 if phase.joint else curriculum.ctc_copy_fraction,
         ),
         processing_class=processor,
@@ -320,6 +323,7 @@ def main(argv=None):
     )
     check_curriculum(model_args, curriculum)
     ser, asr, labels, splits, keep = load_data(data_args, curriculum, training_args)
+    check_label_tokens(model_args, curriculum, labels)
     if model_args.speaker_prosody:
         check_speaker_data("--speaker_prosody", data_args, ser[data_args.train_split].column_names)
     # the folder is this run's: a finished or partial run with other data/labels/settings is refused

@@ -42,6 +42,14 @@ class CurriculumArguments:
             "at the answer's label, added to the LM loss (the transcript_conditioned readout); 0: LM loss alone"
         },
     )
+    direct_label_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "phase 3's joint answers: weight of a class-weighted cross-entropy over the labels' scores "
+            "at the answer's first token (the label_logits readout, trained in the joint answer's own forward "
+            "beside the SER-only batches); 0: none"
+        },
+    )
     lora_learning_rate: float | None = field(
         default=None,
         metadata={"help": "the LoRA adapters' learning rate (phases 2-3); default: --learning_rate"},
@@ -115,12 +123,15 @@ class CurriculumArguments:
                 f"--phase_max_steps {self.phase_max_steps}: each phase needs > 0 steps, or -1 for "
                 "--num_train_epochs; a phase of zero steps would report an untrained model."
             )
-        if self.joint_label_weight < 0 or (
-            self.lora_learning_rate is not None and self.lora_learning_rate <= 0
+        if (
+            self.joint_label_weight < 0
+            or self.direct_label_weight < 0
+            or (self.lora_learning_rate is not None and self.lora_learning_rate <= 0)
         ):
             raise ValueError(
-                f"--joint_label_weight {self.joint_label_weight} must be >= 0 and --lora_learning_rate "
-                f"{self.lora_learning_rate} > 0 (or unset)"
+                f"--joint_label_weight {self.joint_label_weight} and --direct_label_weight "
+                f"{self.direct_label_weight} must be >= 0, --lora_learning_rate {self.lora_learning_rate} > 0 "
+                "(or unset)"
             )
         if self.ser_only_objective not in SER_ONLY_OBJECTIVES:
             raise ValueError(
@@ -176,3 +187,32 @@ def phase0(curriculum: CurriculumArguments) -> dict:
 
 
 __all__ = ["CTC_DATA", "CurriculumArguments", "check_curriculum", "phase0"]
+
+
+def check_label_tokens(model_args, curriculum: CurriculumArguments, labels: list[str]) -> None:
+    """Phase 3's label losses on joint answers score each label by its first token (as written after
+    "| Emotion:", and as the SER-only answer): labels that share one are refused before anything runs."""
+    weights = {
+        "--joint_label_weight": (curriculum.joint_label_weight, True),
+        "--direct_label_weight": (curriculum.direct_label_weight, False),
+    }
+    if 3 not in curriculum.phases or not any(weight for weight, _ in weights.values()):
+        return
+    from serhub.modeling.offline_assets import resolve_pretrained
+    from serhub.modeling.prompting_audio_llm import label_text
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_pretrained(model_args.text_model_name_or_path))
+    for flag, (weight, after_prefix) in weights.items():
+        if not weight:
+            continue
+        first: dict[int, list[str]] = {}
+        for label in labels:
+            ids = tokenizer(label_text(label, after_prefix), add_special_tokens=False)["input_ids"]
+            first.setdefault(ids[0], []).append(label)
+        shared = [names for names in first.values() if len(names) > 1]
+        if shared:
+            raise ValueError(
+                f"{flag} {weight} scores each label by its first token, but {shared} share one in this "
+                f"LLM's tokenizer; rename those labels or set {flag} 0"
+            )

@@ -55,8 +55,7 @@ def finish(run: StagedRun, model, processor, results: dict, push_to_hub: bool) -
                 "LoRA": f"r={model_args.lora_r}, alpha={model_args.lora_alpha}",
                 "phases": curriculum.phases,
                 "steps per phase": curriculum.phase_max_steps,
-                "phase 3 batches": f"{curriculum.ser_only_fraction:.0%} SER-only prompts "
-                f"({curriculum.ser_only_objective}), the rest joint '| ASR: ... | Emotion: ...' answers",
+                "phase 3 batches": phase3_batches(curriculum),
                 "ASR weight": f"{curriculum.asr_weight_start} -> {curriculum.asr_weight_end} ({curriculum.asr_weight_schedule})",
                 "learning rate": run.training_args.learning_rate,
                 "LoRA learning rate": curriculum.lora_learning_rate or run.training_args.learning_rate,
@@ -76,6 +75,23 @@ def finish(run: StagedRun, model, processor, results: dict, push_to_hub: bool) -
         for k, v in results.items()
     }
     logger.info("%s", json.dumps(short, indent=2))
+
+
+def phase3_batches(curriculum) -> str:
+    """Phase 3's mix of prompts and what trains each readout, for the card."""
+    text = (
+        f"{curriculum.ser_only_fraction:.0%} SER-only prompts ({curriculum.ser_only_objective}), the rest "
+        "joint '| ASR: ... | Emotion: ...' answers (LM loss)"
+    )
+    losses = [
+        f"{weight} x the label loss {where}"
+        for weight, where in (
+            (curriculum.joint_label_weight, "at their label (transcript_conditioned)"),
+            (curriculum.direct_label_weight, "at their first token (label_logits)"),
+        )
+        if weight
+    ]
+    return text + (" + " + " and ".join(losses) if losses else "")
 
 
 def trimming_summary(model_args: AudioLLMArguments) -> str:

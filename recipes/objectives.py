@@ -6,7 +6,10 @@
   labels' scores (e.g. class-weighted, from ``modeling/losses.py``; plain cross-entropy by default);
 - answers (ASR, "| ASR: <t> | Emotion: <label>", descriptors): the LM loss with the transcript tokens
   (``asr_token_mask``) weighted by ``asr_weight``, plus ``joint_label_weight`` times the classification
-  loss over the labels' scores where a joint answer writes its label (``joint_class_labels``);
+  loss over the labels' scores where a joint answer writes its label (``joint_class_labels``: the
+  transcript_conditioned readout), plus ``direct_label_weight`` times the same loss over the labels'
+  scores at the answer's first token (the label_logits readout, trained in the joint answer's own
+  forward: restricted to the labels, it does not compete with the LM loss's "|" there);
 - class ids for a classifier head (1-D ``labels``): ``classification_loss`` over its logits;
 
 and adds ``kl_weight`` times the variational connector's KL term. The loss settings live here, not in
@@ -60,12 +63,14 @@ class AudioLLMObjective:
 
     asr_weight: float = 1.0  # the transcript tokens' weight in answers (1: the plain LM loss)
     joint_label_weight: float = 0.0  # 0: joint answers train with the LM loss alone (EmoSLLM)
+    direct_label_weight: float = 0.0  # joint answers: the labels' scores at the answer's start (label_logits)
     kl_weight: float = 0.0  # beta of the variational connector's KL term ("vae_ib"; recipes anneal it)
     # over the labels' scores or a head's logits: (B, C) logits, (B,) class ids -> loss. None: plain CE
     classification_loss: torch.nn.Module | None = None
 
     def __post_init__(self):
         weights = {"asr_weight": self.asr_weight, "joint_label_weight": self.joint_label_weight}
+        weights["direct_label_weight"] = self.direct_label_weight
         weights["kl_weight"] = self.kl_weight
         if any(value < 0 for value in weights.values()):
             raise ValueError(f"the objective's weights must be >= 0, got {weights}")
@@ -92,6 +97,10 @@ class AudioLLMObjective:
             if joint_classes is not None and self.joint_label_weight:
                 loss = loss + self.joint_label_weight * self.joint_label_loss(
                     unwrap(model), outputs.logits, joint_positions, joint_classes
+                )
+            if joint_classes is not None and self.direct_label_weight:
+                loss = loss + self.direct_label_weight * self.direct_label_loss(
+                    unwrap(model), outputs.logits, labels, joint_classes
                 )
         loss = self.add_kl_term(unwrap(model), loss)
         return (loss, outputs) if return_outputs else loss
@@ -123,14 +132,35 @@ class AudioLLMObjective:
         return (token_loss * weights).sum() / weights.sum().clamp_min(1e-8)
 
     def joint_label_loss(self, model, logits, positions, classes) -> torch.Tensor:
-        """``classification_loss`` (class-weighted in the recipes) over the labels' scores at the
-        label of each joint answer: log p(label's first token | audio, prompt, "| ASR: <t> | Emotion:"),
-        the transcript teacher-forced; what the transcript_conditioned mode reads (the same label ids)."""
-        first = [ids[0] for ids in model.config.prompt["emotion_label_token_ids"]]
-        rows = torch.arange(logits.shape[0], device=logits.device)
-        at_label = logits[rows, positions.to(logits.device) - 1].float().log_softmax(-1)  # B, V
-        scores = at_label[:, torch.tensor(first, device=logits.device)]  # B, C
-        return self.classify(scores, classes)
+        """``classification_loss`` (class-weighted in the recipes) over the labels' scores at the label
+        of each joint answer: log p(label's first token | audio, prompt, "| ASR: <t> | Emotion:"), the
+        transcript teacher-forced; what the transcript_conditioned mode reads (the same label ids)."""
+        return self.classify(
+            _first_token_scores(logits, positions, model.config.prompt["emotion_label_token_ids"]), classes
+        )
+
+    def direct_label_loss(self, model, logits, labels, classes) -> torch.Tensor:
+        """``classification_loss`` over the labels' scores where each answer starts: log p(label's
+        first token | audio, prompt), the label ids the label_logits mode reads (no "| Emotion:"
+        before them). A joint row's prompt asks for the transcript first, so its LM target there is
+        "|"; the labels' scores, renormalised among themselves, are free of it."""
+        ids = model.config.prompt["label_token_ids"]
+        first = [i[0] for i in ids]
+        if len(set(first)) < len(first):
+            raise ValueError(
+                "direct_label_weight scores the labels by their first token, but two labels share one "
+                f"({first}); rename a label or set the weight to 0."
+            )
+        starts = (labels != -100).int().argmax(1)  # each row's first answer token
+        return self.classify(_first_token_scores(logits, starts, ids), classes)
+
+
+def _first_token_scores(logits, positions, label_ids: list[list[int]]) -> torch.Tensor:
+    """(B, C) log-probabilities of each label's first token at ``positions`` (B,) of the answers:
+    read from the logits one position before (next-token prediction)."""
+    first = torch.tensor([ids[0] for ids in label_ids], device=logits.device)
+    rows = torch.arange(logits.shape[0], device=logits.device)
+    return logits[rows, positions.to(logits.device) - 1].float().log_softmax(-1)[:, first]
 
 
 class WeightSchedule(TrainerCallback):

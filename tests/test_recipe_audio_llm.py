@@ -242,6 +242,30 @@ def test_joint_label_loss_scores_the_answers_label(tiny):
         weights = torch.tensor([6.0, 2.0, 1.0]).reciprocal()
         ce = torch.nn.functional.cross_entropy(at, targets, weight=weights / weights.mean()).item()
         assert loss_at(0.5) == pytest.approx(lm + 0.5 * ce, rel=1e-4)
+        # the direct readout, in the same forward: where each answer starts ("| ASR:"), the scores of the
+        # labels' first tokens as label_logits reads them (the SER-only prompt's label ids)
+        starts = (batch["labels"] != -100).int().argmax(1)
+        assert all(
+            processor.tokenizer.decode(row[s:][row[s:] != -100]).startswith("| ASR: ")
+            for row, s in zip(batch["labels"], starts)
+        )
+        plain_first = [ids[0] for ids in model.config.prompt["label_token_ids"]]
+        direct = logits[torch.arange(4), starts - 1].log_softmax(-1)[:, plain_first]
+        ce_direct = torch.nn.functional.cross_entropy(direct, targets, weight=weights / weights.mean()).item()
+        both = AudioLLMObjective(
+            joint_label_weight=0.5, direct_label_weight=2.0, classification_loss=weighted
+        )
+        assert both(model, batch).item() == pytest.approx(lm + 0.5 * ce + 2.0 * ce_direct, rel=1e-4)
+        # renormalised among the labels, it is blind to the LM's own target there: raising every label's
+        # logit by one amount at the answer's start changes the LM loss and not the direct loss
+        shifted = logits.clone()
+        shifted[torch.arange(4), starts - 1, torch.tensor(plain_first)[:, None]] += 5.0
+        objective = AudioLLMObjective(classification_loss=weighted)
+        assert objective.direct_label_loss(model, shifted, batch["labels"], targets).item() == pytest.approx(
+            ce_direct, rel=1e-4
+        )
+    with pytest.raises(ValueError, match="direct_label_weight"):
+        AudioLLMObjective(direct_label_weight=-1.0)
     # labels whose first tokens after "| Emotion:" coincide cannot be scored this way: said at once
     processor.labels = ["happy", "happy_ish", "sad"]
     if len({ids[0] for ids in processor.label_token_ids(after_prefix=True)}) < 3:
@@ -421,15 +445,26 @@ def test_emosllm_phase_resumes_after_interruption(tiny, tmp_path, capsys):
 
 def test_phase_alone_starts_from_the_previous_output(tiny, tmp_path, capsys):
     out = tmp_path / "emo"
-    # (with the label-restricted objective for phase 3's SER-only batches)
+    # (with the label-restricted objective for phase 3's SER-only batches, and on the joint answers the
+    # label losses of both readouts; labels renamed so that their first tokens differ in this tokenizer)
+    ser = datasets.load_from_disk(str(tiny / "ser"))
+    names = ["wonder" if n == "surprise" else n for n in ser["train"].features["emotion"].names]
+    ser.cast_column("emotion", datasets.ClassLabel(names=names)).save_to_disk(str(tmp_path / "renamed"))
     label_ce = ["--ser_only_objective", "label_ce", "--ser_only_fraction", "0.5"]
+    label_ce += ["--joint_label_weight", "1", "--direct_label_weight", "0.5"]
+    label_ce += ["--dataset_name_or_path", str(tmp_path / "renamed")]
     emosllm.main(emosllm_args(tiny, out, steps=("2", "2"), phases=("1", "2")) + label_ce)
     capsys.readouterr()
     emosllm.main(emosllm_args(tiny, out, steps=("2", "2", "2"), phases=("3",)) + label_ce)
     captured = capsys.readouterr()
     log = captured.out + captured.err
+    card = (out / "README.md").read_text()
+    assert (
+        "1.0 x the label loss at their label (transcript_conditioned) and 0.5 x the label loss at their "
+        "first token (label_logits)" in card
+    )
     # the label loss is weighted by the training split's class counts (the objective's, not the config's)
-    train = datasets.load_from_disk(str(tiny / "ser"))["train"]
+    train = datasets.load_from_disk(str(tmp_path / "renamed"))["train"]
     names = train.features["emotion"].names
     counts = {name: list(train["emotion"]).count(i) for i, name in enumerate(names)}
     assert f"label loss weighted_ce, class counts {counts}" in log
@@ -494,9 +529,14 @@ def test_emosllm_with_the_ctc_path_connector(tiny, tmp_path, capsys):
     with pytest.raises(SystemExit):  # copy rows need the words slots of the ctc_path connector
         run_main(emosllm.main, emosllm_args(tiny, out) + ["--ctc_copy_fraction", "0.5"])
     assert "--ctc_copy_fraction fills the words slots" in capsys.readouterr().err and not out.exists()
+    args += ["--ctc_alignment_steps", "3", "--ctc_alignment_data", "asr_train", "ser_train"]
+    # phase 3's label loss at a joint answer's start scores each label by its first token: in this
+    # tokenizer "sad" and "surprise" share theirs, which is said before anything runs
+    with pytest.raises(SystemExit):
+        run_main(emosllm.main, args + ["--direct_label_weight", "0.5"])
+    assert "[['sad', 'surprise']] share one" in capsys.readouterr().err and not out.exists()
     emosllm.main(
         args
-        + ["--ctc_alignment_steps", "3", "--ctc_alignment_data", "asr_train", "ser_train"]
         + ["--ctc_copy_fraction", "0.5", "--ctc_sampled_tokens", "8"]  # a sampled softmax in phase 0
         + ["--heldout_eval", "true", "--heldout_clips_per_voice", "1"]
     )
