@@ -238,11 +238,18 @@ def phase_trainer(run: StagedRun, phases: list[Stage], index: int, model, proces
         objective=objective,
         callbacks=schedules if phase.joint else None,
         extra_eval=phase_evaluation(run, phase, processor),
-        lora_learning_rate=curriculum.lora_learning_rate,
+        lora_learning_rate=phase_lora_learning_rate(curriculum, phase),
         prosody_learning_rate=run.model_args.prosody_learning_rate
         if run.model_args.speaker_prosody
         else None,
     )
+
+
+def phase_lora_learning_rate(curriculum: CurriculumArguments, phase: Stage) -> float | None:
+    """The LoRA adapters' rate in ``phase``: phase 3's own where set (None: --learning_rate)."""
+    if phase.joint and curriculum.phase3_lora_learning_rate is not None:
+        return curriculum.phase3_lora_learning_rate
+    return curriculum.lora_learning_rate
 
 
 def wer_before_training(run: StagedRun, phase: Stage, model, processor, trainer, resumed) -> None:

@@ -54,6 +54,13 @@ class CurriculumArguments:
         default=None,
         metadata={"help": "the LoRA adapters' learning rate (phases 2-3); default: --learning_rate"},
     )
+    phase3_lora_learning_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "the LoRA adapters' learning rate in phase 3 (a rate that teaches phase 2 to transcribe can "
+            "make phase 3's emotion batches overwrite the transcription); default: --lora_learning_rate"
+        },
+    )
     ctc_alignment_steps: int = field(
         default=0,
         metadata={

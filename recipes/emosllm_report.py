@@ -58,7 +58,7 @@ def finish(run: StagedRun, model, processor, results: dict, push_to_hub: bool) -
                 "phase 3 batches": phase3_batches(curriculum),
                 "ASR weight": f"{curriculum.asr_weight_start} -> {curriculum.asr_weight_end} ({curriculum.asr_weight_schedule})",
                 "learning rate": run.training_args.learning_rate,
-                "LoRA learning rate": curriculum.lora_learning_rate or run.training_args.learning_rate,
+                "LoRA learning rate": lora_rates(curriculum, run.training_args.learning_rate),
                 "input trimming": trimming_summary(model_args),
                 "system turn": system_turn_summary(model_args.system_prompt),
                 **paper_departures(model_args, curriculum),
@@ -75,6 +75,13 @@ def finish(run: StagedRun, model, processor, results: dict, push_to_hub: bool) -
         for k, v in results.items()
     }
     logger.info("%s", json.dumps(short, indent=2))
+
+
+def lora_rates(curriculum, learning_rate: float) -> str:
+    """The LoRA adapters' learning rate, phase 3's own where it differs."""
+    rate = curriculum.lora_learning_rate or learning_rate
+    phase3 = curriculum.phase3_lora_learning_rate
+    return f"{rate}" if phase3 is None or phase3 == rate else f"{rate} (phase 3: {phase3})"
 
 
 def phase3_batches(curriculum) -> str:

@@ -193,6 +193,7 @@ def check_config(config: dict, dataclass_types: Sequence[type], path: str | Path
 TRAINING_VALUES = (
     ("learning_rate", "a finite number > 0", lambda v: math.isfinite(v) and v > 0),
     ("lora_learning_rate", "a finite number > 0 (or unset)", lambda v: math.isfinite(v) and v > 0),
+    ("phase3_lora_learning_rate", "a finite number > 0 (or unset)", lambda v: math.isfinite(v) and v > 0),
     ("prosody_learning_rate", "a finite number > 0 (or unset)", lambda v: math.isfinite(v) and v > 0),
     ("per_device_train_batch_size", "a whole number >= 1", lambda v: v >= 1),
     ("per_device_eval_batch_size", "a whole number >= 1", lambda v: v >= 1),

@@ -453,6 +453,7 @@ def test_phase_alone_starts_from_the_previous_output(tiny, tmp_path, capsys):
     label_ce = ["--ser_only_objective", "label_ce", "--ser_only_fraction", "0.5"]
     label_ce += ["--joint_label_weight", "1", "--direct_label_weight", "0.5"]
     label_ce += ["--dataset_name_or_path", str(tmp_path / "renamed")]
+    label_ce += ["--lora_learning_rate", "1e-3", "--phase3_lora_learning_rate", "3e-4"]  # phase 3's own
     emosllm.main(emosllm_args(tiny, out, steps=("2", "2"), phases=("1", "2")) + label_ce)
     capsys.readouterr()
     emosllm.main(emosllm_args(tiny, out, steps=("2", "2", "2"), phases=("3",)) + label_ce)
@@ -462,6 +463,14 @@ def test_phase_alone_starts_from_the_previous_output(tiny, tmp_path, capsys):
     assert (
         "1.0 x the label loss at their label (transcript_conditioned) and 0.5 x the label loss at their "
         "first token (label_logits)" in card
+    )
+    assert "| LoRA learning rate | 0.001 (phase 3: 0.0003) |" in card
+    phases = emosllm.PHASES
+    rates = emosllm.CurriculumArguments(lora_learning_rate=1e-3, phase3_lora_learning_rate=3e-4)
+    assert [emosllm.phase_lora_learning_rate(rates, p) for p in phases] == [1e-3, 1e-3, 3e-4]
+    assert (
+        emosllm.phase_lora_learning_rate(emosllm.CurriculumArguments(lora_learning_rate=1e-3), phases[2])
+        == 1e-3
     )
     # the label loss is weighted by the training split's class counts (the objective's, not the config's)
     train = datasets.load_from_disk(str(tmp_path / "renamed"))["train"]
