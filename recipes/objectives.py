@@ -92,7 +92,14 @@ class AudioLLMObjective:
             loss = outputs.loss
         else:
             labels = inputs.pop("labels")
-            outputs = model(**inputs)
+            # the LM head only where the answers are (left padding: the last positions of every row);
+            # over a ~50k vocabulary the logits of the prompt and audio tokens cost a third of a step
+            keep = answer_window(labels)
+            outputs = model(**inputs, logits_to_keep=keep)
+            if joint_positions is not None:
+                joint_positions = joint_positions.to(labels.device) - (labels.shape[1] - keep)
+            labels = labels[:, -keep:]
+            asr_mask = asr_mask[:, -keep:] if asr_mask is not None else None
             loss = self.answer_loss(outputs.logits, labels, asr_mask)
             if joint_classes is not None and self.joint_label_weight:
                 loss = loss + self.joint_label_weight * self.joint_label_loss(
@@ -155,6 +162,16 @@ class AudioLLMObjective:
         return self.classify(_first_token_scores(logits, starts, ids), classes)
 
 
+def answer_window(labels: torch.Tensor) -> int:
+    """How many last positions of left-padded rows hold every row's answer (``labels`` != -100), plus
+    the position before the first answer token, whose logits predict it."""
+    answers = labels != -100
+    if not answers.any():
+        return labels.shape[1]
+    first = torch.where(answers.any(1), answers.int().argmax(1), labels.shape[1])
+    return int(min(labels.shape[1], labels.shape[1] - int(first.min()) + 1))
+
+
 def _first_token_scores(logits, positions, label_ids: list[list[int]]) -> torch.Tensor:
     """(B, C) log-probabilities of each label's first token at ``positions`` (B,) of the answers:
     read from the logits one position before (next-token prediction)."""
@@ -213,6 +230,7 @@ __all__ = [
     "AudioLLMObjective",
     "WeightSchedule",
     "anneal",
+    "answer_window",
     "asr_weight_schedule",
     "kl_weight_schedule",
 ]

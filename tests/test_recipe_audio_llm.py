@@ -16,7 +16,7 @@ from serhub.modeling import AudioLLMForAudioClassification, AudioLLMProcessor
 from serhub.modeling.losses import build_classification_loss
 from serhub.recipes import emosllm, whisper_llm
 from serhub.recipes.audio_llm_common import AudioLLMTrainer, CachedAudioLLMCollator
-from serhub.recipes.objectives import AudioLLMObjective, anneal
+from serhub.recipes.objectives import AudioLLMObjective, anneal, answer_window
 from transformers import pipeline
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -242,6 +242,11 @@ def test_joint_label_loss_scores_the_answers_label(tiny):
         weights = torch.tensor([6.0, 2.0, 1.0]).reciprocal()
         ce = torch.nn.functional.cross_entropy(at, targets, weight=weights / weights.mean()).item()
         assert loss_at(0.5) == pytest.approx(lm + 0.5 * ce, rel=1e-4)
+        # the LM head ran only over the answers' window (left padding: the rows' last positions)
+        _, kept = AudioLLMObjective()(model, batch, return_outputs=True)
+        start = int((batch["labels"] != -100).int().argmax(1).min())
+        assert kept.logits.shape[1] == batch["labels"].shape[1] - start + 1 < batch["input_ids"].shape[1]
+        assert answer_window(torch.full((2, 5), -100)) == 5  # no answer: every position
         # the direct readout, in the same forward: where each answer starts ("| ASR:"), the scores of the
         # labels' first tokens as label_logits reads them (the SER-only prompt's label ids)
         starts = (batch["labels"] != -100).int().argmax(1)
