@@ -129,12 +129,21 @@ def paper_departures(model_args: AudioLLMArguments, curriculum: CurriculumArgume
     rows = []
     from serhub.modeling.connectors import QueryPoolingMapper, connector_class
 
-    if connector_class(model_args.connector) is not QueryPoolingMapper:  # the paper's connector
+    if model_args.connector == "ctc_path":
+        rows.append(
+            "the CTC head's words beside the QPMapper's voice tokens (ctc_path), trained by a phase 0 of CTC "
+            "alignment and copy rows in phases 1-2"
+        )
+    elif connector_class(model_args.connector) is not QueryPoolingMapper:  # the paper's connector
         rows.append(f"connector {model_args.connector} in place of EmoSLLM's QPMapper")
     if curriculum.ser_only_fraction >= 1.0:
         rows.append("phase 3 trains the SER-only prompt alone (EmoSLLM's SER-only variant), no joint answers")
     if curriculum.ser_only_fraction > 0 and curriculum.ser_only_objective == "label_ce":
         rows.append("SER-only batches use a class-weighted CE over the labels' scores, not the LM loss")
+    if curriculum.ser_only_fraction < 1.0 and (
+        curriculum.joint_label_weight or curriculum.direct_label_weight
+    ):
+        rows.append("joint answers add a class-weighted CE over the labels' scores to their LM loss")
     if not rows:
         return {}
     return {

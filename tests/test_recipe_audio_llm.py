@@ -929,3 +929,21 @@ def test_speaker_prosody_in_the_audio_llm_recipes(recipe, tiny, tmp_path):
     with pytest.raises(ValueError, match="needs each clip's speaker"):
         main(bad + ["--speaker_column", "nobody", "--speaker_prosody", "true"])
     assert not again.exists()
+
+
+def test_the_card_names_each_departure_from_the_paper():
+    from serhub.recipes.audio_llm_common import AudioLLMArguments
+    from serhub.recipes.emosllm_report import paper_departures
+
+    paper = emosllm.CurriculumArguments(ser_only_fraction=0.0)
+    assert paper_departures(AudioLLMArguments(connector="query_pooling"), paper) == {}
+    default = emosllm.CurriculumArguments(
+        ser_only_fraction=0.5, ser_only_objective="label_ce", joint_label_weight=1.0, direct_label_weight=1.0
+    )
+    rows = paper_departures(AudioLLMArguments(connector="ctc_path"), default)["departures from the paper"]
+    assert "beside the QPMapper's voice tokens (ctc_path)" in rows
+    assert (
+        "SER-only batches use a class-weighted CE" in rows and "joint answers add a class-weighted CE" in rows
+    )
+    linear = paper_departures(AudioLLMArguments(connector="linear"), paper)["departures from the paper"]
+    assert linear.startswith("connector linear in place of EmoSLLM's QPMapper")
