@@ -25,7 +25,7 @@ from .audio_llm_evaluation import (  # noqa: F401 (batches too: the recipes impo
 )
 from .data import LengthGroupedSampler, cache_encoder_outputs, frame_counts, pad_cached_states, with_trimming
 from .logs import get_logger
-from .objectives import AudioLLMObjective
+from .objectives import AudioLLMObjective, labels_sharing_first_token
 from .optim import LoraLearningRateMixin
 
 logger = get_logger("audio_llm")
@@ -253,12 +253,12 @@ class CachedAudioLLMCollator:
             self._label_ids = self.processor.label_token_ids(
                 after_prefix=True
             )  # as written after "| Emotion:"
-            first = [ids[0] for ids in self._label_ids]
-            if len(set(first)) < len(first):
+            shared = labels_sharing_first_token(self.processor.labels, self._label_ids)
+            if shared:
                 raise ValueError(
-                    "joint_label_targets scores the labels by their first token after '| Emotion:', but two "
-                    f"labels share one ({dict(zip(self.processor.labels, first))}); rename a label or turn the "
-                    "joint label losses off (--joint_label_weight 0 --direct_label_weight 0)."
+                    f"joint_label_targets scores the labels by their first token after '| Emotion:', but {shared} "
+                    "share one; rename those labels or turn the joint label losses off (--joint_label_weight 0 "
+                    "--direct_label_weight 0)."
                 )
 
     def _batch_rng(self, rows) -> random.Random:

@@ -193,9 +193,6 @@ def phase0(curriculum: CurriculumArguments) -> dict:
     }
 
 
-__all__ = ["CTC_DATA", "CurriculumArguments", "check_curriculum", "phase0"]
-
-
 def check_label_tokens(model_args, curriculum: CurriculumArguments, labels: list[str]) -> None:
     """Phase 3's label losses on joint answers score each label by its first token (as written after
     "| Emotion:", and as the SER-only answer): labels that share one are refused before anything runs."""
@@ -207,19 +204,23 @@ def check_label_tokens(model_args, curriculum: CurriculumArguments, labels: list
         return
     from serhub.modeling.offline_assets import resolve_pretrained
     from serhub.modeling.prompting_audio_llm import label_text
+    from serhub.recipes.objectives import labels_sharing_first_token
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_pretrained(model_args.text_model_name_or_path))
     for flag, (weight, after_prefix) in weights.items():
         if not weight:
             continue
-        first: dict[int, list[str]] = {}
-        for label in labels:
-            ids = tokenizer(label_text(label, after_prefix), add_special_tokens=False)["input_ids"]
-            first.setdefault(ids[0], []).append(label)
-        shared = [names for names in first.values() if len(names) > 1]
+        ids = [
+            tokenizer(label_text(label, after_prefix), add_special_tokens=False)["input_ids"]
+            for label in labels
+        ]
+        shared = labels_sharing_first_token(labels, ids)
         if shared:
             raise ValueError(
                 f"{flag} {weight} scores each label by its first token, but {shared} share one in this "
                 f"LLM's tokenizer; rename those labels or set {flag} 0"
             )
+
+
+__all__ = ["CTC_DATA", "CurriculumArguments", "check_curriculum", "check_label_tokens", "phase0"]

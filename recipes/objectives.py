@@ -152,11 +152,12 @@ class AudioLLMObjective:
         before them). A joint row's prompt asks for the transcript first, so its LM target there is
         "|"; the labels' scores, renormalised among themselves, are free of it."""
         ids = model.config.prompt["label_token_ids"]
-        first = [i[0] for i in ids]
-        if len(set(first)) < len(first):
+        names = list(model.config.labels) or [str(i) for i in range(len(ids))]
+        shared = labels_sharing_first_token(names, ids)
+        if shared:
             raise ValueError(
-                "direct_label_weight scores the labels by their first token, but two labels share one "
-                f"({first}); rename a label or set the weight to 0."
+                f"direct_label_weight scores each label by its first token, but {shared} share one; "
+                "rename those labels or set the weight to 0."
             )
         starts = (labels != -100).int().argmax(1)  # each row's first answer token
         return self.classify(_first_token_scores(logits, starts, ids), classes)
@@ -170,6 +171,16 @@ def answer_window(labels: torch.Tensor) -> int:
         return labels.shape[1]
     first = torch.where(answers.any(1), answers.int().argmax(1), labels.shape[1])
     return int(min(labels.shape[1], labels.shape[1] - int(first.min()) + 1))
+
+
+def labels_sharing_first_token(labels: list[str], token_ids: list[list[int]]) -> list[list[str]]:
+    """The groups of ``labels`` whose token ids (one list per label) start with the same token: the
+    label losses on joint answers score each label by its first token, so such labels cannot be told
+    apart there."""
+    by_first: dict[int, list[str]] = {}
+    for label, ids in zip(labels, token_ids):
+        by_first.setdefault(ids[0], []).append(label)
+    return [names for names in by_first.values() if len(names) > 1]
 
 
 def _first_token_scores(logits, positions, label_ids: list[list[int]]) -> torch.Tensor:
@@ -231,6 +242,7 @@ __all__ = [
     "WeightSchedule",
     "anneal",
     "answer_window",
+    "labels_sharing_first_token",
     "asr_weight_schedule",
     "kl_weight_schedule",
 ]

@@ -16,7 +16,7 @@ from serhub.modeling import AudioLLMForAudioClassification, AudioLLMProcessor
 from serhub.modeling.losses import build_classification_loss
 from serhub.recipes import emosllm, whisper_llm
 from serhub.recipes.audio_llm_common import AudioLLMTrainer, CachedAudioLLMCollator
-from serhub.recipes.objectives import AudioLLMObjective, anneal, answer_window
+from serhub.recipes.objectives import AudioLLMObjective, anneal, answer_window, labels_sharing_first_token
 from transformers import pipeline
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -247,6 +247,9 @@ def test_joint_label_loss_scores_the_answers_label(tiny):
         start = int((batch["labels"] != -100).int().argmax(1).min())
         assert kept.logits.shape[1] == batch["labels"].shape[1] - start + 1 < batch["input_ids"].shape[1]
         assert answer_window(torch.full((2, 5), -100)) == 5  # no answer: every position
+        assert labels_sharing_first_token(["sad", "happy", "surprise"], [[7], [8, 9], [7, 3]]) == [
+            ["sad", "surprise"]
+        ]
         # the direct readout, in the same forward: where each answer starts ("| ASR:"), the scores of the
         # labels' first tokens as label_logits reads them (the SER-only prompt's label ids)
         starts = (batch["labels"] != -100).int().argmax(1)
