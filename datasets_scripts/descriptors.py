@@ -50,6 +50,20 @@ WORDS = {
     "loudness_db": ("soft", "moderate volume", "loud"),
 }
 
+ATTRIBUTE_OF_WORD = {word: name for name, words in WORDS.items() for word in words}
+
+
+def descriptor_words(text: str | None) -> dict[str, str]:
+    """The words of a descriptor text by attribute, e.g. "high pitch, fast" -> {"pitch_semitones":
+    "high pitch", "speaking_rate_ratio": "fast"}; unknown words and unnamed attributes are left out
+    (the first word of an attribute counts when a text names it twice)."""
+    words = {}
+    for word in (text or "").split(","):
+        name = ATTRIBUTE_OF_WORD.get(word.strip().lower())
+        if name is not None:
+            words.setdefault(name, word.strip().lower())
+    return words
+
 
 @dataclass(frozen=True)
 class DescriptorThresholds:

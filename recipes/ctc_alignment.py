@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 import random
 import time
-from pathlib import Path
 
 import torch
 from serhub.modeling.ctc_path import BLANK, CTC_INITIAL_SCALE, embedding_ctc_logits
@@ -276,35 +275,19 @@ def aligned_build(
     in ``<output_dir>/<folder>`` (the connector's weights and the log) and reused by later runs.
     ``sampled_tokens``: see :func:`train_ctc_alignment`."""
     names = [data] if isinstance(data, str) else list(data)
-    from safetensors.torch import load_file, save_file
-    from serhub.recipes.reporting import write_json
-    from serhub.recipes.staged import ensure_cached, pretrained_parts
+    from serhub.recipes.staged import trained_connector_build
 
-    def build(run):
-        model, processor = pretrained_parts(run)
-        out = Path(run.output_dir) / folder
-        if (out / CTC_DONE_FILE).is_file():
-            model.connector.load_state_dict(load_file(out / "connector.safetensors"))
-            run.logger.info("CTC alignment: the connector from %s (already aligned)", out)
-            return model, processor
-        ensure_cached(run, model, processor)
+    def train(run, model, processor):
         run.logger.info(
             "CTC alignment of the connector to the LLM's embeddings: %d steps on %s", steps, " + ".join(names)
         )
-        start = time.time()
         _, history = train_ctc_alignment(
             model, processor.tokenizer, pooled(run, names), pad_rows, steps, batch_size, learning_rate,
             seed=run.training_args.seed, sampled_tokens=sampled_tokens,
         )  # fmt: skip
-        run.timings[f"{folder}_s"] = round(time.time() - start, 1)
-        if run.training_args.process_index == 0:
-            out.mkdir(parents=True, exist_ok=True)
-            state = {k: v.contiguous() for k, v in model.connector.state_dict().items()}
-            save_file(state, out / "connector.safetensors")
-            write_json(out / CTC_DONE_FILE, {"log_history": history, "seconds": run.timings[f"{folder}_s"]})
-        return model, processor
+        return history
 
-    return build
+    return trained_connector_build(folder, CTC_DONE_FILE, "CTC alignment", train, "already aligned")
 
 
 def pooled(run, names: list[str]):

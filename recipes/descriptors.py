@@ -88,6 +88,20 @@ class DescriptorArguments:
     )
     ser_only_objective: str = field(default="label_ce", metadata={"help": " | ".join(SER_ONLY_OBJECTIVES)})
     descriptors_column: str = "descriptors"
+    descriptor_alignment_steps: int = field(
+        default=0,
+        metadata={
+            "help": "a cheap phase 0 before the stages: the descriptor branch with linear heads for the emotion and "
+            "each descriptor attribute over its pooled tokens, no LLM (recipes/descriptor_alignment.py); 0: none"
+        },
+    )
+    descriptor_alignment_learning_rate: float = 1e-3
+    descriptor_alignment_kl_weight: float = field(
+        default=0.1, metadata={"help": "beta of the branch's KL term during the descriptor alignment"}
+    )
+    lora_learning_rate: float | None = field(
+        default=None, metadata={"help": "LoRA's own learning rate (default: --learning_rate)"}
+    )
     classification_mode: str = field(
         default="descriptor_conditioned",
         metadata={
@@ -118,6 +132,18 @@ class DescriptorArguments:
             )
         if self.kl_weight_start < 0 or self.kl_weight_end < 0:
             raise ValueError("--kl_weight_start and --kl_weight_end must be >= 0")
+        if self.descriptor_alignment_kl_weight < 0:
+            raise ValueError(
+                f"--descriptor_alignment_kl_weight {self.descriptor_alignment_kl_weight}: expected >= 0"
+            )
+        if self.descriptor_alignment_steps < 0:
+            raise ValueError(
+                f"--descriptor_alignment_steps {self.descriptor_alignment_steps}: expected >= 0 (0: no alignment)"
+            )
+        for name in ("descriptor_alignment_learning_rate", "lora_learning_rate"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"--{name} {value}: expected a learning rate > 0")
         if self.classification_mode not in ("descriptor_conditioned", "label_logits"):
             raise ValueError(
                 f"--classification_mode {self.classification_mode!r}: descriptor_conditioned or label_logits"
@@ -263,6 +289,7 @@ def stage_trainer(run: StagedRun, stages: list[Stage], index: int, model, proces
         ),
         processing_class=processor,
         objective=objective,
+        lora_learning_rate=args.lora_learning_rate,
         callbacks=schedules,
         extra_eval=stage_evaluation(run, processor, stage.joint),
     )
@@ -293,6 +320,7 @@ def finish(run: StagedRun, model, processor, results: dict, push_to_hub: bool) -
             "tags": ["audio-llm", "explainable-ser", "speech-descriptors"],
             "wer": results.get("wer"),
             "descriptor_quality": quality,
+            "descriptor_agreement": results.get("descriptor_agreement", {}),
             "classification_mode": model.config.classification_mode,
             "training_config": {
                 "audio model": run.model_args.audio_model_name_or_path,
@@ -304,6 +332,10 @@ def finish(run: StagedRun, model, processor, results: dict, push_to_hub: bool) -
                 "steps per stage": run.args.stage_max_steps,
                 "beta": f"{run.args.kl_weight_start} -> {run.args.kl_weight_end} ({run.args.kl_weight_schedule})",
                 "learning rate": run.training_args.learning_rate,
+                **(
+                    {"LoRA learning rate": run.args.lora_learning_rate} if run.args.lora_learning_rate else {}
+                ),
+                **alignment_row(run.args),
             },
         },
         training_args=run.training_args,
@@ -312,8 +344,43 @@ def finish(run: StagedRun, model, processor, results: dict, push_to_hub: bool) -
     )
     short = {m: {k: results[m][k] for k in ("macro_f1", "unweighted_accuracy")} for m in modes}
     logger.info(
-        "%s", json.dumps({**short, "descriptor_quality": quality, "wer": results.get("wer")}, indent=2)
+        "%s",
+        json.dumps(
+            {
+                **short,
+                "descriptor_quality": quality,
+                "descriptor_agreement": results.get("descriptor_agreement"),
+                "wer": results.get("wer"),
+            },
+            indent=2,
+        ),
     )
+
+
+def alignment_row(args: DescriptorArguments) -> dict:
+    """The card's row for the descriptor alignment (phase 0), when the run had one."""
+    if not args.descriptor_alignment_steps:
+        return {}
+    return {
+        "descriptor alignment": f"{args.descriptor_alignment_steps} steps at {args.descriptor_alignment_learning_rate}, "
+        f"beta {args.descriptor_alignment_kl_weight} (the descriptor branch with emotion and attribute heads, no LLM; heads dropped)"
+    }
+
+
+def alignment_build(run: StagedRun) -> dict:
+    """``run_stages``' build hook: the descriptor alignment before the first stage, when asked for."""
+    args = run.args
+    if not args.descriptor_alignment_steps:
+        return {}
+    from serhub.recipes.descriptor_alignment import descriptor_aligned_build
+
+    return {
+        "build": descriptor_aligned_build(
+            args.descriptor_alignment_steps,
+            args.descriptor_alignment_learning_rate,
+            args.descriptor_alignment_kl_weight,
+        )
+    }
 
 
 # what main() parses (and every config in recipes/configs/descriptors/ must parse with)
@@ -352,7 +419,7 @@ def main(argv=None):
     keep = dict.fromkeys(splits, ("labels", "transcript", "descriptors"))
     run = StagedRun("descriptors", model_args, data_args, args, training_args, labels, splits, keep)
     stages = listed_stages(args)
-    model, processor = run_stages(run, stages, trainer=stage_trainer)
+    model, processor = run_stages(run, stages, trainer=stage_trainer, **alignment_build(run))
     if not training_args.should_save:
         return
     # the model the last stage just trained, else (every stage was already done) its saved output

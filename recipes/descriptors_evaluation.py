@@ -6,7 +6,10 @@ against a constant-answer floor, and the transcripts' WER."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import torch
+from serhub.datasets_scripts.descriptors import WORDS, descriptor_words
 from serhub.metrics.asr import word_error_rate
 from serhub.metrics.ser_metrics.ser_metrics import classification_metrics
 from serhub.metrics.text_metrics.text_metrics import text_metrics
@@ -86,6 +89,31 @@ def evaluate_given_descriptors(
     return classification_metrics(predictions, references, labels=labels, bootstrap=bootstrap)
 
 
+def descriptor_agreement(written: list[str | None], references: list[str], training: list[str]) -> dict:
+    """Per attribute the references name (pitch, intonation, speed, loudness): the share of clips whose
+    written word for it is the reference's (``agreement``; a missing word disagrees) beside the share
+    that always writing the ``training`` descriptors' commonest word for it would get
+    (``commonest_agreement``), and the difference (``above_commonest``)."""
+    wrote, truth = [descriptor_words(w) for w in written], [descriptor_words(r) for r in references]
+    seen = Counter((name, word) for text in training for name, word in descriptor_words(text).items())
+    out = {}
+    for name in WORDS:
+        rows = [i for i, t in enumerate(truth) if name in t]
+        if not rows:
+            continue
+        common = max(WORDS[name], key=lambda word: seen[(name, word)])
+        agreement = sum(wrote[i].get(name) == truth[i][name] for i in rows) / len(rows)
+        floor = sum(truth[i][name] == common for i in rows) / len(rows)
+        out[name] = {
+            "agreement": round(agreement, 4),
+            "commonest_word": common,
+            "commonest_agreement": round(floor, 4),
+            "above_commonest": round(agreement - floor, 4),
+            "num_samples": len(rows),
+        }
+    return out
+
+
 def final_evaluation(run: StagedRun, model, processor) -> dict:
     test = run.cached[run.data_args.test_split]
     size, bootstrap = run.training_args.per_device_eval_batch_size, run.data_args.bootstrap
@@ -118,6 +146,9 @@ def final_evaluation(run: StagedRun, model, processor) -> dict:
         "answer": common,
         **text_metrics([common] * len(subset), [r["descriptors"] for r in subset]),
     }
+    results["descriptor_agreement"] = descriptor_agreement(
+        [a["descriptors"] for a in answers], [r["descriptors"] for r in subset], list(train["descriptors"])
+    )
     results["wer"] = word_error_rate(
         [a["transcript"] or "" for a in answers], [r["transcript"] for r in subset]
     )
@@ -135,4 +166,10 @@ def final_evaluation(run: StagedRun, model, processor) -> dict:
     return results
 
 
-__all__ = ["evaluate_given_descriptors", "final_evaluation", "stage_evaluation", "write_answers"]
+__all__ = [
+    "descriptor_agreement",
+    "evaluate_given_descriptors",
+    "final_evaluation",
+    "stage_evaluation",
+    "write_answers",
+]

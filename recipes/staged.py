@@ -152,6 +152,36 @@ def pretrained_parts(run: StagedRun):
     return build_model(run.model_args, run.labels)
 
 
+def trained_connector_build(
+    folder: str, done_file: str, what: str, train: Callable, done_note: str = "already done"
+):
+    """A ``build`` for :func:`run_stage`: the pretrained parts, then a cheap phase 0 that trains the
+    connector alone, ``train(run, model, processor) -> log history`` (the encoder cache ready), saved
+    once in ``<output_dir>/<folder>`` (``connector.safetensors`` and ``done_file`` with the log, written
+    last) and reused by later runs. ``what`` names it in the logs."""
+    from safetensors.torch import load_file, save_file
+
+    def build(run):
+        model, processor = pretrained_parts(run)
+        out = Path(run.output_dir) / folder
+        if (out / done_file).is_file():
+            model.connector.load_state_dict(load_file(out / "connector.safetensors"))
+            run.logger.info("%s: the connector from %s (%s)", what, out, done_note)
+            return model, processor
+        ensure_cached(run, model, processor)
+        start = time.time()
+        history = train(run, model, processor)
+        seconds = run.timings[f"{folder}_s"] = round(time.time() - start, 1)
+        if run.training_args.process_index == 0:
+            out.mkdir(parents=True, exist_ok=True)
+            state = {k: v.contiguous() for k, v in model.connector.state_dict().items()}
+            save_file(state, out / "connector.safetensors")
+            write_json(out / done_file, {"log_history": history, "seconds": seconds})
+        return model, processor
+
+    return build
+
+
 def load_stage_model(run: StagedRun, stages: Sequence[Stage], index: int, build: Callable = pretrained_parts):
     """The previous stage's output when it is done, else ``build(run)`` (the pretrained parts); set up
     to train what ``stages[index]`` trains, saving only that."""
@@ -272,4 +302,5 @@ __all__ = [
     "run_stage",
     "run_stages",
     "stage_training_args",
+    "trained_connector_build",
 ]

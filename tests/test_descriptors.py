@@ -182,3 +182,16 @@ def test_unreadable_audio_names_the_row_and_changes_nothing(tmp_path):
         D.add_descriptors(broken_path)
     assert sorted(p.name for p in broken_path.rglob("*")) == before
     assert "descriptors" not in datasets.load_from_disk(str(broken_path))["train"].column_names
+
+
+def test_descriptor_words_by_attribute():
+    words = D.descriptor_words("High pitch, fast, husky, slow")
+    assert words == {"pitch_semitones": "high pitch", "speaking_rate_ratio": "fast"}  # first "fast" wins
+    assert D.descriptor_words(None) == {} and D.descriptor_words("") == {}
+    text = D.describe(2.0, 0.5, 1.0, -3.0)
+    assert D.descriptor_words(text) == {
+        "pitch_semitones": "high pitch",
+        "pitch_range_ratio": "monotone",
+        "speaking_rate_ratio": "moderate speed",
+        "loudness_db": "soft",
+    }
