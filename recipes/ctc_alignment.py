@@ -18,12 +18,11 @@ decodes its best path at inference); for the other connectors the head is built 
 from __future__ import annotations
 
 import math
-import random
-import time
 
 import torch
 from serhub.modeling.ctc_path import BLANK, CTC_INITIAL_SCALE, embedding_ctc_logits
 from serhub.recipes.logs import get_logger
+from serhub.recipes.optim import train_connector_steps
 from torch import nn
 
 logger = get_logger(__name__)
@@ -188,47 +187,22 @@ def train_ctc_alignment(
     else:
         head = CTCEmbeddingHead(embeddings)
         parameters = [p for p in model.connector.parameters() if p.requires_grad] + list(head.parameters())
-    optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / 10) * 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0)))
-    )
-    rng, order, history, start = random.Random(seed), [], [], time.time()
-    measuring = 0.0  # seconds in ``callback``
-    model.connector.train()
-    for step in range(1, steps + 1):
-        if len(order) < batch_size:
-            fresh = list(range(len(dataset)))
-            rng.shuffle(fresh)
-            order += fresh
-        rows = [dataset[i] for i in order[:batch_size]]
-        del order[:batch_size]
+
+    def loss_of(rows):
         targets = ctc_targets(tokenizer, [r["transcript"] for r in rows])
         vocabulary = None
         if corpus_tokens is not None:
             vocabulary = sample_vocabulary(
                 targets, corpus_tokens, sampled_tokens, embeddings.shape[0], generator, blocked
             )
-        loss = ctc_alignment_loss(model, head, collate(rows), targets, vocabulary)
-        optimizer.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(parameters, 1.0)
-        optimizer.step()
-        schedule.step()
-        if step % log_every == 0 or step == steps:
-            entry = {
-                "step": step,
-                "ctc_loss": round(float(loss.detach()), 4),
-                "seconds": round(time.time() - start - measuring, 1),  # training alone
-            }
-            if callback is not None:
-                model.connector.eval()
-                began = time.time()
-                entry.update(callback(step, head))
-                measuring += time.time() - began
-                model.connector.train()
-            history.append(entry)
-            logger.info("CTC alignment %s", entry)
-    model.connector.eval()
+        return ctc_alignment_loss(model, head, collate(rows), targets, vocabulary), {}
+
+    history = train_connector_steps(
+        model, dataset, steps, parameters, loss_of, batch_size=batch_size, learning_rate=learning_rate,
+        warmup=10, seed=seed, log_every=log_every, loss_name="ctc_loss",
+        callback=None if callback is None else (lambda step: callback(step, head)),
+        log=lambda entry: logger.info("CTC alignment %s", entry),
+    )  # fmt: skip
     model.connector.freeze_untrainable()
     return head, history
 

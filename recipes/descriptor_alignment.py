@@ -13,14 +13,11 @@ branch's counterpart of the CTC alignment (``recipes/ctc_alignment.py``) of a co
 
 from __future__ import annotations
 
-import math
-import random
-import time
-
 import numpy as np
 import torch
 from serhub.datasets_scripts.descriptors import WORDS, descriptor_words
 from serhub.recipes.logs import get_logger
+from serhub.recipes.optim import train_connector_steps
 from torch import nn
 
 logger = get_logger(__name__)
@@ -144,47 +141,21 @@ def train_descriptor_alignment(
     counts = np.bincount(np.asarray(dataset["labels"]), minlength=num_labels).astype(np.float64)
     class_weights = torch.tensor(counts.sum() / (num_labels * np.maximum(counts, 1.0)), dtype=torch.float32)
     parameters = list(branch.parameters()) + list(heads.parameters())
-    optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / 20) * 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0)))
-    )
-    rng, order, history, start, measuring = random.Random(seed), [], [], time.time(), 0.0
-    model.connector.train()
-    for step in range(1, steps + 1):
-        if len(order) < batch_size:
-            fresh = list(range(len(dataset)))
-            rng.shuffle(fresh)
-            order += fresh
-        rows = [dataset[i] for i in order[:batch_size]]
-        del order[:batch_size]
+
+    def loss_of(rows):
         labels = torch.tensor([int(r["labels"]) for r in rows])
         attributes = attribute_targets([r["descriptors"] for r in rows])
-        loss, parts = alignment_loss(
-            model, heads, collate(rows), labels, attributes, class_weights, kl_weight
-        )
-        optimizer.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(parameters, 1.0)
-        optimizer.step()
-        schedule.step()
-        if step % log_every == 0 or step == steps:
-            entry = {
-                "step": step,
-                "loss": round(float(loss.detach()), 4),
-                **{k: round(v, 4) for k, v in parts.items()},
-            }
-            entry["seconds"] = round(time.time() - start - measuring, 1)  # training alone
-            if evaluation is not None:
-                began = time.time()
-                entry.update(
-                    {
-                        f"eval_{k}": v
-                        for k, v in head_scores(model, heads, evaluation, collate, num_labels).items()
-                    }
-                )
-                measuring += time.time() - began
-            history.append(entry)
-            logger.info("descriptor alignment %s", entry)
+        return alignment_loss(model, heads, collate(rows), labels, attributes, class_weights, kl_weight)
+
+    def scores(step):
+        return {f"eval_{k}": v for k, v in head_scores(model, heads, evaluation, collate, num_labels).items()}
+
+    history = train_connector_steps(
+        model, dataset, steps, parameters, loss_of, batch_size=batch_size, learning_rate=learning_rate,
+        weight_decay=0.01, warmup=20, seed=seed, log_every=log_every,
+        callback=None if evaluation is None else scores,
+        log=lambda entry: logger.info("descriptor alignment %s", entry),
+    )  # fmt: skip
     model.connector.eval()
     return heads, history
 

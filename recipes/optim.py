@@ -50,4 +50,59 @@ class LoraLearningRateMixin:
         return optimizer
 
 
-__all__ = ["LoraLearningRateMixin"]
+def train_connector_steps(
+    model, dataset, steps: int, parameters: list, loss_of, *, batch_size: int = 16,
+    learning_rate: float = 1e-3, weight_decay: float = 0.0, warmup: int = 10, seed: int = 0,
+    log_every: int = 25, loss_name: str = "loss", callback=None, log=None,
+) -> list[dict]:  # fmt: skip
+    """The loop of a cheap phase 0 that trains a connector without the LLM (the CTC and descriptor
+    alignments): ``steps`` AdamW steps on ``parameters`` (linear warm-up over ``warmup`` steps, then a
+    cosine to 0; gradients clipped at norm 1), over ``dataset`` in shuffled batches of ``batch_size``
+    rows without replacement (a fresh shuffle each pass). ``loss_of(rows) -> (loss, parts)``, parts a
+    dict of floats. Returns the log: at every ``log_every``-th step and the last, the step, the loss
+    (as ``loss_name``), the parts, the seconds of training so far (``callback``'s time left out), and
+    ``callback(step)``'s dict, run with the connector in eval mode. ``log(entry)`` sees each entry."""
+    import math
+    import random
+    import time
+
+    import torch
+
+    optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0))),
+    )
+    rng, order, history, start, measuring = random.Random(seed), [], [], time.time(), 0.0
+    model.connector.train()
+    for step in range(1, steps + 1):
+        if len(order) < batch_size:
+            fresh = list(range(len(dataset)))
+            rng.shuffle(fresh)
+            order += fresh
+        rows = [dataset[i] for i in order[:batch_size]]
+        del order[:batch_size]
+        loss, parts = loss_of(rows)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+        optimizer.step()
+        schedule.step()
+        if step % log_every == 0 or step == steps:
+            entry = {"step": step, loss_name: round(float(loss.detach()), 4)}
+            entry.update({k: round(v, 4) for k, v in parts.items()})
+            entry["seconds"] = round(time.time() - start - measuring, 1)  # training alone
+            if callback is not None:
+                model.connector.eval()
+                began = time.time()
+                entry.update(callback(step))
+                measuring += time.time() - began
+                model.connector.train()
+            history.append(entry)
+            if log is not None:
+                log(entry)
+    model.connector.eval()
+    return history
+
+
+__all__ = ["LoraLearningRateMixin", "train_connector_steps"]
