@@ -13,9 +13,10 @@ branch's counterpart of the CTC alignment (``recipes/ctc_alignment.py``) of a co
 
 from __future__ import annotations
 
-import numpy as np
 import torch
+from serhub.datasets_scripts.common import class_counts
 from serhub.datasets_scripts.descriptors import WORDS, descriptor_words
+from serhub.modeling.losses import class_weights_from_counts
 from serhub.recipes.logs import get_logger
 from serhub.recipes.optim import train_connector_steps
 from torch import nn
@@ -138,8 +139,7 @@ def train_descriptor_alignment(
     branch = model.connector.descriptor
     branch.requires_grad_(True)
     heads = DescriptorHeads(branch.adapter[-1].out_features, num_labels)
-    counts = np.bincount(np.asarray(dataset["labels"]), minlength=num_labels).astype(np.float64)
-    class_weights = torch.tensor(counts.sum() / (num_labels * np.maximum(counts, 1.0)), dtype=torch.float32)
+    class_weights = class_weights_from_counts(class_counts(dataset, "labels", num_labels)).float()
     parameters = list(branch.parameters()) + list(heads.parameters())
 
     def loss_of(rows):
