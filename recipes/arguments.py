@@ -53,8 +53,9 @@ class DataArguments:
     encoder_cache_dir: str | None = field(
         default=None,
         metadata={
-            "help": "ssl_classifier: where the frozen encoder's outputs are cached (keyed by encoder, data and "
-            "code, so runs may share one folder); default: <output_dir>/encoder_cache"
+            "help": "where a frozen encoder's outputs are cached (ssl_classifier, whisper_llm, emosllm, descriptors; "
+            "keyed by encoder, feature extraction, data and code, so runs with other heads, connectors or "
+            "LLMs may share one folder and skip the encoding); default: <output_dir>/encoder_cache"
         },
     )
     bootstrap: int = field(

@@ -149,6 +149,12 @@ def encode_labels(dataset, column: str, labels: list[str]):
     )
 
 
+def encoder_cache_dir(data_args, output_dir: str | os.PathLike) -> str:
+    """Where a recipe caches its frozen encoder's outputs: ``--encoder_cache_dir`` when given (runs may
+    share it: the files are keyed, ``cache_encoder_outputs``), else ``<output_dir>/encoder_cache``."""
+    return str(getattr(data_args, "encoder_cache_dir", None) or f"{output_dir}/encoder_cache")
+
+
 def encoder_code_version() -> str:
     """A hash of the code that turns audio into cached encoder outputs (feature extraction, the
     encoder wrapper, the caching itself): a change to it invalidates every encoder cache."""

@@ -13,7 +13,13 @@ import numpy as np
 import torch
 from serhub.modeling import SpeechEmotionFeatureExtractor
 from serhub.modeling.modeling_speech_emotion import SPEAKER_STD_FLOOR
-from serhub.recipes.data import augmented_copy, cache_encoder_outputs, encode_labels, pad_cached_states
+from serhub.recipes.data import (
+    augmented_copy,
+    cache_encoder_outputs,
+    encode_labels,
+    encoder_cache_dir,
+    pad_cached_states,
+)
 from serhub.recipes.logs import get_logger
 from serhub.recipes.speaker_prosody import check_speaker_data, speaker_prosody_columns
 
@@ -250,7 +256,7 @@ def _cached_encoder_outputs(model, feature_extractor, model_args, data_args, tra
     weights = model_args.model_name_or_path or model_args.encoder_name_or_path
     encoder = (weights, model.config.audio_config.to_dict(), "all layers")
     batch_size = training_args.per_device_eval_batch_size
-    cache_dir = data_args.encoder_cache_dir or f"{training_args.output_dir}/encoder_cache"
+    cache_dir = encoder_cache_dir(data_args, training_args.output_dir)
     start = time.time()
     with training_args.main_process_first(desc="encoder cache"):
         cached = {

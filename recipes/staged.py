@@ -25,6 +25,7 @@ from serhub.recipes.audio_llm_common import (
     cache_split,
     cache_training_split,
 )
+from serhub.recipes.data import encoder_cache_dir
 from serhub.recipes.logs import get_logger
 from serhub.recipes.reporting import write_json
 from serhub.recipes.run_folders import last_complete_checkpoint
@@ -110,7 +111,10 @@ def ensure_cached(run: StagedRun, model, processor) -> None:
         return
     start = time.time()
     with run.training_args.main_process_first(desc="encoder cache"):
-        cache, batch_size = f"{run.output_dir}/encoder_cache", run.training_args.per_device_eval_batch_size
+        cache, batch_size = (
+            encoder_cache_dir(run.data_args, run.output_dir),
+            run.training_args.per_device_eval_batch_size,
+        )
         train = f"ser_{run.data_args.train_split}"  # with --augment: its augmented copies too
         for name, dataset in run.splits.items():
             if name == train:

@@ -41,6 +41,7 @@ from serhub.recipes.audio_llm_common import (
 from serhub.recipes.connector_init import card_row as connector_start
 from serhub.recipes.data import (
     encode_labels,
+    encoder_cache_dir,
     load_dataset_dict,
     require_splits,
     resolve_labels,
@@ -182,10 +183,8 @@ def encode_splits(
             audio = encode_labels(audio, data_args.label_column, labels)
             sources[s] = audio
             keep = ("labels", "transcript") if text_column else ("labels",)
-            cache, batch_size = (
-                f"{training_args.output_dir}/encoder_cache",
-                training_args.per_device_eval_batch_size,
-            )
+            cache = encoder_cache_dir(data_args, training_args.output_dir)
+            batch_size = training_args.per_device_eval_batch_size
             if s == data_args.train_split:  # --augment: fixed augmented copies, each encoded once
                 cached[s] = cache_training_split(
                     encoder_model, processor, audio, cache, s, batch_size, keep, data_args, training_args.seed

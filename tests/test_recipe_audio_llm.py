@@ -620,6 +620,27 @@ def test_audio_llm_recipes_train_on_augmented_copies(tiny, tmp_path, capsys):
     assert list((out / "encoder_cache").glob("train-augment0-*.arrow"))
 
 
+def test_audio_llm_recipes_share_an_encoder_cache(tiny, tmp_path):
+    """--encoder_cache_dir: a second run (another connector, another recipe) finds the frozen
+    encoder's outputs there and writes none of its own; the first run's files are left as they were."""
+    shared = tmp_path / "shared-cache"
+    first = tmp_path / "wl-first"
+    common = model_args(tiny) + ["--max_steps", "1", "--encoder_cache_dir", str(shared)]
+    whisper_llm.main(common + ["--output_dir", str(first), "--connector", "linear"])
+    files = {p: p.stat().st_mtime_ns for p in shared.glob("*.arrow")}
+    assert files and not (first / "encoder_cache").exists()
+    second = tmp_path / "wl-second"
+    whisper_llm.main(common + ["--output_dir", str(second), "--connector", "query_pooling"])
+    assert {p: p.stat().st_mtime_ns for p in shared.glob("*.arrow")} == files
+    assert not (second / "encoder_cache").exists()
+    # the staged recipe keys the same way: its SER splits' outputs are new files beside the others
+    out = tmp_path / "emo-shared"
+    emosllm.main(emosllm_args(tiny, out, steps=("1",), phases=("1",)) + ["--encoder_cache_dir", str(shared)])
+    assert not (out / "encoder_cache").exists()
+    after = {p: p.stat().st_mtime_ns for p in shared.glob("*.arrow")}
+    assert {p: after[p] for p in files} == files and any(p.name.startswith("ser_") for p in after)
+
+
 @pytest.mark.parametrize(
     ("recipe", "message"),
     [
