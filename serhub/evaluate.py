@@ -35,6 +35,7 @@ from serhub.calibration import abstention, check_threshold
 from serhub.datasets_scripts.common import read_manifest, split_hashes
 from serhub.evaluate_data import (
     EMBEDDED,
+    SELF_REFERENCE_CLIPS,
     dataset_location,
     enrolment_plan,
     labelled_rows,
@@ -45,6 +46,7 @@ from serhub.evaluate_data import (
     predict_enrolled,
     predict_probabilities,
     scored_labels,
+    self_enrolment_plan,
     split_list,
 )
 from serhub.evaluate_report import HEADLINE
@@ -76,6 +78,7 @@ def evaluate_model(
     classifier=None,
     enroll_per_speaker: int | None = None,
     enroll_label: str | None = "neutral",
+    enroll_self: bool = False,
 ) -> tuple[dict, list[dict]]:
     """``(results, predictions)``: the report's figures and one record per clip. ``abstain_below``: a
     confidence under which the answer is "uncertain" (the figures above stay forced-choice; the
@@ -85,8 +88,15 @@ def evaluate_model(
     ``classifier``: the model's pipeline when already loaded (``load_classifier(model)``).
     ``enroll_per_speaker``: K; each speaker is enrolled (the model's ``enroll_speaker``) on K of their
     clips, ``enroll_label`` ones first (a neutral recording, as a user would give), and their other
-    clips are scored; the K are left out of the figures. For a speech classifier trained with
-    ``--speaker_norm true``."""
+    clips are scored; the K are left out of the figures. ``enroll_self``: each speaker is enrolled on
+    the audio of their own clips (up to ``SELF_REFERENCE_CLIPS`` of them; no label is read) and every
+    clip is scored: no reference recording is needed. For models trained relative to the speaker
+    (``--speaker_prosody``, ``--speaker_norm``)."""
+    if enroll_self and enroll_per_speaker:
+        raise ValueError(
+            "enroll_self and enroll_per_speaker are two references for the same speakers: give one of them "
+            "(--enroll_self: each speaker's own clips; --enroll_per_speaker K: K of them, left out of the figures)"
+        )
     label_map = label_map or {}
     full_split = open_split(dataset, split)
     ds, raw_references, unlabelled = labelled_rows(full_split, dataset, split, label_column, max_samples)
@@ -100,9 +110,9 @@ def evaluate_model(
     classifier = classifier if classifier is not None else load_classifier(model)
     labels = scored_labels(model_labels(classifier), candidate_labels, set(references))
     enrolled = None
-    if enroll_per_speaker:
+    if enroll_per_speaker or enroll_self:
         ds, references, raw_references, probs, enrolled = _enrolled_scores(
-            classifier, ds, references, raw_references, labels, enroll_per_speaker, enroll_label,
+            classifier, ds, references, raw_references, labels, enroll_per_speaker or "self", enroll_label,
             batch_size, progress, f"split {split!r} of {dataset}",
         )  # fmt: skip
     else:
@@ -136,14 +146,20 @@ def evaluate_model(
 def _enrolled_scores(
     classifier, ds, references, raw_references, labels, per_speaker, label, batch_size, progress, where
 ):
-    """Each speaker enrolled on ``per_speaker`` of their clips and the rest scored: ``(ds, references,
-    raw references, probabilities)`` of the scored rows, and the ``speaker_enrolment`` record."""
+    """Each speaker enrolled on ``per_speaker`` of their clips and the rest scored, or (``per_speaker``
+    "self") on their own clips and all scored: ``(ds, references, raw references, probabilities)`` of
+    the scored rows, and the ``speaker_enrolment`` record."""
     if "speaker_id" not in ds.column_names:
         raise ValueError(f"enrolment needs each clip's speaker: {where} has no speaker_id column")
-    plan = enrolment_plan(ds["speaker_id"], references, per_speaker, label)
+    if per_speaker == "self":
+        plan = self_enrolment_plan(ds["speaker_id"])
+        record = {"clips_per_speaker": "self", "label": None, "clips_left_out": 0,
+                  "max_reference_clips": SELF_REFERENCE_CLIPS}  # fmt: skip
+    else:
+        plan = enrolment_plan(ds["speaker_id"], references, per_speaker, label)
+        record = {"clips_per_speaker": per_speaker, "label": label, "clips_left_out": len(plan) * per_speaker}
     probs = predict_enrolled(classifier, ds, labels, plan, batch_size, progress)
     kept = sorted(i for _, scored in plan.values() for i in scored)
-    record = {"clips_per_speaker": per_speaker, "label": label, "clips_left_out": len(plan) * per_speaker}
     return (
         ds.select(kept),
         [references[i] for i in kept],
@@ -176,7 +192,7 @@ def _speaker_normalization(model: str, classifier, enrolled: dict | None = None)
         warnings.warn(
             f"{model} was trained relative to each speaker ({speaker_norm}); without enrolment the model has no "
             "speaker reference, so these figures differ from the recipe's test figures. Enrol each speaker "
-            "on a few of their clips: --enroll_per_speaker 2 (serhub evaluate) or model.enroll_speaker(...)",
+            "on a few of their clips: --enroll_per_speaker 2 or --enroll_self (serhub evaluate), or model.enroll_speaker(...)",
             UserWarning,
             stacklevel=3,  # evaluate_model's caller
         )
@@ -289,8 +305,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--enroll_per_speaker",
         type=int,
-        help="enrol each speaker on K of their clips (neutral ones first) and score the others: for a speech "
-        "classifier trained with --speaker_norm true; the K are left out of the figures",
+        help="enrol each speaker on K of their clips (neutral ones first) and score the others: for a model "
+        "trained relative to the speaker (--speaker_prosody, --speaker_norm); the K are left out of the figures",
+    )
+    parser.add_argument(
+        "--enroll_self",
+        action="store_true",
+        help="enrol each speaker on their own clips' audio (no label read, no clip left out) and score every "
+        "clip: a model trained relative to the speaker, with no reference recordings",
     )
 
 
@@ -310,6 +332,7 @@ def run(args: argparse.Namespace) -> dict:
         candidate_labels=split_list(args.candidate_labels), label_column=args.label_column,
         batch_size=args.batch_size, max_samples=args.max_samples, bootstrap=args.bootstrap, seed=args.seed,
         abstain_below=args.abstain_below, enroll_per_speaker=args.enroll_per_speaker,
+        enroll_self=args.enroll_self,
     )  # fmt: skip
     print(f"{results['num_samples']} clips of {args.split}: {main_figures(results)}")
     print(f"ECE {results['calibration']['ece']:.3f}")

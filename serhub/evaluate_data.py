@@ -162,6 +162,36 @@ def enrolment_plan(
     return plan
 
 
+SELF_REFERENCE_CLIPS = 32  # at most this many of a speaker's own clips make their self-reference
+
+
+def self_enrolment_plan(
+    speakers: list[str], max_reference: int = SELF_REFERENCE_CLIPS
+) -> dict[str, tuple[list[int], list[int]]]:
+    """Per speaker, ``(the rows whose audio enrols the speaker, the rows scored)`` when each speaker is
+    their own reference: the audio of up to ``max_reference`` of their clips, evenly spread (no label
+    is read), enrols them, and every clip of theirs is scored (the transductive protocol of
+    speaker-normalised SER; per recording in use). ``ValueError`` for a speaker with a single clip,
+    which would be read relative to itself."""
+    if max_reference < 2:
+        raise ValueError(f"a self-reference needs at least 2 clips per speaker, found {max_reference}")
+    rows_of: dict[str, list[int]] = {}
+    for i, speaker in enumerate(speakers):
+        rows_of.setdefault(str(speaker), []).append(i)
+    alone = sorted(speaker for speaker, rows in rows_of.items() if len(rows) < 2)
+    if alone:
+        raise ValueError(
+            f"{len(alone)} speaker(s) have a single clip ({', '.join(map(repr, alone[:5]))}"
+            f"{', ...' if len(alone) > 5 else ''}): a clip is not a reference for itself. Enrol them on "
+            "other recordings (--enroll_per_speaker K) or leave those speakers out."
+        )
+    plan = {}
+    for speaker, rows in rows_of.items():
+        picks = np.unique(np.linspace(0, len(rows) - 1, min(len(rows), max_reference)).round().astype(int))
+        plan[speaker] = ([rows[k] for k in picks], list(rows))
+    return plan
+
+
 def predict_enrolled(classifier, ds, labels: list[str], plan: dict, batch_size: int, progress: bool = True):
     """(N, len(labels)) probabilities of the plan's scored rows (the enrolment rows stay 0), each
     speaker's clips scored after enrolling the speaker on their reference clips (the model's
@@ -196,7 +226,9 @@ def predict_enrolled(classifier, ds, labels: list[str], plan: dict, batch_size: 
 
 
 __all__ = [
+    "SELF_REFERENCE_CLIPS",
     "enrolment_plan",
+    "self_enrolment_plan",
     "predict_enrolled",
     "dataset_location",
     "labelled_rows",

@@ -149,7 +149,12 @@ def _settings(results: dict) -> list[str]:
         f"- labels scored: {', '.join(results['labels'])}",
     ]
     enrolled = results.get("speaker_enrolment")
-    if enrolled:
+    if enrolled and enrolled["clips_per_speaker"] == "self":
+        lines.append(
+            f"- each speaker enrolled on their own clips' audio (up to {enrolled['max_reference_clips']} of them, "
+            "no label read; every clip scored)"
+        )
+    elif enrolled:
         lines.append(
             f"- each speaker enrolled on {enrolled['clips_per_speaker']} of their clips "
             f"({enrolled['label'] or 'any'} ones first; {enrolled['clips_left_out']} clips left out of the figures)"

@@ -108,12 +108,15 @@ def evaluate_heldout(
     bootstrap: int = 1000,
     classifier=None,
     enroll_per_speaker: int | None = None,
+    enroll_self: bool = False,
 ) -> dict:
     """``{condition: summary}`` for the model folder ``model`` on both conditions, or ``{"skipped":
     reason}`` when the model's labels are not the corpus's (a model of other emotions). ``classifier``:
     its pipeline when already loaded. ``enroll_per_speaker``: K clips of each voice (neutral ones first)
     enrol it and are left out (``serhub.evaluate``); by default 2 for a speech classifier trained on
-    speaker-normalised frames (``--speaker_norm``), which needs it, and none for any other model."""
+    speaker-normalised frames (``--speaker_norm``), which needs it, and none for any other model.
+    ``enroll_self``: each voice enrolled on its own clips' audio instead (no label read, every clip
+    scored; ``serhub.evaluate``)."""
     from serhub.evaluate import evaluate_model
     from serhub.evaluate_data import model_labels
     from serhub.loading import load_classifier
@@ -128,7 +131,9 @@ def evaluate_heldout(
         return {
             "skipped": f"the model cannot answer {missing}, which the held-out set's clips are labelled with"
         }
-    if enroll_per_speaker is None and getattr(classifier.model.config, "speaker_normalization", None):
+    if enroll_self:
+        enroll_per_speaker = None
+    elif enroll_per_speaker is None and getattr(classifier.model.config, "speaker_normalization", None):
         enroll_per_speaker = DEFAULT_ENROLMENT
     scores = {
         condition: summary(
@@ -141,13 +146,14 @@ def evaluate_heldout(
                 progress=True,
                 classifier=classifier,
                 enroll_per_speaker=enroll_per_speaker,
+                enroll_self=enroll_self,
             )[0]
         )  # fmt: skip
         for condition in CONDITIONS
     }
-    if enroll_per_speaker:
+    if enroll_per_speaker or enroll_self:
         for s in scores.values():
-            s["enrolled_clips_per_voice"] = enroll_per_speaker
+            s["enrolled_clips_per_voice"] = "self" if enroll_self else enroll_per_speaker
     return scores
 
 
@@ -192,7 +198,12 @@ def heldout_markdown(scores: dict) -> str:
         ),
         None,
     )
-    if enrolled:
+    if enrolled == "self":
+        lines += [
+            "",
+            "Each voice was enrolled on its own clips' audio (no label read); every clip is scored.",
+        ]
+    elif enrolled:
         lines += [
             "",
             f"Each voice was enrolled on {enrolled} of its clips (neutral ones first), left out of the figures.",
@@ -219,7 +230,14 @@ def main(argv=None) -> dict:
         help="enrol each voice on K of its clips, left out of the figures (default: 2 for a model trained with "
         "--speaker_norm or --speaker_prosody, else none; 0: none)",
     )
+    parser.add_argument(
+        "--enroll_self",
+        action="store_true",
+        help="enrol each voice on its own clips' audio instead (no label read, every clip scored)",
+    )
     args = parser.parse_args(argv)
+    if args.enroll_self and args.enroll_per_speaker:
+        parser.error("--enroll_self and --enroll_per_speaker K are two references: give one of them")
     results = {}
     for model in args.models:
         start = time.time()
@@ -229,6 +247,7 @@ def main(argv=None) -> dict:
             args.seed,
             args.batch_size,
             enroll_per_speaker=args.enroll_per_speaker,
+            enroll_self=args.enroll_self,
         )
         for condition, s in results[model].items():
             if isinstance(s, dict):

@@ -118,33 +118,44 @@ def rows_for(classifier, batch: list[tuple[Path, np.ndarray | None, str]], top_k
     return rows
 
 
-def enroll(classifier, references: list[str]) -> None:
-    """Enrol the classifier's model on the speaker's ``references`` (audio files), refusing a model
-    that cannot enrol a speaker and a reference that cannot be read."""
+def check_can_enroll(classifier, option: str = "--enroll") -> None:
+    """Refuse a model that cannot enrol a speaker, or one trained without a speaker reference."""
     model = getattr(classifier, "model", None)
     if not hasattr(model, "enroll_speaker"):
         raise ValueError(
-            f"--enroll: {type(model).__name__} cannot enrol a speaker; enrolment is for serhub's speech "
+            f"{option}: {type(model).__name__} cannot enrol a speaker; enrolment is for serhub's speech "
             "classifier and audio-LLMs trained with --speaker_prosody (or the speech classifier with "
-            "--speaker_norm); leave --enroll out for this model"
+            f"--speaker_norm); leave {option} out for this model"
         )
     config = model.config
     if not (getattr(config, "speaker_normalization", None) or getattr(config, "speaker_prosody", False)):
         raise ValueError(
-            "--enroll: this model was trained without a speaker reference (not --speaker_prosody nor "
-            "--speaker_norm); enrolling would change what it reads. Leave --enroll out for this model."
+            f"{option}: this model was trained without a speaker reference (not --speaker_prosody nor "
+            f"--speaker_norm); enrolling would change what it reads. Leave {option} out for this model."
         )
+
+
+def enroll_clips(classifier, clips: list) -> None:
+    """Enrol the classifier's model on the speaker's ``clips`` (waveforms at the feature extractor's rate)."""
+    model = classifier.model
+    rate = getattr(classifier.feature_extractor, "sampling_rate", 16000)
+    inputs = classifier.feature_extractor(
+        clips, sampling_rate=rate, return_tensors="pt", padding=True, return_attention_mask=True
+    )
+    model.enroll_speaker(**{k: v.to(model.device) for k, v in inputs.items()})
+
+
+def enroll(classifier, references: list[str]) -> None:
+    """Enrol the classifier's model on the speaker's ``references`` (audio files), refusing a model
+    that cannot enrol a speaker and a reference that cannot be read."""
+    check_can_enroll(classifier)
     clips = []
     for path in references:
         samples, problem = decode(Path(path))
         if samples is None:
             raise ValueError(f"--enroll {path}: {problem}")
         clips.append(samples)
-    rate = getattr(classifier.feature_extractor, "sampling_rate", 16000)
-    inputs = classifier.feature_extractor(
-        clips, sampling_rate=rate, return_tensors="pt", padding=True, return_attention_mask=True
-    )
-    model.enroll_speaker(**{k: v.to(model.device) for k, v in inputs.items()})
+    enroll_clips(classifier, clips)
 
 
 def predict_files(
@@ -239,4 +250,4 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["enroll", "find_files", "predict_files"]
+__all__ = ["check_can_enroll", "enroll", "enroll_clips", "find_files", "predict_files"]

@@ -61,6 +61,7 @@ def emotion_timeline(
     answers=None,
     return_durations: bool = False,
     enroll: list[str] | None = None,
+    enroll_self: bool = False,
 ) -> list[dict] | tuple[list[dict], dict]:
     """Segments of ``audio_path`` with their emotion; ``model``: a path, Hub id or a ready
     ``pipeline("audio-classification")``. Empty when the file has no speech. ``answers``: also write
@@ -69,7 +70,9 @@ def emotion_timeline(
     ``return_durations``: return ``(segments, audio_durations(...))``, the file's declared and decoded
     durations (a file that decodes shorter than it declares is warned about either way).
     ``enroll``: recordings of the one speaker of the file (a neutral one preferably), for a model
-    trained relative to the speaker (``--speaker_prosody``; the speech classifier's ``--speaker_norm``)."""
+    trained relative to the speaker (``--speaker_prosody``; the speech classifier's ``--speaker_norm``).
+    ``enroll_self``: the file is its own reference instead (one speaker): the model is enrolled on its
+    speech segments (up to ``SELF_REFERENCE_CLIPS`` of them, evenly spread) and forgets them at the end."""
     from tqdm.auto import tqdm
 
     if vad not in ("silero", "none"):
@@ -78,11 +81,19 @@ def emotion_timeline(
         window=window, hop=hop, min_speech=min_speech, max_segment=max_segment, pad=pad,
         smoothing=smoothing, batch_size=batch_size,
     )  # fmt: skip
+    if enroll and enroll_self:
+        raise ValueError(
+            "--enroll and --enroll_self are two references for the one speaker: give one of them"
+        )
     classifier = model if callable(model) else load_classifier(model)
     if enroll:
         from serhub.predict import enroll as enroll_speaker
 
         enroll_speaker(classifier, enroll)
+    elif enroll_self:
+        from serhub.predict import check_can_enroll
+
+        check_can_enroll(classifier, "--enroll_self")
     config = getattr(getattr(classifier, "model", None), "config", None)
     order = [config.id2label[i] for i in range(len(config.id2label))] if config is not None else None
     dimensions = list(getattr(config, "dimensions", None) or [])
@@ -95,14 +106,38 @@ def emotion_timeline(
         total = sum(len(b) for b in stream_audio(audio_path))
         regions = fixed_windows(total, window, hop)
     durations = audio_durations(audio_path, total)  # a cut file is reported before the slow part
+    if enroll_self:
+        _enroll_on_own_segments(classifier, audio_path, regions)
     segments = []
     bar = tqdm(total=len(regions), desc="classifying", unit="segment", disable=not progress)
-    for batch, spans in _batches(audio_path, regions, batch_size):
-        segments += _classify(classifier, batch, spans, order, dimensions, writer)
-        bar.update(len(batch))
-    bar.close()
+    try:
+        for batch, spans in _batches(audio_path, regions, batch_size):
+            segments += _classify(classifier, batch, spans, order, dimensions, writer)
+            bar.update(len(batch))
+    finally:
+        bar.close()
+        if enroll_self:
+            classifier.model.forget_speaker()
     segments = _label(_smooth(segments, smoothing))
     return (segments, durations) if return_durations else segments
+
+
+def _enroll_on_own_segments(classifier, audio_path, regions: list[tuple[int, int]]) -> None:
+    """Enrol the file's speaker on its own speech: up to ``SELF_REFERENCE_CLIPS`` of its segments,
+    evenly spread; a file with fewer than 2 segments is refused (a segment is no reference for itself)."""
+    from serhub.evaluate_data import SELF_REFERENCE_CLIPS
+    from serhub.predict import enroll_clips
+
+    if len(regions) < 2:
+        raise ValueError(
+            f"--enroll_self: {audio_path} has {len(regions)} speech segment(s); its own reference needs at least 2. "
+            "Enrol the speaker on other recordings (--enroll REFERENCE) or leave --enroll_self out."
+        )
+    picks = np.unique(
+        np.linspace(0, len(regions) - 1, min(len(regions), SELF_REFERENCE_CLIPS)).round().astype(int)
+    )
+    clips = [c for c in segment_audio(audio_path, [regions[k] for k in picks]) if len(c)]
+    enroll_clips(classifier, clips)
 
 
 def _answer_writer(model, classifier, answers):
@@ -237,6 +272,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="recordings of the one speaker of the file (a neutral one preferably): a model trained relative to "
         "the speaker (--speaker_prosody, --speaker_norm) reads every segment relative to them",
     )
+    parser.add_argument(
+        "--enroll_self",
+        action="store_true",
+        help="the file is its own reference (one speaker): such a model reads every segment relative to the "
+        "file's own speech segments, with no reference recordings",
+    )
 
 
 def run(args: argparse.Namespace) -> list[dict]:
@@ -255,6 +296,7 @@ def run(args: argparse.Namespace) -> list[dict]:
         answers={"auto": None, "yes": True, "no": False}[getattr(args, "answers", "auto")],
         return_durations=True,
         enroll=getattr(args, "enroll", None),
+        enroll_self=getattr(args, "enroll_self", False),
     )
     write_timeline(
         segments, args.output_dir, str(args.audio), str(args.model), args.overwrite, durations=durations

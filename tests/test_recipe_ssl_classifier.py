@@ -399,6 +399,16 @@ def test_recipe_with_speaker_norm_and_augment(tiny_encoder, tiny_dataset, tmp_pa
     with pytest.raises(ValueError, match="leaves none to score"):
         evaluate_model(str(out), tiny_dataset, "test", bootstrap=0, progress=False, classifier=classifier,
                        enroll_per_speaker=len(audio))  # fmt: skip
+    # --enroll_self: each speaker enrolled on their own clips' audio, every clip scored: as by hand above
+    results, records = evaluate_model(
+        str(out), tiny_dataset, "test", bootstrap=0, progress=False, classifier=classifier, enroll_self=True
+    )
+    assert results["num_samples"] == len(audio)
+    assert results["speaker_enrolment"]["clips_per_speaker"] == "self"
+    assert [r["prediction"] for r in records] == predictions
+    with pytest.raises(ValueError, match="give one of them"):
+        evaluate_model(str(out), tiny_dataset, "test", bootstrap=0, progress=False, classifier=classifier,
+                       enroll_self=True, enroll_per_speaker=1)  # fmt: skip
     with pytest.raises(ValueError, match="--heldout_clips_per_voice must be above 2"):
         ssl_classifier.main(
             recipe_args(tiny_encoder, tiny_dataset, tmp_path / "few", epochs=1)

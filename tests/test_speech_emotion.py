@@ -495,6 +495,20 @@ def test_an_enrolled_speaker_is_standardised_with_their_own_statistics(encoder):
         model.enroll_speaker()
 
 
+def test_the_self_enrolment_plan_scores_every_clip_relative_to_its_own_speaker():
+    from serhub.evaluate_data import self_enrolment_plan
+
+    speakers = ["a", "b", "a", "b", "a", "b", "b"]
+    assert self_enrolment_plan(speakers) == {"a": ([0, 2, 4], [0, 2, 4]), "b": ([1, 3, 5, 6], [1, 3, 5, 6])}
+    many = ["a"] * 10
+    reference, scored = self_enrolment_plan(many, max_reference=3)["a"]
+    assert reference == [0, 4, 9] and scored == list(range(10))  # spread over the speaker's clips
+    with pytest.raises(ValueError, match=r"1 speaker\(s\) have a single clip \('c'\)"):
+        self_enrolment_plan(["a", "a", "c"])
+    with pytest.raises(ValueError, match="at least 2 clips"):
+        self_enrolment_plan(speakers, max_reference=1)
+
+
 def test_the_enrolment_plan_takes_neutral_clips_first_and_keeps_the_rest_to_score():
     from serhub.evaluate_data import enrolment_plan
 

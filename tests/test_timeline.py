@@ -264,3 +264,44 @@ def test_enrolled_speaker_timeline(speech_with_pause, tmp_path, model_dir):
             ]
         )
     assert not out.exists()
+
+
+def test_the_file_is_its_own_reference(speech_with_pause, tmp_path, model_dir):
+    """--enroll_self: the model reads every segment relative to the file's own speech segments (as if
+    enrolled on them by hand), forgets them afterwards; both references at once, a model without one and
+    a file with a single segment are refused before anything is written."""
+    from serhub.loading import load_classifier
+    from serhub.timeline_segments import segment_audio, speech_regions
+
+    audio = speech_with_pause[0]
+    folder = save_speaker_prosody_model(tmp_path / "prosody-model")
+    classifier = load_classifier(str(folder))
+    plain = emotion_timeline(audio, classifier, progress=False)
+    regions, _ = speech_regions(audio, progress=False)
+    assert len(regions) == 2
+    clips = list(segment_audio(audio, regions))
+    inputs = classifier.feature_extractor(clips, sampling_rate=16000, return_tensors="pt", padding=True)
+    classifier.model.enroll_speaker(**inputs)
+    by_hand = emotion_timeline(audio, classifier, progress=False)
+    classifier.model.forget_speaker()
+    own = emotion_timeline(audio, classifier, progress=False, enroll_self=True)
+    for s, t in zip(by_hand, own):
+        for label, p in s["probabilities"].items():
+            assert t["probabilities"][label] == pytest.approx(p, abs=1e-5)
+    assert any(s["probabilities"] != t["probabilities"] for s, t in zip(plain, own))
+    assert emotion_timeline(audio, classifier, progress=False) == plain  # forgotten at the end
+    out = tmp_path / "refused"
+    for args, message in (
+        (
+            ["--model", str(folder), "--enroll_self", "--enroll", str(PROMPTS / "activated.wav")],
+            "give one of them",
+        ),
+        (["--model", str(model_dir), "--enroll_self"], "trained without a speaker reference"),
+        (
+            ["--model", str(folder), "--enroll_self", "--vad", "none", "--window", "60", "--hop", "60"],
+            "at least 2",
+        ),
+    ):
+        with pytest.raises(ValueError, match=message):
+            main([str(audio), "--output_dir", str(out), *args])
+        assert not out.exists()
