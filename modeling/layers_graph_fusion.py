@@ -24,6 +24,11 @@ class DenseGATv2(nn.Module):
         self.norm = nn.LayerNorm(size)
         self.dropout = nn.Dropout(dropout)
 
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """The attention vectors drawn again as at construction (the linear layers reset themselves)."""
+        self.attention.copy_(torch.randn_like(self.attention) * self.head_size**-0.5)
+
     def forward(self, nodes: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         b, n, _ = nodes.shape
         s = self.source(nodes).view(b, n, self.heads, self.head_size)

@@ -101,7 +101,54 @@ class GraphFusionForAudioClassification(SpeakerReferenceMixin, GraphFusionSummar
         self.classifier = SwiGLUClassifier(h, config.mlp_size, len(config.labels), config.dropout)
         self.tokenizers: dict = {}
         self.post_init()
+        self.draw_trainable_parts()
         self.freeze_backbones()
+
+    def trainable_parts(self) -> dict[str, list[nn.Module]]:
+        """The parts trained from scratch, by the name their initial weights are drawn under (a node's
+        parts under its branch name)."""
+        parts = {f"speech_{i}": [p] for i, p in enumerate(self.speech_proj)}
+        for name, attributes in {
+            "text": ("text_proj",),
+            "f0": ("f0_embedding", "f0_proj"),
+            "spectral": ("spectral",),
+            "prosody": ("prosody_proj",),
+            "fusion": ("fusion",),
+            "concat": ("concat_proj",),
+            "classifier": ("classifier",),
+        }.items():
+            found = [getattr(self, a) for a in attributes if getattr(self, a, None) is not None]
+            if found:
+                parts[name] = found
+        return parts
+
+    @torch.no_grad()
+    def draw_trainable_parts(self) -> None:
+        """Draw each trainable part's initial weights from a stream of its own, seeded by the global seed
+        (``torch.initial_seed()``, set by the recipe's ``--seed``) and the part's name, so that one part
+        starts from the same weights whatever other parts the config builds: an ablation row, or a model
+        with the prosody node, shares its other nodes' and its head's start with the full model."""
+        import zlib
+
+        base = torch.initial_seed()
+        if self.node_type.is_meta:  # built to be loaded: the weights come from the checkpoint
+            return
+
+        def seed_of(name: str) -> int:
+            return (base + zlib.crc32(name.encode())) % 2**63
+
+        for name, modules in self.trainable_parts().items():
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed_of(name))
+                for module in modules:
+                    for m in module.modules():
+                        if hasattr(m, "reset_parameters"):
+                            m.reset_parameters()
+                        if isinstance(m, (nn.Linear, nn.Embedding)):
+                            self._init_weights(m)
+        for i, branch in enumerate(self.config.branches):
+            generator = torch.Generator().manual_seed(seed_of(f"node_type.{branch}"))
+            self.node_type[i].normal_(0.0, 0.02, generator=generator)
 
     @torch.no_grad()
     def _init_weights(self, module):

@@ -146,3 +146,40 @@ def test_recipe_trains_the_prosody_node_and_saves_a_model_that_enrols(parts, syn
             )
         )
     assert not (tmp_path / "refused").exists()
+
+
+def test_each_part_starts_from_the_same_weights_whatever_else_the_config_builds(parts):  # noqa: F811
+    """A trainable part's first weights come from the seed and its own name, not from the parts built
+    before it: the prosody node, or an ablation's fewer nodes, leave the others' start unchanged."""
+
+    def fresh(seed=0, **kwargs):
+        torch.manual_seed(seed)
+        return GraphFusionForAudioClassification.from_components(
+            [parts / "enc_a", parts / "enc_b"], LABELS, text_model=parts / "text", hidden_size=32,
+            fusion_heads=4, mlp_size=32, spectral_channels=8, **kwargs,
+        )  # fmt: skip
+
+    full, with_prosody, ablated = fresh(), fresh(speaker_prosody=True), fresh(branches=["speech_1", "f0"])
+    shared = (
+        "speech_proj.",
+        "text_proj.",
+        "f0_embedding.",
+        "f0_proj.",
+        "spectral.",
+        "fusion.",
+        "classifier.",
+    )
+    weights = {k: v for k, v in full.state_dict().items() if k.startswith(shared)}
+    assert any(k.startswith("fusion.") for k in weights) and any(k.startswith("spectral.") for k in weights)
+    for other in (with_prosody, ablated):
+        state = other.state_dict()
+        for key, value in weights.items():
+            assert torch.equal(state[key], value), key
+    for branch in ("speech_1", "f0"):  # the nodes' type embeddings, row by branch
+        assert torch.equal(
+            full.node_type[full.config.branches.index(branch)],
+            ablated.node_type[ablated.config.branches.index(branch)],
+        )
+    other_seed = fresh(seed=1).state_dict()  # the seed still chooses the draw
+    drawn = {k: v for k, v in weights.items() if v.is_floating_point() and v.std() > 0}
+    assert drawn and not any(torch.equal(other_seed[k], v) for k, v in drawn.items())
