@@ -1,7 +1,7 @@
 """Classify audio files into a CSV, in batches, resumably.
 
     serhub predict FILES_OR_DIR... --model M --output preds.csv [--batch_size 8] [--top_k 1]
-                   [--enroll REFERENCE...]
+                   [--enroll REFERENCE... | --enroll_self]
 
 A folder is searched recursively for audio and video files; any format ffmpeg reads works (decoded
 by :mod:`serhub.audio_io`, local files only). Each row of the CSV is one file: ``file``, ``label``,
@@ -13,6 +13,8 @@ run goes on.
 ``--enroll``: a few recordings of the one speaker all the files are from (a neutral one preferably). A
 speech classifier trained relative to the speaker (``--speaker_prosody``, ``--speaker_norm``) reads
 every file relative to them (its ``enroll_speaker``); without them it logs that it has no reference.
+``--enroll_self``: the files themselves are that speaker's reference (up to 32 of them, evenly spread
+over the list, so a resumed run uses the same ones), when no reference recording is at hand.
 The CSV does not record the enrolment: write one CSV per speaker.
 
 Rows are appended and flushed to disk batch by batch, so a run stopped at any point (Ctrl-C, a killed
@@ -158,6 +160,24 @@ def enroll(classifier, references: list[str]) -> None:
     enroll_clips(classifier, clips)
 
 
+def enroll_on_own_files(classifier, files: list[Path]) -> None:
+    """Enrol the one speaker of ``files`` on their own audio: up to ``SELF_REFERENCE_CLIPS`` of them,
+    evenly spread over the whole list (the same files on a resumed run); unreadable ones are skipped."""
+    from serhub.evaluate_data import SELF_REFERENCE_CLIPS
+
+    check_can_enroll(classifier, "--enroll_self")
+    picks = np.unique(
+        np.linspace(0, len(files) - 1, min(len(files), SELF_REFERENCE_CLIPS)).round().astype(int)
+    )
+    clips = [samples for samples, _ in (decode(files[k]) for k in picks) if samples is not None]
+    if len(clips) < 2:
+        raise ValueError(
+            f"--enroll_self: {len(clips)} readable file(s) to make the speaker's reference from; it needs at "
+            "least 2. Enrol the speaker on other recordings (--enroll REFERENCE) or leave --enroll_self out."
+        )
+    enroll_clips(classifier, clips)
+
+
 def predict_files(
     inputs: list[str],
     model,
@@ -166,13 +186,19 @@ def predict_files(
     top_k: int = 1,
     progress: bool = True,
     enroll_on: list[str] | None = None,
+    enroll_self: bool = False,
 ) -> dict:
     """Classify the files into ``output`` (appending, resumable); ``{"done", "skipped", "failed"}`` counts.
-    ``enroll_on``: the speaker's reference recordings (see the module's ``--enroll``)."""
+    ``enroll_on``: the speaker's reference recordings (see the module's ``--enroll``); ``enroll_self``:
+    the files themselves are the reference (``--enroll_self``)."""
     from tqdm.auto import tqdm
 
     if batch_size < 1 or top_k < 1:
         raise ValueError(f"--batch_size and --top_k must be at least 1, got {batch_size} and {top_k}")
+    if enroll_on and enroll_self:
+        raise ValueError(
+            "--enroll and --enroll_self are two references for the one speaker: give one of them"
+        )
     output = Path(output)
     if output.is_dir():
         raise IsADirectoryError(
@@ -180,13 +206,16 @@ def predict_files(
         )
     header = columns(top_k)
     done = done_files(output, header)
-    todo = [p for p in find_files(inputs) if os.path.abspath(p) not in done]
+    files = find_files(inputs)
+    todo = [p for p in files if os.path.abspath(p) not in done]
     counts = {"done": 0, "skipped": len(done), "failed": 0}
     if not todo:
         return counts
     classifier = model if callable(model) else load_classifier(model)
     if enroll_on:
         enroll(classifier, enroll_on)
+    elif enroll_self:
+        enroll_on_own_files(classifier, files)
     output.parent.mkdir(parents=True, exist_ok=True)
     with (
         output.open("a", newline="", encoding="utf-8") as f,
@@ -227,12 +256,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="recordings of the one speaker of all the files (a neutral one preferably): a model trained "
         "relative to the speaker (--speaker_prosody, --speaker_norm) reads every file relative to them",
     )
+    parser.add_argument(
+        "--enroll_self",
+        action="store_true",
+        help="the files themselves are the one speaker's reference (up to 32 of them, evenly spread): such a "
+        "model reads every file relative to them, with no reference recordings",
+    )
 
 
 def run(args: argparse.Namespace) -> dict:
     counts = predict_files(
-        args.inputs, args.model, args.output, args.batch_size, args.top_k, enroll_on=args.enroll
-    )
+        args.inputs, args.model, args.output, args.batch_size, args.top_k, enroll_on=args.enroll,
+        enroll_self=args.enroll_self,
+    )  # fmt: skip
     print(
         f"{counts['done']} files classified, {counts['failed']} could not be read, "
         f"{counts['skipped']} were already in the CSV; results in {args.output}"
@@ -250,4 +286,4 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["check_can_enroll", "enroll", "enroll_clips", "find_files", "predict_files"]
+__all__ = ["check_can_enroll", "enroll", "enroll_clips", "enroll_on_own_files", "find_files", "predict_files"]

@@ -325,3 +325,40 @@ def test_predict_reads_every_file_relative_to_the_enrolled_speaker(model_dir, me
         with pytest.raises(ValueError, match=message):
             serhub(["predict", *files, "--output", str(out), *bad])
         assert not out.exists()
+
+
+def test_predict_reads_the_files_relative_to_themselves(model_dir, media, tmp_path, capsys):
+    """--enroll_self: the files are the speaker's reference (as if enrolled on them by hand); a resumed run
+    uses the same reference; both references at once, a model without one and too few files are refused."""
+    from serhub.loading import load_classifier
+    from serhub.predict import decode
+
+    folder = save_speaker_prosody_model(tmp_path / "prosody-model")
+    files = [str(media / f"clip{i}.wav") for i in range(4)]
+    own = tmp_path / "own.csv"
+    serhub(["predict", *files, "--model", str(folder), "--output", str(own), "--top_k", "3", "--enroll_self"])
+    classifier = load_classifier(str(folder))
+    clips = [decode(Path(f))[0] for f in files]
+    inputs = classifier.feature_extractor(clips, sampling_rate=16000, return_tensors="pt", padding=True)
+    classifier.model.enroll_speaker(**inputs)
+    expected = classifier(clips, top_k=3)
+    rows = read_rows(own)
+    assert [r["label"] for r in rows] == [e[0]["label"] for e in expected]
+    for row, scores in zip(rows, expected):
+        assert float(row["score"]) == pytest.approx(scores[0]["score"], abs=1e-5)
+    lines = own.read_text().splitlines()  # stopped after two files, then resumed
+    own.write_text("\n".join(lines[:3]) + "\n")
+    serhub(["predict", *files, "--model", str(folder), "--output", str(own), "--top_k", "3", "--enroll_self"])
+    assert [r["label"] for r in read_rows(own)] == [r["label"] for r in rows]
+    for bad, message in (
+        (["--model", str(folder), "--enroll_self", "--enroll", files[0]], "give one of them"),
+        (["--model", str(model_dir), "--enroll_self"], "trained without a speaker reference"),
+    ):
+        out = tmp_path / "refused.csv"
+        with pytest.raises(ValueError, match=message):
+            serhub(["predict", *files, "--output", str(out), *bad])
+        assert not out.exists()
+    out = tmp_path / "one.csv"
+    with pytest.raises(ValueError, match="needs at least 2"):
+        serhub(["predict", files[0], "--output", str(out), "--model", str(folder), "--enroll_self"])
+    assert not out.exists()
