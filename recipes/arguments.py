@@ -19,6 +19,9 @@ TEMPLATES = REPO / "model_cards"
 logger = get_logger("serhub")
 
 
+SPEAKER_REFERENCES = ("enrolled", "own_clips")  # --speaker_reference
+
+
 @dataclass
 class DataArguments:
     """Which data to train and evaluate on (a DatasetDict folder in serhub's common schema)."""
@@ -63,6 +66,15 @@ class DataArguments:
     )
     speaker_column: str = field(
         default="speaker_id", metadata={"help": "the speaker of each clip (speaker normalisation)"}
+    )
+    speaker_reference: str = field(
+        default="enrolled",
+        metadata={
+            "help": "with --speaker_prosody, what a speaker's reference is in training, and so how the model is "
+            "used: enrolled (each voice's first 2 clips, neutral first: the speaker is enrolled on a few "
+            "recordings) or own_clips (the mean over up to 32 of the voice's own clips, emotions mixed: the "
+            "model is used with --enroll_self, on several clips of each speaker or a long recording)"
+        },
     )
     heldout_eval: bool = field(
         default=False,
@@ -126,6 +138,10 @@ class DataArguments:
             )
         if self.bootstrap < 0:
             raise ValueError(f"--bootstrap is a number of resamples (0 for none), found {self.bootstrap}")
+        if self.speaker_reference not in SPEAKER_REFERENCES:
+            raise ValueError(
+                f"--speaker_reference is one of {', '.join(SPEAKER_REFERENCES)}; found {self.speaker_reference!r}"
+            )
         if self.augment_copies < 1:
             raise ValueError(f"--augment_copies must be at least 1, found {self.augment_copies}")
         self.augment_config()  # refuses a bad probability or range now, before anything runs

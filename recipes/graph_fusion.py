@@ -250,8 +250,14 @@ def main(argv=None):
     if args.speaker_prosody:  # beside the cache: measured once per run
         base.prosody.set_statistics(
             *speaker_prosody_caches(
-                caches, raw, splits, data_args.label_column, labels, data_args.speaker_column
-            )
+                caches,
+                raw,
+                splits,
+                data_args.label_column,
+                labels,
+                data_args.speaker_column,
+                data_args.speaker_reference,
+            )  # fmt: skip
         )
         base.config.speaker_normalization = SPEAKER_PROSODY_NOTE  # serhub.heldout and evaluate enrol
         fe = measuring_feature_extractor(fe)  # the saved extractor measures each clip's numbers

@@ -97,9 +97,18 @@ def frozen_features(base, fe, raw, splits, key, args, label_column, labels, out:
     return caches
 
 
-def speaker_prosody_caches(caches: dict, raw, splits: dict, label_column: str, labels, speaker_column: str):
+def speaker_prosody_caches(
+    caches: dict,
+    raw,
+    splits: dict,
+    label_column: str,
+    labels,
+    speaker_column: str,
+    reference: str = "enrolled",
+):
     """Every cached split with its clips' ``prosody_values`` and ``prosody_reference`` (each speaker's
-    first clips of the split, neutral first: ``recipes.speaker_prosody``); returns the training
+    first clips of the split, neutral first, or with ``reference`` "own_clips" the mean over their own
+    clips: ``recipes.speaker_prosody``); returns the training
     split's statistics for the model's prosody node."""
     from serhub.recipes.speaker_prosody import speaker_prosody_arrays
 
@@ -109,7 +118,9 @@ def speaker_prosody_caches(caches: dict, raw, splits: dict, label_column: str, l
         )
         for name, split in splits.items()
     }
-    measured, references, statistics = speaker_prosody_arrays(sources, speaker_column, labels, "train")
+    measured, references, statistics = speaker_prosody_arrays(
+        sources, speaker_column, labels, "train", reference
+    )
     for name in caches:
         caches[name]["prosody_values"] = torch.tensor(measured[name], dtype=torch.float32)
         caches[name]["prosody_reference"] = torch.tensor(references[name], dtype=torch.float32)

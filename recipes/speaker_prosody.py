@@ -42,8 +42,25 @@ def reference_rows(speakers, labels, neutral: str | None, k: int) -> np.ndarray:
     return rows
 
 
+def own_reference_rows(speakers) -> np.ndarray:
+    """Which rows give their speaker's reference with ``--speaker_reference own_clips``: up to
+    ``SELF_REFERENCE_CLIPS`` of each speaker's clips, evenly spread, no label read (what ``--enroll_self``
+    gives at inference: ``serhub.evaluate_data.self_enrolment_plan``)."""
+    from serhub.evaluate_data import SELF_REFERENCE_CLIPS, spread
+
+    speakers, rows = np.asarray(speakers), np.zeros(len(speakers), dtype=bool)
+    for s in np.unique(speakers):
+        own = np.flatnonzero(speakers == s)
+        rows[own[spread(len(own), SELF_REFERENCE_CLIPS)]] = True
+    return rows
+
+
 def speaker_prosody_arrays(
-    sources: dict, speaker_column: str, labels: list[str], train_split: str
+    sources: dict,
+    speaker_column: str,
+    labels: list[str],
+    train_split: str,
+    speaker_reference: str = "enrolled",
 ) -> tuple[dict, dict, tuple]:
     """Each split's measured prosody numbers (clips, 10; NaN where too few frames were voiced) and
     each clip's speaker reference (clips, 10): the speaker's mean over their first
@@ -53,7 +70,8 @@ def speaker_prosody_arrays(
 
     Returns ``(measured, references, statistics)``: the statistics are the training split's, for the
     model's prosody module (``set_statistics``): the missing-number fill, the relative numbers' mean
-    and spread, the training voices' average reference."""
+    and spread, the training voices' average reference. ``speaker_reference`` "own_clips": each speaker's
+    reference is the mean over their own clips instead (``own_reference_rows``)."""
     from serhub.modeling.prosody import measure_prosody
     from tqdm.auto import tqdm
 
@@ -68,7 +86,12 @@ def speaker_prosody_arrays(
         )
         speakers = [str(x) for x in source[speaker_column]]
         named = [labels[i] for i in source["labels"]]
-        enrolled[split] = (reference_rows(speakers, named, neutral, DEFAULT_ENROLMENT), speakers)
+        rows = (
+            own_reference_rows(speakers)
+            if speaker_reference == "own_clips"
+            else reference_rows(speakers, named, neutral, DEFAULT_ENROLMENT)
+        )
+        enrolled[split] = (rows, speakers)
     fill = np.nanmedian(measured[train_split], axis=0)
     fill = np.where(np.isnan(fill), 0.0, fill)
     references, train_relative, train_references = {}, None, []
@@ -90,23 +113,33 @@ def speaker_prosody_arrays(
         train_relative.std(axis=0),
         np.mean(train_references, axis=0),
     )
-    logger.info(
-        "speaker prosody: ten numbers per clip relative to each speaker's %d enrolled clips (%s first)",
-        DEFAULT_ENROLMENT,
-        neutral or "the first",
-    )
+    if speaker_reference == "own_clips":
+        logger.info(
+            "speaker prosody: ten numbers per clip relative to the mean over each speaker's own clips"
+        )
+    else:
+        logger.info(
+            "speaker prosody: ten numbers per clip relative to each speaker's %d enrolled clips (%s first)",
+            DEFAULT_ENROLMENT,
+            neutral or "the first",
+        )
     return measured, references, statistics
 
 
 def speaker_prosody_columns(
-    cached: dict, sources: dict, speaker_column: str, labels: list[str], train_split: str
+    cached: dict,
+    sources: dict,
+    speaker_column: str,
+    labels: list[str],
+    train_split: str,
+    reference: str = "enrolled",
 ) -> tuple[dict, tuple]:
     """Every cached split with "prosody_values" (each clip's ten measured numbers) and
     "prosody_reference" (its speaker's reference: ``speaker_prosody_arrays``). A cached split k times
     as long as its source (the clean clips and k - 1 augmented copies, in order) repeats the clean
     clips' numbers. Returns the splits and the training split's statistics."""
     measured, references, statistics = speaker_prosody_arrays(
-        {split: sources[split] for split in cached}, speaker_column, labels, train_split
+        {split: sources[split] for split in cached}, speaker_column, labels, train_split, reference
     )
     out = {}
     for split, ds in cached.items():
@@ -152,6 +185,7 @@ __all__ = [
     "check_speaker_data",
     "measuring_feature_extractor",
     "reference_rows",
+    "own_reference_rows",
     "speaker_prosody_arrays",
     "speaker_prosody_columns",
     "speaker_prosody_row",

@@ -212,7 +212,7 @@ def encoded_inputs(
         with training_args.main_process_first(desc="prosody numbers"):
             labels = list(model.config.id2label.values())
             cached, statistics = speaker_prosody_columns(
-                cached, sources, data_args.speaker_column, labels, train_split
+                cached, sources, data_args.speaker_column, labels, train_split, data_args.speaker_reference
             )
             model.prosody.set_statistics(*statistics)
     if adversary_speakers:  # beside the cache too; augmented copies keep their clip's speaker

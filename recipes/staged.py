@@ -134,6 +134,7 @@ def ensure_cached(run: StagedRun, model, processor) -> None:
                 run.data_args.speaker_column,
                 run.labels,
                 train,
+                run.data_args.speaker_reference,
             )
             run.cached.update(with_prosody)
             model.prosody.set_statistics(*run.prosody_statistics)

@@ -194,8 +194,9 @@ def encode_splits(
         statistics = None
         if model_args.speaker_prosody:
             cached, statistics = speaker_prosody_columns(
-                cached, sources, data_args.speaker_column, labels, data_args.train_split
-            )
+                cached, sources, data_args.speaker_column, labels, data_args.train_split,
+                data_args.speaker_reference,
+            )  # fmt: skip
     return cached, time.time() - start, statistics
 
 

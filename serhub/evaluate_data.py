@@ -165,6 +165,11 @@ def enrolment_plan(
 SELF_REFERENCE_CLIPS = 32  # at most this many of a speaker's own clips make their self-reference
 
 
+def spread(n: int, k: int) -> np.ndarray:
+    """Up to ``k`` of the indices 0..n-1, evenly spread from the first to the last."""
+    return np.unique(np.linspace(0, n - 1, min(n, k)).round().astype(int))
+
+
 def self_enrolment_plan(
     speakers: list[str], max_reference: int = SELF_REFERENCE_CLIPS
 ) -> dict[str, tuple[list[int], list[int]]]:
@@ -187,8 +192,7 @@ def self_enrolment_plan(
         )
     plan = {}
     for speaker, rows in rows_of.items():
-        picks = np.unique(np.linspace(0, len(rows) - 1, min(len(rows), max_reference)).round().astype(int))
-        plan[speaker] = ([rows[k] for k in picks], list(rows))
+        plan[speaker] = ([rows[k] for k in spread(len(rows), max_reference)], list(rows))
     return plan
 
 
@@ -229,6 +233,7 @@ __all__ = [
     "SELF_REFERENCE_CLIPS",
     "enrolment_plan",
     "self_enrolment_plan",
+    "spread",
     "predict_enrolled",
     "dataset_location",
     "labelled_rows",

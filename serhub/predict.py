@@ -163,12 +163,10 @@ def enroll(classifier, references: list[str]) -> None:
 def enroll_on_own_files(classifier, files: list[Path]) -> None:
     """Enrol the one speaker of ``files`` on their own audio: up to ``SELF_REFERENCE_CLIPS`` of them,
     evenly spread over the whole list (the same files on a resumed run); unreadable ones are skipped."""
-    from serhub.evaluate_data import SELF_REFERENCE_CLIPS
+    from serhub.evaluate_data import SELF_REFERENCE_CLIPS, spread
 
     check_can_enroll(classifier, "--enroll_self")
-    picks = np.unique(
-        np.linspace(0, len(files) - 1, min(len(files), SELF_REFERENCE_CLIPS)).round().astype(int)
-    )
+    picks = spread(len(files), SELF_REFERENCE_CLIPS)
     clips = [samples for samples, _ in (decode(files[k]) for k in picks) if samples is not None]
     if len(clips) < 2:
         raise ValueError(

@@ -125,7 +125,7 @@ def emotion_timeline(
 def _enroll_on_own_segments(classifier, audio_path, regions: list[tuple[int, int]]) -> None:
     """Enrol the file's speaker on its own speech: up to ``SELF_REFERENCE_CLIPS`` of its segments,
     evenly spread; a file with fewer than 2 segments is refused (a segment is no reference for itself)."""
-    from serhub.evaluate_data import SELF_REFERENCE_CLIPS
+    from serhub.evaluate_data import SELF_REFERENCE_CLIPS, spread
     from serhub.predict import enroll_clips
 
     if len(regions) < 2:
@@ -133,9 +133,7 @@ def _enroll_on_own_segments(classifier, audio_path, regions: list[tuple[int, int
             f"--enroll_self: {audio_path} has {len(regions)} speech segment(s); its own reference needs at least 2. "
             "Enrol the speaker on other recordings (--enroll REFERENCE) or leave --enroll_self out."
         )
-    picks = np.unique(
-        np.linspace(0, len(regions) - 1, min(len(regions), SELF_REFERENCE_CLIPS)).round().astype(int)
-    )
+    picks = spread(len(regions), SELF_REFERENCE_CLIPS)
     clips = [c for c in segment_audio(audio_path, [regions[k] for k in picks]) if len(c)]
     enroll_clips(classifier, clips)
 

@@ -499,3 +499,32 @@ def test_prosody_reference_rows_are_neutral_first_and_keep_a_short_voice():
     labels = ["sad", "neutral", "happy", "sad", "happy", "sad"]
     assert reference_rows(speakers, labels, "neutral", 2).tolist() == [True, True, False, True, True, True]
     assert reference_rows(speakers, labels, None, 1).tolist() == [True, False, False, True, True, False]
+
+
+def test_own_clips_reference_trains_what_self_enrolment_reads(tiny_encoder, tiny_dataset, tmp_path):
+    """--speaker_reference own_clips: each voice's reference is the mean over its own clips (spread like
+    --enroll_self's), so the recipe's test figure is what serhub evaluate --enroll_self gives the saved
+    model; an unknown reference is refused before the folder is claimed."""
+    from serhub.recipes.speaker_prosody import own_reference_rows
+
+    from serhub.evaluate import evaluate_model
+    from serhub.evaluate_data import self_enrolment_plan
+
+    speakers = ["a", "b", "a", "b", "a", "c", "c"]
+    rows = own_reference_rows(speakers)
+    plan = self_enrolment_plan(speakers)
+    assert sorted(np.flatnonzero(rows)) == sorted(i for reference, _ in plan.values() for i in reference)
+    out = tmp_path / "own"
+    ssl_classifier.main(
+        recipe_args(tiny_encoder, tiny_dataset, out, epochs=1)
+        + ["--speaker_prosody", "true", "--speaker_reference", "own_clips"]
+    )
+    test = json.loads((out / "eval_results.json").read_text())["test"]
+    results, _ = evaluate_model(str(out), tiny_dataset, "test", bootstrap=0, progress=False, enroll_self=True)
+    assert results["macro_f1"] == pytest.approx(test["macro_f1"], abs=0.02)  # float16 cache against float32
+    bad = tmp_path / "bad"
+    with pytest.raises(ValueError, match="--speaker_reference is one of enrolled, own_clips"):
+        ssl_classifier.main(
+            recipe_args(tiny_encoder, tiny_dataset, bad, epochs=1) + ["--speaker_reference", "x"]
+        )
+    assert not bad.exists()
