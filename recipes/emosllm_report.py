@@ -28,6 +28,7 @@ def finish(run: StagedRun, model, processor, results: dict, push_to_hub: bool) -
     best = max(modes, key=lambda m: results[m]["macro_f1"]) if modes else None
     if model.prosody is not None:  # serhub.heldout / evaluate enrol; the saved extractor measures prosody
         model.config.speaker_normalization = SPEAKER_PROSODY_NOTE
+        model.config.speaker_reference = run.data_args.speaker_reference  # as serhub.heldout reads it
         processor.feature_extractor = measuring_feature_extractor(processor.feature_extractor)
     finish_run(
         run.output_dir,

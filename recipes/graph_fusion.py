@@ -260,6 +260,7 @@ def main(argv=None):
             )  # fmt: skip
         )
         base.config.speaker_normalization = SPEAKER_PROSODY_NOTE  # serhub.heldout and evaluate enrol
+        base.config.speaker_reference = data_args.speaker_reference
         fe = measuring_feature_extractor(fe)  # the saved extractor measures each clip's numbers
     feature_seconds = time.time() - start
     base_state = standardized_base_state(base, caches["train"])
@@ -281,6 +282,7 @@ def main(argv=None):
     final_model.config.branches = available
     if args.speaker_prosody:
         final_model.config.speaker_normalization = SPEAKER_PROSODY_NOTE
+        final_model.config.speaker_reference = data_args.speaker_reference
     final_model.save_pretrained(out)
     fe.save_pretrained(out)
     write_table(rows, out)

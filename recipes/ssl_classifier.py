@@ -304,6 +304,8 @@ def main(argv=None):
     if model is None:
         model, feature_extractor = new_model(model_args, labels, counts, len(adversary_speakers or ()))
     note_model(model, model_args, labels, counts)
+    if model_args.speaker_prosody:  # the reference it learnt with: serhub.heldout reads it the same way
+        model.config.speaker_reference = data_args.speaker_reference
     speakers = clip_speakers(data.get(data_args.test_split), data_args.speaker_column)  # before caching
     data, collator, encode_seconds = encoded_inputs(
         model, feature_extractor, model_args, data_args, training_args, data, adversary_speakers

@@ -99,6 +99,7 @@ def train_and_evaluate(
     if model.prosody is not None:
         model.prosody.set_statistics(*prosody_statistics)
         model.config.speaker_normalization = SPEAKER_PROSODY_NOTE  # serhub.heldout / evaluate enrol
+        model.config.speaker_reference = data_args.speaker_reference  # as serhub.heldout reads it
     counts = class_counts(splits["train"], "labels", len(labels))
     classifier = model.as_classifier("label_logits")
     classifier.config.backbone_weights = "referenced"  # checkpoints hold the projector, not the backbones

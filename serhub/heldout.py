@@ -116,7 +116,7 @@ def evaluate_heldout(
     enrol it and are left out (``serhub.evaluate``); by default 2 for a speech classifier trained on
     speaker-normalised frames (``--speaker_norm``), which needs it, and none for any other model.
     ``enroll_self``: each voice enrolled on its own clips' audio instead (no label read, every clip
-    scored; ``serhub.evaluate``)."""
+    scored; ``serhub.evaluate``), the default for a model trained so (``--speaker_reference own_clips``)."""
     from serhub.evaluate import evaluate_model
     from serhub.evaluate_data import model_labels
     from serhub.loading import load_classifier
@@ -131,8 +131,9 @@ def evaluate_heldout(
         return {
             "skipped": f"the model cannot answer {missing}, which the held-out set's clips are labelled with"
         }
-    if enroll_self:
-        enroll_per_speaker = None
+    own_clips = getattr(classifier.model.config, "speaker_reference", None) == "own_clips"
+    if enroll_self or (enroll_per_speaker is None and own_clips):  # as the model was trained
+        enroll_self, enroll_per_speaker = True, None
     elif enroll_per_speaker is None and getattr(classifier.model.config, "speaker_normalization", None):
         enroll_per_speaker = DEFAULT_ENROLMENT
     scores = {

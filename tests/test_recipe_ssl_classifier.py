@@ -520,6 +520,7 @@ def test_own_clips_reference_trains_what_self_enrolment_reads(tiny_encoder, tiny
         + ["--speaker_prosody", "true", "--speaker_reference", "own_clips"]
     )
     test = json.loads((out / "eval_results.json").read_text())["test"]
+    assert json.loads((out / "config.json").read_text())["speaker_reference"] == "own_clips"
     results, _ = evaluate_model(str(out), tiny_dataset, "test", bootstrap=0, progress=False, enroll_self=True)
     assert results["macro_f1"] == pytest.approx(test["macro_f1"], abs=0.02)  # float16 cache against float32
     bad = tmp_path / "bad"
