@@ -110,6 +110,7 @@ def evaluate_model(
     classifier = classifier if classifier is not None else load_classifier(model)
     labels = scored_labels(model_labels(classifier), candidate_labels, set(references))
     enrolled = None
+    _check_reference_kind(classifier, model, enroll_per_speaker, enroll_self)
     if enroll_per_speaker or enroll_self:
         ds, references, raw_references, probs, enrolled = _enrolled_scores(
             classifier, ds, references, raw_references, labels, enroll_per_speaker or "self", enroll_label,
@@ -167,6 +168,22 @@ def _enrolled_scores(
         probs[kept],
         record,
     )
+
+
+def _check_reference_kind(classifier, model: str, enroll_per_speaker, enroll_self: bool) -> None:
+    """Warn when the speaker reference asked for is not the kind the model learnt with
+    (``config.speaker_reference``: "enrolled" clips, neutral first, or the speaker's "own_clips")."""
+    learnt = getattr(classifier.model.config, "speaker_reference", None)
+    asked = "own_clips" if enroll_self else "enrolled" if enroll_per_speaker else None
+    if learnt and asked and asked != learnt:
+        kinds = {"own_clips": "their own clips", "enrolled": "a few enrolled clips, neutral first"}
+        advice = "--enroll_self" if learnt == "own_clips" else "--enroll_per_speaker 2"
+        warnings.warn(
+            f"{model} learnt each speaker's reference from {kinds[learnt]}; read here against {kinds[asked]}, "
+            f"it scores below what it can. Use {advice} to read it as it was trained.",
+            UserWarning,
+            stacklevel=3,  # evaluate_model's caller
+        )
 
 
 def _in_label_set(ds, references, raw_references, label_set, dataset: str, split: str):

@@ -523,6 +523,8 @@ def test_own_clips_reference_trains_what_self_enrolment_reads(tiny_encoder, tiny
     assert json.loads((out / "config.json").read_text())["speaker_reference"] == "own_clips"
     results, _ = evaluate_model(str(out), tiny_dataset, "test", bootstrap=0, progress=False, enroll_self=True)
     assert results["macro_f1"] == pytest.approx(test["macro_f1"], abs=0.02)  # float16 cache against float32
+    with pytest.warns(UserWarning, match="Use --enroll_self to read it as it was trained"):
+        evaluate_model(str(out), tiny_dataset, "test", bootstrap=0, progress=False, enroll_per_speaker=1)
     bad = tmp_path / "bad"
     with pytest.raises(ValueError, match="--speaker_reference is one of enrolled, own_clips"):
         ssl_classifier.main(
