@@ -104,10 +104,10 @@ def speaker_prosody_caches(
     label_column: str,
     labels,
     speaker_column: str,
-    reference: str = "enrolled",
+    speaker_reference: str = "enrolled",
 ):
     """Every cached split with its clips' ``prosody_values`` and ``prosody_reference`` (each speaker's
-    first clips of the split, neutral first, or with ``reference`` "own_clips" the mean over their own
+    first clips of the split, neutral first, or with ``speaker_reference`` "own_clips" the mean over their own
     clips: ``recipes.speaker_prosody``); returns the training
     split's statistics for the model's prosody node."""
     from serhub.recipes.speaker_prosody import speaker_prosody_arrays
@@ -119,7 +119,7 @@ def speaker_prosody_caches(
         for name, split in splits.items()
     }
     measured, references, statistics = speaker_prosody_arrays(
-        sources, speaker_column, labels, "train", reference
+        sources, speaker_column, labels, "train", speaker_reference
     )
     for name in caches:
         caches[name]["prosody_values"] = torch.tensor(measured[name], dtype=torch.float32)

@@ -280,10 +280,7 @@ def heldout_scores(output_dir: str, data_args) -> dict | None:
 
     logger.info("scoring the saved model on voices and sentences no split holds (serhub.heldout)")
     start = time.time()
-    own_clips = getattr(data_args, "speaker_reference", "enrolled") == "own_clips"  # read as it was trained
-    scores = evaluate_heldout(
-        output_dir, data_args.heldout_clips_per_voice, seed=data_args.heldout_seed, enroll_self=own_clips
-    )
+    scores = evaluate_heldout(output_dir, data_args.heldout_clips_per_voice, seed=data_args.heldout_seed)
     if "skipped" in scores:
         logger.warning("held-out voices not scored: %s", scores["skipped"])
         return scores

@@ -132,14 +132,14 @@ def speaker_prosody_columns(
     speaker_column: str,
     labels: list[str],
     train_split: str,
-    reference: str = "enrolled",
+    speaker_reference: str = "enrolled",
 ) -> tuple[dict, tuple]:
     """Every cached split with "prosody_values" (each clip's ten measured numbers) and
     "prosody_reference" (its speaker's reference: ``speaker_prosody_arrays``). A cached split k times
     as long as its source (the clean clips and k - 1 augmented copies, in order) repeats the clean
     clips' numbers. Returns the splits and the training split's statistics."""
     measured, references, statistics = speaker_prosody_arrays(
-        {split: sources[split] for split in cached}, speaker_column, labels, train_split, reference
+        {split: sources[split] for split in cached}, speaker_column, labels, train_split, speaker_reference
     )
     out = {}
     for split, ds in cached.items():
